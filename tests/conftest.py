@@ -1,1 +1,126 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the whole suite: databases (SQLite and PostgreSQL), a node, clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PG_ADMIN_DSN = os.environ.get("CLOUDCC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REQUIRE_PG = os.environ.get("CLOUDCC_REQUIRE_POSTGRES") == "1"
+
+
+def _pg_reachable() -> bool:
+    import asyncpg
+
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+        except (TimeoutError, OSError, asyncpg.PostgresError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+_PG: bool | None = None
+
+
+def pg_available() -> bool:
+    global _PG
+    if _PG is None:
+        _PG = _pg_reachable()
+        if not _PG and REQUIRE_PG:
+            raise RuntimeError(
+                f"PostgreSQL is required (CLOUDCC_REQUIRE_POSTGRES=1) at {PG_ADMIN_DSN}"
+            )
+    return _PG
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session; its async URL."""
+    if not pg_available():
+        pytest.skip("PostgreSQL is not reachable (set CLOUDCC_REQUIRE_POSTGRES=1 to fail instead)")
+    import asyncpg
+
+    name = f"cloudcc_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each store test runs on SQLite and on PostgreSQL (a fresh schema per test)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'cloudcc.db'}"
+        return
+    base = request.getfixturevalue("pg_database")
+    import asyncpg
+
+    schema_db = f"t{uuid.uuid4().hex[:12]}"
+    admin_base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(f"{admin_base}/postgres")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{schema_db}"'))
+    try:
+        yield base.rsplit("/", 1)[0] + f"/{schema_db}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{schema_db}" WITH (FORCE)'))
+
+
+def make_settings(tmp_path: Path, database_url: str | None = None, **extra: Any) -> Any:
+    from cloudcc.config import Settings
+
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        secret_key="test-secret-key",
+        **extra,
+    )
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[Any]:
+    """A prepared node (migrated, demo tenant seeded) on SQLite; no listeners."""
+    from cloudcc.app import Node
+
+    n = Node(make_settings(tmp_path))
+    await n.prepare()
+    try:
+        yield n
+    finally:
+        await n.close()
+
+
+@pytest.fixture
+async def client(node: Any) -> AsyncIterator[Any]:
+    import httpx
+
+    transport = httpx.ASGITransport(app=node.app, client=("203.0.113.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://cc.test") as c:
+        yield c

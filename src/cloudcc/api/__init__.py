@@ -1,0 +1,1 @@
+"""The HTTP and WebSocket surface (FastAPI): validates, authorises, calls services."""

@@ -1,0 +1,43 @@
+"""The ASGI application: routers, error translation and the guards in front of them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from cloudcc import __version__
+from cloudcc.api import problems
+from cloudcc.api.admin import router as admin_router
+from cloudcc.api.context import ApiContext
+from cloudcc.api.middleware import BodySizeLimit, InFlightLimit
+
+
+def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> FastAPI:
+    app = FastAPI(
+        title="cloudcc",
+        version=__version__,
+        summary="Open-source cloud contact center: admin, call control and events API",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    problems.install(app)
+    app.include_router(admin_router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        ok = ready()
+        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+    limits = ctx.settings.limits
+    app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(InFlightLimit, limit=limits.max_in_flight)
+    return app

@@ -1,0 +1,96 @@
+"""Routes for a ``Resource``: list (paged, filtered), create, read, update, delete."""
+
+# No "from __future__ import annotations": FastAPI must see the closure types at definition.
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response, status
+from pydantic import BaseModel
+
+from cloudcc.api.context import ApiContext
+from cloudcc.api.schemas import Id, PageOut, Paging, Problem
+from cloudcc.api.security import Authenticated, Ctx
+from cloudcc.tenancy.crud import Resource
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "description": desc}
+    for code, desc in {
+        401: "not authenticated",
+        403: "not permitted",
+        404: "not found in your tenant",
+        409: "conflicts with existing data",
+        413: "body too large",
+        422: "invalid input",
+        429: "rate limited",
+    }.items()
+}
+
+IdPath = Annotated[Id, Path(description="the object's id")]
+
+
+def crud_router(
+    path: str,
+    name: str,
+    resource: Callable[[ApiContext], Resource],
+    create: type[BaseModel],
+    update: type[BaseModel],
+    out: type[BaseModel],
+    filters: type[Paging],
+    tag: str,
+    created_out: type[BaseModel] | None = None,
+) -> APIRouter:
+    router = APIRouter(prefix=path, tags=[tag], responses=ERRORS)
+    page = PageOut[out]  # type: ignore[valid-type]
+
+    @router.get("", response_model=page, operation_id=f"list_{name}s", summary=f"List {tag}")
+    async def list_items(
+        actor: Authenticated,
+        ctx: Ctx,
+        query: Annotated[filters, Query()],  # type: ignore[valid-type]
+    ) -> Any:
+        paging: Paging = query
+        params = paging.model_dump(exclude={"limit", "offset", "q"}, exclude_none=True)
+        result = await resource(ctx).list(
+            actor, filters=params, q=paging.q, limit=paging.limit, offset=paging.offset
+        )
+        return result.__dict__
+
+    @router.post(
+        "",
+        response_model=created_out or out,
+        status_code=status.HTTP_201_CREATED,
+        operation_id=f"create_{name}",
+        summary=f"Create a {name}",
+    )
+    async def create_item(actor: Authenticated, ctx: Ctx, body: create) -> Any:  # type: ignore[valid-type]
+        data = _dump(body)
+        return await resource(ctx).create(actor, data)
+
+    @router.get("/{id}", response_model=out, operation_id=f"get_{name}", summary=f"Read a {name}")
+    async def get_item(actor: Authenticated, ctx: Ctx, id: IdPath) -> Any:
+        return await resource(ctx).get(actor, id)
+
+    @router.patch(
+        "/{id}", response_model=out, operation_id=f"update_{name}", summary=f"Change a {name}"
+    )
+    async def update_item(actor: Authenticated, ctx: Ctx, id: IdPath, body: update) -> Any:  # type: ignore[valid-type]
+        data = _dump(body)
+        return await resource(ctx).update(actor, id, data)
+
+    @router.delete(
+        "/{id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        operation_id=f"delete_{name}",
+        summary=f"Delete a {name}",
+    )
+    async def delete_item(actor: Authenticated, ctx: Ctx, id: IdPath) -> Response:
+        await resource(ctx).delete(actor, id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    return router
+
+
+def _dump(body: BaseModel) -> dict[str, Any]:
+    """What the caller sent, JSON-ready (dates as ISO text) for the store's JSON columns."""
+    return body.model_dump(mode="json", exclude_unset=True)

@@ -1,0 +1,113 @@
+"""Errors become RFC 9457 problem responses here, and only here."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from cloudcc.errors import (
+    AuthenticationError,
+    Conflict,
+    Invalid,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    RateLimited,
+    ServiceError,
+)
+
+log = logging.getLogger("cloudcc.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+_STATUS: dict[type[ServiceError], tuple[int, str]] = {
+    NotFound: (404, "Not Found"),
+    Conflict: (409, "Conflict"),
+    Invalid: (422, "Unprocessable Content"),
+    AuthenticationError: (401, "Unauthorized"),
+    PermissionDenied: (403, "Forbidden"),
+    QuotaExceeded: (403, "Quota Exceeded"),
+    RateLimited: (429, "Too Many Requests"),
+}
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    type_: str = "about:blank",
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    status, title = next(
+        (v for k, v in _STATUS.items() if isinstance(exc, k)), (400, "Bad Request")
+    )
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    elif isinstance(exc, AuthenticationError):
+        headers = {"WWW-Authenticate": 'Bearer realm="cloudcc"'}
+    return problem(status, title, exc.detail, exc.errors, headers, f"urn:cloudcc:{exc.code}")
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "location": ".".join(str(p) for p in err.get("loc", ())),
+            "message": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        for err in exc.errors()
+    ]
+    first = errors[0] if errors else {"location": "", "message": "invalid request"}
+    return problem(
+        422,
+        "Unprocessable Content",
+        f"{first['location']}: {first['message']}",
+        errors,
+        type_="urn:cloudcc:validation",
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers) if exc.headers else None
+    return problem(exc.status_code, _title(exc.status_code), str(exc.detail), headers=headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "Internal Server Error", "an unexpected error was logged")
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

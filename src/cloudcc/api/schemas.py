@@ -1,0 +1,572 @@
+"""Wire shapes of the admin API (pydantic v2). Unknown fields are refused everywhere."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+SipPassword = Annotated[str, StringConstraints(min_length=6, max_length=128)]
+Extension = Annotated[str, StringConstraints(pattern=r"^[0-9]{2,16}$")]
+SkillName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Level = Annotated[int, Field(ge=1, le=10)]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,253}$", max_length=254)]
+Description = Annotated[str, StringConstraints(max_length=500)]
+Status = Literal["active", "disabled"]
+Id = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+PhoneNumberText = Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{2,20}$")]
+Hostname = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+]
+
+T = TypeVar("T")
+
+
+class PageOut(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class Paging(Strict):
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0, le=1_000_000)
+    q: str | None = Field(None, max_length=100, description="text search")
+
+
+# --- auth ---------------------------------------------------------------------------------
+
+
+class LoginIn(Strict):
+    tenant: Annotated[str, StringConstraints(min_length=1, max_length=63)]
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+    tenant_id: str
+    user_id: str
+    agent_id: str | None
+    role: str
+    permissions: list[str]
+
+
+class MeOut(BaseModel):
+    tenant_id: str
+    kind: str
+    id: str | None
+    name: str
+    role: str
+    agent_id: str | None
+    permissions: list[str]
+
+
+# --- tenants ------------------------------------------------------------------------------
+
+
+class TenantCreate(Strict):
+    slug: Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
+    name: Name
+    admin_username: Username = "admin"
+    admin_password: Password
+    timezone: str = Field("UTC", max_length=64)
+    sip_domain: Hostname | None = None
+    max_seats: int = Field(50, ge=1, le=100_000)
+    max_concurrent_calls: int = Field(100, ge=1, le=1_000_000)
+
+
+class TenantUpdate(Strict):
+    name: Name | None = None
+    timezone: str | None = Field(None, max_length=64)
+    recording_retention_days: int | None = Field(None, ge=1, le=3650)
+    status: Status | None = None
+    max_seats: int | None = Field(None, ge=1, le=100_000)
+    max_concurrent_calls: int | None = Field(None, ge=1, le=1_000_000)
+    rate_limit_rps: float | None = Field(None, gt=0, le=100_000)
+
+
+class TenantOut(Out):
+    id: str
+    slug: str
+    name: str
+    sip_domain: str
+    timezone: str
+    status: str
+    max_seats: int
+    max_concurrent_calls: int
+    rate_limit_rps: float | None
+    recording_retention_days: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookSecretOut(BaseModel):
+    webhook_secret: str
+
+
+# --- users, roles, API keys ---------------------------------------------------------------
+
+
+class UserCreate(Strict):
+    username: Username
+    password: Password
+    display_name: Annotated[str, StringConstraints(max_length=200)] = ""
+    email: Email | None = None
+    role: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "agent"
+    status: Status = "active"
+
+
+class UserUpdate(Strict):
+    username: Username | None = None
+    password: Password | None = None
+    display_name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    email: Email | None = None
+    role: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    status: Status | None = None
+
+
+class UserOut(Out):
+    id: str
+    username: str
+    display_name: str
+    email: str | None
+    role: str
+    role_id: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserFilter(Paging):
+    status: Status | None = None
+    username: Username | None = None
+
+
+class RoleCreate(Strict):
+    name: Slug
+    description: Description = ""
+    permissions: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list, max_length=100
+    )
+
+
+class RoleUpdate(Strict):
+    name: Slug | None = None
+    description: Description | None = None
+    permissions: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(
+        None, max_length=100
+    )
+
+
+class RoleOut(Out):
+    id: str
+    name: str
+    description: str
+    permissions: list[str]
+    builtin: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class RoleFilter(Paging):
+    name: Slug | None = None
+    builtin: bool | None = None
+
+
+class ApiKeyCreate(Strict):
+    name: Name
+    role: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "admin"
+    rate_limit_rps: float | None = Field(None, gt=0, le=100_000)
+    expires_at: AwareDatetime | None = None
+
+
+class ApiKeyUpdate(Strict):
+    name: Name | None = None
+    role: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    status: Status | None = None
+    rate_limit_rps: float | None = Field(None, gt=0, le=100_000)
+    expires_at: AwareDatetime | None = None
+
+
+class ApiKeyOut(Out):
+    id: str
+    name: str
+    access_key: str
+    role: str
+    role_id: str
+    status: str
+    rate_limit_rps: float | None
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ApiKeyCreated(ApiKeyOut):
+    secret: str = Field(description="shown once; sign requests with it")
+
+
+class ApiKeyFilter(Paging):
+    status: Status | None = None
+
+
+# --- agents -------------------------------------------------------------------------------
+
+Skills = Annotated[dict[SkillName, Level], Field(max_length=50)]
+
+
+class AgentCreate(Strict):
+    name: Name
+    extension: Extension
+    sip_password: SipPassword
+    skills: Skills = Field(default_factory=dict)
+    max_chats: int = Field(3, ge=0, le=50)
+    role: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "agent"
+    username: Username | None = None
+    password: Password | None = Field(None, description="web login; the SIP password if unset")
+    email: Email | None = None
+    status: Status = "active"
+
+
+class AgentUpdate(Strict):
+    name: Name | None = None
+    extension: Extension | None = None
+    sip_password: SipPassword | None = None
+    skills: Skills | None = None
+    max_chats: int | None = Field(None, ge=0, le=50)
+    role: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    username: Username | None = None
+    password: Password | None = None
+    email: Email | None = None
+    status: Status | None = None
+
+
+class AgentOut(Out):
+    id: str
+    user_id: str
+    username: str
+    name: str
+    extension: str
+    role: str
+    skills: dict[str, int]
+    max_chats: int
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class AgentFilter(Paging):
+    extension: Extension | None = None
+    status: Status | None = None
+    name: Name | None = None
+
+
+# --- queues -------------------------------------------------------------------------------
+
+Strategy = Literal[
+    "longest_idle", "most_skilled", "least_occupied", "round_robin", "ring_all", "preferred_agent"
+]
+
+
+class OverflowAction(Strict):
+    action: Literal["queue", "flow", "voicemail", "callback", "disconnect"]
+    target: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    message: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+    @model_validator(mode="after")
+    def _target(self) -> OverflowAction:
+        if self.action in ("queue", "flow") and not self.target:
+            raise ValueError(f"action {self.action} needs a target")
+        return self
+
+
+class Relaxation(Strict):
+    after_seconds: int = Field(ge=1, le=86_400)
+    min_level_drop: int = Field(1, ge=0, le=9, description="lower every minimum level by this")
+    drop_skills: list[SkillName] = Field(default_factory=list, max_length=50)
+
+
+class Overflow(Strict):
+    no_agents: OverflowAction | None = None
+    queue_full: OverflowAction | None = None
+    wait_timeout: OverflowAction | None = None
+    relax: list[Relaxation] = Field(default_factory=list, max_length=10)
+
+
+class QueueCreate(Strict):
+    name: Slug
+    description: Description = ""
+    required_skills: Skills = Field(default_factory=dict)
+    strategy: Strategy = "longest_idle"
+    ring_timeout_seconds: int = Field(20, ge=5, le=300)
+    wrapup_seconds: int = Field(30, ge=0, le=3600)
+    max_wait_seconds: int = Field(600, ge=10, le=86_400)
+    capacity: int = Field(100, ge=1, le=100_000)
+    service_level_seconds: int = Field(20, ge=1, le=3600)
+    priority: int = Field(5, ge=1, le=10)
+    overflow: Overflow = Field(default_factory=Overflow)
+    music_on_hold: Annotated[str, StringConstraints(max_length=200)] = "default"
+    announce_position: bool = True
+    announce_interval_seconds: int = Field(30, ge=10, le=3600)
+
+
+class QueueUpdate(Strict):
+    name: Slug | None = None
+    description: Description | None = None
+    required_skills: Skills | None = None
+    strategy: Strategy | None = None
+    ring_timeout_seconds: int | None = Field(None, ge=5, le=300)
+    wrapup_seconds: int | None = Field(None, ge=0, le=3600)
+    max_wait_seconds: int | None = Field(None, ge=10, le=86_400)
+    capacity: int | None = Field(None, ge=1, le=100_000)
+    service_level_seconds: int | None = Field(None, ge=1, le=3600)
+    priority: int | None = Field(None, ge=1, le=10)
+    overflow: Overflow | None = None
+    music_on_hold: Annotated[str, StringConstraints(max_length=200)] | None = None
+    announce_position: bool | None = None
+    announce_interval_seconds: int | None = Field(None, ge=10, le=3600)
+
+
+class QueueOut(Out):
+    id: str
+    name: str
+    description: str
+    required_skills: dict[str, int]
+    strategy: str
+    ring_timeout_seconds: int
+    wrapup_seconds: int
+    max_wait_seconds: int
+    capacity: int
+    service_level_seconds: int
+    priority: int
+    overflow: dict[str, Any]
+    music_on_hold: str
+    announce_position: bool
+    announce_interval_seconds: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class QueueFilter(Paging):
+    name: Slug | None = None
+    strategy: Strategy | None = None
+
+
+# --- business hours -----------------------------------------------------------------------
+
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
+
+
+def _check_ranges(ranges: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    for start, end in ranges:
+        if not _HHMM.match(start) or not _HHMM.match(end):
+            raise ValueError("times are HH:MM (00:00 to 24:00)")
+        if start >= end:
+            raise ValueError(f"range {start}-{end} ends before it starts")
+    return ranges
+
+
+Ranges = Annotated[list[tuple[str, str]], AfterValidator(_check_ranges), Field(max_length=24)]
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Holiday(Strict):
+    date: date
+    name: Annotated[str, StringConstraints(max_length=200)] = ""
+    open: Ranges = Field(default_factory=list, description="opening ranges that day; [] = closed")
+
+
+class HoursCreate(Strict):
+    name: Slug
+    timezone: str = Field("UTC", max_length=64)
+    weekly: dict[Day, Ranges] = Field(default_factory=dict)
+    holidays: list[Holiday] = Field(default_factory=list, max_length=1000)
+
+
+class HoursUpdate(Strict):
+    name: Slug | None = None
+    timezone: str | None = Field(None, max_length=64)
+    weekly: dict[Day, Ranges] | None = None
+    holidays: list[Holiday] | None = Field(None, max_length=1000)
+
+
+class HoursOut(Out):
+    id: str
+    name: str
+    timezone: str
+    weekly: dict[str, list[list[str]]]
+    holidays: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime
+
+
+class HoursFilter(Paging):
+    name: Slug | None = None
+
+
+# --- trunks and numbers -------------------------------------------------------------------
+
+
+def _check_networks(values: list[str]) -> list[str]:
+    for value in values:
+        ipaddress.ip_network(value, strict=False)
+    return values
+
+
+class TrunkCreate(Strict):
+    name: Slug
+    host: Hostname
+    port: int = Field(5060, ge=1, le=65535)
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+    username: Annotated[str, StringConstraints(max_length=128)] | None = None
+    password: Annotated[str, StringConstraints(max_length=128)] | None = None
+    allowed_ips: Annotated[list[str], AfterValidator(_check_networks), Field(max_length=100)] = (
+        Field(default_factory=list)
+    )
+    registration: bool = Field(False, description="register to the trunk (outbound)")
+    max_channels: int = Field(30, ge=1, le=100_000)
+    caller_id: PhoneNumberText | None = None
+
+
+class TrunkUpdate(Strict):
+    name: Slug | None = None
+    host: Hostname | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    transport: Literal["udp", "tcp", "tls"] | None = None
+    username: Annotated[str, StringConstraints(max_length=128)] | None = None
+    password: Annotated[str, StringConstraints(max_length=128)] | None = None
+    allowed_ips: (
+        Annotated[list[str], AfterValidator(_check_networks), Field(max_length=100)] | None
+    ) = None
+    registration: bool | None = None
+    max_channels: int | None = Field(None, ge=1, le=100_000)
+    caller_id: PhoneNumberText | None = None
+
+
+class TrunkOut(Out):
+    id: str
+    name: str
+    host: str
+    port: int
+    transport: str
+    username: str | None
+    has_password: bool
+    allowed_ips: list[str]
+    registration: bool
+    max_channels: int
+    caller_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TrunkFilter(Paging):
+    name: Slug | None = None
+    host: Hostname | None = None
+
+
+class NumberCreate(Strict):
+    number: PhoneNumberText
+    name: Annotated[str, StringConstraints(max_length=200)] = ""
+    trunk_id: Id | None = None
+    target_type: Literal["flow", "queue", "agent"] = "queue"
+    target: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    business_hours_id: Id | None = None
+
+
+class NumberUpdate(Strict):
+    number: PhoneNumberText | None = None
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    trunk_id: Id | None = None
+    target_type: Literal["flow", "queue", "agent"] | None = None
+    target: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    business_hours_id: Id | None = None
+
+
+class NumberOut(Out):
+    id: str
+    number: str
+    name: str
+    trunk_id: str | None
+    target_type: str
+    target: str | None
+    business_hours_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class NumberFilter(Paging):
+    number: PhoneNumberText | None = None
+    target_type: Literal["flow", "queue", "agent"] | None = None
+    trunk_id: Id | None = None
+
+
+# --- audit --------------------------------------------------------------------------------
+
+
+class AuditFilter(Paging):
+    resource_type: Annotated[str, StringConstraints(max_length=32)] | None = None
+    resource_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    actor_id: Annotated[str, StringConstraints(max_length=32)] | None = None
+    action: Annotated[str, StringConstraints(max_length=32)] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @field_validator("q")
+    @classmethod
+    def _no_text_search(cls, v: str | None) -> str | None:
+        if v is not None:
+            raise ValueError("the audit log is filtered by fields, not searched")
+        return v
+
+
+class AuditOut(Out):
+    id: str
+    at: datetime
+    actor_type: str
+    actor_id: str | None
+    actor_name: str
+    action: str
+    resource_type: str
+    resource_id: str | None
+    changes: dict[str, Any]
+    ip: str | None
+    user_agent: str | None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[dict[str, Any]] = Field(default_factory=list)

@@ -1,0 +1,66 @@
+"""Who is calling: a bearer token (web) or an HMAC-signed API key (PaaS), then flow control."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from cloudcc.api.context import ApiContext
+from cloudcc.errors import AuthenticationError, RateLimited
+from cloudcc.tenancy.credentials import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from cloudcc.tenancy.model import Actor, PrincipalKind
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ApiContext, Depends(context)]
+
+
+async def authenticate(request: Request) -> Actor:
+    ctx: ApiContext = request.app.state.ctx
+    headers = request.headers
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthenticationError("use 'Authorization: Bearer <token>'")
+        principal = await ctx.auth.from_token(token.strip())
+    elif KEY_HEADER in headers:
+        timestamp = headers.get(TIMESTAMP_HEADER)
+        signature = headers.get(SIGNATURE_HEADER)
+        if not timestamp or not signature:
+            raise AuthenticationError(
+                f"signed requests need {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers"
+            )
+        path = request.url.path
+        if request.url.query:
+            path += "?" + request.url.query
+        principal = await ctx.auth.from_signature(
+            headers[KEY_HEADER], timestamp, signature, request.method, path, await request.body()
+        )
+    else:
+        raise AuthenticationError("authentication required: a bearer token or a signed API key")
+
+    now = time.monotonic()
+    limits = ctx.settings.limits
+    wait = ctx.tenant_limiter.check(
+        principal.tenant_id, now, principal.tenant_rps or limits.tenant_rps
+    )
+    if wait:
+        raise RateLimited("the tenant's request rate limit is reached", wait)
+    if principal.kind is PrincipalKind.API_KEY and principal.id:
+        wait = ctx.key_limiter.check(
+            principal.id, now, principal.rate_limit_rps or limits.api_key_rps
+        )
+        if wait:
+            raise RateLimited("this API key's request rate limit is reached", wait)
+    client = request.client
+    return Actor(principal, client.host if client else None, headers.get("user-agent"))
+
+
+Authenticated = Annotated[Actor, Depends(authenticate)]

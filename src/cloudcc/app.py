@@ -1,0 +1,158 @@
+"""Composition: build a node's components from its settings and run them in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from cloudcc.api.app import create_app
+from cloudcc.api.context import ApiContext
+from cloudcc.bus import LocalBus
+from cloudcc.config import Settings
+from cloudcc.directory.resources import (
+    AgentResource,
+    BusinessHoursResource,
+    NumberResource,
+    QueueResource,
+    TrunkResource,
+)
+from cloudcc.store.db import Database
+from cloudcc.tenancy.audit import AuditLog
+from cloudcc.tenancy.auth import AuthService
+from cloudcc.tenancy.credentials import SecretBox, TokenSigner
+from cloudcc.tenancy.iam import ApiKeyResource, RoleResource, UserResource
+from cloudcc.tenancy.ratelimit import RateLimiter
+from cloudcc.tenancy.tenants import TenantService
+
+log = logging.getLogger("cloudcc")
+
+_IAM_EVENTS = ("user.", "role.", "api_key.", "agent.", "tenant.")
+
+
+def node_key(settings: Settings) -> bytes:
+    """The node's secret: from settings, or generated once and kept in the data dir."""
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    path = settings.data_dir / "secret.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
+
+
+def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext:
+    key = node_key(settings)
+    box = SecretBox(key)
+    limits = settings.limits
+    return ApiContext(
+        settings=settings,
+        db=db,
+        bus=bus,
+        auth=AuthService(
+            db, TokenSigner(key, settings.token_ttl_seconds), box, settings.signature_window_seconds
+        ),
+        tenants=TenantService(db, bus),
+        audit=AuditLog(db),
+        agents=AgentResource(db, bus),
+        queues=QueueResource(db, bus),
+        numbers=NumberResource(db, bus),
+        trunks=TrunkResource(db, bus, box),
+        hours=BusinessHoursResource(db, bus),
+        users=UserResource(db, bus),
+        roles=RoleResource(db, bus),
+        api_keys=ApiKeyResource(db, bus, box),
+        tenant_limiter=RateLimiter(limits.tenant_rps, limits.tenant_burst),
+        key_limiter=RateLimiter(limits.api_key_rps, limits.api_key_burst),
+    )
+
+
+class Node:
+    """One cloudcc process: store, bus, services, API; SIP and media where configured."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.resolved_database_url)
+        self.bus = LocalBus()
+        self.ctx = build_context(settings, self.db, self.bus)
+        self.app = create_app(self.ctx, ready=lambda: self.ready)
+        self.ready = False
+        self.demo: dict[str, Any] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._server: uvicorn.Server | None = None
+        # A change to users, roles or keys takes effect on this node at once.
+        self.bus.on(lambda e: e.type.startswith(_IAM_EVENTS), lambda e: self.ctx.auth.forget())
+
+    async def prepare(self) -> None:
+        """Create the data dir, migrate the schema, seed the demo tenant on first start."""
+        for path in (self.settings.data_dir, self.settings.recordings_dir, self.settings.logs_dir):
+            Path(path).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start
+        await self.db.migrate()
+        if self.settings.demo:
+            from cloudcc.demo import ensure_demo
+
+            self.demo = await ensure_demo(self.ctx, self.settings)
+
+    async def serve(self, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` is set (or SIGINT/SIGTERM), then shut down cleanly."""
+        await self.prepare()
+        config = uvicorn.Config(
+            self.app,
+            host=self.settings.host,
+            port=self.settings.http_port,
+            log_level=self.settings.log_level,
+            access_log=False,
+            lifespan="off",
+        )
+        self._server = uvicorn.Server(config)
+        # The node owns SIGINT/SIGTERM (it stops SIP and media too), not uvicorn.
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        server_task = asyncio.create_task(self._server.serve())
+        while not self._server.started and not server_task.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        if server_task.done():
+            await server_task  # re-raise why it could not start (port taken, ...)
+            raise RuntimeError("the HTTP server stopped at start")
+        self.ready = True
+        self.announce()
+        await stop.wait()
+        log.info("stopping")
+        self.ready = False
+        self._server.should_exit = True
+        await server_task
+        await self.close()
+
+    def announce(self) -> None:
+        base = f"http://{self.settings.host}:{self.settings.http_port}"
+        print(f"cloudcc is ready: {base}  (API docs: {base}/api/docs)", flush=True)
+        if self.demo:
+            d = self.demo
+            print(
+                f"demo tenant '{d['tenant']}': admin {d['admin']['username']} / "
+                f"{d['admin']['password']}; agents "
+                + ", ".join(f"{a['extension']}/{a['sip_password']}" for a in d["agents"])
+                + f"; call number {d['number']}",
+                flush=True,
+            )
+            print(f"credentials written to {d['file']}", flush=True)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.db.close()

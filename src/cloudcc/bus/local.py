@@ -1,0 +1,118 @@
+"""The in-process event bus: every state change is published here, scoped by tenant.
+
+Each tenant has its own monotonically increasing sequence; a bounded history per tenant lets a
+consumer (the WebSocket event stream) resume from the last sequence it saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    tenant_id: str
+    type: str  # "agent.state_changed", "contact.queued", "queue.updated", ...
+    data: dict[str, Any]
+    seq: int = 0
+    at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "type": self.type, "at": self.at, "data": self.data}
+
+
+Filter = Callable[[Event], bool]
+
+
+class Subscription:
+    """A consumer's queue; slow consumers are cut off rather than stalling the publisher."""
+
+    def __init__(self, bus: LocalBus, tenant_id: str | None, accept: Filter | None, maxsize: int):
+        self._bus = bus
+        self.tenant_id = tenant_id
+        self.accept = accept
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
+        self.overflowed = False
+
+    def offer(self, event: Event) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self._bus.unsubscribe(self)
+
+    async def get(self) -> Event | None:
+        """The next event, or None once the subscription was cut off or closed."""
+        if self.overflowed and self.queue.empty():
+            return None
+        return await self.queue.get()
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+        try:
+            self.queue.put_nowait(None)
+        except asyncio.QueueFull:
+            pass
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        while (event := await self.get()) is not None:
+            yield event
+
+
+class LocalBus:
+    def __init__(self, history: int = 10_000) -> None:
+        self._history_size = history
+        self._history: dict[str, deque[Event]] = {}
+        self._seq: dict[str, int] = {}
+        self._subs: set[Subscription] = set()
+        self._hooks: list[tuple[Filter, Callable[[Event], None]]] = []
+
+    def publish(self, tenant_id: str, type: str, data: dict[str, Any]) -> Event:
+        seq = self._seq.get(tenant_id, 0) + 1
+        self._seq[tenant_id] = seq
+        event = Event(tenant_id, type, data, seq)
+        hist = self._history.get(tenant_id)
+        if hist is None:
+            hist = self._history[tenant_id] = deque(maxlen=self._history_size)
+        hist.append(event)
+        for accept, hook in self._hooks:
+            if accept(event):
+                hook(event)
+        for sub in list(self._subs):
+            if sub.tenant_id is not None and sub.tenant_id != tenant_id:
+                continue
+            if sub.accept is None or sub.accept(event):
+                sub.offer(event)
+        return event
+
+    def subscribe(
+        self, tenant_id: str | None, accept: Filter | None = None, maxsize: int = 10_000
+    ) -> Subscription:
+        """Events of one tenant (None: every tenant, for internal consumers only)."""
+        sub = Subscription(self, tenant_id, accept, maxsize)
+        self._subs.add(sub)
+        return sub
+
+    def on(self, accept: Filter, hook: Callable[[Event], None]) -> None:
+        """Call ``hook`` synchronously inside ``publish`` (cache invalidation; keep it tiny)."""
+        self._hooks.append((accept, hook))
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subs.discard(sub)
+
+    def since(self, tenant_id: str, seq: int) -> tuple[list[Event], bool]:
+        """Events after ``seq`` kept in history, and whether nothing was lost in between."""
+        hist = self._history.get(tenant_id, deque())
+        events = [e for e in hist if e.seq > seq]
+        complete = not hist or hist[0].seq <= seq + 1 or seq >= self._seq.get(tenant_id, 0)
+        return events, complete
+
+    def last_seq(self, tenant_id: str) -> int:
+        return self._seq.get(tenant_id, 0)

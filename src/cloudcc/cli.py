@@ -1,0 +1,64 @@
+"""The ``cloudcc`` command: ``cloudcc serve`` starts a node."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from cloudcc.config import load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cloudcc", description="cloudcc contact center")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="start a node")
+    serve.add_argument("--config", help="TOML config file (also CLOUDCC_CONFIG)")
+    serve.add_argument("--data-dir", type=Path, help="default ./cloudcc-data")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--http-port", type=int, help="default 8080")
+    serve.add_argument("--sip-port", type=int, help="default 5060 (UDP and TCP)")
+    serve.add_argument("--database-url", help="e.g. postgresql+asyncpg://user@host/db")
+    serve.add_argument("--no-demo", action="store_true", help="do not create the demo tenant")
+    args = parser.parse_args(argv)
+
+    overrides: dict[str, object] = {
+        "data_dir": args.data_dir,
+        "host": args.host,
+        "http_port": args.http_port,
+        "database_url": args.database_url,
+    }
+    if args.no_demo:
+        overrides["demo"] = False
+    settings = load_settings(args.config, overrides=overrides)
+    if args.sip_port is not None:
+        settings.sip.port = args.sip_port
+    if args.host is not None:
+        settings.sip.host = settings.media.host = args.host
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from cloudcc.app import Node
+
+    node = Node(settings)
+    try:
+        import uvloop
+
+        uvloop.run(node.serve())
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        asyncio.run(node.serve())
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"cloudcc: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

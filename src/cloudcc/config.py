@@ -1,0 +1,123 @@
+"""Node configuration: defaults, an optional TOML file, then CLOUDCC_* environment variables.
+
+Precedence (lowest to highest): built-in defaults < config file < environment < command-line
+flags. Nested keys use a double underscore in the environment, e.g.
+``CLOUDCC_LIMITS__TENANT_RPS=200``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LimitsSettings(_Section):
+    """Flow control for the HTTP API (token buckets and a global in-flight cap)."""
+
+    tenant_rps: float = 500.0
+    tenant_burst: int = 1000
+    api_key_rps: float = 100.0
+    api_key_burst: int = 200
+    max_in_flight: int = 512
+    max_body_bytes: int = 1_048_576
+
+
+class SipSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 5060
+    tls_port: int | None = None
+    ws_port: int | None = None
+    max_calls: int = 1000
+    max_cps: float = 200.0
+
+
+class MediaSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port_min: int = 20000
+    port_max: int = 29999
+
+
+class Settings(_Section):
+    data_dir: Path = Path("./cloudcc-data")
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/cloudcc.db",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs access tokens; generated and kept in <data_dir>/secret.key if unset",
+    )
+    token_ttl_seconds: int = 8 * 3600
+    signature_window_seconds: int = 300
+    demo: bool = True
+    log_level: str = "info"
+    limits: LimitsSettings = LimitsSettings()
+    sip: SipSettings = SipSettings()
+    media: MediaSettings = MediaSettings()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'cloudcc.db').resolve()}"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+
+ENV_PREFIX = "CLOUDCC_"
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Merge defaults, the TOML file, the environment and explicit overrides."""
+    data: dict[str, Any] = {}
+    env = os.environ if environ is None else environ
+    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        with open(path, "rb") as f:
+            _merge(data, tomllib.load(f))
+    _merge(data, _from_environ(env))
+    _merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
+    return Settings.model_validate(data)
+
+
+def _from_environ(env: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
+            continue
+        path = key[len(ENV_PREFIX) :].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value

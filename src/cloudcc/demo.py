@@ -1,0 +1,136 @@
+"""The demo tenant created on first start, so a new node can take a call at once."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from sqlalchemy import select
+
+from cloudcc.api.context import ApiContext
+from cloudcc.config import Settings
+from cloudcc.store.tables import Tenant
+from cloudcc.tenancy.model import system_actor
+from cloudcc.tenancy.tenants import PLATFORM_SLUG
+
+DEMO_SLUG = "demo"
+DEMO_NUMBER = "4000"
+AGENTS = [("Alice Agent", "1001"), ("Bob Agent", "1002"), ("Carol Agent", "1003")]
+
+
+async def ensure_demo(ctx: ApiContext, settings: Settings) -> dict[str, Any]:
+    """Create the platform and demo tenants once; return (and keep) their credentials."""
+    path = settings.data_dir / "demo-credentials.json"
+    async with ctx.db.session() as s:
+        existing = await s.scalar(select(Tenant.id).where(Tenant.slug == DEMO_SLUG))
+    if existing and path.exists():
+        creds: dict[str, Any] = json.loads(path.read_text())
+        creds["file"] = str(path)
+        return creds
+    if existing:
+        raise RuntimeError(
+            f"the demo tenant exists but {path} is gone; its passwords cannot be shown again"
+        )
+
+    platform_password = _password()
+    await ctx.tenants.create(
+        None,
+        slug=PLATFORM_SLUG,
+        name="Platform operator",
+        admin_username="root",
+        admin_password=platform_password,
+    )
+    admin_password = _password()
+    tenant = await ctx.tenants.create(
+        None,
+        slug=DEMO_SLUG,
+        name="Demo Company",
+        admin_username="admin",
+        admin_password=admin_password,
+        timezone="UTC",
+    )
+    actor = system_actor(tenant["id"])
+    await ctx.queues.create(
+        actor,
+        {
+            "name": "support",
+            "description": "Customer support",
+            "required_skills": {"support": 1},
+            "strategy": "longest_idle",
+        },
+    )
+    await ctx.queues.create(
+        actor,
+        {
+            "name": "sales",
+            "description": "Sales",
+            "required_skills": {"sales": 1},
+            "strategy": "most_skilled",
+        },
+    )
+    agents = []
+    for i, (name, extension) in enumerate(AGENTS):
+        sip_password = _password(12)
+        await ctx.agents.create(
+            actor,
+            {
+                "name": name,
+                "extension": extension,
+                "sip_password": sip_password,
+                "skills": {"support": 5 + i, "sales": 3 + 2 * i},
+                "password": sip_password,
+            },
+        )
+        agents.append(
+            {
+                "name": name,
+                "extension": extension,
+                "sip_password": sip_password,
+                "web_username": extension,
+                "web_password": sip_password,
+            }
+        )
+    hours = await ctx.hours.create(
+        actor,
+        {
+            "name": "office",
+            "timezone": "UTC",
+            "weekly": {
+                day: [["00:00", "24:00"]]
+                for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+            },
+            "holidays": [],
+        },
+    )
+    await ctx.numbers.create(
+        actor,
+        {
+            "number": DEMO_NUMBER,
+            "name": "Demo hotline",
+            "target_type": "queue",
+            "target": "support",
+            "business_hours_id": hours["id"],
+        },
+    )
+    base = f"http://{settings.host}:{settings.http_port}"
+    creds = {
+        "tenant": DEMO_SLUG,
+        "tenant_id": tenant["id"],
+        "sip_domain": tenant["sip_domain"],
+        "api": base + "/api/v1",
+        "docs": base + "/api/docs",
+        "admin": {"username": "admin", "password": admin_password},
+        "platform": {"tenant": PLATFORM_SLUG, "username": "root", "password": platform_password},
+        "agents": agents,
+        "number": DEMO_NUMBER,
+        "sip": f"sip:{DEMO_NUMBER}@{settings.sip.host}:{settings.sip.port}",
+    }
+    path.write_text(json.dumps(creds, indent=2))
+    path.chmod(0o600)
+    creds["file"] = str(path)
+    return creds
+
+
+def _password(length: int = 16) -> str:
+    return secrets.token_urlsafe(length)[:length]

@@ -1,0 +1,1 @@
+"""The tenant's contact-center directory: agents, skill queues, numbers, trunks, hours."""

@@ -1,0 +1,319 @@
+"""The tenant's contact-center directory: agents, skill queues, numbers, trunks, hours.
+
+These are configuration objects; the routing engine, the SIP registrar and the IVR read them
+(and follow the ``<kind>.created/updated/deleted`` events to pick changes up at run time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudcc.bus import LocalBus
+from cloudcc.store.db import Database
+from cloudcc.store.tables import (
+    Agent,
+    BusinessHours,
+    PhoneNumber,
+    Role,
+    SkillQueue,
+    Tenant,
+    Trunk,
+    User,
+)
+from cloudcc.tenancy.credentials import SecretBox, hash_password, sip_ha1
+from cloudcc.tenancy.crud import Resource
+from cloudcc.tenancy.exceptions import Conflict, Invalid, QuotaExceeded
+from cloudcc.tenancy.iam import check_grant, resolve_role
+from cloudcc.tenancy.model import Actor, Permission
+from cloudcc.tenancy.tenants import validate_timezone
+
+
+async def _tenant(s: AsyncSession, tenant_id: str) -> Tenant:
+    tenant = await s.get(Tenant, tenant_id)
+    assert tenant is not None, "an actor's tenant always exists"
+    return tenant
+
+
+class AgentResource(Resource):
+    """An agent is a user (web login, role) with a seat: extension, SIP phone, skills."""
+
+    kind = "agent"
+    model = Agent
+    read_permission = Permission.AGENTS_READ
+    write_permission = Permission.AGENTS_WRITE
+    search_columns = ("name", "extension")
+    filter_columns = ("extension", "status", "name")
+    private_columns = frozenset({"tenant_id", "sip_ha1_md5", "sip_ha1_sha256"})
+    secret_inputs = frozenset({"password", "sip_password"})
+
+    def listing(self, tenant_id: str) -> Select[Any]:
+        return (
+            select(self.table, User.username, Role.name.label("role"))
+            .join(User, User.id == Agent.user_id)
+            .join(Role, Role.id == User.role_id)
+            .where(Agent.tenant_id == tenant_id)
+        )
+
+    async def prepare_create(
+        self, s: AsyncSession, actor: Actor, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        tenant = await _tenant(s, actor.tenant_id)
+        seats = await s.scalar(
+            select(func.count()).select_from(Agent).where(Agent.tenant_id == tenant.id)
+        )
+        if (seats or 0) >= tenant.max_seats:
+            raise QuotaExceeded(f"the tenant's {tenant.max_seats} seats are all taken")
+        await self.ensure_unique(s, tenant.id, ["extension"], data)
+        username = data.get("username") or data["extension"]
+        if await s.scalar(
+            select(User.id).where(User.tenant_id == tenant.id, User.username == username)
+        ):
+            raise Conflict(f"a user named {username!r} already exists")
+        role = await resolve_role(s, tenant.id, data.get("role", "agent"))
+        check_grant(actor, role)
+        user = User(
+            tenant_id=tenant.id,
+            username=username,
+            display_name=data["name"],
+            email=data.get("email"),
+            password_hash=hash_password(data.get("password") or data["sip_password"]),
+            role_id=role.id,
+        )
+        s.add(user)
+        await s.flush()
+        md5, sha256 = sip_ha1(data["extension"], tenant.sip_domain, data["sip_password"])
+        return {
+            "user_id": user.id,
+            "name": data["name"],
+            "extension": data["extension"],
+            "sip_ha1_md5": md5,
+            "sip_ha1_sha256": sha256,
+            "skills": data.get("skills", {}),
+            "max_chats": data.get("max_chats", 3),
+            "status": data.get("status", "active"),
+        }
+
+    async def prepare_update(
+        self, s: AsyncSession, actor: Actor, row: Any, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.ensure_unique(s, actor.tenant_id, ["extension"], data, exclude_id=row.id)
+        values: dict[str, Any] = {
+            k: data[k] for k in ("name", "skills", "max_chats", "status") if k in data
+        }
+        extension = data.get("extension", row.extension)
+        if "extension" in data and "sip_password" not in data and extension != row.extension:
+            raise Invalid(
+                "changing the extension needs a new sip_password (the digest realm "
+                "hash covers the user name)"
+            )
+        values["extension"] = extension
+        if "sip_password" in data:
+            tenant = await _tenant(s, actor.tenant_id)
+            values["sip_ha1_md5"], values["sip_ha1_sha256"] = sip_ha1(
+                extension, tenant.sip_domain, data["sip_password"]
+            )
+        user_fields = {"password", "role", "email", "username", "name", "status"} & data.keys()
+        if user_fields:
+            user = await s.get(User, row.user_id)
+            assert user is not None
+            if "username" in data and data["username"] != user.username:
+                if await s.scalar(
+                    select(User.id).where(
+                        User.tenant_id == actor.tenant_id, User.username == data["username"]
+                    )
+                ):
+                    raise Conflict(f"a user named {data['username']!r} already exists")
+                user.username = data["username"]
+            if "role" in data:
+                role = await resolve_role(s, actor.tenant_id, data["role"])
+                check_grant(actor, role)
+                user.role_id = role.id
+            if "password" in data:
+                user.password_hash = hash_password(data["password"])
+            if "email" in data:
+                user.email = data["email"]
+            if "name" in data:
+                user.display_name = data["name"]
+            if "status" in data:
+                user.status = data["status"]
+            if {"password", "role", "status"} & data.keys():
+                user.token_version += 1
+        return values
+
+    async def after_delete(self, s: AsyncSession, actor: Actor, row: Any) -> None:
+        user = await s.get(User, row.user_id)
+        if user is not None:
+            await s.delete(user)
+
+
+class QueueResource(Resource):
+    kind = "queue"
+    model = SkillQueue
+    read_permission = Permission.QUEUES_READ
+    write_permission = Permission.QUEUES_WRITE
+    search_columns = ("name", "description")
+    filter_columns = ("name", "strategy")
+
+    async def prepare_create(
+        self, s: AsyncSession, actor: Actor, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.ensure_unique(s, actor.tenant_id, ["name"], data)
+        await self._check_overflow(s, actor.tenant_id, data.get("overflow") or {}, data["name"])
+        return dict(data)
+
+    async def prepare_update(
+        self, s: AsyncSession, actor: Actor, row: Any, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.ensure_unique(s, actor.tenant_id, ["name"], data, exclude_id=row.id)
+        if "overflow" in data:
+            await self._check_overflow(s, actor.tenant_id, data["overflow"] or {}, row.name)
+        return dict(data)
+
+    async def before_delete(self, s: AsyncSession, actor: Actor, row: Any) -> None:
+        used = await s.scalar(
+            select(PhoneNumber.number).where(
+                PhoneNumber.tenant_id == actor.tenant_id,
+                PhoneNumber.target_type == "queue",
+                PhoneNumber.target == row.name,
+            )
+        )
+        if used:
+            raise Conflict(f"queue {row.name!r} is the target of number {used}")
+
+    async def _check_overflow(
+        self, s: AsyncSession, tenant_id: str, overflow: dict[str, Any], own_name: str
+    ) -> None:
+        for condition, action in overflow.items():
+            if not isinstance(action, dict) or action.get("action") != "queue":
+                continue
+            target = action.get("target")
+            if target == own_name:
+                raise Invalid(f"overflow on {condition} cannot target the queue itself")
+            if not await self.exists(s, tenant_id, "name", target, None):
+                raise Invalid(f"overflow on {condition} targets unknown queue {target!r}")
+
+
+class BusinessHoursResource(Resource):
+    kind = "business_hours"
+    model = BusinessHours
+    read_permission = Permission.HOURS_READ
+    write_permission = Permission.HOURS_WRITE
+    filter_columns = ("name",)
+
+    async def prepare_create(
+        self, s: AsyncSession, actor: Actor, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.ensure_unique(s, actor.tenant_id, ["name"], data)
+        if "timezone" in data:
+            validate_timezone(data["timezone"])
+        return dict(data)
+
+    async def prepare_update(
+        self, s: AsyncSession, actor: Actor, row: Any, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.ensure_unique(s, actor.tenant_id, ["name"], data, exclude_id=row.id)
+        if "timezone" in data:
+            validate_timezone(data["timezone"])
+        return dict(data)
+
+
+class TrunkResource(Resource):
+    """A SIP trunk: a carrier or the enterprise's own PBX (bring your own number)."""
+
+    kind = "trunk"
+    model = Trunk
+    read_permission = Permission.TRUNKS_READ
+    write_permission = Permission.TRUNKS_WRITE
+    search_columns = ("name", "host")
+    filter_columns = ("name", "host")
+    private_columns = frozenset({"tenant_id", "password_enc"})
+
+    def __init__(self, db: Database, bus: LocalBus, box: SecretBox) -> None:
+        super().__init__(db, bus)
+        self.box = box
+
+    async def prepare_create(
+        self, s: AsyncSession, actor: Actor, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.ensure_unique(s, actor.tenant_id, ["name"], data)
+        return self._seal(data)
+
+    async def prepare_update(
+        self, s: AsyncSession, actor: Actor, row: Any, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.ensure_unique(s, actor.tenant_id, ["name"], data, exclude_id=row.id)
+        return self._seal(data)
+
+    def _seal(self, data: dict[str, Any]) -> dict[str, Any]:
+        values = {k: v for k, v in data.items() if k != "password"}
+        if "password" in data:
+            values["password_enc"] = self.box.seal(data["password"]) if data["password"] else None
+        return values
+
+    def output(self, row: Any) -> dict[str, Any]:
+        out = super().output(row)
+        out["has_password"] = bool(row["password_enc"])
+        return out
+
+
+class NumberResource(Resource):
+    """A phone number (DID) and where its calls go: a flow, a queue or an agent."""
+
+    kind = "number"
+    model = PhoneNumber
+    read_permission = Permission.NUMBERS_READ
+    write_permission = Permission.NUMBERS_WRITE
+    search_columns = ("number", "name")
+    filter_columns = ("number", "target_type", "trunk_id")
+
+    async def prepare_create(
+        self, s: AsyncSession, actor: Actor, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        # Numbers are unique across the deployment, like real DIDs.
+        if await s.scalar(select(PhoneNumber.id).where(PhoneNumber.number == data["number"])):
+            raise Conflict(f"number {data['number']} is already assigned")
+        await self._check_refs(s, actor.tenant_id, data)
+        return dict(data)
+
+    async def prepare_update(
+        self, s: AsyncSession, actor: Actor, row: Any, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        if (
+            "number" in data
+            and data["number"] != row.number
+            and await s.scalar(select(PhoneNumber.id).where(PhoneNumber.number == data["number"]))
+        ):
+            raise Conflict(f"number {data['number']} is already assigned")
+        merged = {
+            "target_type": row.target_type,
+            "target": row.target,
+            "trunk_id": row.trunk_id,
+            "business_hours_id": row.business_hours_id,
+            **data,
+        }
+        await self._check_refs(s, actor.tenant_id, merged)
+        return dict(data)
+
+    async def _check_refs(self, s: AsyncSession, tenant_id: str, data: dict[str, Any]) -> None:
+        target_type, target = data.get("target_type", "queue"), data.get("target")
+        lookups: dict[str, Any] = {
+            "queue": (SkillQueue, SkillQueue.name),
+            "agent": (Agent, Agent.extension),
+        }
+        if target_type in lookups and target is not None:
+            model, column = lookups[target_type]
+            if not await s.scalar(
+                select(model.id).where(model.tenant_id == tenant_id, column == target)
+            ):
+                raise Invalid(
+                    f"{target_type} {target!r} does not exist", errors=[{"field": "target"}]
+                )
+        for field, model in (("trunk_id", Trunk), ("business_hours_id", BusinessHours)):
+            ref = data.get(field)
+            if ref and not await s.scalar(
+                select(model.id).where(model.tenant_id == tenant_id, model.id == ref)
+            ):
+                raise Invalid(f"{field} {ref!r} does not exist", errors=[{"field": field}])

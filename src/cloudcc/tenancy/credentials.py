@@ -1,0 +1,185 @@
+"""Credentials: password hashes, access tokens, signed API requests and secrets at rest.
+
+- Passwords: scrypt (RFC 7914) with a per-password salt.
+- Access tokens: ``base64url(payload).base64url(HMAC-SHA256(node key, payload))``; the payload
+  carries tenant, user, token version (bumped to revoke) and expiry.
+- API requests from PaaS callers are signed with the key's secret (see ``canonical_request``);
+  a timestamp window and a memory of seen signatures stop replays.
+- Secrets that must be read back (API key secrets, trunk passwords) are encrypted with a key
+  derived from the node key (Fernet: AES-128-CBC + HMAC-SHA256).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from cloudcc.tenancy.exceptions import AuthenticationError
+
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+
+
+def hash_password(password: str) -> str:
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32
+    )
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        got = hashlib.scrypt(
+            password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=32
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, _unb64(digest))
+
+
+def sip_ha1(username: str, realm: str, password: str) -> tuple[str, str]:
+    """H(username:realm:password) for MD5 and SHA-256 digest (RFC 7616 §3.4.2)."""
+    a1 = f"{username}:{realm}:{password}".encode()
+    return hashlib.md5(a1).hexdigest(), hashlib.sha256(a1).hexdigest()
+
+
+def new_access_key() -> str:
+    return "AK" + secrets.token_hex(15).upper()
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    tenant_id: str
+    user_id: str
+    version: int
+    expires_at: float
+
+
+class TokenSigner:
+    """Issues and verifies access tokens with the node key."""
+
+    def __init__(self, key: bytes, ttl_seconds: int) -> None:
+        self._key = hashlib.sha256(b"cloudcc-token|" + key).digest()
+        self.ttl_seconds = ttl_seconds
+
+    def issue(self, tenant_id: str, user_id: str, version: int, now: float | None = None) -> str:
+        exp = (now or time.time()) + self.ttl_seconds
+        payload = json.dumps(
+            {"t": tenant_id, "u": user_id, "v": version, "exp": int(exp)}, separators=(",", ":")
+        ).encode()
+        body = _b64(payload)
+        return f"{body}.{_b64(self._mac(body.encode()))}"
+
+    def verify(self, token: str, now: float | None = None) -> TokenClaims:
+        body, _, mac = token.partition(".")
+        try:
+            good = hmac.compare_digest(_unb64(mac), self._mac(body.encode()))
+        except ValueError:
+            good = False
+        if not good:
+            raise AuthenticationError("invalid access token")
+        try:
+            data = json.loads(_unb64(body))
+            claims = TokenClaims(str(data["t"]), str(data["u"]), int(data["v"]), float(data["exp"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AuthenticationError("invalid access token") from exc
+        if claims.expires_at < (now or time.time()):
+            raise AuthenticationError("access token expired")
+        return claims
+
+    def _mac(self, data: bytes) -> bytes:
+        return hmac.new(self._key, data, hashlib.sha256).digest()
+
+
+# --- signed API requests ------------------------------------------------------------------
+
+KEY_HEADER = "x-cc-key"
+TIMESTAMP_HEADER = "x-cc-timestamp"
+SIGNATURE_HEADER = "x-cc-signature"
+
+
+def canonical_request(method: str, path_and_query: str, timestamp: str, body: bytes) -> bytes:
+    """What an API key signs: method, path with query, timestamp, SHA-256 of the body."""
+    return "\n".join(
+        [method.upper(), path_and_query, timestamp, hashlib.sha256(body).hexdigest()]
+    ).encode()
+
+
+def sign_request(secret: str, method: str, path_and_query: str, timestamp: str, body: bytes) -> str:
+    msg = canonical_request(method, path_and_query, timestamp, body)
+    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+
+
+class ReplayGuard:
+    """Remembers signatures seen inside the timestamp window (bounded memory)."""
+
+    def __init__(self, window_seconds: int, max_entries: int = 200_000) -> None:
+        self.window = window_seconds
+        self.max_entries = max_entries
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def check(self, timestamp: str, signature: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        try:
+            ts = float(timestamp)
+        except ValueError as exc:
+            raise AuthenticationError("bad signature timestamp") from exc
+        if abs(now - ts) > self.window:
+            raise AuthenticationError(
+                f"signature timestamp outside the {self.window} s window (clock skew or replay)"
+            )
+        while self._seen:
+            oldest_sig, seen_at = next(iter(self._seen.items()))
+            if seen_at >= now - 2 * self.window and len(self._seen) < self.max_entries:
+                break
+            del self._seen[oldest_sig]
+        if signature in self._seen:
+            raise AuthenticationError("replayed request signature")
+        self._seen[signature] = now
+
+
+# --- secrets at rest ------------------------------------------------------------------------
+
+
+class SecretBox:
+    def __init__(self, key: bytes) -> None:
+        derived = hashlib.sha256(b"cloudcc-secretbox|" + key).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+
+    def seal(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def open(self, sealed: str) -> str:
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken as exc:
+            raise AuthenticationError(
+                "stored secret cannot be decrypted with this node key"
+            ) from exc
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("bad base64") from exc

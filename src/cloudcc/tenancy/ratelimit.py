@@ -1,0 +1,54 @@
+"""Token buckets keyed by tenant or API key: the flow control of the API (流控)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    rate: float  # tokens per second
+    burst: float  # bucket size
+    tokens: float
+    updated: float
+
+    def take(self, now: float, cost: float = 1.0) -> float:
+        """Take ``cost`` tokens; return 0.0 on success or the seconds to wait before retrying."""
+        elapsed = max(0.0, now - self.updated)
+        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+        self.updated = now
+        if self.tokens >= cost:
+            self.tokens -= cost
+            return 0.0
+        return (cost - self.tokens) / self.rate if self.rate > 0 else 60.0
+
+
+class RateLimiter:
+    """Many buckets, created on first use; idle buckets are forgotten to bound memory."""
+
+    def __init__(self, default_rate: float, default_burst: float, max_buckets: int = 100_000):
+        self.default_rate = default_rate
+        self.default_burst = default_burst
+        self.max_buckets = max_buckets
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def check(self, key: str, now: float, rate: float | None = None) -> float:
+        """0.0 if allowed, else the Retry-After in seconds."""
+        bucket = self._buckets.get(key)
+        r = rate if rate is not None else self.default_rate
+        if bucket is None:
+            if len(self._buckets) >= self.max_buckets:
+                self._evict(now)
+            burst = max(self.default_burst * (r / self.default_rate), 1.0)
+            bucket = self._buckets[key] = TokenBucket(r, burst, burst, now)
+        elif bucket.rate != r:
+            bucket.rate = r
+            bucket.burst = max(self.default_burst * (r / self.default_rate), 1.0)
+        return bucket.take(now)
+
+    def _evict(self, now: float) -> None:
+        full = [
+            k for k, b in self._buckets.items() if b.tokens + (now - b.updated) * b.rate >= b.burst
+        ]
+        for key in full or list(self._buckets)[: self.max_buckets // 10]:
+            del self._buckets[key]
