@@ -1,0 +1,1805 @@
+"""The ACD: a sans-I/O routing engine, one per tenant, fed events and returning decisions.
+
+No clock, no timers, no I/O: every event carries ``now``; ``next_deadline()`` tells the edge
+when to call ``tick``. Index layout (docs/routing.md, "How it is fast"): contacts wait in
+*lanes* (queue x relaxation stage x extra skills x channel), each a heap ordered by
+ageing priority; each agent knows the lanes whose requirement it meets; free agents are
+parked in per-lane heaps ordered by the queue's strategy. A free agent looks at the heads
+of its lanes; a new contact pops the best parked agent of its lane. Nothing scans.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from cloudcc.routing.events import (
+    AgentConfigured,
+    AgentForced,
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentPresenceChanged,
+    AgentRemoved,
+    AgentStateChanged,
+    AnnounceWait,
+    CallbackRequested,
+    ContactAbandoned,
+    ContactEnded,
+    ContactQueued,
+    ContactReleased,
+    Decision,
+    DirectContactStarted,
+    InputEvent,
+    NotReadyOverrun,
+    Offer,
+    OfferAccepted,
+    OfferRejected,
+    OfferTimedOut,
+    OfferWithdrawn,
+    OutboundConnected,
+    OutboundReserved,
+    Overflow,
+    QueueAction,
+    QueueConfigured,
+    QueueRemoved,
+    ReasonCodeConfigured,
+    Tick,
+    WrapUpDone,
+)
+from cloudcc.routing.exceptions import (
+    AgentAtCapacity,
+    AgentHasWork,
+    ClockWentBackwards,
+    DuplicateContact,
+    IllegalTransition,
+    InvalidConfig,
+    NotOffered,
+    NotQueued,
+    QueueInUse,
+    RoutingError,
+    UnknownAgent,
+    UnknownContact,
+    UnknownQueue,
+    UnknownReasonCode,
+)
+from cloudcc.routing.model import (
+    BUILTIN_REASONS,
+    PRESENCE_TRANSITIONS,
+    REASON_BUSY,
+    REASON_FORCED,
+    REASON_REJECTED,
+    REASON_REST,
+    REASON_RONA,
+    WORK_START,
+    WORK_TRANSITIONS,
+    AgentConfig,
+    AgentState,
+    Channel,
+    ContactState,
+    ForceAction,
+    Outcome,
+    Presence,
+    QueueConfig,
+    ReasonCode,
+    Requirement,
+    SignOutReason,
+    SkillRequirement,
+    Strategy,
+    Treatment,
+    TreatmentKind,
+    WithdrawReason,
+    WorkPhase,
+    cti_code,
+    normalise,
+)
+from cloudcc.routing.positions import AnswerPace, RankedKeys
+from cloudcc.routing.stats import AgentStats, QueueCounters, QueueStats, Wallboard, queue_stats
+from cloudcc.routing.strategies import STRATEGY_KEYS, StrategyKey
+
+_READY = Presence.READY
+_OFFLINE = Presence.OFFLINE
+_WAITING = ContactState.WAITING
+_OFFERED = ContactState.OFFERED
+_CONNECTED = ContactState.CONNECTED
+_CALLS = frozenset({Channel.VOICE, Channel.VIDEO})
+
+# timer kinds
+_T_RING, _T_WRAP, _T_STAGE, _T_MAXWAIT, _T_PREFERRED, _T_ANNOUNCE, _T_NOTREADY = range(7)
+
+_FORCED: Mapping[ForceAction, tuple[Presence, str | None]] = {
+    ForceAction.BUSY: (Presence.NOT_READY, REASON_FORCED),
+    ForceAction.IDLE: (Presence.READY, None),
+    ForceAction.REST: (Presence.NOT_READY, REASON_REST),
+}
+
+#: Overflows one contact may take before it is disconnected (guards against A -> B -> A).
+MAX_OVERFLOW_HOPS = 8
+HISTORY_LENGTH = 16
+
+
+@dataclass(frozen=True, slots=True)
+class ContactInfo:
+    contact_id: str
+    queue_id: str | None
+    channel: Channel
+    state: ContactState
+    priority: int
+    callback: bool
+    stage: int
+    agent_ids: tuple[str, ...]  # ringing agents, or the connected agent
+    entered_at: float
+    requirement: Requirement  # what an agent needs now (queue stage + contact skills)
+
+
+class _Lane:
+    """Contacts of one queue, stage, extra-skill set and channel, with their free agents."""
+
+    __slots__ = (
+        "agents",
+        "channel",
+        "contacts",
+        "eligible",
+        "key_fn",
+        "queue",
+        "queue_id",
+        "requirement",
+        "waiting",
+    )
+
+    def __init__(
+        self,
+        queue: _Queue | None,
+        requirement: Requirement,
+        channel: Channel | None,
+        key_fn: StrategyKey | None,
+    ) -> None:
+        self.queue = queue
+        self.queue_id = queue.queue_id if queue is not None else ""
+        self.requirement = requirement
+        self.channel = channel
+        self.key_fn = key_fn
+        self.contacts: list[tuple[float, int, _Contact]] = []
+        self.waiting = 0  # valid entries in ``contacts``
+        self.agents: list[tuple[float, float, int, int, _Agent]] = []
+        self.eligible = 0  # agents whose skills meet ``requirement``
+
+
+class _Contact:
+    __slots__ = (
+        "agent",
+        "announce_seq",
+        "arrived_at",
+        "callback",
+        "channel",
+        "connected_at",
+        "contact_id",
+        "entered_at",
+        "extra",
+        "hops",
+        "in_queue",
+        "lane",
+        "max_wait_due",
+        "offer_expires",
+        "offered_to",
+        "order",
+        "preferred",
+        "preferred_seq",
+        "preferred_until",
+        "priority",
+        "queue",
+        "ring_all",
+        "ring_seq",
+        "stage",
+        "stage_seq",
+        "state",
+        "vkey",
+        "wait_seq",
+    )
+
+    def __init__(
+        self,
+        contact_id: str,
+        channel: Channel,
+        priority: int,
+        extra: Requirement,
+        preferred: str | None,
+        now: float,
+        order: int,
+    ) -> None:
+        self.contact_id = contact_id
+        self.channel = channel
+        self.priority = priority
+        self.extra = extra
+        self.preferred = preferred
+        self.preferred_until = 0.0
+        self.arrived_at = now
+        self.entered_at = now
+        self.order = order
+        self.vkey = now
+        self.state = _WAITING
+        self.queue: _Queue | None = None
+        self.in_queue = False
+        self.lane: _Lane | None = None
+        self.stage = 0
+        self.callback = False
+        self.hops = 0
+        self.offered_to: list[_Agent] = []
+        self.offer_expires = 0.0
+        self.ring_all = False
+        self.agent: _Agent | None = None
+        self.connected_at = 0.0
+        self.max_wait_due = False
+        self.ring_seq = self.stage_seq = self.wait_seq = -1
+        self.preferred_seq = self.announce_seq = -1
+
+
+class _Work:
+    """One contact held by an agent."""
+
+    __slots__ = (
+        "agent",
+        "channel",
+        "contact",
+        "contact_id",
+        "phase",
+        "queue",
+        "since",
+        "wrap_seq",
+    )
+
+    def __init__(
+        self,
+        agent: _Agent,
+        contact_id: str,
+        channel: Channel,
+        phase: WorkPhase,
+        queue: _Queue | None,
+        contact: _Contact | None,
+        since: float,
+    ) -> None:
+        self.agent = agent
+        self.contact_id = contact_id
+        self.channel = channel
+        self.phase = phase
+        self.queue = queue
+        self.contact = contact
+        self.since = since
+        self.wrap_seq = -1
+
+
+class _Agent:
+    __slots__ = (
+        "agent_id",
+        "answered",
+        "available_since",
+        "by",
+        "call_items",
+        "capacity",
+        "cfg",
+        "handled",
+        "history",
+        "items",
+        "lanes",
+        "load",
+        "max_total",
+        "n_active",
+        "n_offered",
+        "n_pre",
+        "n_wrap",
+        "nr_auto",
+        "nr_seq",
+        "offered",
+        "personal",
+        "presence",
+        "queues",
+        "rank",
+        "reason",
+        "rejected",
+        "ring_timeouts",
+        "rr",
+        "shown_reason",
+        "skills",
+        "state",
+        "state_since",
+        "time_in",
+        "total",
+        "version",
+    )
+
+    def __init__(self, cfg: AgentConfig, rank: int, now: float) -> None:
+        self.agent_id = cfg.agent_id
+        self.rank = rank
+        self.presence = _OFFLINE
+        self.reason: str | None = None
+        self.by: str | None = None
+        self.state = AgentState.OFFLINE
+        self.shown_reason: str | None = None
+        self.state_since = now
+        self.time_in: dict[AgentState, float] = {}
+        self.history: deque[tuple[float, AgentState, str | None]] = deque(maxlen=HISTORY_LENGTH)
+        self.items: dict[str, _Work] = {}
+        self.load: dict[Channel, int] = {}
+        self.total = self.call_items = 0
+        self.n_pre = self.n_offered = self.n_active = self.n_wrap = 0
+        self.version = 0
+        self.available_since = now
+        self.lanes: dict[Channel, list[_Lane]] = {}
+        self.queues: list[_Queue] = []
+        self.personal: _Lane | None = None
+        self.rr: dict[str, int] = {}
+        self.nr_seq = -1
+        self.nr_auto = False
+        self.offered = self.answered = self.ring_timeouts = self.rejected = self.handled = 0
+        self.apply(cfg)
+
+    def apply(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        self.skills: dict[str, int] = dict(cfg.skills)
+        self.capacity: dict[Channel, int] = dict(cfg.capacity)
+        total = sum(self.capacity.values())
+        self.max_total = total if cfg.max_contacts is None else min(total, cfg.max_contacts)
+
+    def can_take(self, channel: Channel) -> bool:
+        """Free capacity for a new ``channel`` contact, presence and mixing rules allowing."""
+        if self.presence is not _READY or self.n_pre:
+            return False
+        if self.load.get(channel, 0) >= self.capacity.get(channel, 0):
+            return False
+        if self.total >= self.max_total:
+            return False
+        if channel in _CALLS:
+            return not (self.total > self.call_items and self.cfg.other_blocks_calls)
+        return not (self.call_items and self.cfg.calls_block_other)
+
+    def meets(self, requirement: Requirement) -> bool:
+        skills = self.skills
+        return all(skills.get(s, 0) >= level for s, level in requirement)
+
+
+class _Queue:
+    __slots__ = (
+        "by_state",
+        "callbacks_waiting",
+        "cfg",
+        "counters",
+        "entries",
+        "key_fn",
+        "lanes",
+        "members",
+        "pace",
+        "queue_id",
+        "ranked",
+        "rr_counter",
+        "stages",
+        "waiting",
+    )
+
+    def __init__(self, cfg: QueueConfig) -> None:
+        self.queue_id = cfg.queue_id
+        self.lanes: dict[tuple[int, Requirement, Channel], _Lane] = {}
+        self.members: dict[str, _Agent] = {}
+        self.by_state: dict[AgentState, int] = dict.fromkeys(AgentState, 0)
+        self.waiting = 0
+        self.callbacks_waiting = 0
+        self.ranked = RankedKeys()
+        self.entries: deque[tuple[float, int, _Contact]] = deque()
+        self.counters = QueueCounters()
+        self.pace = AnswerPace()
+        self.rr_counter = 0
+        self.apply(cfg)
+
+    def apply(self, cfg: QueueConfig) -> None:
+        self.cfg = cfg
+        self.key_fn = STRATEGY_KEYS[cfg.strategy]
+        # (seconds after entry, requirement, drop the contact's own skills)
+        self.stages: list[tuple[float, Requirement, bool]] = [
+            (0.0, normalise(cfg.required_skills), False)
+        ]
+        for r in cfg.relaxations:
+            self.stages.append((r.after, normalise(r.required_skills), r.drop_contact_skills))
+
+    @property
+    def base(self) -> Requirement:
+        return self.stages[0][1]
+
+    def staffed(self) -> int:
+        return len(self.members) - self.by_state[AgentState.OFFLINE]
+
+
+class RoutingEngine:
+    """The routing engine of one tenant. Every method that takes ``now`` is an event and
+    returns the decisions it caused, in order; due timers run first."""
+
+    def __init__(self, tenant_id: str = "") -> None:
+        self.tenant_id = tenant_id
+        self._now = float("-inf")
+        self._seq = 0
+        self._agents: dict[str, _Agent] = {}
+        self._agents_by_skill: dict[str, dict[str, _Agent]] = {}
+        self._queues: dict[str, _Queue] = {}
+        self._queues_by_skill: dict[str, list[_Queue]] = {}
+        self._lanes_by_skill: dict[str, list[_Lane]] = {}
+        self._contacts: dict[str, _Contact] = {}
+        self._direct: dict[str, _Agent] = {}  # direct and outbound contacts -> their agent
+        self._timers: list[tuple[float, int, int, object]] = []
+        self._reasons: dict[str, ReasonCode] = {r.code: r for r in BUILTIN_REASONS}
+        self._by_state: dict[AgentState, int] = dict.fromkeys(AgentState, 0)
+        self._ranks = 0
+        self._carry: list[Decision] = []  # due-timer decisions of a refused event
+
+    # ------------------------------------------------------------------ replay
+
+    def handle(self, event: InputEvent) -> list[Decision]:
+        """Apply any input event (used to replay a recorded stream on a standby node)."""
+        match event:
+            case ContactQueued():
+                return self.contact_queued(
+                    event.contact_id,
+                    event.queue_id,
+                    event.channel,
+                    event.now,
+                    priority=event.priority,
+                    required_skills=event.required_skills,
+                    preferred_agent=event.preferred_agent,
+                )
+            case OfferAccepted():
+                return self.offer_accepted(event.contact_id, event.agent_id, event.now)
+            case ContactEnded():
+                return self.contact_ended(event.contact_id, event.now)
+            case WrapUpDone():
+                return self.wrapup_done(event.agent_id, event.contact_id, event.now)
+            case Tick():
+                return self.tick(event.now)
+            case ContactAbandoned():
+                return self.contact_abandoned(event.contact_id, event.now)
+            case OfferRejected():
+                return self.offer_rejected(event.contact_id, event.agent_id, event.now)
+            case OfferTimedOut():
+                return self.offer_timed_out(event.contact_id, event.agent_id, event.now)
+            case CallbackRequested():
+                return self.callback_requested(event.contact_id, event.now)
+            case AgentPresenceChanged():
+                return self.agent_state_changed(
+                    event.agent_id, event.presence, event.now, reason=event.reason
+                )
+            case AgentLoggedIn():
+                return self.agent_login(
+                    event.agent_id, event.now, presence=event.presence, reason=event.reason
+                )
+            case AgentLoggedOut():
+                return self.agent_logout(event.agent_id, event.now, event.reason, by=event.by)
+            case AgentForced():
+                return self.force_agent(
+                    event.agent_id, event.action, event.by, event.now, seconds=event.seconds
+                )
+            case DirectContactStarted():
+                return self.direct_contact_started(
+                    event.agent_id, event.contact_id, event.channel, event.now
+                )
+            case OutboundReserved():
+                return self.outbound_reserved(
+                    event.agent_id, event.contact_id, event.now, channel=event.channel
+                )
+            case OutboundConnected():
+                return self.outbound_connected(event.contact_id, event.now)
+            case AgentConfigured():
+                return self.configure_agent(event.config, event.now)
+            case AgentRemoved():
+                return self.remove_agent(event.agent_id, event.now)
+            case QueueConfigured():
+                return self.configure_queue(event.config, event.now)
+            case QueueRemoved():
+                return self.remove_queue(event.queue_id, event.now)
+            case ReasonCodeConfigured():
+                return self.configure_reason_code(event.reason, event.now)
+        raise TypeError(f"not a routing input event: {event!r}")  # pragma: no cover
+
+    @classmethod
+    def replay(cls, events: Iterable[InputEvent], tenant_id: str = "") -> RoutingEngine:
+        """A new engine in the state the given input stream leads to (decisions dropped)."""
+        engine = cls(tenant_id)
+        for event in events:
+            engine.handle(event)
+        return engine
+
+    # ------------------------------------------------------------------ configuration
+
+    def configure_reason_code(self, reason: ReasonCode, now: float) -> list[Decision]:
+        """Add or replace a tenant's not-ready reason code."""
+        out = self._advance(now)
+        self._reasons[reason.code] = reason
+        return out
+
+    def configure_queue(self, config: QueueConfig, now: float) -> list[Decision]:
+        """Create a queue, or change one at run time (its waiting contacts are re-sorted)."""
+        for t in config.treatments():
+            if t.target_queue is not None and t.target_queue not in self._queues:
+                raise InvalidConfig(
+                    f"queue {config.queue_id!r}", f"overflow target {t.target_queue!r} unknown"
+                )
+        out = self._advance(now)
+        q = self._queues.get(config.queue_id)
+        if q is None:
+            q = _Queue(config)
+            self._queues[q.queue_id] = q
+            self._index_queue(q)
+            return out
+        # Run-time edit: drop the lanes and memberships, rebuild, and re-place the contacts.
+        self._unindex_queue(q)
+        q.apply(config)
+        self._index_queue(q)
+        in_queue = sorted(
+            (c for c in self._contacts.values() if c.queue is q and c.in_queue),
+            key=lambda c: c.order,
+        )
+        q.ranked = RankedKeys()
+        for c in in_queue:
+            c.vkey = c.arrived_at - c.priority * config.priority_step_seconds
+            q.ranked.add((c.vkey, c.order))
+            c.stage = 0
+            c.stage_seq = c.wait_seq = c.announce_seq = -1
+            if c.lane is not None and c.lane.queue is q:
+                c.lane.waiting -= 1
+                c.lane = None
+            self._schedule_contact(c, q, c.entered_at, now)
+        for c in sorted(in_queue, key=lambda c: (c.vkey, c.order)):
+            if c.state is _WAITING and c.lane is None:
+                self._place(c, now, out)
+        return out
+
+    def remove_queue(self, queue_id: str, now: float) -> list[Decision]:
+        q = self._queue(queue_id)
+        if q.waiting:
+            raise QueueInUse(queue_id, f"{q.waiting} contacts are waiting")
+        for other in self._queues.values():
+            if other is not q and any(t.target_queue == queue_id for t in other.cfg.treatments()):
+                raise QueueInUse(queue_id, f"queue {other.queue_id!r} overflows into it")
+        out = self._advance(now)
+        self._unindex_queue(q)
+        del self._queues[queue_id]
+        return out
+
+    def configure_agent(self, config: AgentConfig, now: float) -> list[Decision]:
+        """Create an agent (signed out), or change skills/capacity at run time."""
+        out = self._advance(now)
+        a = self._agents.get(config.agent_id)
+        if a is None:
+            self._ranks += 1
+            a = _Agent(config, self._ranks, now)
+            self._agents[a.agent_id] = a
+            self._by_state[AgentState.OFFLINE] += 1
+            self._index_agent(a)
+            return out
+        skills_changed = dict(config.skills) != a.skills
+        if skills_changed:
+            self._unindex_agent(a)
+        a.apply(config)
+        if skills_changed:
+            self._index_agent(a)
+            self._flush_personal(a, now, out)
+        if a.presence is _READY:
+            self._serve(a, now, out)
+        return out
+
+    def remove_agent(self, agent_id: str, now: float) -> list[Decision]:
+        """Delete an agent; if signed in it is signed out by force first."""
+        a = self._agent(agent_id)
+        out = self._advance(now)
+        if a.presence is not _OFFLINE:
+            self._sign_out(a, SignOutReason.FORCED, None, now, out)
+        self._unindex_agent(a)
+        self._by_state[AgentState.OFFLINE] -= 1
+        del self._agents[agent_id]
+        return out
+
+    # ------------------------------------------------------------------ agent events
+
+    def agent_login(
+        self,
+        agent_id: str,
+        now: float,
+        presence: Presence = Presence.READY,
+        reason: str | None = None,
+    ) -> list[Decision]:
+        out = self._advance(now)
+        try:
+            a = self._agent(agent_id)
+            if a.presence is not _OFFLINE:
+                raise IllegalTransition(
+                    f"agent {agent_id}", a.presence, presence, "already signed in"
+                )
+            self._check_presence(a, presence, reason)
+        except RoutingError:
+            self._carry = out
+            raise
+        self._set_presence(a, presence, reason, now, out)
+        return out
+
+    def agent_logout(
+        self,
+        agent_id: str,
+        now: float,
+        reason: SignOutReason = SignOutReason.SELF,
+        by: str | None = None,
+    ) -> list[Decision]:
+        """Sign out. Only a forced, disconnected or replaced sign-out may leave work behind:
+        offers are withdrawn (contacts requeued at their place) and held contacts released."""
+        out = self._advance(now)
+        try:
+            a = self._agent(agent_id)
+            self._check_presence(a, _OFFLINE, None)
+            if reason is SignOutReason.SELF and a.items:
+                raise AgentHasWork(agent_id, tuple(a.items))
+        except RoutingError:
+            self._carry = out
+            raise
+        self._sign_out(a, reason, by, now, out)
+        return out
+
+    def agent_state_changed(
+        self, agent_id: str, presence: Presence, now: float, reason: str | None = None
+    ) -> list[Decision]:
+        """The agent chose ready, not ready (with a reason code) or working.
+
+        While contacts are held the change is pending: it shows once they are done."""
+        out = self._advance(now)
+        try:
+            a = self._agent(agent_id)
+            if presence is _OFFLINE:
+                raise IllegalTransition(
+                    f"agent {agent_id}", a.presence, presence, "use agent_logout"
+                )
+            if a.presence is _OFFLINE:
+                raise IllegalTransition(
+                    f"agent {agent_id}", a.presence, presence, "use agent_login"
+                )
+            self._check_presence(a, presence, reason)
+        except RoutingError:
+            self._carry = out
+            raise
+        self._set_presence(a, presence, reason, now, out)
+        return out
+
+    def force_agent(
+        self,
+        agent_id: str,
+        action: ForceAction,
+        by: str,
+        now: float,
+        seconds: float | None = None,
+    ) -> list[Decision]:
+        """Supervisor operation: force an agent busy, idle, to rest (for ``seconds``) or out."""
+        out = self._advance(now)
+        try:
+            a = self._agent(agent_id)
+            if action is ForceAction.SIGN_OUT:
+                self._check_presence(a, _OFFLINE, None)
+            else:
+                target, reason = _FORCED[action]
+                if a.presence is _OFFLINE:
+                    raise IllegalTransition(f"agent {agent_id}", a.presence, target, "signed out")
+                if seconds is not None and seconds <= 0:
+                    raise InvalidConfig("forced rest", "seconds must be > 0")
+                self._check_presence(a, target, reason)
+        except RoutingError:
+            self._carry = out
+            raise
+        if action is ForceAction.SIGN_OUT:
+            self._sign_out(a, SignOutReason.FORCED, by, now, out)
+        else:
+            self._set_presence(a, target, reason, now, out, by=by, seconds=seconds)
+        return out
+
+    # ------------------------------------------------------------------ contact events
+
+    def contact_queued(
+        self,
+        contact_id: str,
+        queue_id: str,
+        channel: Channel,
+        now: float,
+        priority: int = 0,
+        required_skills: tuple[SkillRequirement, ...] = (),
+        preferred_agent: str | None = None,
+    ) -> list[Decision]:
+        """A contact enters a queue (from the IVR, a transfer, a chat widget...).
+
+        ``required_skills`` are added to the queue's; ``preferred_agent`` (e.g. the last
+        agent who served this customer) gets it first for the queue's preferred wait; an
+        unknown preferred agent is ignored (it may have been deleted since)."""
+        out = self._advance(now)
+        try:
+            if contact_id in self._contacts or contact_id in self._direct:
+                raise DuplicateContact(contact_id)
+            q = self._queue(queue_id)
+            if not isinstance(channel, Channel):
+                raise InvalidConfig("contact", f"{contact_id}: unknown channel {channel!r}")
+            extra = normalise(required_skills)
+        except RoutingError:
+            self._carry = out
+            raise
+        self._seq += 1
+        c = _Contact(contact_id, channel, priority, extra, preferred_agent, now, self._seq)
+        self._contacts[contact_id] = c
+        self._enter(c, q, now, out)
+        return out
+
+    def contact_abandoned(self, contact_id: str, now: float) -> list[Decision]:
+        """The customer hung up (or left the chat, or cancelled the callback) before answer."""
+        out = self._advance(now)
+        try:
+            c = self._contact(contact_id)
+            if c.state is _CONNECTED:
+                raise IllegalTransition(f"contact {contact_id}", c.state, "abandoned", "answered")
+        except RoutingError:
+            self._carry = out
+            raise
+        freed = self._withdraw_all(c, WithdrawReason.ABANDONED, now, out)
+        self._leave(c, Outcome.ABANDONED, now)
+        self._forget(c)
+        for a in freed:
+            self._serve(a, now, out)
+        return out
+
+    def callback_requested(self, contact_id: str, now: float) -> list[Decision]:
+        """The customer leaves the queue but keeps their place; routed as a callback."""
+        out = self._advance(now)
+        try:
+            c = self._contact(contact_id)
+            if c.state is _CONNECTED or c.callback:
+                source = "callback" if c.callback else c.state
+                raise IllegalTransition(f"contact {contact_id}", source, "callback")
+        except RoutingError:
+            self._carry = out
+            raise
+        self._make_callback(c)
+        return out
+
+    def offer_accepted(self, contact_id: str, agent_id: str, now: float) -> list[Decision]:
+        """The agent answered: the contact is connected; other ring-all offers are withdrawn."""
+        out = self._advance(now)
+        try:
+            c = self._contact(contact_id)
+            a = self._agent(agent_id)
+            w = a.items.get(contact_id)
+            if w is None or w.contact is not c:
+                raise NotOffered(contact_id, agent_id)
+            self._check_phase(w, WorkPhase.ACTIVE, agent_id)
+        except RoutingError:
+            self._carry = out
+            raise
+        others = [o for o in c.offered_to if o is not a]
+        c.offered_to = []
+        c.ring_seq = -1
+        c.state = _CONNECTED
+        c.agent = a
+        c.connected_at = now
+        self._set_phase(a, w, WorkPhase.ACTIVE)
+        w.since = now
+        a.answered += 1
+        self._leave(c, Outcome.ANSWERED, now)
+        for o in others:
+            self._drop_item(o, o.items[contact_id])
+            out.append(OfferWithdrawn(contact_id, o.agent_id, WithdrawReason.ANSWERED_ELSEWHERE))
+            self._publish(o, now, out)
+        self._publish(a, now, out)
+        for o in others:
+            self._serve(o, now, out)
+        return out
+
+    def offer_rejected(self, contact_id: str, agent_id: str, now: float) -> list[Decision]:
+        return self._decline(contact_id, agent_id, now, WithdrawReason.REJECTED)
+
+    def offer_timed_out(self, contact_id: str, agent_id: str, now: float) -> list[Decision]:
+        """The edge saw the agent's phone not answer (the engine's own ring timer does too)."""
+        return self._decline(contact_id, agent_id, now, WithdrawReason.RING_TIMEOUT)
+
+    def contact_ended(self, contact_id: str, now: float) -> list[Decision]:
+        """The agent's contact ended: wrap-up starts (or the agent is free again). Also
+        ends direct contacts and releases an outbound reservation whose dial failed."""
+        out = self._advance(now)
+        try:
+            c = self._contacts.get(contact_id)
+            if c is not None:
+                if c.state is not _CONNECTED or c.agent is None:
+                    raise IllegalTransition(
+                        f"contact {contact_id}", c.state, ContactState.ENDED, "not connected"
+                    )
+                a = c.agent
+            elif contact_id in self._direct:
+                a = self._direct[contact_id]
+            else:
+                raise UnknownContact(contact_id)
+        except RoutingError:
+            self._carry = out
+            raise
+        w = a.items[contact_id]
+        q = w.queue
+        if w.phase is WorkPhase.PRE_OCCUPIED:  # the outbound dial failed
+            self._drop_item(a, w)
+            del self._direct[contact_id]
+        else:
+            a.handled += 1
+            if c is not None and q is not None:
+                q.counters.handled += 1
+                q.counters.handle_total += now - c.connected_at
+                self._forget(c)
+            else:
+                del self._direct[contact_id]
+            wrap = a.cfg.wrap_up_seconds
+            if wrap is None:
+                wrap = q.cfg.wrap_up_seconds if q is not None else 0.0
+            if wrap == 0:
+                self._drop_item(a, w)
+            else:
+                self._set_phase(a, w, WorkPhase.WRAP_UP)
+                w.since = now
+                if wrap is not None:
+                    w.wrap_seq = self._timer(now + wrap, _T_WRAP, w)
+        self._publish(a, now, out)
+        if contact_id not in a.items:
+            self._serve(a, now, out)
+        return out
+
+    def wrapup_done(self, agent_id: str, contact_id: str, now: float) -> list[Decision]:
+        out = self._advance(now)
+        try:
+            a = self._agent(agent_id)
+            w = a.items.get(contact_id)
+            if w is None or w.phase is not WorkPhase.WRAP_UP:
+                source = w.phase if w is not None else "no contact"
+                raise IllegalTransition(f"agent {agent_id} contact {contact_id}", source, "done")
+        except RoutingError:
+            self._carry = out
+            raise
+        self._end_wrap(a, w, now, out)
+        return out
+
+    def direct_contact_started(
+        self, agent_id: str, contact_id: str, channel: Channel, now: float
+    ) -> list[Decision]:
+        """A contact that did not come from a queue (direct or internal call) reached the
+        agent: it occupies capacity until ``contact_ended``."""
+        out = self._advance(now)
+        try:
+            a = self._agent(agent_id)
+            self._check_new_work(a, contact_id, channel)
+        except RoutingError:
+            self._carry = out
+            raise
+        self._direct[contact_id] = a
+        self._add_item(a, _Work(a, contact_id, channel, WorkPhase.ACTIVE, None, None, now))
+        self._publish(a, now, out)
+        if a.presence is _READY:
+            self._serve(a, now, out)  # a text agent on a direct chat may still take more
+        return out
+
+    def outbound_reserved(
+        self, agent_id: str, contact_id: str, now: float, channel: Channel = Channel.VOICE
+    ) -> list[Decision]:
+        """The dialer pre-occupies the agent for an outbound call (no queue offers meanwhile).
+
+        ``outbound_connected`` when the customer answers, ``contact_ended`` if the dial fails."""
+        out = self._advance(now)
+        try:
+            a = self._agent(agent_id)
+            self._check_new_work(a, contact_id, channel)
+        except RoutingError:
+            self._carry = out
+            raise
+        self._direct[contact_id] = a
+        self._add_item(a, _Work(a, contact_id, channel, WorkPhase.PRE_OCCUPIED, None, None, now))
+        a.version += 1
+        self._publish(a, now, out)
+        return out
+
+    def outbound_connected(self, contact_id: str, now: float) -> list[Decision]:
+        out = self._advance(now)
+        try:
+            a = self._direct.get(contact_id)
+            if a is None:
+                raise UnknownContact(contact_id)
+            w = a.items[contact_id]
+            if w.phase is not WorkPhase.PRE_OCCUPIED:
+                raise IllegalTransition(f"contact {contact_id}", w.phase, WorkPhase.ACTIVE)
+        except RoutingError:
+            self._carry = out
+            raise
+        self._set_phase(a, w, WorkPhase.ACTIVE)
+        w.since = now
+        self._publish(a, now, out)
+        if a.presence is _READY:
+            self._serve(a, now, out)
+        return out
+
+    def tick(self, now: float) -> list[Decision]:
+        """Run the timers due by ``now`` (ring timeouts, wrap-up ends, relaxation, ...)."""
+        return self._advance(now)
+
+    def next_deadline(self) -> float | None:
+        """When ``tick`` must next be called, or None if no timer is pending."""
+        timers = self._timers
+        while timers and not self._timer_live(timers[0]):
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None
+
+    # ------------------------------------------------------------------ queries
+
+    def queue_stats(self, queue_id: str, now: float) -> QueueStats:
+        q = self._queue(queue_id)
+        self._trim_entries(q)
+        longest = now - q.entries[0][0] if q.entries else 0.0
+        return queue_stats(
+            queue_id,
+            q.counters,
+            waiting=q.waiting,
+            callbacks_waiting=q.callbacks_waiting,
+            longest_wait=max(0.0, longest),
+            agents_by_state=q.by_state,
+        )
+
+    def agent_stats(self, agent_id: str, now: float) -> AgentStats:
+        a = self._agent(agent_id)
+        time_in = dict(a.time_in)
+        time_in[a.state] = time_in.get(a.state, 0.0) + max(0.0, now - a.state_since)
+        return AgentStats(
+            agent_id=agent_id,
+            state=a.state,
+            presence=a.presence,
+            reason=a.shown_reason,
+            state_since=a.state_since,
+            cti_code=cti_code(a.state, a.shown_reason, self._reasons),
+            load={ch: n for ch, n in a.load.items() if n},
+            offered=a.offered,
+            answered=a.answered,
+            ring_timeouts=a.ring_timeouts,
+            rejected=a.rejected,
+            handled=a.handled,
+            time_in_state=time_in,
+        )
+
+    def agent_history(self, agent_id: str) -> list[tuple[float, AgentState, str | None]]:
+        """The agent's last state changes (time, state, reason), oldest first."""
+        return list(self._agent(agent_id).history)
+
+    def agent_work(self, agent_id: str) -> dict[str, WorkPhase]:
+        """The contacts the agent holds and their phase."""
+        return {cid: w.phase for cid, w in self._agent(agent_id).items.items()}
+
+    def contact_info(self, contact_id: str) -> ContactInfo:
+        c = self._contact(contact_id)
+        agents = tuple(a.agent_id for a in c.offered_to)
+        if c.state is _CONNECTED and c.agent is not None:
+            agents = (c.agent.agent_id,)
+        q = c.queue
+        return ContactInfo(
+            contact_id=contact_id,
+            queue_id=q.queue_id if q is not None else None,
+            channel=c.channel,
+            state=c.state,
+            priority=c.priority,
+            callback=c.callback,
+            stage=c.stage,
+            agent_ids=agents,
+            entered_at=c.entered_at,
+            requirement=self._requirement(c),
+        )
+
+    def position(self, contact_id: str) -> int:
+        """1-based position of a contact in its queue (priority and ageing applied)."""
+        c = self._contact(contact_id)
+        if not c.in_queue or c.queue is None:
+            raise NotQueued(contact_id)
+        return c.queue.ranked.rank((c.vkey, c.order)) + 1
+
+    def estimated_wait(self, contact_id: str) -> float:
+        """Seconds until the contact is expected to be answered, from its current position."""
+        c = self._contact(contact_id)
+        position = self.position(contact_id)
+        assert c.queue is not None
+        q = c.queue
+        return q.pace.estimate(position, q.cfg.default_handle_seconds, q.staffed())
+
+    def wallboard(self, now: float) -> Wallboard:
+        queues = {qid: self.queue_stats(qid, now) for qid in self._queues}
+        return Wallboard(
+            at=now,
+            queues=queues,
+            agents_by_state=dict(self._by_state),
+            contacts_waiting=sum(q.waiting for q in self._queues.values()),
+        )
+
+    def agent_ids(self) -> Iterator[str]:
+        return iter(self._agents)
+
+    def queue_ids(self) -> Iterator[str]:
+        return iter(self._queues)
+
+    def contact_ids(self) -> Iterator[str]:
+        """Contacts the engine tracks: queued, ringing or connected (not direct ones)."""
+        return iter(self._contacts)
+
+    def queue_config(self, queue_id: str) -> QueueConfig:
+        return self._queue(queue_id).cfg
+
+    def agent_config(self, agent_id: str) -> AgentConfig:
+        return self._agent(agent_id).cfg
+
+    @property
+    def reason_codes(self) -> Mapping[str, ReasonCode]:
+        return dict(self._reasons)
+
+    # ------------------------------------------------------------------ internals: lookups
+
+    def _agent(self, agent_id: str) -> _Agent:
+        a = self._agents.get(agent_id)
+        if a is None:
+            raise UnknownAgent(agent_id)
+        return a
+
+    def _queue(self, queue_id: str) -> _Queue:
+        q = self._queues.get(queue_id)
+        if q is None:
+            raise UnknownQueue(queue_id)
+        return q
+
+    def _contact(self, contact_id: str) -> _Contact:
+        c = self._contacts.get(contact_id)
+        if c is None:
+            raise UnknownContact(contact_id)
+        return c
+
+    def _requirement(self, c: _Contact) -> Requirement:
+        q = c.queue
+        if q is None:
+            return c.extra
+        _, stage_req, drop = q.stages[c.stage]
+        return stage_req if drop else normalise(stage_req, c.extra)
+
+    # ------------------------------------------------------------------ internals: checks
+
+    def _check_presence(self, a: _Agent, target: Presence, reason: str | None) -> None:
+        if target not in PRESENCE_TRANSITIONS[a.presence]:
+            raise IllegalTransition(f"agent {a.agent_id}", a.presence, target)
+        if target is Presence.NOT_READY and reason is not None and reason not in self._reasons:
+            raise UnknownReasonCode(reason)
+
+    def _check_phase(self, w: _Work, target: WorkPhase, agent_id: str) -> None:
+        if target not in WORK_TRANSITIONS[w.phase]:
+            raise IllegalTransition(f"agent {agent_id} contact {w.contact_id}", w.phase, target)
+
+    def _check_new_work(self, a: _Agent, contact_id: str, channel: Channel) -> None:
+        if contact_id in self._contacts or contact_id in self._direct:
+            raise DuplicateContact(contact_id)
+        if a.presence is _OFFLINE:
+            raise IllegalTransition(f"agent {a.agent_id}", a.presence, "busy", "not signed in")
+        if a.load.get(channel, 0) >= a.capacity.get(channel, 0) or a.total >= a.max_total:
+            raise AgentAtCapacity(a.agent_id, channel)
+
+    # ------------------------------------------------------------------ internals: time
+
+    def _advance(self, now: float) -> list[Decision]:
+        if now < self._now:
+            raise ClockWentBackwards(now, self._now)
+        self._now = now
+        out = self._carry
+        self._carry = []
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            at, seq, kind, obj = heapq.heappop(timers)
+            self._fire(at, seq, kind, obj, out)
+        return out
+
+    def _timer(self, at: float, kind: int, obj: object) -> int:
+        self._seq += 1
+        heapq.heappush(self._timers, (at, self._seq, kind, obj))
+        return self._seq
+
+    def _timer_live(self, entry: tuple[float, int, int, object]) -> bool:
+        _, seq, kind, obj = entry
+        if kind == _T_WRAP:
+            assert isinstance(obj, _Work)
+            return obj.wrap_seq == seq and obj.phase is WorkPhase.WRAP_UP
+        if kind == _T_NOTREADY:
+            assert isinstance(obj, _Agent)
+            return obj.nr_seq == seq
+        assert isinstance(obj, _Contact)
+        if kind == _T_RING:
+            return obj.ring_seq == seq and obj.state is _OFFERED
+        if not obj.in_queue:
+            return False
+        if kind == _T_STAGE:
+            return obj.stage_seq == seq
+        if kind == _T_MAXWAIT:
+            return obj.wait_seq == seq
+        if kind == _T_PREFERRED:
+            return obj.preferred_seq == seq
+        return obj.announce_seq == seq
+
+    def _fire(self, at: float, seq: int, kind: int, obj: object, out: list[Decision]) -> None:
+        if not self._timer_live((at, seq, kind, obj)):
+            return
+        if kind == _T_RING:
+            assert isinstance(obj, _Contact)
+            ringing = list(obj.offered_to)
+            for a in ringing:
+                self._withdraw(obj, a, WithdrawReason.RING_TIMEOUT, at, out)
+            self._after_decline(obj, at, out)
+            for a in ringing:
+                self._serve(a, at, out)
+        elif kind == _T_WRAP:
+            assert isinstance(obj, _Work)
+            self._end_wrap(obj.agent, obj, at, out)
+        elif kind == _T_NOTREADY:
+            assert isinstance(obj, _Agent)
+            obj.nr_seq = -1
+            if obj.nr_auto:
+                self._set_presence(obj, _READY, None, at, out)
+            else:
+                out.append(NotReadyOverrun(obj.agent_id, obj.reason or "", obj.state_since, at))
+        else:
+            assert isinstance(obj, _Contact)
+            self._fire_contact(obj, kind, at, out)
+
+    def _fire_contact(self, c: _Contact, kind: int, at: float, out: list[Decision]) -> None:
+        q = c.queue
+        assert q is not None
+        if kind == _T_STAGE:
+            c.stage += 1
+            if c.stage + 1 < len(q.stages):
+                c.stage_seq = self._timer(c.entered_at + q.stages[c.stage + 1][0], _T_STAGE, c)
+            if c.state is _WAITING and c.lane is not None and c.lane.queue is q:
+                self._unlane(c)
+                self._place(c, at, out)
+        elif kind == _T_MAXWAIT:
+            if c.state is _OFFERED:
+                c.max_wait_due = True
+            elif not c.callback:
+                self._treat(c, q, q.cfg.on_max_wait, at, out)
+        elif kind == _T_PREFERRED:
+            c.preferred = None
+            if c.state is _WAITING and c.lane is not None and c.lane.queue is None:
+                self._unlane(c)
+                self._place(c, at, out)
+        else:  # announce
+            interval = q.cfg.announce_interval
+            if interval is not None:
+                c.announce_seq = self._timer(at + interval, _T_ANNOUNCE, c)
+            if c.state is _WAITING:
+                self._announce(c, q, out)
+
+    # ------------------------------------------------------------------ internals: agents
+
+    def _set_presence(
+        self,
+        a: _Agent,
+        presence: Presence,
+        reason: str | None,
+        at: float,
+        out: list[Decision],
+        by: str | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        self._apply_presence(a, presence, reason, at, by, seconds)
+        self._publish(a, at, out, by=by)
+        if presence is _READY:
+            a.available_since = at
+            self._serve(a, at, out)
+        else:
+            a.version += 1
+
+    def _apply_presence(
+        self,
+        a: _Agent,
+        presence: Presence,
+        reason: str | None,
+        at: float,
+        by: str | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        """Set presence and reason; arm the reason's time limit (rest with a duration)."""
+        if presence is Presence.NOT_READY and reason is None:
+            reason = REASON_BUSY
+        a.presence = presence
+        a.reason = reason if presence is not _READY else None
+        a.by = by
+        a.nr_seq = -1
+        if presence is Presence.NOT_READY:
+            rc = self._reasons[reason or REASON_BUSY]
+            limit = seconds if seconds is not None else rc.max_seconds
+            if limit is not None:
+                a.nr_auto = rc.auto_ready or seconds is not None
+                a.nr_seq = self._timer(at + limit, _T_NOTREADY, a)
+
+    def _sign_out(
+        self, a: _Agent, reason: SignOutReason, by: str | None, at: float, out: list[Decision]
+    ) -> None:
+        a.presence = _OFFLINE
+        a.reason = reason.value
+        a.by = by
+        a.nr_seq = -1
+        a.version += 1
+        requeue: list[_Contact] = []
+        for w in list(a.items.values()):
+            c = w.contact
+            if w.phase is WorkPhase.OFFERED and c is not None:
+                c.offered_to.remove(a)
+                self._drop_item(a, w)
+                gone = WithdrawReason.AGENT_SIGNED_OUT
+                out.append(OfferWithdrawn(c.contact_id, a.agent_id, gone))
+                if not c.offered_to:
+                    requeue.append(c)
+                continue
+            self._drop_item(a, w)
+            out.append(ContactReleased(w.contact_id, a.agent_id))
+            if c is not None:
+                if c.state is _CONNECTED:
+                    self._forget(c)
+            else:
+                self._direct.pop(w.contact_id, None)
+        self._publish(a, at, out, by=by)
+        self._flush_personal(a, at, out)
+        for c in requeue:
+            self._after_decline(c, at, out)
+
+    def _flush_personal(self, a: _Agent, at: float, out: list[Decision]) -> None:
+        """Contacts waiting for this preferred agent go to the normal lanes."""
+        lane = a.personal
+        if lane is None or not lane.waiting:
+            return
+        waiting = sorted(
+            (c for _, _, c in lane.contacts if c.lane is lane and c.state is _WAITING),
+            key=lambda c: (c.vkey, c.order),
+        )
+        lane.contacts.clear()
+        lane.waiting = 0
+        for c in waiting:
+            c.lane = None
+            c.preferred = None
+            self._place(c, at, out)
+
+    def _publish(self, a: _Agent, at: float, out: list[Decision], by: str | None = None) -> None:
+        """Record and announce a change of the agent's reported state (or reason)."""
+        if a.presence is _OFFLINE:
+            state = AgentState.OFFLINE
+        elif a.n_offered:
+            state = AgentState.RESERVED
+        elif a.n_pre:
+            state = AgentState.PRE_OCCUPIED
+        elif a.n_active:
+            state = AgentState.BUSY
+        elif a.n_wrap:
+            state = AgentState.WRAP_UP
+        elif a.presence is _READY:
+            state = AgentState.READY
+        elif a.presence is Presence.NOT_READY:
+            state = AgentState.NOT_READY
+        else:
+            state = AgentState.WORKING
+        reason = a.reason if state is AgentState.NOT_READY or state is AgentState.OFFLINE else None
+        previous = a.state
+        if state is previous and reason == a.shown_reason:
+            return
+        a.time_in[previous] = a.time_in.get(previous, 0.0) + (at - a.state_since)
+        a.state_since = at
+        a.state = state
+        a.shown_reason = reason
+        if state is not previous:
+            self._by_state[previous] -= 1
+            self._by_state[state] += 1
+            for q in a.queues:
+                q.by_state[previous] -= 1
+                q.by_state[state] += 1
+        a.history.append((at, state, reason))
+        code = cti_code(state, reason, self._reasons)
+        out.append(AgentStateChanged(a.agent_id, state, previous, reason, at, code, by))
+
+    def _add_item(self, a: _Agent, w: _Work) -> None:
+        assert w.phase in WORK_START
+        a.items[w.contact_id] = w
+        ch = w.channel
+        a.load[ch] = a.load.get(ch, 0) + 1
+        a.total += 1
+        if ch in _CALLS:
+            a.call_items += 1
+        self._count_phase(a, w.phase, 1)
+
+    def _drop_item(self, a: _Agent, w: _Work) -> None:
+        self._check_phase(w, WorkPhase.DONE, a.agent_id)
+        self._count_phase(a, w.phase, -1)
+        w.phase = WorkPhase.DONE
+        w.wrap_seq = -1
+        del a.items[w.contact_id]
+        ch = w.channel
+        a.load[ch] -= 1
+        a.total -= 1
+        if ch in _CALLS:
+            a.call_items -= 1
+        a.available_since = self._now
+
+    def _set_phase(self, a: _Agent, w: _Work, phase: WorkPhase) -> None:
+        self._check_phase(w, phase, a.agent_id)
+        self._count_phase(a, w.phase, -1)
+        self._count_phase(a, phase, 1)
+        w.phase = phase
+
+    @staticmethod
+    def _count_phase(a: _Agent, phase: WorkPhase, n: int) -> None:
+        if phase is WorkPhase.OFFERED:
+            a.n_offered += n
+        elif phase is WorkPhase.ACTIVE:
+            a.n_active += n
+        elif phase is WorkPhase.WRAP_UP:
+            a.n_wrap += n
+        else:
+            a.n_pre += n
+
+    def _end_wrap(self, a: _Agent, w: _Work, at: float, out: list[Decision]) -> None:
+        self._drop_item(a, w)
+        a.available_since = at
+        self._publish(a, at, out)
+        self._serve(a, at, out)
+
+    # ------------------------------------------------------------------ internals: matching
+
+    def _serve(self, a: _Agent, at: float, out: list[Decision]) -> None:
+        """Offer a free agent the best waiting contacts it can take, then park it."""
+        a.version += 1
+        if a.presence is not _READY:
+            return
+        while True:
+            best: _Contact | None = None
+            best_lane: _Lane | None = None
+            personal = a.personal
+            if personal is not None and personal.waiting:
+                c = self._peek(personal)
+                if a.can_take(c.channel):
+                    best, best_lane = c, personal
+            if best is None:
+                for ch, lanes in a.lanes.items():
+                    if not a.can_take(ch):
+                        continue
+                    for lane in lanes:
+                        if lane.waiting:
+                            c = self._peek(lane)
+                            if (
+                                best is None
+                                or c.vkey < best.vkey
+                                or (c.vkey == best.vkey and c.order < best.order)
+                            ):
+                                best, best_lane = c, lane
+            if best is None or best_lane is None:
+                break
+            heapq.heappop(best_lane.contacts)
+            best_lane.waiting -= 1
+            best.lane = best_lane
+            self._offer(best, [a], at, out)
+        self._park(a)
+
+    @staticmethod
+    def _peek(lane: _Lane) -> _Contact:
+        heap = lane.contacts
+        while True:
+            c = heap[0][2]
+            if c.lane is lane and c.state is _WAITING:
+                return c
+            heapq.heappop(heap)
+
+    def _park(self, a: _Agent) -> None:
+        """Put a free agent in the agent heaps of the lanes it can take work from."""
+        v = a.version
+        for ch, lanes in a.lanes.items():
+            if not a.can_take(ch):
+                continue
+            for lane in lanes:
+                key_fn = lane.key_fn
+                assert key_fn is not None
+                k1, k2 = key_fn(a, lane.requirement, lane.queue_id)
+                heap = lane.agents
+                heapq.heappush(heap, (k1, k2, a.rank, v, a))
+                if len(heap) > 2 * lane.eligible + 64:
+                    self._compact(lane)
+
+    @staticmethod
+    def _compact(lane: _Lane) -> None:
+        ch = lane.channel
+        assert ch is not None
+        live = [e for e in lane.agents if e[3] == e[4].version and e[4].can_take(ch)]
+        heapq.heapify(live)
+        lane.agents = live
+
+    @staticmethod
+    def _pop_agent(lane: _Lane) -> _Agent | None:
+        heap = lane.agents
+        ch = lane.channel
+        assert ch is not None
+        while heap:
+            _, _, _, v, a = heapq.heappop(heap)
+            if v == a.version and a.can_take(ch):
+                return a
+        return None
+
+    def _place(self, c: _Contact, at: float, out: list[Decision]) -> None:
+        """Offer a waiting contact to the best free agent, or make it wait in its lane."""
+        q = c.queue
+        assert q is not None
+        if c.preferred is not None and c.preferred_until > at:
+            pa = self._agents.get(c.preferred)
+            if (
+                pa is not None
+                and pa.presence is not _OFFLINE
+                and pa.capacity.get(c.channel, 0)
+                and pa.meets(self._requirement(c))
+            ):
+                if pa.can_take(c.channel):
+                    self._offer(c, [pa], at, out)
+                    if pa.presence is _READY:
+                        self._park(pa)
+                    return
+                if pa.personal is None:
+                    pa.personal = _Lane(None, (), None, None)
+                self._enlane(c, pa.personal)
+                return
+            c.preferred = None
+        lane = self._lane(q, c)
+        if q.cfg.strategy is Strategy.RING_ALL:
+            agents: list[_Agent] = []
+            while len(agents) < q.cfg.ring_all_limit:
+                a = self._pop_agent(lane)
+                if a is None:
+                    break
+                agents.append(a)
+        else:
+            a = self._pop_agent(lane)
+            agents = [a] if a is not None else []
+        if not agents:
+            self._enlane(c, lane)
+            return
+        self._offer(c, agents, at, out)
+        for a in agents:
+            if a.can_take(c.channel) or a.total < a.max_total:
+                self._park(a)
+
+    @staticmethod
+    def _enlane(c: _Contact, lane: _Lane) -> None:
+        heapq.heappush(lane.contacts, (c.vkey, c.order, c))
+        lane.waiting += 1
+        c.lane = lane
+
+    @staticmethod
+    def _unlane(c: _Contact) -> None:
+        """Take a waiting contact out of its lane (its heap entry dies lazily)."""
+        lane = c.lane
+        if lane is not None:
+            if c.state is _WAITING:
+                lane.waiting -= 1
+            c.lane = None
+
+    def _offer(self, c: _Contact, agents: list[_Agent], at: float, out: list[Decision]) -> None:
+        q = c.queue
+        assert q is not None
+        cfg = q.cfg
+        c.state = _OFFERED
+        c.offered_to = agents
+        c.ring_all = cfg.strategy is Strategy.RING_ALL
+        expires = at + cfg.ring_timeout
+        c.offer_expires = expires
+        c.ring_seq = self._timer(expires, _T_RING, c)
+        q.counters.offers += 1
+        out.append(
+            Offer(
+                c.contact_id,
+                q.queue_id,
+                c.channel,
+                tuple(a.agent_id for a in agents),
+                cfg.ring_timeout,
+                expires,
+                c.callback,
+            )
+        )
+        rr = cfg.strategy is Strategy.ROUND_ROBIN
+        for a in agents:
+            self._add_item(a, _Work(a, c.contact_id, c.channel, WorkPhase.OFFERED, q, c, at))
+            a.version += 1
+            a.offered += 1
+            if rr:
+                q.rr_counter += 1
+                a.rr[q.queue_id] = q.rr_counter
+            self._publish(a, at, out)
+
+    def _withdraw(
+        self, c: _Contact, a: _Agent, reason: WithdrawReason, at: float, out: list[Decision]
+    ) -> None:
+        """Take one ringing offer back from ``a``; RONA / reject rules apply to single offers."""
+        w = a.items[c.contact_id]
+        c.offered_to.remove(a)
+        self._drop_item(a, w)
+        out.append(OfferWithdrawn(c.contact_id, a.agent_id, reason))
+        q = c.queue
+        assert q is not None
+        not_ready: str | None = None
+        if reason is WithdrawReason.RING_TIMEOUT:
+            q.counters.ring_timeouts += 1
+            a.ring_timeouts += 1
+            if q.cfg.rona_not_ready and not c.ring_all:
+                not_ready = REASON_RONA
+        elif reason is WithdrawReason.REJECTED:
+            q.counters.rejects += 1
+            a.rejected += 1
+            if q.cfg.reject_not_ready and not c.ring_all:
+                not_ready = REASON_REJECTED
+        if not_ready is not None and a.presence is not _OFFLINE:
+            self._apply_presence(a, Presence.NOT_READY, not_ready, at)
+        self._publish(a, at, out)
+        a.version += 1
+        if a.presence is _READY:
+            self._park(a)
+
+    def _after_decline(self, c: _Contact, at: float, out: list[Decision]) -> None:
+        """Once no agent rings any more: back to the head of its queue, free agents served."""
+        if c.offered_to or c.state is not _OFFERED:
+            return
+        c.ring_seq = -1
+        c.state = _WAITING
+        c.lane = None
+        c.preferred = None
+        q = c.queue
+        assert q is not None
+        if c.max_wait_due and not c.callback:
+            c.max_wait_due = False
+            self._treat(c, q, q.cfg.on_max_wait, at, out)
+        else:
+            self._place(c, at, out)
+
+    def _decline(
+        self, contact_id: str, agent_id: str, now: float, reason: WithdrawReason
+    ) -> list[Decision]:
+        out = self._advance(now)
+        try:
+            c = self._contact(contact_id)
+            a = self._agent(agent_id)
+            w = a.items.get(contact_id)
+            if w is None or w.contact is not c or w.phase is not WorkPhase.OFFERED:
+                raise NotOffered(contact_id, agent_id)
+        except RoutingError:
+            self._carry = out
+            raise
+        self._withdraw(c, a, reason, now, out)
+        self._after_decline(c, now, out)
+        self._serve(a, now, out)
+        return out
+
+    def _withdraw_all(
+        self, c: _Contact, reason: WithdrawReason, at: float, out: list[Decision]
+    ) -> list[_Agent]:
+        freed = list(c.offered_to)
+        for a in freed:
+            self._drop_item(a, a.items[c.contact_id])
+            out.append(OfferWithdrawn(c.contact_id, a.agent_id, reason))
+            self._publish(a, at, out)
+        c.offered_to = []
+        c.ring_seq = -1
+        return freed
+
+    # ------------------------------------------------------------------ internals: queues
+
+    def _enter(self, c: _Contact, q: _Queue, at: float, out: list[Decision]) -> None:
+        """The contact arrives at ``q``: entry treatments, then offer or wait."""
+        cfg = q.cfg
+        treatment: Treatment | None = None
+        if cfg.on_no_agents is not None and q.staffed() == 0:
+            treatment = cfg.on_no_agents
+        elif cfg.capacity is not None and q.waiting - q.callbacks_waiting >= cfg.capacity:
+            treatment = cfg.on_full
+        if treatment is not None and treatment.kind is not TreatmentKind.QUEUE:
+            q.counters.entered += 1
+            if treatment.kind is TreatmentKind.CALLBACK:
+                self._join(c, q, at)
+                self._make_callback(c)
+                out.append(QueueAction(c.contact_id, q.queue_id, treatment.kind, treatment.message))
+                self._place(c, at, out)
+                return
+            c.queue = q
+            self._treat(c, q, treatment, at, out)
+            return
+        q.counters.entered += 1
+        self._join(c, q, at)
+        self._place(c, at, out)
+        if c.state is _WAITING:
+            self._announce(c, q, out)
+
+    def _join(self, c: _Contact, q: _Queue, at: float) -> None:
+        c.queue = q
+        c.in_queue = True
+        c.entered_at = at
+        c.stage = 0
+        c.vkey = c.arrived_at - c.priority * q.cfg.priority_step_seconds
+        q.waiting += 1
+        q.ranked.add((c.vkey, c.order))
+        q.entries.append((at, c.order, c))
+        self._schedule_contact(c, q, at, at)
+
+    def _schedule_contact(self, c: _Contact, q: _Queue, entered: float, now: float) -> None:
+        """(Re)arm the contact's timers; stages already due are applied at once."""
+        cfg = q.cfg
+        while c.stage + 1 < len(q.stages) and entered + q.stages[c.stage + 1][0] <= now:
+            c.stage += 1
+        if c.stage + 1 < len(q.stages):
+            c.stage_seq = self._timer(entered + q.stages[c.stage + 1][0], _T_STAGE, c)
+        if cfg.max_wait is not None and not c.callback:
+            c.wait_seq = self._timer(max(now, entered + cfg.max_wait), _T_MAXWAIT, c)
+        c.preferred_until = 0.0
+        if c.preferred is not None and cfg.preferred_agent_wait > 0:
+            c.preferred_until = entered + cfg.preferred_agent_wait
+            if c.preferred_until > now:
+                c.preferred_seq = self._timer(c.preferred_until, _T_PREFERRED, c)
+        if cfg.announce_interval is not None:
+            c.announce_seq = self._timer(now + cfg.announce_interval, _T_ANNOUNCE, c)
+
+    def _announce(self, c: _Contact, q: _Queue, out: list[Decision]) -> None:
+        position = q.ranked.rank((c.vkey, c.order)) + 1
+        ewt = q.pace.estimate(position, q.cfg.default_handle_seconds, q.staffed())
+        out.append(AnnounceWait(c.contact_id, q.queue_id, position, ewt))
+
+    def _make_callback(self, c: _Contact) -> None:
+        q = c.queue
+        assert q is not None
+        c.callback = True
+        c.wait_seq = -1
+        c.max_wait_due = False
+        q.callbacks_waiting += 1
+        q.counters.callbacks += 1
+
+    def _leave(self, c: _Contact, outcome: Outcome, at: float) -> None:
+        """The contact leaves its queue (answered, abandoned, overflowed or treated)."""
+        q = c.queue
+        assert q is not None
+        if c.in_queue:
+            self._unlane(c)
+            c.in_queue = False
+            q.waiting -= 1
+            if c.callback:
+                q.callbacks_waiting -= 1
+            q.ranked.remove((c.vkey, c.order))
+            self._trim_entries(q)
+        counters = q.counters
+        if outcome is Outcome.ANSWERED:
+            wait = at - c.entered_at
+            counters.answered += 1
+            counters.answer_wait_total += wait
+            if wait <= q.cfg.service_level_seconds:
+                counters.answered_in_sl += 1
+            q.pace.answered(at)
+        elif outcome is Outcome.ABANDONED:
+            counters.abandoned += 1
+        elif outcome is Outcome.OVERFLOWED:
+            counters.overflowed += 1
+
+    @staticmethod
+    def _trim_entries(q: _Queue) -> None:
+        entries = q.entries
+        while entries:
+            _, order, c = entries[0]
+            if c.in_queue and c.queue is q and c.order == order:
+                return
+            entries.popleft()
+
+    def _forget(self, c: _Contact) -> None:
+        c.state = ContactState.ENDED
+        c.lane = None
+        del self._contacts[c.contact_id]
+
+    def _treat(self, c: _Contact, q: _Queue, t: Treatment, at: float, out: list[Decision]) -> None:
+        """Apply an overflow / voicemail / callback / disconnect treatment to a contact."""
+        kind = t.kind
+        if kind is TreatmentKind.QUEUE:
+            return
+        if kind is TreatmentKind.CALLBACK:
+            if c.in_queue and not c.callback:
+                self._make_callback(c)
+                out.append(QueueAction(c.contact_id, q.queue_id, kind, t.message))
+            return
+        if kind is TreatmentKind.OVERFLOW and c.hops < MAX_OVERFLOW_HOPS:
+            assert t.target_queue is not None
+            target = self._queues[t.target_queue]
+            self._leave(c, Outcome.OVERFLOWED, at)
+            c.hops += 1
+            c.state = _WAITING
+            out.append(Overflow(c.contact_id, q.queue_id, target.queue_id))
+            self._enter(c, target, at, out)
+            return
+        if kind is TreatmentKind.OVERFLOW:
+            kind = TreatmentKind.DISCONNECT
+            t = Treatment(kind, message="no queue could take the contact")
+        self._leave(c, Outcome.TREATED, at)
+        q.counters.treated[kind] = q.counters.treated.get(kind, 0) + 1
+        out.append(QueueAction(c.contact_id, q.queue_id, kind, t.message))
+        self._forget(c)
+
+    def _lane(self, q: _Queue, c: _Contact) -> _Lane:
+        _, stage_req, drop = q.stages[c.stage]
+        extra = () if drop else c.extra
+        key = (c.stage, extra, c.channel)
+        lane = q.lanes.get(key)
+        if lane is not None:
+            return lane
+        lane = _Lane(q, normalise(stage_req, extra), c.channel, q.key_fn)
+        q.lanes[key] = lane
+        self._index_lane(lane)
+        return lane
+
+    # ------------------------------------------------------------------ internals: indexes
+
+    def _eligible(self, requirement: Requirement) -> Iterable[_Agent]:
+        if not requirement:
+            return list(self._agents.values())
+        pools = [self._agents_by_skill.get(s, {}) for s, _ in requirement]
+        smallest = min(pools, key=len)
+        return [a for a in smallest.values() if a.meets(requirement)]
+
+    def _index_lane(self, lane: _Lane) -> None:
+        key = lane.requirement[0][0] if lane.requirement else ""
+        self._lanes_by_skill.setdefault(key, []).append(lane)
+        ch = lane.channel
+        assert ch is not None
+        for a in self._eligible(lane.requirement):
+            a.lanes.setdefault(ch, []).append(lane)
+            lane.eligible += 1
+            if a.can_take(ch):  # a free agent is parked everywhere it can take work
+                key_fn = lane.key_fn
+                assert key_fn is not None
+                k1, k2 = key_fn(a, lane.requirement, lane.queue_id)
+                heapq.heappush(lane.agents, (k1, k2, a.rank, a.version, a))
+
+    def _index_queue(self, q: _Queue) -> None:
+        key = q.base[0][0] if q.base else ""
+        self._queues_by_skill.setdefault(key, []).append(q)
+        for a in self._eligible(q.base):
+            q.members[a.agent_id] = a
+            a.queues.append(q)
+            q.by_state[a.state] += 1
+
+    def _unindex_queue(self, q: _Queue) -> None:
+        for lanes in self._lanes_by_skill.values():
+            lanes[:] = [lane for lane in lanes if lane.queue is not q]
+        for a in self._agents.values():
+            for ch, lanes in a.lanes.items():
+                a.lanes[ch] = [lane for lane in lanes if lane.queue is not q]
+        for a in q.members.values():
+            a.queues.remove(q)
+        self._queues_by_skill[q.base[0][0] if q.base else ""].remove(q)
+        q.members.clear()
+        q.by_state = dict.fromkeys(AgentState, 0)
+        q.lanes.clear()
+
+    def _index_agent(self, a: _Agent) -> None:
+        for skill in a.skills:
+            self._agents_by_skill.setdefault(skill, {})[a.agent_id] = a
+        for key in ("", *a.skills):
+            for q in self._queues_by_skill.get(key, ()):
+                if a.meets(q.base):
+                    q.members[a.agent_id] = a
+                    a.queues.append(q)
+                    q.by_state[a.state] += 1
+            for lane in self._lanes_by_skill.get(key, ()):
+                if a.meets(lane.requirement):
+                    assert lane.channel is not None
+                    a.lanes.setdefault(lane.channel, []).append(lane)
+                    lane.eligible += 1
+
+    def _unindex_agent(self, a: _Agent) -> None:
+        for skill in a.skills:
+            pool = self._agents_by_skill.get(skill)
+            if pool is not None:
+                pool.pop(a.agent_id, None)
+        for q in a.queues:
+            del q.members[a.agent_id]
+            q.by_state[a.state] -= 1
+        a.queues = []
+        for lanes in a.lanes.values():
+            for lane in lanes:
+                lane.eligible -= 1
+        a.lanes = {}
+        a.version += 1
