@@ -188,6 +188,11 @@ class TelephoneEventSender:
             self.state is SenderState.IDLE and bool(self._queue)
         )
 
+    @property
+    def active(self) -> bool:
+        """Whether digits are in progress or queued (including gaps between them)."""
+        return self.state is not SenderState.IDLE or bool(self._queue)
+
     def tick(self) -> EventPacket | None:
         """The packet to send in this frame, or None (audio frame or idle)."""
         if self.state is SenderState.GAP:
