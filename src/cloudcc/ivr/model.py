@@ -217,7 +217,7 @@ class MenuNode(_CollectNode):
 
     type: Literal["menu"]
     options: list[MenuOption] = Field(min_length=1, max_length=12)
-    min_confidence: float = Field(default=0.3, ge=0, le=1)
+    min_confidence: float = Field(default=0.0, ge=0, le=1)  # the ASR engine filters already
     variable: VariableName | None = None
     outputs: MenuOutputs = MenuOutputs()
 

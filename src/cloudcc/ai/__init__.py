@@ -1,0 +1,1 @@
+"""AI engines behind small interfaces: speech synthesis (TTS) and speech recognition (ASR)."""
