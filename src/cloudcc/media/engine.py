@@ -62,10 +62,12 @@ from .player import (
 )
 from .recorder import Recorder, RecordingInfo, RecordingState, file_sha256
 from .rtcp import parse_compound
-from .rtp import COMFORT_NOISE_PT, header_fields, payload_of
-from .session import Latch, LegStats, RtpSession
+from .rtp import COMFORT_NOISE_PT, HEADER, header_fields, payload_of
+from .session import Latch, LegStats, ReceiverStats, RtpSession
 
 log = logging.getLogger(__name__)
+_UNPACK_HEADER: Final = HEADER.unpack_from
+_monotonic: Final = time.monotonic
 
 PCM = NDArray[np.int16]
 Address = tuple[str, int]
@@ -164,6 +166,8 @@ class Leg:
         self.held = False
         self.muted = False
         self._rtp: asyncio.DatagramTransport
+        self._fast_addr: Address | None = None
+        self._fast_source: ReceiverStats | None = None
         self._rtcp: asyncio.DatagramTransport
         self._event_ts = 0
         self.session = RtpSession(8000, now, cname=f"{leg_id}@cloudcc", rng=engine._rng)
@@ -236,6 +240,8 @@ class Leg:
             inband_dtmf=dtmf_payload_type is None if inband_dtmf is None else inband_dtmf,
             rtcp_remote=rtcp_remote or (remote[0], remote[1] + 1),
         )
+        self._fast_addr = None
+        self._fast_source = None
         if previous is None or previous.remote != remote or previous.latching != latching:
             self._latch = Latch(remote, enabled=latching)
             self._rtcp_latch = Latch(self.config.rtcp_remote, enabled=latching)
@@ -252,7 +258,7 @@ class Leg:
         self._pt = pt
         self._dtmf_pt = dtmf_payload_type
         self._inband = InbandDtmfDetector() if self.config.inband_dtmf else None
-        self.engine._rewire()
+        self.engine._rewire(self)
 
     def close(self) -> None:
         """Release the ports; detaches the leg from bridges, conferences and players."""
@@ -260,9 +266,10 @@ class Leg:
             return
         self.engine._leg_closing(self)
         self._transition(LegState.CLOSED)
+        self._fast_addr = None
         self._rtp.close()
         self._rtcp.close()
-        self.engine._rewire()
+        self.engine._rewire(self)
 
     def _transition(self, target: LegState) -> None:
         if target not in _LEG_TRANSITIONS.get(self.state, set()):
@@ -312,7 +319,7 @@ class Leg:
             for d in digits:
                 self._tones.append(dtmf_tone(d, duration_ms))
                 self._tones.append(np.zeros(8 * 60, dtype=np.int16))
-        self.engine._rewire()
+        self.engine._rewire(self)
 
     def inject_dtmf(self, digit: str, duration_ms: int = 100) -> None:
         """A digit received by signalling (SIP INFO): delivered like any other DTMF event."""
@@ -334,12 +341,12 @@ class Leg:
         """Call ``callback(frame)`` with every 20 ms frame (8 kHz int16) this leg receives,
         after jitter buffering and loss concealment; returns an unsubscribe function."""
         self._listeners.append(callback)
-        self.engine._rewire()
+        self.engine._rewire(self)
 
         def unsubscribe() -> None:
             if callback in self._listeners:
                 self._listeners.remove(callback)
-                self.engine._rewire()
+                self.engine._rewire(self)
 
         return unsubscribe
 
@@ -357,6 +364,42 @@ class Leg:
     # -- packet path ---------------------------------------------------------------------------
 
     def _on_rtp(self, data: bytes, addr: Address) -> None:
+        # Fast path: a plain in-sequence audio packet from the latched address of the
+        # current source (nearly every packet); anything else takes the general path.
+        if addr == self._fast_addr and len(data) > 12:
+            b0, b1, seq, ts, ssrc = _UNPACK_HEADER(data, 0)
+            src = self._fast_source
+            if (
+                b0 == 0x80
+                and (b1 & 0x7F) == self._pt
+                and src is not None
+                and ssrc == src.ssrc
+                and seq == ((src.max_seq + 1) & 0xFFFF)
+            ):
+                now = _monotonic()
+                if seq == 0:
+                    src.cycles += 65536
+                src.max_seq = seq
+                src.received += 1
+                session = self.session
+                session.packets_received += 1
+                session.octets_received += len(data) - 12
+                src.update_jitter(ts, now)
+                payload = data[12:]
+                target = self._relay_target
+                if target is not None and target._accepts_relay:
+                    table = self._relay_table
+                    out = payload if table is None else payload.translate(table)
+                    target._send_relayed(ssrc, seq, ts, target._pt, bool(b1 & 0x80), out, now)
+                if self._needs_audio:
+                    if self._g711:
+                        self._jb.put(ts, payload)
+                    else:
+                        self._put_audio(ts, payload)
+                return
+        self._on_rtp_general(data, addr)
+
+    def _on_rtp_general(self, data: bytes, addr: Address) -> None:
         session = self.session
         if self.state is not LegState.ACTIVE:
             return
@@ -368,12 +411,15 @@ class Leg:
         if not self._latch.accept(addr):
             session.foreign += 1
             return
+        self._fast_addr = addr
         now = time.monotonic()
         if pt == self._pt:
             source = session.source
             if source is not None and source.ssrc != ssrc:
                 self._jb.reset()
             session.on_rtp(ssrc, seq, ts, len(data) - offset, now, True)
+            source = session.source
+            self._fast_source = source if source is not None and not source.probation else None
             target = self._relay_target
             if target is not None and target._accepts_relay:
                 payload = payload_of(data, offset)
@@ -553,7 +599,7 @@ class Conference:
         self.mix.add(leg.id, ParticipantMode(mode), whisper_to.id if whisper_to else None)
         self.mix.update(leg.id, muted=leg.muted, held=leg.held)
         leg.conference = self
-        self.engine._rewire()
+        self.engine._rewire(leg)
 
     def set_mode(
         self, leg: Leg, mode: ParticipantMode | str, whisper_to: Leg | None = None
@@ -569,7 +615,7 @@ class Conference:
         del self.legs[leg.id]
         leg.conference = None
         leg.session.sender.restart_source()
-        self.engine._rewire()
+        self.engine._rewire(leg)
 
     def close(self) -> None:
         for leg in list(self.legs.values()):
@@ -696,7 +742,8 @@ class MediaEngine:
         self._audio_legs: list[Leg] = []
         self._output_legs: list[Leg] = []
         self._active_legs: list[Leg] = []
-        self._dirty = True
+        self._lists_dirty = True
+        self._slice_start = 0.0
         self.tick_errors = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -829,7 +876,7 @@ class MediaEngine:
         for leg in (a, b):
             leg.session.sender.restart_source()
         self._bridges.append(bridge)
-        self._rewire()
+        self._rewire(a, b)
         return bridge
 
     def unbridge(self, bridge_or_leg: Bridge | Leg) -> None:
@@ -840,7 +887,7 @@ class MediaEngine:
         for leg in (bridge.a, bridge.b):
             leg.bridge = None
             leg.session.sender.restart_source()
-        self._rewire()
+        self._rewire(bridge.a, bridge.b)
 
     def conference(self, conference_id: str | None = None) -> Conference:
         conference_id = conference_id or f"conf-{next(self._ids)}"
@@ -858,7 +905,7 @@ class MediaEngine:
         leg.session.sender.restart_source()
         if leg.conference is not None:
             leg.conference.mix.update(leg.id, held=True)
-        self._rewire()
+        self._rewire(leg)
 
     def unhold(self, leg: Leg) -> None:
         if not leg.held:
@@ -870,20 +917,20 @@ class MediaEngine:
         leg.session.sender.restart_source()
         if leg.conference is not None:
             leg.conference.mix.update(leg.id, held=False)
-        self._rewire()
+        self._rewire(leg)
 
     def mute(self, leg: Leg) -> None:
         """Nobody hears what this leg says; it still hears everything."""
         leg.muted = True
         if leg.conference is not None:
             leg.conference.mix.update(leg.id, muted=True)
-        self._rewire()
+        self._rewire(leg)
 
     def unmute(self, leg: Leg) -> None:
         leg.muted = False
         if leg.conference is not None:
             leg.conference.mix.update(leg.id, muted=False)
-        self._rewire()
+        self._rewire(leg)
 
     # -- playing and recording -----------------------------------------------------------------
 
@@ -917,7 +964,7 @@ class MediaEngine:
         leg._player = player
         leg._playback = playback
         leg.session.sender.restart_source()
-        self._rewire()
+        self._rewire(leg)
         return playback
 
     def _playback_finished(self, leg: Leg) -> None:
@@ -927,7 +974,7 @@ class MediaEngine:
         if playback is not None and player is not None and not playback._future.done():
             playback._future.set_result(player.result())
         leg.session.sender.restart_source()
-        self._rewire()
+        self._rewire(leg)
 
     def record(
         self,
@@ -949,74 +996,85 @@ class MediaEngine:
         )
         recording = Recording(self, recorder, left, right)
         self._recordings.append(recording)
-        self._rewire()
+        self._count_recording(recording, +1)
         return recording
+
+    def _count_recording(self, recording: Recording, delta: int) -> None:
+        for source in (recording.left, recording.right):
+            if isinstance(source, Leg):
+                source._recordings += delta
+                self._rewire(source)
 
     def _finish_recording(self, recording: Recording) -> tuple[str, float, int]:
         if recording in self._recordings:
             self._recordings.remove(recording)
-            self._rewire()
+            self._count_recording(recording, -1)
         return recording.recorder.stop(time.monotonic())
 
     # -- the tick ------------------------------------------------------------------------------
 
-    def _rewire(self) -> None:
-        """Recompute what feeds each leg after any change of attachments or state."""
-        recorded: set[str] = set()
-        for rec in self._recordings:
-            for src in (rec.left, rec.right):
-                if isinstance(src, Leg):
-                    recorded.add(src.id)
-                elif isinstance(src, Conference):
-                    recorded.update(src.legs)
-        audio: list[Leg] = []
-        output: list[Leg] = []
-        active: list[Leg] = []
-        for leg in self._legs.values():
-            leg._relay_target = None
-            leg._relay_table = None
-            if leg.state is not LegState.ACTIVE:
-                leg._accepts_relay = False
-                leg._out = _Out.NONE
-                continue
-            active.append(leg)
-            bridge = leg.bridge
-            peer = bridge.peer(leg) if bridge is not None else None
-            if bridge is not None:
-                bridge.update_mode()
-            relaying = bridge is not None and bridge.mode is not BridgeMode.TRANSCODE
-            if leg.held or leg._player is not None:
-                leg._out = _Out.PLAYER
-            elif leg.conference is not None:
-                leg._out = _Out.CONFERENCE
-            elif peer is not None and (peer.held or peer.muted):
-                leg._out = _Out.SILENCE
-            elif peer is not None and relaying:
-                leg._out = _Out.RELAYED
-            elif peer is not None:
-                leg._out = _Out.TRANSCODE
-            else:
-                leg._out = _Out.NONE
-            leg._accepts_relay = leg._out is _Out.RELAYED and not leg._te_tx.busy
-            if peer is not None and relaying and not leg.held and not leg.muted:
-                leg._relay_target = peer
-                assert leg.config is not None and peer.config is not None
-                leg._relay_table = translation_table(leg.config.codec, peer.config.codec)
-            needs = (
-                leg.id in recorded
-                or leg.conference is not None
-                or bool(leg._listeners)
-                or leg._inband is not None
-                or (peer is not None and not relaying)
-            )
-            leg._needs_audio = needs
-            if needs:
-                audio.append(leg)
-            if leg._out not in (_Out.NONE, _Out.RELAYED) or leg._te_tx.active or leg._tones:
-                output.append(leg)
-        self._audio_legs = audio
-        self._output_legs = output
+    def _rewire(self, *legs: Leg) -> None:
+        """Recompute what feeds the given legs (and their bridge peers) after a change."""
+        todo: dict[str, Leg] = {}
+        for leg in legs:
+            todo[leg.id] = leg
+            if leg.bridge is not None:
+                peer = leg.bridge.peer(leg)
+                todo[peer.id] = peer
+        for leg in todo.values():
+            self._refresh(leg)
+        self._lists_dirty = True
+
+    @staticmethod
+    def _refresh(leg: Leg) -> None:
+        leg._relay_target = None
+        leg._relay_table = None
+        if leg.state is not LegState.ACTIVE:
+            leg._accepts_relay = False
+            leg._needs_audio = False
+            leg._out = _Out.NONE
+            return
+        bridge = leg.bridge
+        peer = bridge.peer(leg) if bridge is not None else None
+        relaying = False
+        if bridge is not None and peer is not None and peer.config is not None:
+            bridge.update_mode()
+            relaying = bridge.mode is not BridgeMode.TRANSCODE
+        if leg.held or leg._player is not None:
+            leg._out = _Out.PLAYER
+        elif leg.conference is not None:
+            leg._out = _Out.CONFERENCE
+        elif peer is not None and (peer.held or peer.muted or peer.state is not LegState.ACTIVE):
+            leg._out = _Out.SILENCE
+        elif peer is not None and relaying:
+            leg._out = _Out.RELAYED
+        elif peer is not None:
+            leg._out = _Out.TRANSCODE
+        else:
+            leg._out = _Out.NONE
+        leg._accepts_relay = leg._out is _Out.RELAYED and not leg._te_tx.busy
+        if peer is not None and relaying and not leg.held and not leg.muted:
+            leg._relay_target = peer
+            assert leg.config is not None and peer.config is not None
+            leg._relay_table = translation_table(leg.config.codec, peer.config.codec)
+        leg._needs_audio = (
+            leg._recordings > 0
+            or leg.conference is not None
+            or bool(leg._listeners)
+            or leg._inband is not None
+            or (peer is not None and not relaying)
+        )
+
+    def _rebuild_lists(self) -> None:
+        self._lists_dirty = False
+        active = [leg for leg in self._legs.values() if leg.state is LegState.ACTIVE]
         self._active_legs = active
+        self._audio_legs = [leg for leg in active if leg._needs_audio]
+        self._output_legs = [
+            leg
+            for leg in active
+            if leg._out not in (_Out.NONE, _Out.RELAYED) or leg._te_tx.active or leg._tones
+        ]
 
     async def _run(self) -> None:
         clock = self._clock
@@ -1025,23 +1083,39 @@ class MediaEngine:
             delay = clock.next_deadline - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            now = time.monotonic()
-            for _ in range(clock.due(now)):
+            for _ in range(clock.due(time.monotonic())):
                 index = clock.advance()
                 try:
-                    self._tick(index, clock.start + index * clock.period)
+                    await self._tick(index, clock.start + index * clock.period)
+                except asyncio.CancelledError:
+                    raise
                 except Exception:
                     self.tick_errors += 1
                     log.exception("media tick %d failed", index)
 
-    def _tick(self, index: int, now: float) -> None:
-        # 1. inbound audio of every leg that needs it, decoded in one batch
+    async def _pause_if_due(self) -> None:
+        """Let packet callbacks run when the tick has held the loop for a slice: relayed
+        packets then wait at most one slice, however much work a tick has."""
+        if time.perf_counter() - self._slice_start > self.SLICE:
+            await asyncio.sleep(0)
+            self._slice_start = time.perf_counter()
+
+    SLICE: Final = 0.001
+    CHUNK: Final = 64
+
+    async def _tick(self, index: int, now: float) -> None:
+        self._slice_start = time.perf_counter()
+        if self._lists_dirty:
+            self._rebuild_lists()
+        chunk = self.CHUNK
+        # 1. inbound audio of every leg that needs it, decoded in batches
         legs = self._audio_legs
         frames: dict[str, PCM] = {}
-        if legs:
-            frames = self._decode_inbound(legs, now)
+        for i in range(0, len(legs), chunk):
+            self._decode_inbound(legs[i : i + chunk], frames)
+            await self._pause_if_due()
         # 2. in-band DTMF for legs without telephone-event
-        inband = [leg for leg in legs if leg._inband is not None]
+        inband = [leg for leg in legs if leg._inband is not None and leg.id in frames]
         if inband:
             powers, energy = self._goertzel.analyse(np.stack([frames[leg.id] for leg in inband]))
             for i, leg in enumerate(inband):
@@ -1051,7 +1125,7 @@ class MediaEngine:
                     leg._deliver_dtmf(event)
         # 3. listeners (speech recognition and the like)
         for leg in legs:
-            if leg._listeners:
+            if leg._listeners and leg.id in frames:
                 frame = frames[leg.id]
                 for callback in list(leg._listeners):
                     try:
@@ -1060,7 +1134,7 @@ class MediaEngine:
                         log.exception("leg %s: audio listener failed", leg.id)
         # 4. conferences
         heard: dict[str, PCM] = {}
-        for conf in list(self._conferences.values()):
+        for n, conf in enumerate(list(self._conferences.values())):
             if not conf.legs:
                 conf._public = SILENCE_PCM
                 continue
@@ -1069,26 +1143,35 @@ class MediaEngine:
             out, conf._public = conf.mix.mix(stack)
             for i, key in enumerate(keys):
                 heard[key] = out[i]
+            if n % chunk == chunk - 1:
+                await self._pause_if_due()
         # 5. recordings
-        for rec in self._recordings:
+        recordings = list(self._recordings)
+        for n, rec in enumerate(recordings):
             rec.recorder.write(
                 self._record_source(rec.left, frames),
                 None if rec.right is None else self._record_source(rec.right, frames),
                 now,
             )
-        # 6. outgoing audio generated on the tick, encoded in one batch
-        if self._output_legs:
-            self._send_outputs(frames, heard, now)
+            if n % chunk == chunk - 1:
+                await self._pause_if_due()
+        # 6. outgoing audio generated on the tick, encoded in batches
+        outputs = self._output_legs
+        for i in range(0, len(outputs), chunk):
+            self._send_outputs(outputs[i : i + chunk], frames, heard, now)
+            await self._pause_if_due()
         # 7. housekeeping once a second: RTCP reports, lost DTMF end packets
         if index % 50 == 0:
             wall = time.time()
             for leg in self._active_legs:
+                if leg.state is not LegState.ACTIVE:
+                    continue
                 for event in leg._te_rx.poll(now):
                     leg._deliver_dtmf(event)
                 if leg.session.rtcp_due(now):
                     leg._send_rtcp(now, wall)
 
-    def _decode_inbound(self, legs: list[Leg], now: float) -> dict[str, PCM]:
+    def _decode_inbound(self, legs: list[Leg], frames: dict[str, PCM]) -> None:
         n = len(legs)
         raw = bytearray(n * FRAME)
         laws = np.empty(n, dtype=np.intp)
@@ -1101,21 +1184,29 @@ class MediaEngine:
             else:
                 fix.append((i, leg, item))
         decoded = _DECODE_2[np.frombuffer(raw, dtype=np.uint8).reshape(n, FRAME) + laws[:, None]]
+        lost: set[int] = set()
         for i, leg, item in fix:
-            if isinstance(item, ComfortNoise):
+            if item is None:
+                lost.add(i)
+            elif isinstance(item, ComfortNoise):
                 if leg._noise_rng is None:
                     leg._noise_rng = np.random.default_rng()
                 decoded[i] = comfort_noise(item.level_dbov, FRAME, leg._noise_rng)
-            elif isinstance(item, bytes) and not leg._g711 and len(item) == 2 * FRAME:
+            elif not leg._g711 and len(item) == 2 * FRAME:
                 decoded[i] = np.frombuffer(item, dtype="<i2")
-        frames: dict[str, PCM] = {}
-        lost = {i for i, _, item in fix if item is None}
+            else:  # a G.711 frame partly filled (mixed packet sizes)
+                codes = np.frombuffer(item[:FRAME].ljust(FRAME, b"\xff"), dtype=np.uint8)
+                decoded[i] = _DECODE_2[codes.astype(np.intp) + leg._law * 256]
         for i, leg in enumerate(legs):
-            frame = leg._plc.conceal() if i in lost else leg._plc.good(decoded[i])
-            if leg.held or leg.muted:
-                frame = SILENCE_PCM
-            frames[leg.id] = frame
-        return frames
+            plc = leg._plc
+            if i in lost:
+                frame = plc.conceal()
+            elif plc.concealing:
+                frame = plc.good(decoded[i])
+            else:
+                frame = decoded[i]
+                plc._prev, plc._last = plc._last, frame
+            frames[leg.id] = SILENCE_PCM if leg.held or leg.muted else frame
 
     @staticmethod
     def _record_source(source: RecordSource, frames: dict[str, PCM]) -> PCM:
@@ -1123,11 +1214,13 @@ class MediaEngine:
             return source._public
         return frames.get(source.id, SILENCE_PCM)
 
-    def _send_outputs(self, frames: dict[str, PCM], heard: dict[str, PCM], now: float) -> None:
+    def _send_outputs(
+        self, legs: list[Leg], frames: dict[str, PCM], heard: dict[str, PCM], now: float
+    ) -> None:
         batch: list[tuple[Leg, PCM]] = []
         finished: list[Leg] = []
-        rewire = False
-        for leg in self._output_legs:
+        changed: list[Leg] = []
+        for leg in legs:
             if leg.state is not LegState.ACTIVE:
                 continue
             tx = leg._te_tx
@@ -1135,13 +1228,16 @@ class MediaEngine:
                 leg._accepts_relay = leg._out is _Out.RELAYED and not tx.busy
                 if tx.busy:
                     leg._send_event(now)
-                    rewire = rewire or not tx.active
+                    if not tx.active:
+                        changed.append(leg)
                     continue
                 tx.tick()  # the gap between digits: audio flows
-                rewire = rewire or not tx.active
+                if not tx.active:
+                    changed.append(leg)
             if leg._tones:
                 batch.append((leg, self._next_tone_frame(leg)))
-                rewire = rewire or not leg._tones
+                if not leg._tones:
+                    changed.append(leg)
                 continue
             out = leg._out
             pcm: PCM | None
@@ -1175,8 +1271,8 @@ class MediaEngine:
                     leg._send_frame(pcm, None, now)
         for leg in finished:
             self._playback_finished(leg)
-        if rewire:
-            self._rewire()
+        if changed:
+            self._rewire(*changed)
 
     @staticmethod
     def _next_tone_frame(leg: Leg) -> PCM:

@@ -89,7 +89,11 @@ class JitterBuffer:
             self.duplicates += 1
             return False
         self._packets[ext] = payload
-        bisect.insort(self._keys, ext)
+        keys = self._keys
+        if not keys or ext > keys[-1]:
+            keys.append(ext)  # the usual case: in order
+        else:
+            bisect.insort(keys, ext)
         return True
 
     def _drop_before(self, point: int) -> None:
@@ -203,6 +207,8 @@ class Concealer:
         self._period: NDArray[np.float32] | None = None
         self._phase = 0
         self.concealed_frames = 0
+        self._silence = np.zeros(frame_samples, dtype=np.int16)
+        self._silence.flags.writeable = False
 
     @property
     def concealing(self) -> bool:
@@ -227,8 +233,9 @@ class Concealer:
 
     def conceal(self) -> NDArray[np.int16]:
         """A frame standing in for a lost one."""
-        if self._last is None:
-            return np.zeros(self.frame, dtype=np.int16)
+        if self._last is None or self._lost >= self.FADE_START + self.FADE_LEN:
+            self._lost += self.frame
+            return self._silence  # nothing heard yet, or faded out: silence, no work
         if self._period is None:
             self._period = self._pick_period()
             self._phase = 0
