@@ -250,15 +250,28 @@ class GoertzelBank:
         energy = np.einsum("ij,ij->i", x, x)
         return powers.astype(np.float32), energy.astype(np.float32)
 
+    def analyse_overlapped(
+        self, previous: NDArray[np.int16], frames: NDArray[np.int16]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """Two windows per frame, hop of half a frame: the one straddling the previous and
+        the current frame, then the current frame. Shapes (n, 2, 8) and (n, 2)."""
+        n, size = frames.shape
+        half = size // 2
+        straddle = np.concatenate([previous[:, half:], frames[:, :half]], axis=1)
+        windows = np.stack([straddle, frames], axis=1).reshape(2 * n, size)
+        powers, energy = self.analyse(windows)
+        return powers.reshape(n, 2, 8), energy.reshape(n, 2)
+
 
 class InbandDtmfDetector:
     """Per-leg decision logic over GoertzelBank results: one event per key press.
 
-    A frame counts as digit d when its strongest row and column tones hold at least
-    half the frame's energy, dominate the other rows/columns by 8 dB, twist is within
+    Windows of 20 ms are analysed every 10 ms (GoertzelBank.analyse_overlapped). A
+    window counts as digit d when its strongest row and column tones hold at least
+    half the window's energy, dominate the other rows/columns by 8 dB, twist is within
     ±8 dB and the level is above -40 dBFS per tone. A digit starts after two such
-    consecutive frames (≥ 20 ms of full tone, Q.24 asks ≥ 40 ms accepted) and ends
-    after two frames without it; it is reported at its end with its duration.
+    consecutive windows (30 ms of tone; Q.24 asks that 40 ms be accepted) and ends
+    after two windows without it; it is reported at its end with its duration.
     """
 
     MIN_TONE_POWER: Final = (0.01 * 32768) ** 2 * 160 / 2  # -40 dBFS sine over a frame
@@ -266,8 +279,8 @@ class InbandDtmfDetector:
     TWIST: Final = 10 ** (8 / 10)
     CONCENTRATION: Final = 0.5
 
-    def __init__(self, frame_ms: int = 20) -> None:
-        self.frame_ms = frame_ms
+    def __init__(self, hop_ms: int = 10) -> None:
+        self.frame_ms = hop_ms
         self._candidate: str | None = None
         self._candidate_frames = 0
         self._active: str | None = None
@@ -294,8 +307,16 @@ class InbandDtmfDetector:
             return None
         return KEYPAD[r][c]
 
+    def feed_frame(
+        self, powers: NDArray[np.float32], energy: NDArray[np.float32]
+    ) -> DtmfEvent | None:
+        """Feed one frame's two overlapped windows (rows of analyse_overlapped)."""
+        first = self.feed(powers[0], float(energy[0]))
+        second = self.feed(powers[1], float(energy[1]))
+        return first or second
+
     def feed(self, powers: NDArray[np.float32], energy: float) -> DtmfEvent | None:
-        """Feed one frame's analysis; returns an event when a key press ends."""
+        """Feed one window's analysis; returns an event when a key press ends."""
         digit = self.classify(powers, energy)
         if self._active is not None:
             if digit == self._active:

@@ -178,6 +178,7 @@ class Leg:
         self._te_rx = TelephoneEventReceiver()
         self._te_tx = TelephoneEventSender(FRAME)
         self._inband: InbandDtmfDetector | None = None
+        self._inband_previous: PCM = SILENCE_PCM
         self._tones: list[PCM] = []  # in-band DTMF to send (legs without telephone-event)
         self._law = 0
         self._pt = 0
@@ -1117,10 +1118,13 @@ class MediaEngine:
         # 2. in-band DTMF for legs without telephone-event
         inband = [leg for leg in legs if leg._inband is not None and leg.id in frames]
         if inband:
-            powers, energy = self._goertzel.analyse(np.stack([frames[leg.id] for leg in inband]))
+            current = np.stack([frames[leg.id] for leg in inband])
+            previous = np.stack([leg._inband_previous for leg in inband])
+            powers, energy = self._goertzel.analyse_overlapped(previous, current)
             for i, leg in enumerate(inband):
                 assert leg._inband is not None
-                event = leg._inband.feed(powers[i], float(energy[i]))
+                leg._inband_previous = current[i]
+                event = leg._inband.feed_frame(powers[i], energy[i])
                 if event is not None:
                     leg._deliver_dtmf(event)
         # 3. listeners (speech recognition and the like)

@@ -243,3 +243,35 @@ class RtpPeer:
 
     def clear(self) -> None:
         self.received.clear()
+
+
+def read_pcap_udp(path: str | os.PathLike[str]) -> list[tuple[float, bytes]]:
+    """UDP payloads of a classic pcap file (Ethernet or Linux cooked capture, IPv4):
+    (capture time, payload) in file order. For replaying SIPp's RTP captures."""
+    import struct
+
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = data[:4]
+    if magic == b"\xd4\xc3\xb2\xa1":
+        endian = "<"
+    elif magic == b"\xa1\xb2\xc3\xd4":
+        endian = ">"
+    else:
+        raise ValueError(f"{path}: not a classic pcap file")
+    linktype = struct.unpack_from(endian + "I", data, 20)[0]
+    link_header = {1: 14, 113: 16}.get(linktype)
+    if link_header is None:
+        raise ValueError(f"{path}: unsupported link type {linktype}")
+    out: list[tuple[float, bytes]] = []
+    offset = 24
+    while offset + 16 <= len(data):
+        sec, usec, incl, _ = struct.unpack_from(endian + "IIII", data, offset)
+        frame = data[offset + 16 : offset + 16 + incl]
+        offset += 16 + incl
+        ip = frame[link_header:]
+        if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 17:
+            continue
+        udp = ip[(ip[0] & 0x0F) * 4 :]
+        out.append((sec + usec / 1e6, bytes(udp[8:])))
+    return out
