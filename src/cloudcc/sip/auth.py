@@ -30,7 +30,9 @@ class Algorithm(enum.Enum):
 
     @property
     def base(self) -> Algorithm:
-        return Algorithm.SHA256 if self in (Algorithm.SHA256, Algorithm.SHA256_SESS) else Algorithm.MD5
+        if self in (Algorithm.SHA256, Algorithm.SHA256_SESS):
+            return Algorithm.SHA256
+        return Algorithm.MD5
 
     @property
     def is_session(self) -> bool:
@@ -130,7 +132,7 @@ def parse_digest_params(value: str) -> dict[str, str]:
             break
         eq = rest.find("=", i)
         if eq < 0:
-            raise AuthError(f"bad digest parameter near {rest[i:i + 20]!r}")
+            raise AuthError(f"bad digest parameter near {rest[i : i + 20]!r}")
         name = rest[i:eq].strip().lower()
         i = eq + 1
         while i < n and rest[i] in " \t":
@@ -264,7 +266,9 @@ class NonceIssuer:
 
     def check(self, nonce: str, now: float) -> NonceStatus:
         stamp, dot, mac = nonce.partition(".")
-        if not dot or not stamp or len(stamp) > 16 or not hmac.compare_digest(mac, self._mac(stamp)):
+        if not dot or not stamp or len(stamp) > 16:
+            return NonceStatus.INVALID
+        if not hmac.compare_digest(mac, self._mac(stamp)):
             return NonceStatus.INVALID
         try:
             issued = int(stamp, 16) / 1000
@@ -356,8 +360,9 @@ def authorize(
     body: bytes = b"",
 ) -> DigestResponse:
     """Answer a challenge (RFC 2617 §3.2.2), using qop=auth when offered."""
-    qop = "auth" if "auth" in challenge.qop else ("auth-int" if "auth-int" in challenge.qop else None)
-    cnonce_value = cnonce or (secrets.token_hex(8) if qop or challenge.algorithm.is_session else None)
+    qop = next((q for q in ("auth", "auth-int") if q in challenge.qop), None)
+    needs_cnonce = qop is not None or challenge.algorithm.is_session
+    cnonce_value = cnonce or (secrets.token_hex(8) if needs_cnonce else None)
     nc_text = f"{nc:08x}" if qop else None
     ha1 = compute_ha1(challenge.algorithm, username, challenge.realm, password)
     response = compute_response(

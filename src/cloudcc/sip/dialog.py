@@ -168,9 +168,7 @@ class Dialog:
     def confirm(self, now: float, response: Response | None = None) -> None:
         """Early -> confirmed; a UAC recomputes route set and target from the 2xx (§13.2.2.4)."""
         if response is not None and self.is_uac and self.state is DialogState.EARLY:
-            self.route_set = list(
-                reversed(_route_values(response.headers.get("record-route", [])))
-            )
+            self.route_set = list(reversed(_route_values(response.headers.get("record-route", []))))
             self._refresh_target(response)
         self._go("confirm", now)
 
@@ -314,9 +312,7 @@ def parse_session_expires(value: str) -> tuple[int, str | None]:
     return seconds, refresher.lower() if refresher else None
 
 
-def negotiate_as_uas(
-    request: Request, local_interval: int, min_se: int
-) -> tuple[int, str] | None:
+def negotiate_as_uas(request: Request, local_interval: int, min_se: int) -> tuple[int, str] | None:
     """Pick the session interval and refresher role for a 2xx (RFC 4028 §9).
 
     Returns ``(interval, "uac"|"uas")`` to put in the response, or None when no timer

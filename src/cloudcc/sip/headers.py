@@ -164,13 +164,13 @@ def parse_params(text: str) -> dict[str, str | None]:
         if text[0] != ";":
             raise ParseError(f"expected ';' before parameters in {text[:80]!r}")
         for item in text[1:].split(";"):
-            name, eq, value = item.partition("=")
+            name, eq, raw = item.partition("=")
             if not name or not _TOKEN_CHARS.issuperset(name):
                 raise ParseError(f"bad parameter {item[:40]!r}")
             if eq:
-                if not value or not _PARAM_VALUE_CHARS.issuperset(value):
+                if not raw or not _PARAM_VALUE_CHARS.issuperset(raw):
                     raise ParseError(f"bad value of parameter {name[:40]!r}")
-                params[name.lower()] = value
+                params[name.lower()] = raw
             else:
                 params[name.lower()] = None
         return params

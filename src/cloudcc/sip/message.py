@@ -151,7 +151,7 @@ class SipMessage:
             if not values:
                 raise ParseError("missing Via header")
             vias = self._parsed["via"] = parse_vias(values)
-        return vias  # type: ignore[no-any-return]
+        return vias
 
     @property
     def via(self) -> Via:
@@ -172,14 +172,14 @@ class SipMessage:
         value = self._parsed.get("from")
         if value is None:
             value = self._parsed["from"] = parse_name_address(self._single("from"))
-        return value  # type: ignore[no-any-return]
+        return value
 
     @property
     def to(self) -> NameAddress:
         value = self._parsed.get("to")
         if value is None:
             value = self._parsed["to"] = parse_name_address(self._single("to"))
-        return value  # type: ignore[no-any-return]
+        return value
 
     @property
     def call_id(self) -> str:
@@ -190,7 +190,7 @@ class SipMessage:
         value = self._parsed.get("cseq")
         if value is None:
             value = self._parsed["cseq"] = parse_cseq(self._single("cseq"))
-        return value  # type: ignore[no-any-return]
+        return value
 
     @property
     def max_forwards(self) -> int | None:
@@ -208,17 +208,14 @@ class SipMessage:
         value = self._parsed.get("contact")
         if value is None:
             values = self.headers.get("contact", [])
-            if self.is_wildcard_contact:
-                value = []
-            else:
-                value = parse_name_addresses(values)
+            value = [] if self.is_wildcard_contact else parse_name_addresses(values)
             self._parsed["contact"] = value
-        return value  # type: ignore[no-any-return]
+        return value
 
     @property
     def is_wildcard_contact(self) -> bool:
         values = self.headers.get("contact")
-        return bool(values) and len(values) == 1 and values[0].strip() == "*"
+        return values is not None and len(values) == 1 and values[0].strip() == "*"
 
     @property
     def routes(self) -> list[NameAddress]:

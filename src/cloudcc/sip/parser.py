@@ -91,6 +91,9 @@ def parse_message(
             headers[key] = [value]
         else:
             values.append(value)
+    if isinstance(message, Request) and not lines[0].endswith(" SIP/2.0"):
+        # a well-formed request of another SIP version: 505 (RFC 4475 §3.1.2.16)
+        raise ParseError("SIP version not supported", 505, message)
     body_start = end + sep
     lengths = headers.get("content-length")
     if lengths is None:
@@ -129,9 +132,7 @@ def _start(line: str) -> Request | Response:
     method, uri, version = parts
     if not is_token(method):
         raise ParseError(f"bad method {method[:40]!r}")
-    if version != _VERSION:
-        if _VERSION_RE.match(version) and version.upper() != _VERSION:
-            raise ParseError(f"SIP version {version} not supported", 505, Request(method, uri))
+    if version != _VERSION and not (_VERSION_RE.match(version) and version.upper() != _VERSION):
         raise ParseError(f"bad SIP version {version[:40]!r}")
     if not uri or uri[0] == "<":
         raise ParseError(f"bad Request-URI {uri[:80]!r}")
