@@ -124,3 +124,97 @@ async def client(node: Any) -> AsyncIterator[Any]:
     transport = httpx.ASGITransport(app=node.app, client=("203.0.113.7", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://cc.test") as c:
         yield c
+
+
+def free_port(kind: str = "tcp") -> int:
+    """A port free for TCP (and UDP with kind='both') on 127.0.0.1 right now."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if kind == "tcp":
+            return port
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port")
+
+
+class LiveNode:
+    """A real ``cloudcc serve`` process on free ports."""
+
+    def __init__(self, data_dir: Path, extra_args: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        import subprocess
+        import sys
+
+        self.data_dir = data_dir
+        self.http_port = free_port()
+        self.sip_port = free_port("both")
+        self.base = f"http://127.0.0.1:{self.http_port}"
+        self.log_path = data_dir.parent / f"node-{self.http_port}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cloudcc.cli", "serve", "--data-dir", str(data_dir),
+             "--http-port", str(self.http_port), "--sip-port", str(self.sip_port),
+             "--host", "127.0.0.1", *(extra_args or [])],
+            stdout=self._log, stderr=subprocess.STDOUT,
+            env={**os.environ, "CLOUDCC_SECRET_KEY": "live-test-key", **(env or {})},
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"node exited {self.proc.returncode}: {self.log()}")
+            try:
+                if httpx.get(self.base + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"node not ready in {timeout}s: {self.log()}")
+
+    @property
+    def demo(self) -> dict[str, Any]:
+        import json
+
+        return json.loads((self.data_dir / "demo-credentials.json").read_text())
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self, timeout: float = 20) -> int:
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return int(self.proc.returncode)
+
+
+@pytest.fixture
+def live_node(tmp_path: Path) -> Iterator[LiveNode]:
+    n = LiveNode(tmp_path / "data")
+    try:
+        n.wait_ready()
+        yield n
+    finally:
+        n.stop()

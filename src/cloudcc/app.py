@@ -7,6 +7,7 @@ import contextlib
 import logging
 import secrets
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,10 @@ class Node:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        server_task = asyncio.create_task(self._server.serve())
+        # Bind here so that a taken port is a clear OSError, not uvicorn's sys.exit().
+        sock = socket.create_server((self.settings.host, self.settings.http_port), backlog=2048)
+        sock.setblocking(False)
+        server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started and not server_task.done():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         if server_task.done():

@@ -55,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        print(f"cloudcc: cannot start: {exc}", file=sys.stderr)
+        print(
+            f"cloudcc: cannot start on {settings.host} (HTTP port {settings.http_port}, "
+            f"SIP port {settings.sip.port}): {exc}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -13,16 +13,19 @@ from cloudcc.api.schemas import Id, PageOut, Paging, Problem
 from cloudcc.api.security import Authenticated, Ctx
 from cloudcc.tenancy.crud import Resource
 
+_PROBLEM = {"application/problem+json": {"schema": Problem.model_json_schema()}}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "description": desc}
+    code: {"description": desc, "content": _PROBLEM}
     for code, desc in {
-        401: "not authenticated",
-        403: "not permitted",
-        404: "not found in your tenant",
-        409: "conflicts with existing data",
-        413: "body too large",
-        422: "invalid input",
-        429: "rate limited",
+        "400": "malformed request",
+        "401": "not authenticated",
+        "403": "not permitted",
+        "404": "not found in your tenant",
+        "409": "conflicts with existing data",
+        "413": "body too large",
+        "422": "invalid input",
+        "429": "rate limited (see Retry-After)",
+        "503": "the node is at its request limit (see Retry-After)",
     }.items()
 }
 

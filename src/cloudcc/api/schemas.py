@@ -11,6 +11,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -19,12 +20,38 @@ from pydantic import (
 )
 
 
+# The default of a PATCH field that may be left out but not set to null: pydantic does not
+# validate defaults, and an explicit null fails the field's type (422).
+UNSET: Any = None
+
+
 class Strict(BaseModel):
+    """Query parameters: unknown ones are refused; text is converted to the field's type."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class Body(BaseModel):
+    """JSON bodies: unknown fields are refused and no type is coerced (0 is not false)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+def _iso_only(value: object) -> object:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("use an ISO 8601 date-time, e.g. 2026-11-27T09:00:00Z")
+    return value
+
+
+# Text on the wire, never numbers: strict mode would refuse the text, lax mode takes 0.
+IsoDateTime = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_iso_only)]
+IsoDate = Annotated[date, Field(strict=False), BeforeValidator(_iso_only)]
 
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
@@ -63,7 +90,7 @@ class Paging(Strict):
 # --- auth ---------------------------------------------------------------------------------
 
 
-class LoginIn(Strict):
+class LoginIn(Body):
     tenant: Annotated[str, StringConstraints(min_length=1, max_length=63)]
     username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -93,7 +120,7 @@ class MeOut(BaseModel):
 # --- tenants ------------------------------------------------------------------------------
 
 
-class TenantCreate(Strict):
+class TenantCreate(Body):
     slug: Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
     name: Name
     admin_username: Username = "admin"
@@ -104,14 +131,14 @@ class TenantCreate(Strict):
     max_concurrent_calls: int = Field(100, ge=1, le=1_000_000)
 
 
-class TenantUpdate(Strict):
-    name: Name | None = None
-    timezone: str | None = Field(None, max_length=64)
-    recording_retention_days: int | None = Field(None, ge=1, le=3650)
-    status: Status | None = None
-    max_seats: int | None = Field(None, ge=1, le=100_000)
-    max_concurrent_calls: int | None = Field(None, ge=1, le=1_000_000)
-    rate_limit_rps: float | None = Field(None, gt=0, le=100_000)
+class TenantUpdate(Body):
+    name: Name = UNSET
+    timezone: str = Field(UNSET, max_length=64)
+    recording_retention_days: int = Field(UNSET, ge=1, le=3650)
+    status: Status = UNSET
+    max_seats: int = Field(UNSET, ge=1, le=100_000)
+    max_concurrent_calls: int = Field(UNSET, ge=1, le=1_000_000)
+    rate_limit_rps: float | None = Field(None, ge=0.1, le=100_000)
 
 
 class TenantOut(Out):
@@ -136,7 +163,7 @@ class WebhookSecretOut(BaseModel):
 # --- users, roles, API keys ---------------------------------------------------------------
 
 
-class UserCreate(Strict):
+class UserCreate(Body):
     username: Username
     password: Password
     display_name: Annotated[str, StringConstraints(max_length=200)] = ""
@@ -145,13 +172,13 @@ class UserCreate(Strict):
     status: Status = "active"
 
 
-class UserUpdate(Strict):
-    username: Username | None = None
-    password: Password | None = None
-    display_name: Annotated[str, StringConstraints(max_length=200)] | None = None
+class UserUpdate(Body):
+    username: Username = UNSET
+    password: Password = UNSET
+    display_name: Annotated[str, StringConstraints(max_length=200)] = UNSET
     email: Email | None = None
-    role: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    status: Status | None = None
+    role: Annotated[str, StringConstraints(min_length=1, max_length=64)] = UNSET
+    status: Status = UNSET
 
 
 class UserOut(Out):
@@ -171,7 +198,7 @@ class UserFilter(Paging):
     username: Username | None = None
 
 
-class RoleCreate(Strict):
+class RoleCreate(Body):
     name: Slug
     description: Description = ""
     permissions: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
@@ -179,11 +206,10 @@ class RoleCreate(Strict):
     )
 
 
-class RoleUpdate(Strict):
-    name: Slug | None = None
-    description: Description | None = None
-    permissions: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(
-        None, max_length=100
+class RoleUpdate(Body):
+    name: Slug = UNSET
+    description: Description = UNSET
+    permissions: list[Annotated[str, StringConstraints(max_length=64)]] = Field(UNSET, max_length=100
     )
 
 
@@ -202,19 +228,19 @@ class RoleFilter(Paging):
     builtin: bool | None = None
 
 
-class ApiKeyCreate(Strict):
+class ApiKeyCreate(Body):
     name: Name
     role: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "admin"
-    rate_limit_rps: float | None = Field(None, gt=0, le=100_000)
-    expires_at: AwareDatetime | None = None
+    rate_limit_rps: float | None = Field(None, ge=0.1, le=100_000)
+    expires_at: IsoDateTime | None = None
 
 
-class ApiKeyUpdate(Strict):
-    name: Name | None = None
-    role: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    status: Status | None = None
-    rate_limit_rps: float | None = Field(None, gt=0, le=100_000)
-    expires_at: AwareDatetime | None = None
+class ApiKeyUpdate(Body):
+    name: Name = UNSET
+    role: Annotated[str, StringConstraints(min_length=1, max_length=64)] = UNSET
+    status: Status = UNSET
+    rate_limit_rps: float | None = Field(None, ge=0.1, le=100_000)
+    expires_at: IsoDateTime | None = None
 
 
 class ApiKeyOut(Out):
@@ -244,7 +270,7 @@ class ApiKeyFilter(Paging):
 Skills = Annotated[dict[SkillName, Level], Field(max_length=50)]
 
 
-class AgentCreate(Strict):
+class AgentCreate(Body):
     name: Name
     extension: Extension
     sip_password: SipPassword
@@ -257,17 +283,17 @@ class AgentCreate(Strict):
     status: Status = "active"
 
 
-class AgentUpdate(Strict):
-    name: Name | None = None
-    extension: Extension | None = None
-    sip_password: SipPassword | None = None
-    skills: Skills | None = None
-    max_chats: int | None = Field(None, ge=0, le=50)
-    role: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    username: Username | None = None
-    password: Password | None = None
+class AgentUpdate(Body):
+    name: Name = UNSET
+    extension: Extension = UNSET
+    sip_password: SipPassword = UNSET
+    skills: Skills = UNSET
+    max_chats: int = Field(UNSET, ge=0, le=50)
+    role: Annotated[str, StringConstraints(min_length=1, max_length=64)] = UNSET
+    username: Username = UNSET
+    password: Password = UNSET
     email: Email | None = None
-    status: Status | None = None
+    status: Status = UNSET
 
 
 class AgentOut(Out):
@@ -297,7 +323,7 @@ Strategy = Literal[
 ]
 
 
-class OverflowAction(Strict):
+class OverflowAction(Body):
     action: Literal["queue", "flow", "voicemail", "callback", "disconnect"]
     target: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     message: Annotated[str, StringConstraints(max_length=500)] | None = None
@@ -309,20 +335,20 @@ class OverflowAction(Strict):
         return self
 
 
-class Relaxation(Strict):
+class Relaxation(Body):
     after_seconds: int = Field(ge=1, le=86_400)
     min_level_drop: int = Field(1, ge=0, le=9, description="lower every minimum level by this")
     drop_skills: list[SkillName] = Field(default_factory=list, max_length=50)
 
 
-class Overflow(Strict):
+class Overflow(Body):
     no_agents: OverflowAction | None = None
     queue_full: OverflowAction | None = None
     wait_timeout: OverflowAction | None = None
     relax: list[Relaxation] = Field(default_factory=list, max_length=10)
 
 
-class QueueCreate(Strict):
+class QueueCreate(Body):
     name: Slug
     description: Description = ""
     required_skills: Skills = Field(default_factory=dict)
@@ -339,21 +365,21 @@ class QueueCreate(Strict):
     announce_interval_seconds: int = Field(30, ge=10, le=3600)
 
 
-class QueueUpdate(Strict):
-    name: Slug | None = None
-    description: Description | None = None
-    required_skills: Skills | None = None
-    strategy: Strategy | None = None
-    ring_timeout_seconds: int | None = Field(None, ge=5, le=300)
-    wrapup_seconds: int | None = Field(None, ge=0, le=3600)
-    max_wait_seconds: int | None = Field(None, ge=10, le=86_400)
-    capacity: int | None = Field(None, ge=1, le=100_000)
-    service_level_seconds: int | None = Field(None, ge=1, le=3600)
-    priority: int | None = Field(None, ge=1, le=10)
-    overflow: Overflow | None = None
-    music_on_hold: Annotated[str, StringConstraints(max_length=200)] | None = None
-    announce_position: bool | None = None
-    announce_interval_seconds: int | None = Field(None, ge=10, le=3600)
+class QueueUpdate(Body):
+    name: Slug = UNSET
+    description: Description = UNSET
+    required_skills: Skills = UNSET
+    strategy: Strategy = UNSET
+    ring_timeout_seconds: int = Field(UNSET, ge=5, le=300)
+    wrapup_seconds: int = Field(UNSET, ge=0, le=3600)
+    max_wait_seconds: int = Field(UNSET, ge=10, le=86_400)
+    capacity: int = Field(UNSET, ge=1, le=100_000)
+    service_level_seconds: int = Field(UNSET, ge=1, le=3600)
+    priority: int = Field(UNSET, ge=1, le=10)
+    overflow: Overflow = UNSET
+    music_on_hold: Annotated[str, StringConstraints(max_length=200)] = UNSET
+    announce_position: bool = UNSET
+    announce_interval_seconds: int = Field(UNSET, ge=10, le=3600)
 
 
 class QueueOut(Out):
@@ -386,7 +412,7 @@ class QueueFilter(Paging):
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
 
 
-def _check_ranges(ranges: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def _check_ranges(ranges: list[list[str]]) -> list[list[str]]:
     for start, end in ranges:
         if not _HHMM.match(start) or not _HHMM.match(end):
             raise ValueError("times are HH:MM (00:00 to 24:00)")
@@ -395,28 +421,29 @@ def _check_ranges(ranges: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return ranges
 
 
-Ranges = Annotated[list[tuple[str, str]], AfterValidator(_check_ranges), Field(max_length=24)]
+Range = Annotated[list[str], Field(min_length=2, max_length=2, description="[start, end] HH:MM")]
+Ranges = Annotated[list[Range], AfterValidator(_check_ranges), Field(max_length=24)]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
-class Holiday(Strict):
-    date: date
+class Holiday(Body):
+    date: IsoDate
     name: Annotated[str, StringConstraints(max_length=200)] = ""
     open: Ranges = Field(default_factory=list, description="opening ranges that day; [] = closed")
 
 
-class HoursCreate(Strict):
+class HoursCreate(Body):
     name: Slug
     timezone: str = Field("UTC", max_length=64)
     weekly: dict[Day, Ranges] = Field(default_factory=dict)
     holidays: list[Holiday] = Field(default_factory=list, max_length=1000)
 
 
-class HoursUpdate(Strict):
-    name: Slug | None = None
-    timezone: str | None = Field(None, max_length=64)
-    weekly: dict[Day, Ranges] | None = None
-    holidays: list[Holiday] | None = Field(None, max_length=1000)
+class HoursUpdate(Body):
+    name: Slug = UNSET
+    timezone: str = Field(UNSET, max_length=64)
+    weekly: dict[Day, Ranges] = UNSET
+    holidays: list[Holiday] = Field(UNSET, max_length=1000)
 
 
 class HoursOut(Out):
@@ -442,7 +469,7 @@ def _check_networks(values: list[str]) -> list[str]:
     return values
 
 
-class TrunkCreate(Strict):
+class TrunkCreate(Body):
     name: Slug
     host: Hostname
     port: int = Field(5060, ge=1, le=65535)
@@ -457,18 +484,18 @@ class TrunkCreate(Strict):
     caller_id: PhoneNumberText | None = None
 
 
-class TrunkUpdate(Strict):
-    name: Slug | None = None
-    host: Hostname | None = None
-    port: int | None = Field(None, ge=1, le=65535)
-    transport: Literal["udp", "tcp", "tls"] | None = None
+class TrunkUpdate(Body):
+    name: Slug = UNSET
+    host: Hostname = UNSET
+    port: int = Field(UNSET, ge=1, le=65535)
+    transport: Literal["udp", "tcp", "tls"] = UNSET
     username: Annotated[str, StringConstraints(max_length=128)] | None = None
     password: Annotated[str, StringConstraints(max_length=128)] | None = None
     allowed_ips: (
-        Annotated[list[str], AfterValidator(_check_networks), Field(max_length=100)] | None
-    ) = None
-    registration: bool | None = None
-    max_channels: int | None = Field(None, ge=1, le=100_000)
+        Annotated[list[str], AfterValidator(_check_networks), Field(max_length=100)]
+    ) = UNSET
+    registration: bool = UNSET
+    max_channels: int = Field(UNSET, ge=1, le=100_000)
     caller_id: PhoneNumberText | None = None
 
 
@@ -493,21 +520,21 @@ class TrunkFilter(Paging):
     host: Hostname | None = None
 
 
-class NumberCreate(Strict):
+class NumberCreate(Body):
     number: PhoneNumberText
     name: Annotated[str, StringConstraints(max_length=200)] = ""
     trunk_id: Id | None = None
     target_type: Literal["flow", "queue", "agent"] = "queue"
-    target: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    target: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     business_hours_id: Id | None = None
 
 
-class NumberUpdate(Strict):
-    number: PhoneNumberText | None = None
-    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+class NumberUpdate(Body):
+    number: PhoneNumberText = UNSET
+    name: Annotated[str, StringConstraints(max_length=200)] = UNSET
     trunk_id: Id | None = None
-    target_type: Literal["flow", "queue", "agent"] | None = None
-    target: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    target_type: Literal["flow", "queue", "agent"] = UNSET
+    target: Annotated[str, StringConstraints(min_length=1, max_length=64)] = UNSET
     business_hours_id: Id | None = None
 
 
@@ -537,8 +564,8 @@ class AuditFilter(Paging):
     resource_id: Annotated[str, StringConstraints(max_length=64)] | None = None
     actor_id: Annotated[str, StringConstraints(max_length=32)] | None = None
     action: Annotated[str, StringConstraints(max_length=32)] | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: IsoDateTime | None = None
+    until: IsoDateTime | None = None
 
     @field_validator("q")
     @classmethod

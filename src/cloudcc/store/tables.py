@@ -53,9 +53,13 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_bind_param(
+        self, value: datetime | str | None, dialect: Dialect
+    ) -> datetime | None:
         if value is None:
             return None
+        if isinstance(value, str):  # ISO 8601 text from a JSON body
+            value = datetime.fromisoformat(value)
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored; use UTC-aware ones")
         return value.astimezone(UTC)

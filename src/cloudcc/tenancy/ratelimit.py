@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_WAIT = 3600.0  # seconds; the longest Retry-After ever given
+
 
 @dataclass(slots=True)
 class TokenBucket:
@@ -20,7 +22,9 @@ class TokenBucket:
         if self.tokens >= cost:
             self.tokens -= cost
             return 0.0
-        return (cost - self.tokens) / self.rate if self.rate > 0 else 60.0
+        if self.rate <= 0:
+            return MAX_WAIT
+        return min(MAX_WAIT, (cost - self.tokens) / self.rate)
 
 
 class RateLimiter:

@@ -1,0 +1,100 @@
+"""``cloudcc serve``: starts on the embedded default, seeds the demo once, stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import httpx
+
+from tests.conftest import LiveNode, free_port
+
+
+def test_serve_creates_the_demo_tenant_and_answers_health(live_node):
+    assert httpx.get(live_node.base + "/healthz").json()["status"] == "ok"
+    demo = live_node.demo
+    assert demo["tenant"] == "demo" and demo["number"] == "4000"
+    assert [a["extension"] for a in demo["agents"]] == ["1001", "1002", "1003"]
+    assert (live_node.data_dir / "cloudcc.db").exists()
+    assert oct((live_node.data_dir / "demo-credentials.json").stat().st_mode)[-3:] == "600"
+    log = live_node.log()
+    assert "cloudcc is ready" in log and demo["admin"]["password"] in log
+    r = httpx.post(
+        live_node.base + "/api/v1/auth/login",
+        json={"tenant": "demo", "username": "admin", "password": demo["admin"]["password"]},
+    )
+    assert r.status_code == 200
+    assert httpx.get(live_node.base + "/api/openapi.json").json()["info"]["title"] == "cloudcc"
+    assert httpx.get(live_node.base + "/api/docs").status_code == 200
+
+
+def test_sigterm_stops_the_node_cleanly_and_a_restart_keeps_the_data(tmp_path):
+    data = tmp_path / "data"
+    first = LiveNode(data)
+    first.wait_ready()
+    creds = first.demo
+    assert first.stop() == 0
+    assert "Traceback" not in first.log()
+
+    second = LiveNode(data)
+    try:
+        second.wait_ready()
+        assert second.demo == creds  # the demo tenant is not created twice
+        r = httpx.post(
+            second.base + "/api/v1/auth/login",
+            json={"tenant": "demo", "username": "admin", "password": creds["admin"]["password"]},
+        )
+        token = r.json()["access_token"]
+        agents = httpx.get(
+            second.base + "/api/v1/agents", headers={"Authorization": f"Bearer {token}"}
+        ).json()
+        assert agents["total"] == 3
+    finally:
+        assert second.stop() == 0
+
+
+def test_config_file_and_environment_choose_the_settings(tmp_path):
+    port = free_port()
+    config = tmp_path / "cloudcc.toml"
+    config.write_text(f'http_port = {port}\ndemo = false\n[limits]\ntenant_rps = 5\n')
+    env = {**os.environ, "CLOUDCC_CONFIG": str(config), "CLOUDCC_DATA_DIR": str(tmp_path / "d")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cloudcc.cli", "serve"], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        import time
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert not (tmp_path / "d" / "demo-credentials.json").exists()
+        assert (tmp_path / "d" / "cloudcc.db").exists()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+
+
+def test_a_taken_port_is_reported_not_a_traceback(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "cloudcc.cli", "serve", "--data-dir", str(tmp_path / "d"),
+             "--http-port", str(port), "--no-demo"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr[-3000:]
+    assert json.dumps(port) in proc.stderr + proc.stdout
