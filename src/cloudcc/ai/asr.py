@@ -37,6 +37,7 @@ from cloudcc.ai.exceptions import (
     RecognitionSessionError,
     UnknownEngineError,
 )
+from cloudcc.ivr.actions import NoInput, SpeechRecognized
 
 DIGIT_WORDS = ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 DECODE_RATE = 16000
@@ -81,13 +82,25 @@ class Grammar:
     def to_jsgf(self) -> str:
         """The grammar in JSGF 1.0, as pocketsphinx reads it."""
         alternatives = [" ".join(p.lower().split()) for p in self.phrases]
+        rules = ""
         if self.digits:
-            digit = "( " + " | ".join(DIGIT_WORDS) + " )"
-            # JSGF has no {m,n}; spell out the minimum, then optional ones, capped for size
-            optional = min(self.max_digits - self.min_digits, 24)
-            alternatives.append(" ".join([digit] * self.min_digits + [f"[ {digit} ]"] * optional))
+            # a loop keeps the search graph small; lengths are checked by ``accepts``
+            alternatives.append("<digit>+")
+            rules = "<digit> = " + " | ".join(DIGIT_WORDS) + " ;\n"
         body = " | ".join(alternatives)
-        return f"#JSGF V1.0;\ngrammar answer;\npublic <answer> = {body} ;\n"
+        return f"#JSGF V1.0;\ngrammar answer;\n{rules}public <answer> = {body} ;\n"
+
+    def accepts(self, text: str) -> bool:
+        """Whether a decoded ``text`` fits (a phrase, or a digit string of allowed length)."""
+        normal = " ".join(text.lower().split())
+        if normal in {" ".join(p.lower().split()) for p in self.phrases}:
+            return True
+        words = normal.split()
+        return (
+            self.digits
+            and all(w in DIGIT_WORDS for w in words)
+            and self.min_digits <= len(words) <= self.max_digits
+        )
 
     @property
     def key(self) -> str:
@@ -133,6 +146,20 @@ class Recognition:
         if not all(w in table for w in words):
             return None
         return "".join(table[w] for w in words)
+
+
+def to_flow_input(result: Recognition) -> SpeechRecognized | NoInput:
+    """The IVR input for a recognition: a match (or near miss) is speech, silence is no-input.
+
+    A NO_MATCH with text still goes to the flow as low-confidence speech so that the menu
+    counts it as *invalid* (retry with the invalid prompt) rather than *no input*.
+    """
+    if result.status is RecognitionStatus.NO_SPEECH:
+        return NoInput()
+    if result.text is None:
+        return SpeechRecognized("", 0.0)
+    confidence = result.confidence if result.matched else 0.0
+    return SpeechRecognized(result.text, confidence)
 
 
 # --- end-of-speech detection ------------------------------------------------------------
@@ -414,11 +441,8 @@ class Pocketsphinx(SpeechRecognizer):
         if text is None:
             return Recognition(RecognitionStatus.NO_MATCH, decode_seconds=seconds)
         confidence = confidence_from_score(per_frame)
-        status = (
-            RecognitionStatus.MATCH
-            if confidence >= self.min_confidence
-            else RecognitionStatus.NO_MATCH
-        )
+        fits = confidence >= self.min_confidence and grammar.accepts(text)
+        status = RecognitionStatus.MATCH if fits else RecognitionStatus.NO_MATCH
         return Recognition(status, text, confidence, speech, seconds)
 
     async def close(self) -> None:

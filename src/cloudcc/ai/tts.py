@@ -138,10 +138,27 @@ class EspeakNg(TextToSpeech):
 
     def __init__(self, program: str = "espeak-ng") -> None:
         self.program = program
+        self._installed: frozenset[str] | None = None
+
+    async def installed_voices(self) -> frozenset[str]:
+        """Voice names ``-v`` accepts (languages, names, files); espeak-ng silently falls back
+        to its default voice for unknown names, so they are checked here."""
+        if self._installed is None:
+            listing = await _run(self.name, [self.program, "--voices"], None)
+            names: set[str] = set()
+            for line in listing.decode(errors="replace").splitlines()[1:]:
+                cols = line.split()
+                if len(cols) >= 5:
+                    names.update({cols[1].lower(), cols[3].lower(), cols[4].lower()})
+                    names.add(cols[4].rsplit("/", 1)[-1].lower())
+            self._installed = frozenset(names)
+        return self._installed
 
     async def render(self, text: str, voice: str, rate: int) -> Audio:
         if not 80 <= rate <= 450:
             raise TTSError(f"rate {rate} wpm is outside 80..450")
+        if voice.split("+", 1)[0].lower() not in await self.installed_voices():
+            raise UnsupportedVoiceError(f"espeak-ng has no voice {voice!r}")
         argv = [self.program, "-v", voice, "-s", str(rate), "--stdout", "--stdin"]
         wav = await _run(self.name, argv, text.encode())
         return _to_telephony(self.name, wav)
