@@ -632,6 +632,8 @@ class FlowSession:
         if not isinstance(node, GetDigitsNode):
             self._answer(col, digit, "dtmf", 1.0, now)
             return
+        if len(digit) != 1 or digit not in "0123456789*#":
+            return  # RFC 4733 events A-D and flash are not part of a digit string
         if node.terminator is not None and digit == node.terminator:
             self._finish_digits(col, col.buffer, "dtmf", 1.0, now)
             return
