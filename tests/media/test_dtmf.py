@@ -139,7 +139,9 @@ def run_detector(pcm: np.ndarray) -> list[str]:
     return out
 
 
-def keyed(digits: str, on_ms: int = 80, off_ms: int = 80, level: float = -10.0, offset: int = 0) -> np.ndarray:
+def keyed(
+    digits: str, on_ms: int = 80, off_ms: int = 80, level: float = -10.0, offset: int = 0
+) -> np.ndarray:
     parts = [np.zeros(offset, dtype=np.int16)]
     for d in digits:
         parts += [dtmf_tone(d, on_ms, level_dbfs=level), np.zeros(off_ms * 8, dtype=np.int16)]

@@ -87,7 +87,9 @@ modes = st.sampled_from(list(ParticipantMode))
 
 
 @given(st.lists(st.tuples(modes, st.booleans(), st.booleans()), min_size=1, max_size=6))
-def test_mixing_invariants_hold_for_any_modes(spec: list[tuple[ParticipantMode, bool, bool]]) -> None:
+def test_mixing_invariants_hold_for_any_modes(
+    spec: list[tuple[ParticipantMode, bool, bool]],
+) -> None:
     mix = Mix()
     keys = [f"p{i}" for i in range(len(spec))]
     for i, (mode, muted, held) in enumerate(spec):

@@ -35,7 +35,9 @@ rtp_packets = st.builds(
     marker=st.booleans(),
     csrcs=st.lists(u32, max_size=15).map(tuple),
     extension=st.none()
-    | st.builds(RtpExtension, profile=u16, data=st.binary(max_size=40).map(lambda b: b + bytes(-len(b) % 4))),
+    | st.builds(
+        RtpExtension, profile=u16, data=st.binary(max_size=40).map(lambda b: b + bytes(-len(b) % 4))
+    ),
     padding=st.integers(0, 255),
 )
 
@@ -115,12 +117,16 @@ rtcp_packets = st.one_of(
     st.builds(
         SourceDescription,
         chunks=st.lists(
-            st.tuples(u32, st.lists(st.tuples(st.integers(1, 8), sdes_text), max_size=3).map(tuple)),
+            st.tuples(
+                u32, st.lists(st.tuples(st.integers(1, 8), sdes_text), max_size=3).map(tuple)
+            ),
             min_size=1,
             max_size=3,
         ).map(tuple),
     ),
-    st.builds(Bye, ssrcs=st.lists(u32, min_size=1, max_size=4).map(tuple), reason=st.binary(max_size=20)),
+    st.builds(
+        Bye, ssrcs=st.lists(u32, min_size=1, max_size=4).map(tuple), reason=st.binary(max_size=20)
+    ),
     st.builds(
         UnknownRtcp,
         packet_type=st.just(204),

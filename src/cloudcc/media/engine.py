@@ -170,7 +170,13 @@ class Leg:
         self._fast_source: ReceiverStats | None = None
         self._rtcp: asyncio.DatagramTransport
         self._event_ts = 0
-        self.session = RtpSession(8000, now, cname=f"{leg_id}@cloudcc", rng=engine._rng)
+        self.session = RtpSession(
+            8000,
+            now,
+            cname=f"{leg_id}@cloudcc",
+            rng=engine._rng,
+            rtcp_interval=engine.rtcp_interval,
+        )
         self._latch = Latch(None)
         self._rtcp_latch = Latch(None)
         self._jb = JitterBuffer(FRAME, target_ms=engine.jitter_ms)
@@ -406,6 +412,7 @@ class Leg:
             return
         try:
             pt, marker, seq, ts, ssrc, offset = header_fields(data)
+            payload = payload_of(data, offset)
         except MalformedPacket:
             session.malformed += 1
             return
@@ -423,17 +430,13 @@ class Leg:
             self._fast_source = source if source is not None and not source.probation else None
             target = self._relay_target
             if target is not None and target._accepts_relay:
-                payload = payload_of(data, offset)
                 table = self._relay_table
                 out = payload if table is None else payload.translate(table)
                 target._send_relayed(ssrc, seq, ts, target._pt, marker, out, now)
-                if self._needs_audio:
-                    self._put_audio(ts, payload)
-            elif self._needs_audio:
-                self._put_audio(ts, payload_of(data, offset))
+            if self._needs_audio:
+                self._put_audio(ts, payload)
         elif pt == self._dtmf_pt:
             session.on_rtp(ssrc, seq, ts, len(data) - offset, now, False)
-            payload = payload_of(data, offset)
             try:
                 events = self._te_rx.receive(ssrc, ts, payload, now)
             except MalformedPacket:
@@ -446,7 +449,6 @@ class Leg:
                 self._deliver_dtmf(event)
         elif pt == COMFORT_NOISE_PT:
             session.on_rtp(ssrc, seq, ts, len(data) - offset, now, False)
-            payload = payload_of(data, offset)
             level = payload[0] & 0x7F if payload else 127  # RFC 3389 §3
             self._jb.put(ts, ComfortNoise(level))
             target = self._relay_target
@@ -716,6 +718,7 @@ class MediaEngine:
         recording_flush_s: float = 0.5,
         durable_recordings: bool = False,
         music_on_hold: Callable[[], AudioSource] | None = None,
+        rtcp_interval: float = 5.0,
         seed: int | None = None,
     ) -> None:
         if port_min > port_max - 1 or port_min < 1 or port_max > 65535:
@@ -724,6 +727,7 @@ class MediaEngine:
         self.port_min = port_min + (port_min & 1)  # RTP on even ports (RFC 3550 §11)
         self.port_max = port_max
         self.jitter_ms = jitter_ms
+        self.rtcp_interval = rtcp_interval
         self.late_threshold = late_threshold_ms / 1000
         self.recording_flush_s = recording_flush_s
         self.durable_recordings = durable_recordings
@@ -1164,8 +1168,8 @@ class MediaEngine:
         for i in range(0, len(outputs), chunk):
             self._send_outputs(outputs[i : i + chunk], frames, heard, now)
             await self._pause_if_due()
-        # 7. housekeeping once a second: RTCP reports, lost DTMF end packets
-        if index % 50 == 0:
+        # 7. housekeeping every 200 ms: RTCP reports, DTMF events whose end packets were lost
+        if index % 10 == 0:
             wall = time.time()
             for leg in self._active_legs:
                 if leg.state is not LegState.ACTIVE:

@@ -247,8 +247,10 @@ class RtpSession:
         cname: str,
         rng: random.Random | None = None,
         ssrc: int | None = None,
+        rtcp_interval: float = RTCP_MIN_INTERVAL,
     ) -> None:
         self.rng = rng or random.Random()
+        self.rtcp_interval = rtcp_interval
         self.clock_rate = clock_rate
         self.cname = cname.encode()
         self.sender = RtpSender(
@@ -266,7 +268,7 @@ class RtpSession:
         self._last_sr_middle = 0
         self._last_sr_arrival = 0.0
         self._packets_at_report = 0
-        self.next_rtcp = now + RTCP_MIN_INTERVAL / 2 * self.rng.uniform(0.5, 1.5)  # §6.2
+        self.next_rtcp = now + rtcp_interval / 2 * self.rng.uniform(0.5, 1.5)  # §6.2
 
     def on_rtp(
         self, ssrc: int, seq: int, timestamp: int, size: int, arrival: float, audio: bool
@@ -305,7 +307,7 @@ class RtpSession:
 
     def build_report(self, now: float, wall: float) -> bytes:
         """The next compound RTCP packet: SR if we sent since the last one, else RR; SDES."""
-        self.next_rtcp = now + RTCP_MIN_INTERVAL * self.rng.uniform(0.5, 1.5)
+        self.next_rtcp = now + self.rtcp_interval * self.rng.uniform(0.5, 1.5)
         blocks: tuple[ReportBlock, ...] = ()
         if self.source is not None and not self.source.probation:
             dlsr = 0
