@@ -12,6 +12,7 @@ mirroring the offered direction (RFC 3264 §8.4 hold).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import random
@@ -200,12 +201,25 @@ class ReferReceived:
         self.replaces = replaces
         self.referred_by = referred_by
         self.done = False
+        self._previous: asyncio.Future[None] | None = None  # NOTIFYs go out in order
 
     async def notify(self, status: int, reason: str | None = None) -> None:
         if self.done:
             raise CallError("the transfer subscription has already ended")
         self.done = status >= 200
-        await self._call._notify_refer(status, reason, final=self.done)
+        await self._send(status, reason, final=self.done)
+
+    def _send(self, status: int, reason: str | None, *, final: bool) -> asyncio.Future[None]:
+        previous = self._previous
+
+        async def send() -> None:
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await previous
+            await self._call._notify_refer(status, reason, final=final)
+
+        self._previous = asyncio.ensure_future(send())
+        return self._previous
 
     def __repr__(self) -> str:
         return f"ReferReceived({self.target!r}, replaces={self.replaces})"
@@ -321,7 +335,9 @@ class Call:
         self.owner: object = None
         self.end: Ended | None = None
         loop = asyncio.get_running_loop()
-        self._events: asyncio.Queue[CallEvent] = asyncio.Queue()
+        self._history: list[CallEvent] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._cursor = 0  # next_event()'s position in the history
         self._ended: asyncio.Future[Ended] = loop.create_future()
         self._peer: Target | None = None  # symmetric target for in-dialog requests
         self._credentials: Credential | None = None
@@ -334,16 +350,33 @@ class Call:
 
     # ----------------------------------------------------------- app surface
     async def events(self) -> AsyncIterator[CallEvent]:
-        """Every event of the call, ending after :class:`Ended`."""
+        """Every event of the call from its start, ending after :class:`Ended`.
+
+        Each iterator sees all events, so several consumers may iterate at once.
+        """
+        index = 0
         while True:
-            event = await self._events.get()
+            while index >= len(self._history):
+                await self._changed()
+            event = self._history[index]
+            index += 1
             yield event
             if isinstance(event, Ended):
                 return
 
     async def next_event(self, wait: float | None = None) -> CallEvent:
-        """The next event; raises TimeoutError after ``wait`` seconds without one."""
-        return await asyncio.wait_for(self._events.get(), wait)
+        """The next event not yet returned by ``next_event``; TimeoutError after ``wait`` s."""
+        async with asyncio.timeout(wait):
+            while self._cursor >= len(self._history):
+                await self._changed()
+        event = self._history[self._cursor]
+        self._cursor += 1
+        return event
+
+    async def _changed(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
 
     async def wait_ended(self) -> Ended:
         return await asyncio.shield(self._ended)
@@ -459,7 +492,11 @@ class Call:
             raise CallError(f"the call is {self.state.value}, not established")
 
     def _emit(self, event: CallEvent) -> None:
-        self._events.put_nowait(event)
+        self._history.append(event)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _set_end(self, cause: EndCause, status: int | None = None, reason: str = "") -> bool:
         """Record why the call ends (first cause wins) and move to ENDED."""
@@ -763,9 +800,9 @@ class Call:
             tx, make_response(request, 202, headers=[("Contact", self._contact())])
         )
         event = ReferReceived(self, target, replaces, referred_by)
-        self._emit(event)
         # RFC 3515 §2.4.4: an immediate NOTIFY reports the initial state
-        self._endpoint._spawn(self._notify_refer(100, None, final=False))
+        event._send(100, None, final=False)
+        self._emit(event)
 
     async def _notify_refer(self, status: int, reason: str | None, *, final: bool) -> None:
         if self.state is CallState.ENDED or self.dialog is None:
