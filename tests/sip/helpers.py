@@ -96,8 +96,14 @@ async def run_sipp(
 class SippServer:
     """SIPp as a UAS (built-in or our scenario) in the background, on a free port."""
 
-    def __init__(self, scenario: str | None = None, builtin: str | None = None,
-                 calls: int = 1, time_limit: float = 60, extra: Sequence[str] = ()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        scenario: str | None = None,
+        builtin: str | None = None,
+        calls: int = 1,
+        time_limit: float = 60,
+        extra: Sequence[str] = (),
+    ) -> None:
         self.scenario = scenario
         self.builtin = builtin
         self.calls = calls
@@ -118,9 +124,11 @@ class SippServer:
         args += ["-nostdin", "-trace_err", "-trace_msg", "-mi", "127.0.0.1"]
         args += ["-mp", str(free_port()), *self.extra]
         self.proc = await asyncio.create_subprocess_exec(
-            *args, cwd=self.workdir, stdout=asyncio.subprocess.PIPE,
+            *args,
+            cwd=self.workdir,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
+        )
         await asyncio.sleep(0.3)  # let it bind
         return self
 
@@ -195,10 +203,22 @@ class UdpPeer(asyncio.DatagramProtocol):
             self.transport.close()
 
 
-def sip_request(method: str, target: str, *, user: str, host: str, port: int,
-                call_id: str, cseq: int = 1, branch: str | None = None, transport: str = "UDP",
-                headers: Sequence[str] = (), body: str = "", to_tag: str | None = None,
-                from_tag: str = "peer1") -> bytes:  # fmt: skip
+def sip_request(
+    method: str,
+    target: str,
+    *,
+    user: str,
+    host: str,
+    port: int,
+    call_id: str,
+    cseq: int = 1,
+    branch: str | None = None,
+    transport: str = "UDP",
+    headers: Sequence[str] = (),
+    body: str = "",
+    to_tag: str | None = None,
+    from_tag: str = "peer1",
+) -> bytes:
     """A request written by hand, as a simple phone would send it."""
     branch = branch or f"z9hG4bK{os.urandom(6).hex()}"
     to = f"<{target}>" + (f";tag={to_tag}" if to_tag else "")
@@ -219,8 +239,16 @@ def sip_request(method: str, target: str, *, user: str, host: str, port: int,
     return "\r\n".join(lines).encode()
 
 
-def digest_md5(user: str, realm: str, password: str, method: str, uri: str, nonce: str,
-               cnonce: str = "0a4f113b", nc: str = "00000001") -> str:  # fmt: skip
+def digest_md5(
+    user: str,
+    realm: str,
+    password: str,
+    method: str,
+    uri: str,
+    nonce: str,
+    cnonce: str = "0a4f113b",
+    nc: str = "00000001",
+) -> str:
     """An Authorization value computed independently of cloudcc.sip.auth (RFC 2617 §3.2.2)."""
     ha1 = hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
     ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()
