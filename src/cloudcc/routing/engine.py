@@ -1126,9 +1126,7 @@ class RoutingEngine:
             ringing = list(obj.offered_to)
             for a in ringing:
                 self._withdraw(obj, a, WithdrawReason.RING_TIMEOUT, at, out)
-            self._after_decline(obj, at, out)
-            for a in ringing:
-                self._serve(a, at, out)
+            self._after_decline(obj, ringing, at, out)
         elif kind == _T_WRAP:
             assert isinstance(obj, _Work)
             self._end_wrap(obj.agent, obj, at, out)
@@ -1242,7 +1240,7 @@ class RoutingEngine:
         self._publish(a, at, out, by=by)
         self._flush_personal(a, at, out)
         for c in requeue:
-            self._after_decline(c, at, out)
+            self._after_decline(c, [], at, out)
 
     def _flush_personal(self, a: _Agent, at: float, out: list[Decision]) -> None:
         """Contacts waiting for this preferred agent go to the normal lanes."""
@@ -1375,7 +1373,19 @@ class RoutingEngine:
             heapq.heappop(best_lane.contacts)
             best_lane.waiting -= 1
             best.lane = best_lane
-            self._offer(best, [a], at, out)
+            ringing = [a]
+            q = best.queue
+            if q is not None and q.cfg.strategy is Strategy.RING_ALL and best_lane.queue is q:
+                while len(ringing) < q.cfg.ring_all_limit:
+                    other = self._pop_agent(best_lane)
+                    if other is None:
+                        break
+                    if other is not a:
+                        ringing.append(other)
+            self._offer(best, ringing, at, out)
+            for other in ringing[1:]:
+                if other.presence is _READY:
+                    self._park(other)
         self._park(a)
 
     @staticmethod
@@ -1537,9 +1547,15 @@ class RoutingEngine:
         if a.presence is _READY:
             self._park(a)
 
-    def _after_decline(self, c: _Contact, at: float, out: list[Decision]) -> None:
-        """Once no agent rings any more: back to the head of its queue, free agents served."""
+    def _after_decline(
+        self, c: _Contact, freed: list[_Agent], at: float, out: list[Decision]
+    ) -> None:
+        """Offers to ``freed`` were withdrawn. Once none rings any more the contact goes back
+        to its place (ahead of later contacts); then the freed agents pick their best work,
+        which may be an older contact; then the contact looks for another free agent."""
         if c.offered_to or c.state is not _OFFERED:
+            for a in freed:
+                self._serve(a, at, out)
             return
         c.ring_seq = -1
         c.state = _WAITING
@@ -1550,7 +1566,15 @@ class RoutingEngine:
         if c.max_wait_due and not c.callback:
             c.max_wait_due = False
             self._treat(c, q, q.cfg.on_max_wait, at, out)
-        else:
+            for a in freed:
+                self._serve(a, at, out)
+            return
+        lane = self._lane(q, c)
+        self._enlane(c, lane)
+        for a in freed:
+            self._serve(a, at, out)
+        if c.state is _WAITING and c.lane is lane:
+            self._unlane(c)
             self._place(c, at, out)
 
     def _decline(
@@ -1567,8 +1591,7 @@ class RoutingEngine:
             self._carry = out
             raise
         self._withdraw(c, a, reason, now, out)
-        self._after_decline(c, now, out)
-        self._serve(a, now, out)
+        self._after_decline(c, [a], now, out)
         return out
 
     def _withdraw_all(
