@@ -238,7 +238,7 @@ async def test_baresip_tone_and_rfc2833_digits_reach_the_leg_and_our_audio_reach
             ctrl_port=ctrl_port,
             rtp_min=rtp_min,
             rtp_max=rtp_min + 19,
-        )  # fmt: skip
+        )
     )
     (tmp_path / "accounts").write_text("<sip:tester@127.0.0.1>;regint=0;audio_codecs=PCMU,PCMA\n")
     log = open(tmp_path / "baresip.log", "wb")  # noqa: SIM115
