@@ -9,8 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from cloudcc import __version__
-from cloudcc.api import problems
-from cloudcc.api.admin import router as admin_router
+from cloudcc.api import admin, problems
 from cloudcc.api.context import ApiContext
 from cloudcc.api.middleware import BodySizeLimit, InFlightLimit
 
@@ -26,7 +25,8 @@ def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> Fas
     )
     app.state.ctx = ctx
     problems.install(app)
-    app.include_router(admin_router)
+    for router in admin.routers:
+        app.include_router(router, prefix=admin.PREFIX)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:

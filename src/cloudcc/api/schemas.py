@@ -19,7 +19,6 @@ from pydantic import (
     model_validator,
 )
 
-
 # The default of a PATCH field that may be left out but not set to null: pydantic does not
 # validate defaults, and an explicit null fails the field's type (422).
 UNSET: Any = None
@@ -209,7 +208,8 @@ class RoleCreate(Body):
 class RoleUpdate(Body):
     name: Slug = UNSET
     description: Description = UNSET
-    permissions: list[Annotated[str, StringConstraints(max_length=64)]] = Field(UNSET, max_length=100
+    permissions: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        UNSET, max_length=100
     )
 
 
@@ -491,9 +491,9 @@ class TrunkUpdate(Body):
     transport: Literal["udp", "tcp", "tls"] = UNSET
     username: Annotated[str, StringConstraints(max_length=128)] | None = None
     password: Annotated[str, StringConstraints(max_length=128)] | None = None
-    allowed_ips: (
-        Annotated[list[str], AfterValidator(_check_networks), Field(max_length=100)]
-    ) = UNSET
+    allowed_ips: Annotated[list[str], AfterValidator(_check_networks), Field(max_length=100)] = (
+        UNSET
+    )
     registration: bool = UNSET
     max_channels: int = Field(UNSET, ge=1, le=100_000)
     caller_id: PhoneNumberText | None = None

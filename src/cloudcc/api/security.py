@@ -13,7 +13,8 @@ from cloudcc.tenancy.credentials import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_
 from cloudcc.tenancy.model import Actor, PrincipalKind
 
 
-def context(request: Request) -> ApiContext:
+async def context(request: Request) -> ApiContext:
+    """The node's services (async: a sync dependency would cost a thread hop per request)."""
     ctx: ApiContext = request.app.state.ctx
     return ctx
 

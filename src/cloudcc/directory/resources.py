@@ -48,6 +48,7 @@ class AgentResource(Resource):
     filter_columns = ("extension", "status", "name")
     private_columns = frozenset({"tenant_id", "sip_ha1_md5", "sip_ha1_sha256"})
     secret_inputs = frozenset({"password", "sip_password"})
+    invalidated_by = ("user.", "role.")
 
     def listing(self, tenant_id: str) -> Select[Any]:
         return (

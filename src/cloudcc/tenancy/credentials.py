@@ -77,6 +77,7 @@ class TokenSigner:
     def __init__(self, key: bytes, ttl_seconds: int) -> None:
         self._key = hashlib.sha256(b"cloudcc-token|" + key).digest()
         self.ttl_seconds = ttl_seconds
+        self._verified: dict[str, TokenClaims] = {}  # tokens whose MAC was checked already
 
     def issue(self, tenant_id: str, user_id: str, version: int, now: float | None = None) -> str:
         exp = (now or time.time()) + self.ttl_seconds
@@ -87,6 +88,17 @@ class TokenSigner:
         return f"{body}.{_b64(self._mac(body.encode()))}"
 
     def verify(self, token: str, now: float | None = None) -> TokenClaims:
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._check(token)
+            if len(self._verified) >= 10_000:
+                self._verified.clear()
+            self._verified[token] = claims
+        if claims.expires_at < (now or time.time()):
+            raise AuthenticationError("access token expired")
+        return claims
+
+    def _check(self, token: str) -> TokenClaims:
         body, _, mac = token.partition(".")
         try:
             good = hmac.compare_digest(_unb64(mac), self._mac(body.encode()))
@@ -99,8 +111,6 @@ class TokenSigner:
             claims = TokenClaims(str(data["t"]), str(data["u"]), int(data["v"]), float(data["exp"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise AuthenticationError("invalid access token") from exc
-        if claims.expires_at < (now or time.time()):
-            raise AuthenticationError("access token expired")
         return claims
 
     def _mac(self, data: bytes) -> bytes:

@@ -8,6 +8,7 @@ entry in the same transaction as the change, and an event on the bus after it co
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -23,6 +24,43 @@ from cloudcc.tenancy.exceptions import Conflict, NotFound, PermissionDenied
 from cloudcc.tenancy.model import Actor, Page, Permission
 
 
+class ListCache:
+    """One resource's rows per tenant, in id order: the read model behind the list endpoints.
+
+    Configuration is read far more often than written; a tenant's rows are loaded once and
+    dropped on any change event of the resource (published after the change commits, on this
+    node at once and from other nodes through the bus). A generation number per tenant stops
+    a load that raced with a change from caching the old rows.
+    """
+
+    def __init__(self, max_tenants: int = 2000, max_rows: int = 20_000) -> None:
+        self.max_tenants = max_tenants
+        self.max_rows = max_rows
+        self._rows: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._generation: dict[str, int] = {}
+
+    def get(self, tenant_id: str) -> list[dict[str, Any]] | None:
+        rows = self._rows.get(tenant_id)
+        if rows is not None:
+            self._rows.move_to_end(tenant_id)
+        return rows
+
+    def generation(self, tenant_id: str) -> int:
+        return self._generation.get(tenant_id, 0)
+
+    def put(self, tenant_id: str, rows: list[dict[str, Any]], generation: int) -> None:
+        if generation != self.generation(tenant_id) or len(rows) > self.max_rows:
+            return
+        self._rows[tenant_id] = rows
+        self._rows.move_to_end(tenant_id)
+        while len(self._rows) > self.max_tenants:
+            self._rows.popitem(last=False)
+
+    def drop(self, tenant_id: str) -> None:
+        self._generation[tenant_id] = self.generation(tenant_id) + 1
+        self._rows.pop(tenant_id, None)
+
+
 class Resource:
     kind: ClassVar[str]
     model: ClassVar[type[Base]]
@@ -32,11 +70,16 @@ class Resource:
     filter_columns: ClassVar[tuple[str, ...]] = ()
     private_columns: ClassVar[frozenset[str]] = frozenset({"tenant_id"})
     secret_inputs: ClassVar[frozenset[str]] = frozenset({"password"})
+    # Event type prefixes that change what this resource lists (joined names included).
+    invalidated_by: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, db: Database, bus: LocalBus) -> None:
         self.db = db
         self.bus = bus
         self.table = self.model.__table__
+        self.cache = ListCache()
+        prefixes = (f"{self.kind}.", *self.invalidated_by)
+        bus.on(lambda e: e.type.startswith(prefixes), lambda e: self.cache.drop(e.tenant_id))
 
     # --- hooks for subclasses -------------------------------------------------------------
 
@@ -76,20 +119,51 @@ class Resource:
         offset: int = 0,
     ) -> Page:
         self.authorize(actor, self.read_permission)
-        stmt = self.listing(actor.tenant_id)
-        conds = []
-        for key, value in (filters or {}).items():
-            if value is None:
-                continue
+        filters = {k: v for k, v in (filters or {}).items() if v is not None}
+        for key in filters:
             if key not in self.filter_columns:
                 raise ValueError(f"{key} is not a filter of {self.kind}")
-            conds.append(self.table.c[key] == value)
+        rows = await self._tenant_rows(actor.tenant_id)
+        if rows is None:
+            return await self._list_in_db(actor.tenant_id, filters, q, limit, offset)
+        if filters:
+            rows = [r for r in rows if all(r[k] == v for k, v in filters.items())]
+        if q:
+            needle = q.casefold()
+            rows = [
+                r
+                for r in rows
+                if any(needle in str(r[c] or "").casefold() for c in self.search_columns)
+            ]
+        return Page(
+            items=rows[offset : offset + limit], total=len(rows), limit=limit, offset=offset
+        )
+
+    async def _tenant_rows(self, tenant_id: str) -> list[dict[str, Any]] | None:
+        """All the tenant's rows from the cache (loaded on a miss); None when too many."""
+        rows = self.cache.get(tenant_id)
+        if rows is not None:
+            return rows
+        generation = self.cache.generation(tenant_id)
+        stmt = self.listing(tenant_id).order_by(self.table.c.id).limit(self.cache.max_rows + 1)
+        async with self.db.session() as s:
+            rows = [self.output(m) for m in (await s.execute(stmt)).mappings()]
+        if len(rows) > self.cache.max_rows:
+            return None
+        self.cache.put(tenant_id, rows, generation)
+        return rows
+
+    async def _list_in_db(
+        self, tenant_id: str, filters: Mapping[str, Any], q: str | None, limit: int, offset: int
+    ) -> Page:
+        """The same listing done by the database, for tenants too large to keep in memory."""
+        conds = [self.table.c[key] == value for key, value in filters.items()]
         if q:
             pattern = f"%{_escape_like(q)}%"
             conds.append(
                 or_(*(self.table.c[c].ilike(pattern, escape="\\") for c in self.search_columns))
             )
-        stmt = stmt.where(*conds)
+        stmt = self.listing(tenant_id).where(*conds)
         async with self.db.session() as s:
             total = await s.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
             result = await s.execute(stmt.order_by(self.table.c.id).limit(limit).offset(offset))

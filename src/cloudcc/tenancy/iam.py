@@ -93,6 +93,7 @@ class UserResource(Resource):
     search_columns = ("username", "display_name", "email")
     filter_columns = ("status", "role_id", "username")
     private_columns = frozenset({"tenant_id", "password_hash", "token_version"})
+    invalidated_by = ("role.", "agent.")
 
     def listing(self, tenant_id: str) -> Select[Any]:
         return (
@@ -139,6 +140,7 @@ class ApiKeyResource(Resource):
     write_permission = Permission.APIKEYS_WRITE
     filter_columns = ("status", "role_id")
     private_columns = frozenset({"tenant_id", "secret_enc"})
+    invalidated_by = ("role.",)
 
     def __init__(self, db: Database, bus: LocalBus, box: SecretBox) -> None:
         super().__init__(db, bus)
