@@ -181,8 +181,7 @@ class UdpPeer(asyncio.DatagramProtocol):
         return str(self.transport.get_extra_info("sockname")[0])
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
 
     def send(self, data: bytes, port: int, host: str = "127.0.0.1") -> None:
         assert self.transport is not None

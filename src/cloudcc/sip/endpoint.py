@@ -118,6 +118,7 @@ class EndpointConfig:
     answer_timeout: float = 180.0  # an unanswered incoming call gets 480 after this
     reinvite_answer_timeout: float = 2.0
     nat_keepalive_interval: float | None = 30.0  # CRLF to UDP-registered phones
+    force_rport: bool = False  # answer to the source port even without rport (NAT)
     stream_idle_timeout: float = 7300.0
 
 
@@ -463,10 +464,11 @@ class SipEndpoint:
         if not isinstance(message, Request) or message.method == "ACK":
             return
         h = message.headers
-        if not all(k in h for k in ("via", "from", "to", "call-id", "cseq")):
+        if "via" not in h:
             return
         status = exc.status if exc.status in (400, 413, 416, 505) else 400
-        headers = {k: list(h[k]) for k in ("via", "from", "to", "call-id", "cseq")}
+        # copy what identifies the request, even if some of it is missing (RFC 4475 §3.3.1)
+        headers = {k: h[k][:1] if k != "via" else list(h[k]) for k in _ECHO if k in h}
         response = Response(status, None, headers)
         response.reason = f"{response.reason} ({exc.detail[:60]})".replace("\r", " ").replace(
             "\n", " "
@@ -485,10 +487,10 @@ class SipEndpoint:
         via = request.via
         ip, port = source
         # §18.2.1 received, RFC 3581 rport: where the request really came from
-        if via.host != ip or "rport" in via.params:
+        if via.host != ip or "rport" in via.params or self.config.force_rport:
             params = dict(via.params)
             params["received"] = ip
-            if "rport" in params:
+            if "rport" in params or self.config.force_rport:
                 params["rport"] = str(port)
             via = Via(via.transport, via.host, via.port, params)
             request.replace_top_via(via)
@@ -1075,6 +1077,7 @@ class SipEndpoint:
         return Target(kind, (address, port))
 
 
+_ECHO = ("via", "from", "to", "call-id", "cseq")
 _ACK_COPY = frozenset({"from", "call-id", "route", "max-forwards", "authorization",
                        "proxy-authorization", "contact"})  # fmt: skip
 

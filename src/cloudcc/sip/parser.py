@@ -58,7 +58,15 @@ def parse_message(
     if sep == 2:  # bare-LF message: tolerated, normalised
         head = head.replace("\r\n", "\n").replace("\n", "\r\n")
     lines = head.split("\r\n")
-    message = _start(lines[0])
+    deferred: ParseError | None = None
+    try:
+        message = _start(lines[0])
+    except ParseError as exc:
+        if lines[0].startswith("SIP/") or len(lines) < 2:
+            raise
+        # a broken request line: read the headers anyway so a 400 can be sent
+        deferred = exc
+        message = Request("INVALID", "sip:invalid")
     headers = message.headers
     if len(lines) > limits.max_headers + 1:
         raise TooManyHeaders(len(lines) - 1, limits.max_headers)
@@ -91,6 +99,9 @@ def parse_message(
             headers[key] = [value]
         else:
             values.append(value)
+    if deferred is not None:
+        deferred.message = message
+        raise deferred
     if isinstance(message, Request) and not lines[0].endswith(" SIP/2.0"):
         # a well-formed request of another SIP version: 505 (RFC 4475 §3.1.2.16)
         raise ParseError("SIP version not supported", 505, message)

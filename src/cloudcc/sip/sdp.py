@@ -277,7 +277,11 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
             elif current is None:
                 session.attributes.append((name, attr if _ else None))
             elif name == "rtpmap":
-                codec = _parse_rtpmap(attr)
+                try:
+                    codec = _parse_rtpmap(attr)
+                except SdpError:  # be liberal: an odd rtpmap (e.g. "31 LPC") is kept as is
+                    current.attributes.append((name, attr))
+                    continue
                 rtpmaps[codec.payload_type] = codec
             elif name == "fmtp":
                 pt, _, params = attr.partition(" ")
