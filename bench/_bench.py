@@ -67,7 +67,9 @@ class Report:
         sys.stdout.flush()
 
 
-def parse_args(description: str, extra: Sequence[tuple[str, dict[str, object]]] = ()) -> argparse.Namespace:
+def parse_args(
+    description: str, extra: Sequence[tuple[str, dict[str, object]]] = ()
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a run of under one minute")
     for flag, kwargs in extra:

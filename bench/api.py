@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _bench import Report, free_port, parse_args  # noqa: E402
+from _bench import Report, free_port, parse_args
 
 
 def start_node(data: Path, port: int) -> subprocess.Popen[bytes]:
@@ -148,7 +148,7 @@ def main() -> None:
             node.terminate()
             node.wait(20)
     results.sort()
-    rps, p99, bad = results[len(results) // 2]
+    rps, p99, _ = results[len(results) // 2]
     print(f"rounds (rps, p99 ms, non-2xx): {results}")
     report = Report()
     report.add("api_agents_list_rps", rps, "requests/s", ">=", 1500)

@@ -148,8 +148,9 @@ def free_port(kind: str = "tcp") -> int:
 class LiveNode:
     """A real ``cloudcc serve`` process on free ports."""
 
-    def __init__(self, data_dir: Path, extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, extra_args: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> None:
         import subprocess
         import sys
 
@@ -160,10 +161,23 @@ class LiveNode:
         self.log_path = data_dir.parent / f"node-{self.http_port}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cloudcc.cli", "serve", "--data-dir", str(data_dir),
-             "--http-port", str(self.http_port), "--sip-port", str(self.sip_port),
-             "--host", "127.0.0.1", *(extra_args or [])],
-            stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "cloudcc.cli",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--http-port",
+                str(self.http_port),
+                "--sip-port",
+                str(self.sip_port),
+                "--host",
+                "127.0.0.1",
+                *(extra_args or []),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "CLOUDCC_SECRET_KEY": "live-test-key", **(env or {})},
         )
 

@@ -59,11 +59,13 @@ def test_sigterm_stops_the_node_cleanly_and_a_restart_keeps_the_data(tmp_path):
 def test_config_file_and_environment_choose_the_settings(tmp_path):
     port = free_port()
     config = tmp_path / "cloudcc.toml"
-    config.write_text(f'http_port = {port}\ndemo = false\n[limits]\ntenant_rps = 5\n')
+    config.write_text(f"http_port = {port}\ndemo = false\n[limits]\ntenant_rps = 5\n")
     env = {**os.environ, "CLOUDCC_CONFIG": str(config), "CLOUDCC_DATA_DIR": str(tmp_path / "d")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cloudcc.cli", "serve"], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "cloudcc.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         import time
@@ -91,9 +93,21 @@ def test_a_taken_port_is_reported_not_a_traceback(tmp_path):
         s.listen()
         port = s.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "-m", "cloudcc.cli", "serve", "--data-dir", str(tmp_path / "d"),
-             "--http-port", str(port), "--no-demo"],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                sys.executable,
+                "-m",
+                "cloudcc.cli",
+                "serve",
+                "--data-dir",
+                str(tmp_path / "d"),
+                "--http-port",
+                str(port),
+                "--no-demo",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr[-3000:]

@@ -28,7 +28,9 @@ async def test_signed_request_is_accepted_and_audited_as_the_key(client, node, k
     r = await client.post("/api/v1/queues", content=raw, headers=headers)
     assert r.status_code == 201, r.text
     admin = await demo_admin(client, node)
-    log = (await client.get(f"/api/v1/audit-log?resource_id={r.json()['id']}", headers=admin)).json()
+    log = (
+        await client.get(f"/api/v1/audit-log?resource_id={r.json()['id']}", headers=admin)
+    ).json()
     assert log["items"][0]["actor_type"] == "api_key" and log["items"][0]["actor_name"] == "crm"
 
 
@@ -67,10 +69,14 @@ async def test_replays_and_stale_timestamps_are_refused(client, key):
     assert (await client.get("/api/v1/queues", headers=headers)).status_code == 200
     r = await client.get("/api/v1/queues", headers=headers)
     assert r.status_code == 401 and "replay" in r.json()["detail"]
-    old, _ = signed(key["access_key"], key["secret"], "GET", "/api/v1/queues", timestamp=time.time() - 3600)
+    old, _ = signed(
+        key["access_key"], key["secret"], "GET", "/api/v1/queues", timestamp=time.time() - 3600
+    )
     r = await client.get("/api/v1/queues", headers=old)
     assert r.status_code == 401 and "window" in r.json()["detail"]
-    future, _ = signed(key["access_key"], key["secret"], "GET", "/api/v1/queues", timestamp=time.time() + 3600)
+    future, _ = signed(
+        key["access_key"], key["secret"], "GET", "/api/v1/queues", timestamp=time.time() + 3600
+    )
     assert (await client.get("/api/v1/queues", headers=future)).status_code == 401
 
 
@@ -83,7 +89,9 @@ async def test_query_string_is_part_of_the_signature(client, key):
 
 async def test_disabled_and_expired_keys_stop_working(client, node, key):
     admin = await demo_admin(client, node)
-    r = await client.patch(f"/api/v1/api-keys/{key['id']}", json={"status": "disabled"}, headers=admin)
+    r = await client.patch(
+        f"/api/v1/api-keys/{key['id']}", json={"status": "disabled"}, headers=admin
+    )
     assert r.status_code == 200
     headers, _ = signed(key["access_key"], key["secret"], "GET", "/api/v1/queues")
     assert (await client.get("/api/v1/queues", headers=headers)).status_code == 401
@@ -100,9 +108,11 @@ async def test_disabled_and_expired_keys_stop_working(client, node, key):
 
 async def test_per_key_rate_limit_answers_429_with_retry_after(client, node):
     admin = await demo_admin(client, node)
-    k = (await client.post(
-        "/api/v1/api-keys", json={"name": "slow", "rate_limit_rps": 1}, headers=admin
-    )).json()
+    k = (
+        await client.post(
+            "/api/v1/api-keys", json={"name": "slow", "rate_limit_rps": 1}, headers=admin
+        )
+    ).json()
     codes = []
     for i in range(8):
         headers, _ = signed(k["access_key"], k["secret"], "GET", f"/api/v1/queues?limit={i + 1}")

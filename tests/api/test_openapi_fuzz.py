@@ -28,14 +28,35 @@ def _token(base: str, tenant: str, username: str, password: str) -> str:
     return str(r.json()["access_token"])
 
 
-def _run(base: str, token: str, *selection: str, examples: int = 25) -> subprocess.CompletedProcess[str]:
+def _run(
+    base: str, token: str, *selection: str, examples: int = 25
+) -> subprocess.CompletedProcess[str]:
     assert SCHEMATHESIS, "schemathesis is installed with the test extras"
     return subprocess.run(
-        [SCHEMATHESIS, "run", f"{base}/api/openapi.json", "-H", f"Authorization: Bearer {token}",
-         "--checks", "all", "--exclude-checks", "positive_data_acceptance",
-         "--max-examples", str(examples), "--workers", "1", "--seed", "20261127",
-         "--exclude-operation-id", "login", *selection],
-        capture_output=True, text=True, timeout=240, check=False,
+        [
+            SCHEMATHESIS,
+            "run",
+            f"{base}/api/openapi.json",
+            "-H",
+            f"Authorization: Bearer {token}",
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
+            "--max-examples",
+            str(examples),
+            "--workers",
+            "1",
+            "--seed",
+            "20261127",
+            "--exclude-operation-id",
+            "login",
+            *selection,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
 
 

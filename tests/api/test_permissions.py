@@ -41,7 +41,8 @@ WRITES = {
 async def _user_with_role(client, admin, role: str) -> dict[str, str]:
     name = f"{role}-user-{next(_n)}"
     r = await client.post(
-        "/api/v1/users", json={"username": name, "password": "password-1", "role": role},
+        "/api/v1/users",
+        json={"username": name, "password": "password-1", "role": role},
         headers=admin,
     )
     assert r.status_code == 201, r.text
@@ -79,30 +80,40 @@ async def test_custom_role_composed_of_permissions(client, node):
     )
     assert r.status_code == 201
     headers = await _user_with_role(client, admin, "queue-keeper")
-    assert (await client.post("/api/v1/queues", json={"name": "kept"}, headers=headers)).status_code == 201
+    assert (
+        await client.post("/api/v1/queues", json={"name": "kept"}, headers=headers)
+    ).status_code == 201
     assert (await client.get("/api/v1/agents", headers=headers)).status_code == 403
     assert (await client.get("/api/v1/audit-log", headers=headers)).status_code == 403
     # Narrowing the role takes effect at once.
     role_id = r.json()["id"]
-    r = await client.patch(f"/api/v1/roles/{role_id}", json={"permissions": ["queues:read"]},
-                           headers=admin)
+    r = await client.patch(
+        f"/api/v1/roles/{role_id}", json={"permissions": ["queues:read"]}, headers=admin
+    )
     assert r.status_code == 200
-    assert (await client.post("/api/v1/queues", json={"name": "kept2"}, headers=headers)).status_code == 403
+    assert (
+        await client.post("/api/v1/queues", json={"name": "kept2"}, headers=headers)
+    ).status_code == 403
     assert (await client.get("/api/v1/queues", headers=headers)).status_code == 200
 
 
 async def test_unknown_permissions_and_builtin_roles_are_protected(client, node):
     admin = await demo_admin(client, node)
-    r = await client.post("/api/v1/roles", json={"name": "x", "permissions": ["nuke:all"]},
-                          headers=admin)
+    r = await client.post(
+        "/api/v1/roles", json={"name": "x", "permissions": ["nuke:all"]}, headers=admin
+    )
     assert r.status_code == 422 and "nuke:all" in r.json()["detail"]
-    r = await client.post("/api/v1/roles", json={"name": "y", "permissions": ["platform:tenants"]},
-                          headers=admin)
+    r = await client.post(
+        "/api/v1/roles", json={"name": "y", "permissions": ["platform:tenants"]}, headers=admin
+    )
     assert r.status_code == 422
     roles = (await client.get("/api/v1/roles", headers=admin)).json()["items"]
     builtin = next(x for x in roles if x["name"] == "agent")
-    assert (await client.patch(f"/api/v1/roles/{builtin['id']}", json={"permissions": []},
-                               headers=admin)).status_code == 422
+    assert (
+        await client.patch(
+            f"/api/v1/roles/{builtin['id']}", json={"permissions": []}, headers=admin
+        )
+    ).status_code == 422
     assert (await client.delete(f"/api/v1/roles/{builtin['id']}", headers=admin)).status_code == 422
 
 
@@ -116,12 +127,14 @@ async def test_nobody_grants_more_than_they_hold(client, node):
     assert r.status_code == 201
     headers = await _user_with_role(client, admin, "user-admin")
     r = await client.post(
-        "/api/v1/users", json={"username": "escalate", "password": "password-1", "role": "admin"},
+        "/api/v1/users",
+        json={"username": "escalate", "password": "password-1", "role": "admin"},
         headers=headers,
     )
     assert r.status_code == 403 and "lack" in r.json()["detail"]
     r = await client.post(
-        "/api/v1/users", json={"username": "peer", "password": "password-1", "role": "user-admin"},
+        "/api/v1/users",
+        json={"username": "peer", "password": "password-1", "role": "user-admin"},
         headers=headers,
     )
     assert r.status_code == 201

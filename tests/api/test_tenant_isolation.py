@@ -21,8 +21,11 @@ RESOURCES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("/api/v1/users", {"username": "secretuser", "password": "secret-pass"}, {"display_name": "x"}),
     ("/api/v1/roles", {"name": "secretrole", "permissions": ["queues:read"]}, {"description": "x"}),
     ("/api/v1/api-keys", {"name": "secretkey", "role": "admin"}, {"name": "renamed"}),
-    ("/api/v1/numbers", {"number": "+4930555000", "target_type": "queue", "target": "support"},
-     {"name": "x"}),
+    (
+        "/api/v1/numbers",
+        {"number": "+4930555000", "target_type": "queue", "target": "support"},
+        {"name": "x"},
+    ),
 ]
 
 
@@ -36,7 +39,9 @@ async def two_tenants(client, node) -> tuple[dict[str, str], dict[str, str]]:
 
 
 @pytest.mark.parametrize(("path", "body", "change"), RESOURCES, ids=[r[0] for r in RESOURCES])
-async def test_other_tenant_cannot_list_read_change_or_delete(client, two_tenants, path, body, change):
+async def test_other_tenant_cannot_list_read_change_or_delete(
+    client, two_tenants, path, body, change
+):
     a, b = two_tenants
     r = await client.post(path, json=body, headers=a)
     assert r.status_code == 201, r.text
@@ -76,15 +81,16 @@ async def test_api_key_of_one_tenant_cannot_reach_another(client, two_tenants):
     headers, _ = signed(key["access_key"], key["secret"], "GET", path)
     r = await client.get(path, headers=headers)
     assert r.status_code == 404
-    headers, raw = signed(key["access_key"], key["secret"], "DELETE", path)
+    headers, _ = signed(key["access_key"], key["secret"], "DELETE", path)
     assert (await client.delete(path, headers=headers)).status_code == 404
     assert (await client.get(path, headers=a)).status_code == 200
 
 
 async def test_references_to_another_tenants_objects_are_refused(client, two_tenants):
     a, b = two_tenants
-    trunk = (await client.post("/api/v1/trunks", json={"name": "t", "host": "h.example"},
-                               headers=a)).json()
+    trunk = (
+        await client.post("/api/v1/trunks", json={"name": "t", "host": "h.example"}, headers=a)
+    ).json()
     hours = (await client.post("/api/v1/business-hours", json={"name": "h"}, headers=a)).json()
     for field, value in (("trunk_id", trunk["id"]), ("business_hours_id", hours["id"])):
         r = await client.post(
@@ -94,14 +100,16 @@ async def test_references_to_another_tenants_objects_are_refused(client, two_ten
         )
         assert r.status_code == 422, r.text
     r = await client.post(
-        "/api/v1/users", json={"username": "x1", "password": "secret-pass", "role": "admin"},
+        "/api/v1/users",
+        json={"username": "x1", "password": "secret-pass", "role": "admin"},
         headers=b,
     )
     assert r.status_code == 201  # B's own admin role, not A's
     a_roles = (await client.get("/api/v1/roles?limit=100", headers=a)).json()["items"]
     a_admin = next(r for r in a_roles if r["name"] == "admin")
     r = await client.post(
-        "/api/v1/users", json={"username": "x2", "password": "secret-pass", "role": a_admin["id"]},
+        "/api/v1/users",
+        json={"username": "x2", "password": "secret-pass", "role": a_admin["id"]},
         headers=b,
     )
     assert r.status_code == 422
@@ -123,7 +131,8 @@ async def test_a_tenant_admin_cannot_manage_tenants(client, two_tenants):
     r = await client.patch(f"/api/v1/tenants/{own['id']}", json={"name": "pwned"}, headers=a)
     assert r.status_code == 404
     r = await client.post(
-        "/api/v1/tenants", json={"slug": "evil", "name": "Evil", "admin_password": "evil-pass"},
+        "/api/v1/tenants",
+        json={"slug": "evil", "name": "Evil", "admin_password": "evil-pass"},
         headers=a,
     )
     assert r.status_code == 403

@@ -45,8 +45,12 @@ async def test_the_admin_api_works_the_same_on_each_engine(database_url, tmp_pat
             admin = await demo_admin(c, node)
             r = await c.post(
                 "/api/v1/agents",
-                json={"name": "Émile Zola", "extension": "3001", "sip_password": "zola-secret",
-                      "skills": {"french": 10, "support": 2}},
+                json={
+                    "name": "Émile Zola",
+                    "extension": "3001",
+                    "sip_password": "zola-secret",
+                    "skills": {"french": 10, "support": 2},
+                },
                 headers=admin,
             )
             assert r.status_code == 201, r.text
