@@ -10,17 +10,14 @@ from typing import Any
 
 import pytest
 
-from cloudcc.sip.auth import Algorithm, Credential
+from cloudcc.sip.auth import Credential
 from cloudcc.sip.call import CallEvent, IncomingCall
 from cloudcc.sip.endpoint import EndpointConfig, SipEndpoint
 from cloudcc.sip.protection import ProtectionSettings
 from cloudcc.sip.sdp import PCMA, PCMU, answer
 
-# SIPp answers only the first challenge and only MD5, so the test endpoints offer MD5
-# first; the default (SHA-256 first, RFC 8760) is exercised in test_auth and test_tls_ws.
 TEST_CONFIG = EndpointConfig(
     port=0,
-    digest_algorithms=(Algorithm.MD5, Algorithm.SHA256),
     protection=ProtectionSettings(messages_per_second=None),
     nat_keepalive_interval=None,
 )

@@ -15,6 +15,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from cloudcc.sip.auth import Algorithm, Credential
 from cloudcc.sip.call import AuthKind, EndCause, Ended
 from cloudcc.sip.sdp import make_offer
 
@@ -194,3 +195,25 @@ async def test_websocket_without_sip_subprotocol_is_refused(make_endpoint):
         async with connect(f"ws://127.0.0.1:{ep.ports['WS']}"):
             pass
     assert info.value.response.status_code == 400
+
+
+async def test_sha256_digest_between_two_endpoints(make_endpoint, app, certificate):
+    """RFC 8760: a callee challenging with SHA-256 only; the caller answers it."""
+    key, cert = certificate
+    callee = await make_endpoint(
+        app,
+        tls_port=0,
+        ssl_context=server_context(cert, key),
+        digest_algorithms=(Algorithm.SHA256,),
+    )
+    caller = await make_endpoint(client_ssl_context=client_context(cert))
+    call = await caller.call(
+        f"sip:2000@127.0.0.1:{callee.ports['TLS']};transport=tls",
+        make_offer("127.0.0.1", 43006),
+        from_uri="sip:bob@127.0.0.1",
+        credentials=Credential("bob", "secret"),
+    )
+    await asyncio.wait_for(call.answered(), 10)
+    (incoming,) = app.calls
+    assert incoming.auth is AuthKind.DIGEST and incoming.owner == ("tenant-1", "bob")
+    await call.hangup()

@@ -108,7 +108,10 @@ class EndpointConfig:
     timers: TimerSettings = DEFAULT_TIMERS
     limits: Limits = DEFAULT_LIMITS
     protection: ProtectionSettings = field(default_factory=ProtectionSettings)
-    digest_algorithms: tuple[Algorithm, ...] = (Algorithm.SHA256, Algorithm.MD5)
+    # One challenge per algorithm, in this order (RFC 8760 §2.4). MD5 alone by default:
+    # SIPp 3.6 answers only the first challenge, and baresip 1.0 (libre) gives up on a
+    # REGISTER as soon as any challenge is SHA-256. Set (SHA256, MD5) for modern phones.
+    digest_algorithms: tuple[Algorithm, ...] = (Algorithm.MD5,)
     nonce_lifetime: float = 300.0
     session_expires: int = 1800  # RFC 4028; 0 disables our session timers
     min_se: int = 90
