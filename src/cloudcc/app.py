@@ -24,6 +24,7 @@ from cloudcc.directory.resources import (
     QueueResource,
     TrunkResource,
 )
+from cloudcc.directory.flows import FlowService
 from cloudcc.store.db import Database
 from cloudcc.tenancy.audit import AuditLog
 from cloudcc.tenancy.auth import AuthService
@@ -67,6 +68,7 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
         numbers=NumberResource(db, bus),
         trunks=TrunkResource(db, bus, box),
         hours=BusinessHoursResource(db, bus),
+        flows=FlowService(db, bus),
         users=UserResource(db, bus),
         roles=RoleResource(db, bus),
         api_keys=ApiKeyResource(db, bus, box),

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import secrets
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from cloudcc.api.context import ApiContext
 from cloudcc.config import Settings
+from cloudcc.ivr import flows as ivr_flows
 from cloudcc.store.tables import Tenant
 from cloudcc.tenancy.model import system_actor
 from cloudcc.tenancy.tenants import PLATFORM_SLUG
@@ -103,13 +105,15 @@ async def ensure_demo(ctx: ApiContext, settings: Settings) -> dict[str, Any]:
             "holidays": [],
         },
     )
+    flow = await ctx.flows.create(actor, demo_flow_document())
+    await ctx.flows.publish(actor, flow["id"], None)
     await ctx.numbers.create(
         actor,
         {
             "number": DEMO_NUMBER,
             "name": "Demo hotline",
-            "target_type": "queue",
-            "target": "support",
+            "target_type": "flow",
+            "target": flow["name"],
             "business_hours_id": hours["id"],
         },
     )
@@ -130,6 +134,17 @@ async def ensure_demo(ctx: ApiContext, settings: Settings) -> dict[str, Any]:
     path.chmod(0o600)
     creds["file"] = str(path)
     return creds
+
+
+def demo_flow_document() -> dict[str, Any]:
+    """The demo IVR, checking the tenant's own business hours ("office", open around the
+    clock in the demo so that a first call always reaches the menu)."""
+    doc: dict[str, Any] = json.loads((Path(ivr_flows.__file__).parent / "demo.json").read_text())
+    doc["schedules"] = {}
+    for node in doc["nodes"]:
+        if node["type"] == "check_hours":
+            node["schedule"] = "office"
+    return doc
 
 
 def _password(length: int = 16) -> str:

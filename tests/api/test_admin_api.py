@@ -22,7 +22,7 @@ async def test_demo_tenant_is_ready_to_take_a_call(client, admin, node):
     queues = (await client.get("/api/v1/queues?name=support", headers=admin)).json()
     assert queues["total"] == 1
     numbers = (await client.get("/api/v1/numbers", headers=admin)).json()["items"]
-    assert numbers[0]["number"] == "4000" and numbers[0]["target"] == "support"
+    assert numbers[0]["number"] == "4000" and numbers[0]["target"] == "demo-main"
     hours = (await client.get("/api/v1/business-hours", headers=admin)).json()["items"]
     assert hours[0]["weekly"]["mon"] == [["00:00", "24:00"]]
     # The agents can log in to the web with what the demo file says.

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from cloudcc.api import flows
 from cloudcc.api import schemas as s
 from cloudcc.api.crud import ERRORS, IdPath, crud_router
 from cloudcc.api.security import Authenticated, Ctx
@@ -100,7 +101,7 @@ async def query_audit_log(
     return page.__dict__
 
 
-routers: list[APIRouter] = [auth, tenants, audit]
+routers: list[APIRouter] = [auth, tenants, audit, flows.router]
 routers += [
     crud_router(
         "/agents",

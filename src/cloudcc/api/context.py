@@ -7,6 +7,7 @@ from typing import Any
 
 from cloudcc.bus import LocalBus
 from cloudcc.config import Settings
+from cloudcc.directory.flows import FlowService
 from cloudcc.directory.resources import (
     AgentResource,
     BusinessHoursResource,
@@ -35,6 +36,7 @@ class ApiContext:
     numbers: NumberResource
     trunks: TrunkResource
     hours: BusinessHoursResource
+    flows: FlowService
     users: UserResource
     roles: RoleResource
     api_keys: ApiKeyResource

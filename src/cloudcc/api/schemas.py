@@ -597,3 +597,73 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+# --- IVR flows ----------------------------------------------------------------------------
+
+
+class FlowSummary(Out):
+    id: str
+    name: str
+    published_version: int | None
+    has_draft: bool
+    draft_revision: int
+    draft_saved_at: datetime | None
+    draft_saved_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class FlowDetail(FlowSummary):
+    draft: dict[str, Any] | None
+    published: dict[str, Any] | None
+
+
+class FlowCreate(Body):
+    document: dict[str, Any] = Field(description="a flow document (format cloudcc.flow/1)")
+
+
+class DraftSave(Body):
+    document: dict[str, Any]
+    expected_revision: int | None = Field(
+        None, ge=0, description="the draft revision you edited; 409 if it moved on"
+    )
+
+
+class PublishIn(Body):
+    expected_revision: int | None = Field(None, ge=0)
+
+
+class RollbackIn(Body):
+    to_version: int | None = Field(None, ge=1, description="default: the version before")
+
+
+class FlowVersionOut(Out):
+    number: int
+    state: str
+    content_hash: str
+    created_at: datetime
+    published_at: datetime | None
+    retired_at: datetime | None
+    published_by: str | None
+    restored_from: int | None
+
+
+class FlowVersionDetail(FlowVersionOut):
+    document: dict[str, Any]
+
+
+class FlowProblemOut(BaseModel):
+    rule: str
+    node: str | None
+    field: str | None
+    message: str
+
+
+class ValidateIn(Body):
+    document: dict[str, Any]
+
+
+class ValidationOut(BaseModel):
+    valid: bool
+    problems: list[FlowProblemOut]

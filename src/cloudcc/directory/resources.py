@@ -16,6 +16,7 @@ from cloudcc.store.db import Database
 from cloudcc.store.tables import (
     Agent,
     BusinessHours,
+    FlowRecord,
     PhoneNumber,
     Role,
     SkillQueue,
@@ -304,6 +305,17 @@ class NumberResource(Resource):
             "queue": (SkillQueue, SkillQueue.name),
             "agent": (Agent, Agent.extension),
         }
+        if target_type == "flow" and target is not None:
+            published = await s.scalar(
+                select(FlowRecord.published_version).where(
+                    FlowRecord.tenant_id == tenant_id, FlowRecord.name == target
+                )
+            )
+            if published is None:
+                raise Invalid(
+                    f"flow {target!r} does not exist or has no published version",
+                    errors=[{"field": "target"}],
+                )
         if target_type in lookups and target is not None:
             model, column = lookups[target_type]
             if not await s.scalar(

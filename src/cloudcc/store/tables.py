@@ -53,9 +53,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(
-        self, value: datetime | str | None, dialect: Dialect
-    ) -> datetime | None:
+    def process_bind_param(self, value: datetime | str | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if isinstance(value, str):  # ISO 8601 text from a JSON body
@@ -249,3 +247,38 @@ class AuditEntry(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+
+class FlowRecord(_Stamped, Base):
+    """An IVR flow: its editable draft and, in ``flow_versions``, every published version."""
+
+    __tablename__ = "flows"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))  # the document's id; numbers bind to it
+    draft: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    draft_revision: Mapped[int] = mapped_column(Integer, default=0)
+    draft_saved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    draft_saved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    draft_based_on: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    published_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class FlowVersionRecord(Base):
+    __tablename__ = "flow_versions"
+    __table_args__ = (UniqueConstraint("flow_id", "number"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    flow_id: Mapped[str] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    published_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    restored_from: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -1,14 +1,15 @@
-"""initial schema: tenants, iam, directory, audit
+"""initial schema
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 09:04:35.295581
+Create Date: 2026-11-27 09:35:53.317304
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -92,6 +93,31 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_business_hours_tenant_id"), ["tenant_id"], unique=False
         )
+
+    op.create_table(
+        "flows",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("tenant_id", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("draft", sa.JSON(), nullable=True),
+        sa.Column("draft_revision", sa.Integer(), nullable=False),
+        sa.Column("draft_saved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("draft_saved_by", sa.String(length=200), nullable=True),
+        sa.Column("draft_based_on", sa.Integer(), nullable=True),
+        sa.Column("published_version", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_flows_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_flows")),
+        sa.UniqueConstraint("tenant_id", "name", name=op.f("uq_flows_tenant_id")),
+    )
+    with op.batch_alter_table("flows", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_flows_tenant_id"), ["tenant_id"], unique=False)
 
     op.create_table(
         "queues",
@@ -203,6 +229,38 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_api_keys_tenant_id"), ["tenant_id"], unique=False)
 
     op.create_table(
+        "flow_versions",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("tenant_id", sa.String(length=32), nullable=False),
+        sa.Column("flow_id", sa.String(length=32), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("document", sa.JSON(), nullable=False),
+        sa.Column("content_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("retired_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("published_by", sa.String(length=200), nullable=True),
+        sa.Column("restored_from", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["flow_id"],
+            ["flows.id"],
+            name=op.f("fk_flow_versions_flow_id_flows"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_flow_versions_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_flow_versions")),
+        sa.UniqueConstraint("flow_id", "number", name=op.f("uq_flow_versions_flow_id")),
+    )
+    with op.batch_alter_table("flow_versions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_flow_versions_tenant_id"), ["tenant_id"], unique=False)
+
+    op.create_table(
         "phone_numbers",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("tenant_id", sa.String(length=32), nullable=False),
@@ -311,6 +369,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_phone_numbers_tenant_id"))
 
     op.drop_table("phone_numbers")
+    with op.batch_alter_table("flow_versions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_flow_versions_tenant_id"))
+
+    op.drop_table("flow_versions")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_keys_tenant_id"))
 
@@ -327,6 +389,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_queues_tenant_id"))
 
     op.drop_table("queues")
+    with op.batch_alter_table("flows", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_flows_tenant_id"))
+
+    op.drop_table("flows")
     with op.batch_alter_table("business_hours", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_business_hours_tenant_id"))
 
