@@ -114,6 +114,29 @@ _FORCED: Mapping[ForceAction, tuple[Presence, str | None]] = {
     ForceAction.REST: (Presence.NOT_READY, REASON_REST),
 }
 
+_CTI_READY = 1
+
+# Agent states by index (the order of AgentState), so counters are plain lists.
+_STATES: tuple[AgentState, ...] = tuple(AgentState)
+_I_OFFLINE, _I_READY, _I_PRE, _I_RESERVED, _I_BUSY, _I_WORKING, _I_NOT_READY, _I_WRAP = (
+    _STATES.index(s)
+    for s in (
+        AgentState.OFFLINE,
+        AgentState.READY,
+        AgentState.PRE_OCCUPIED,
+        AgentState.RESERVED,
+        AgentState.BUSY,
+        AgentState.WORKING,
+        AgentState.NOT_READY,
+        AgentState.WRAP_UP,
+    )
+)
+
+
+def _by_state(counts: list[int]) -> dict[AgentState, int]:
+    return dict(zip(_STATES, counts, strict=True))
+
+
 #: Overflows one contact may take before it is disconnected (guards against A -> B -> A).
 MAX_OVERFLOW_HOPS = 8
 HISTORY_LENGTH = 16
@@ -145,6 +168,7 @@ class _Lane:
         "queue",
         "queue_id",
         "requirement",
+        "stage",
         "waiting",
     )
 
@@ -154,8 +178,10 @@ class _Lane:
         requirement: Requirement,
         channel: Channel | None,
         key_fn: StrategyKey | None,
+        stage: int = 0,
     ) -> None:
         self.queue = queue
+        self.stage = stage
         self.queue_id = queue.queue_id if queue is not None else ""
         self.requirement = requirement
         self.channel = channel
@@ -300,6 +326,7 @@ class _Agent:
         "ring_timeouts",
         "rr",
         "shown_reason",
+        "si",
         "skills",
         "state",
         "state_since",
@@ -317,7 +344,8 @@ class _Agent:
         self.state = AgentState.OFFLINE
         self.shown_reason: str | None = None
         self.state_since = now
-        self.time_in: dict[AgentState, float] = {}
+        self.si = _I_OFFLINE
+        self.time_in: list[float] = [0.0] * len(_STATES)
         self.history: deque[tuple[float, AgentState, str | None]] = deque(maxlen=HISTORY_LENGTH)
         self.items: dict[str, _Work] = {}
         self.load: dict[Channel, int] = {}
@@ -355,7 +383,10 @@ class _Agent:
 
     def meets(self, requirement: Requirement) -> bool:
         skills = self.skills
-        return all(skills.get(s, 0) >= level for s, level in requirement)
+        for skill, level in requirement:  # noqa: SIM110 (a loop beats all() + genexpr)
+            if skills.get(skill, 0) < level:
+                return False
+        return True
 
 
 class _Queue:
@@ -380,7 +411,7 @@ class _Queue:
         self.queue_id = cfg.queue_id
         self.lanes: dict[tuple[int, Requirement, Channel], _Lane] = {}
         self.members: dict[str, _Agent] = {}
-        self.by_state: dict[AgentState, int] = dict.fromkeys(AgentState, 0)
+        self.by_state: list[int] = [0] * len(_STATES)
         self.waiting = 0
         self.callbacks_waiting = 0
         self.ranked = RankedKeys()
@@ -405,7 +436,7 @@ class _Queue:
         return self.stages[0][1]
 
     def staffed(self) -> int:
-        return len(self.members) - self.by_state[AgentState.OFFLINE]
+        return len(self.members) - self.by_state[_I_OFFLINE]
 
 
 class RoutingEngine:
@@ -425,7 +456,7 @@ class RoutingEngine:
         self._direct: dict[str, _Agent] = {}  # direct and outbound contacts -> their agent
         self._timers: list[tuple[float, int, int, object]] = []
         self._reasons: dict[str, ReasonCode] = {r.code: r for r in BUILTIN_REASONS}
-        self._by_state: dict[AgentState, int] = dict.fromkeys(AgentState, 0)
+        self._by_state: list[int] = [0] * len(_STATES)
         self._ranks = 0
         self._carry: list[Decision] = []  # due-timer decisions of a refused event
 
@@ -569,7 +600,7 @@ class RoutingEngine:
             self._ranks += 1
             a = _Agent(config, self._ranks, now)
             self._agents[a.agent_id] = a
-            self._by_state[AgentState.OFFLINE] += 1
+            self._by_state[_I_OFFLINE] += 1
             self._index_agent(a)
             return out
         skills_changed = dict(config.skills) != a.skills
@@ -590,7 +621,7 @@ class RoutingEngine:
         if a.presence is not _OFFLINE:
             self._sign_out(a, SignOutReason.FORCED, None, now, out)
         self._unindex_agent(a)
-        self._by_state[AgentState.OFFLINE] -= 1
+        self._by_state[_I_OFFLINE] -= 1
         del self._agents[agent_id]
         return out
 
@@ -937,13 +968,14 @@ class RoutingEngine:
             waiting=q.waiting,
             callbacks_waiting=q.callbacks_waiting,
             longest_wait=max(0.0, longest),
-            agents_by_state=q.by_state,
+            agents_by_state=_by_state(q.by_state),
         )
 
     def agent_stats(self, agent_id: str, now: float) -> AgentStats:
         a = self._agent(agent_id)
-        time_in = dict(a.time_in)
-        time_in[a.state] = time_in.get(a.state, 0.0) + max(0.0, now - a.state_since)
+        spent = list(a.time_in)
+        spent[a.si] += max(0.0, now - a.state_since)
+        time_in = {s: t for s, t in zip(_STATES, spent, strict=True) if t}
         return AgentStats(
             agent_id=agent_id,
             state=a.state,
@@ -1007,7 +1039,7 @@ class RoutingEngine:
         return Wallboard(
             at=now,
             queues=queues,
-            agents_by_state=dict(self._by_state),
+            agents_by_state=_by_state(self._by_state),
             contacts_waiting=sum(q.waiting for q in self._queues.values()),
         )
 
@@ -1261,37 +1293,41 @@ class RoutingEngine:
     def _publish(self, a: _Agent, at: float, out: list[Decision], by: str | None = None) -> None:
         """Record and announce a change of the agent's reported state (or reason)."""
         if a.presence is _OFFLINE:
-            state = AgentState.OFFLINE
+            si = _I_OFFLINE
         elif a.n_offered:
-            state = AgentState.RESERVED
+            si = _I_RESERVED
         elif a.n_pre:
-            state = AgentState.PRE_OCCUPIED
+            si = _I_PRE
         elif a.n_active:
-            state = AgentState.BUSY
+            si = _I_BUSY
         elif a.n_wrap:
-            state = AgentState.WRAP_UP
+            si = _I_WRAP
         elif a.presence is _READY:
-            state = AgentState.READY
+            si = _I_READY
         elif a.presence is Presence.NOT_READY:
-            state = AgentState.NOT_READY
+            si = _I_NOT_READY
         else:
-            state = AgentState.WORKING
-        reason = a.reason if state is AgentState.NOT_READY or state is AgentState.OFFLINE else None
-        previous = a.state
-        if state is previous and reason == a.shown_reason:
+            si = _I_WORKING
+        reason = a.reason if si in (_I_NOT_READY, _I_OFFLINE) else None
+        old = a.si
+        if si == old and reason == a.shown_reason:
             return
-        a.time_in[previous] = a.time_in.get(previous, 0.0) + (at - a.state_since)
+        a.time_in[old] += at - a.state_since
         a.state_since = at
-        a.state = state
+        previous = a.state
+        state = a.state = _STATES[si]
+        a.si = si
         a.shown_reason = reason
-        if state is not previous:
-            self._by_state[previous] -= 1
-            self._by_state[state] += 1
+        if si != old:
+            counts = self._by_state
+            counts[old] -= 1
+            counts[si] += 1
             for q in a.queues:
-                q.by_state[previous] -= 1
-                q.by_state[state] += 1
+                counts = q.by_state
+                counts[old] -= 1
+                counts[si] += 1
         a.history.append((at, state, reason))
-        code = cti_code(state, reason, self._reasons)
+        code = _CTI_READY if si == _I_READY else cti_code(state, reason, self._reasons)
         out.append(AgentStateChanged(a.agent_id, state, previous, reason, at, code, by))
 
     def _add_item(self, a: _Agent, w: _Work) -> None:
@@ -1361,7 +1397,9 @@ class RoutingEngine:
                         continue
                     for lane in lanes:
                         if lane.waiting:
-                            c = self._peek(lane)
+                            c = lane.contacts[0][2]
+                            if c.lane is not lane or c.state is not _WAITING:
+                                c = self._peek(lane)
                             if (
                                 best is None
                                 or c.vkey < best.vkey
@@ -1748,26 +1786,34 @@ class RoutingEngine:
         lane = q.lanes.get(key)
         if lane is not None:
             return lane
-        lane = _Lane(q, normalise(stage_req, extra), c.channel, q.key_fn)
+        lane = _Lane(q, normalise(stage_req, extra), c.channel, q.key_fn, c.stage)
         q.lanes[key] = lane
         self._index_lane(lane)
         return lane
 
     # ------------------------------------------------------------------ internals: indexes
 
-    def _eligible(self, requirement: Requirement) -> Iterable[_Agent]:
-        if not requirement:
-            return list(self._agents.values())
-        pools = [self._agents_by_skill.get(s, {}) for s, _ in requirement]
-        smallest = min(pools, key=len)
-        return [a for a in smallest.values() if a.meets(requirement)]
+    def _eligible(
+        self, requirement: Requirement, within: Iterable[_Agent] | None = None
+    ) -> list[_Agent]:
+        """Agents meeting ``requirement``, searched ``within`` a known superset if given,
+        else within the agents having its rarest skill."""
+        if within is None:
+            if not requirement:
+                return list(self._agents.values())
+            pools = [self._agents_by_skill.get(s, {}) for s, _ in requirement]
+            within = min(pools, key=len).values()
+        return [a for a in within if a.meets(requirement)]
 
     def _index_lane(self, lane: _Lane) -> None:
         key = lane.requirement[0][0] if lane.requirement else ""
         self._lanes_by_skill.setdefault(key, []).append(lane)
         ch = lane.channel
         assert ch is not None
-        for a in self._eligible(lane.requirement):
+        q = lane.queue
+        # A stage-0 lane only narrows its queue's requirement: its agents are queue members.
+        within = q.members.values() if q is not None and lane.stage == 0 else None
+        for a in self._eligible(lane.requirement, within):
             a.lanes.setdefault(ch, []).append(lane)
             lane.eligible += 1
             if a.can_take(ch):  # a free agent is parked everywhere it can take work
@@ -1782,7 +1828,7 @@ class RoutingEngine:
         for a in self._eligible(q.base):
             q.members[a.agent_id] = a
             a.queues.append(q)
-            q.by_state[a.state] += 1
+            q.by_state[a.si] += 1
 
     def _unindex_queue(self, q: _Queue) -> None:
         for lanes in self._lanes_by_skill.values():
@@ -1794,7 +1840,7 @@ class RoutingEngine:
             a.queues.remove(q)
         self._queues_by_skill[q.base[0][0] if q.base else ""].remove(q)
         q.members.clear()
-        q.by_state = dict.fromkeys(AgentState, 0)
+        q.by_state = [0] * len(_STATES)
         q.lanes.clear()
 
     def _index_agent(self, a: _Agent) -> None:
@@ -1805,7 +1851,7 @@ class RoutingEngine:
                 if a.meets(q.base):
                     q.members[a.agent_id] = a
                     a.queues.append(q)
-                    q.by_state[a.state] += 1
+                    q.by_state[a.si] += 1
             for lane in self._lanes_by_skill.get(key, ()):
                 if a.meets(lane.requirement):
                     assert lane.channel is not None
@@ -1819,7 +1865,7 @@ class RoutingEngine:
                 pool.pop(a.agent_id, None)
         for q in a.queues:
             del q.members[a.agent_id]
-            q.by_state[a.state] -= 1
+            q.by_state[a.si] -= 1
         a.queues = []
         for lanes in a.lanes.values():
             for lane in lanes:

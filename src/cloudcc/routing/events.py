@@ -210,9 +210,11 @@ InputEvent = (
 )
 
 # ---------------------------------------------------------------- outputs: decisions
+# Decisions are values: treat them as immutable. They are not frozen because frozen
+# dataclasses cost four times as much to build, and the engine builds one per change.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Offer:
     """Ring ``agent_ids`` (several only for ring-all) with the contact until ``expires_at``."""
 
@@ -225,21 +227,21 @@ class Offer:
     callback: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OfferWithdrawn:
     contact_id: str
     agent_id: str
     reason: WithdrawReason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Overflow:
     contact_id: str
     from_queue: str
     to_queue: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueueAction:
     """Voicemail, callback or disconnect-with-message for a queued contact."""
 
@@ -249,7 +251,7 @@ class QueueAction:
     message: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AnnounceWait:
     contact_id: str
     queue_id: str
@@ -257,7 +259,7 @@ class AnnounceWait:
     estimated_wait: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AgentStateChanged:
     agent_id: str
     state: AgentState
@@ -268,7 +270,7 @@ class AgentStateChanged:
     by: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NotReadyOverrun:
     """A time-limited not-ready reason (e.g. rest) ran out and the agent did not return."""
 
@@ -278,7 +280,7 @@ class NotReadyOverrun:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ContactReleased:
     """The engine stopped tracking a contact held by an agent signed out by force."""
 
