@@ -17,7 +17,13 @@ import pytest
 from cloudcc.media import g711
 from cloudcc.media.exceptions import AudioFormatError, IllegalTransition
 from cloudcc.media.player import PcmSource, PlaybackState, Player, Playlist, WavSource
-from cloudcc.media.recorder import Recorder, RecordingState, file_sha256
+from cloudcc.media.recorder import (
+    FrameChannel,
+    Recorder,
+    RecordingState,
+    TimelineChannel,
+    file_sha256,
+)
 from cloudcc.media.testing import sine, tone_level_dbfs
 from cloudcc.media.wav import read_wav, wav_header, write_wav
 
@@ -117,16 +123,23 @@ def test_asterisk_prompt_plays_in_full() -> None:
 
 
 def test_stereo_recording_pause_resume_and_metadata(tmp_path: Path) -> None:
-    rec = Recorder(tmp_path / "r.wav", channels=2, now=0.0)
-    left, right = sine(1000, 0.02), sine(500, 0.02)
-    for i in range(50):
-        rec.write(left, right, i * 0.02)
+    left, right = FrameChannel(), FrameChannel()
+    rec = Recorder(tmp_path / "r.wav", (left, right), now=0.0, margin=0.0)
+    a, b = sine(1000, 0.02), sine(500, 0.02)
+
+    def run(start: float, frames: int) -> None:
+        for i in range(frames):
+            left.put(a)
+            right.put(b)
+            t = start + (i + 1) * 0.02
+            if rec.due(t):
+                rec.flush(t)
+
+    run(0.0, 50)
     rec.pause(1.0)
-    for i in range(50):
-        rec.write(left, right, 1.0 + i * 0.02)  # not recorded
+    run(1.0, 50)  # not recorded
     rec.resume(2.0)
-    for i in range(25):
-        rec.write(left, right, 2.0 + i * 0.02)
+    run(2.0, 25)
     path, duration, size = rec.stop(2.5)
     assert duration == pytest.approx(1.5)
     assert size == 44 + 75 * 160 * 4
@@ -146,14 +159,65 @@ def test_stereo_recording_pause_resume_and_metadata(tmp_path: Path) -> None:
 
 
 def test_mono_recording_mixes_both_sides(tmp_path: Path) -> None:
-    rec = Recorder(tmp_path / "m.wav", channels=1, now=0.0)
-    for i in range(50):
-        rec.write(sine(1000, 0.02), sine(500, 0.02), i * 0.02)
+    left, right = FrameChannel(), FrameChannel()
+    rec = Recorder(tmp_path / "m.wav", (left, right), now=0.0, stereo=False)
+    for _ in range(50):
+        left.put(sine(1000, 0.02))
+        right.put(sine(500, 0.02))
     path, duration, _ = rec.stop(1.0)
     pcm, _ = read_wav(path)
     assert pcm.shape[1] == 1 and duration == pytest.approx(1.0)
     assert abs(tone_level_dbfs(pcm[:, 0], 1000) - -10) < 0.2
     assert abs(tone_level_dbfs(pcm[:, 0], 500) - -10) < 0.2
+
+
+def packets_of(pcm: np.ndarray, ts0: int) -> list[tuple[int, bytes]]:
+    codes = g711.ulaw_encode(pcm)
+    return [(ts0 + i, codes[i : i + 160]) for i in range(0, len(codes), 160)]
+
+
+def test_timeline_channel_puts_reordered_packets_in_place() -> None:
+    tone = sine(440, 1.0, -10.0)
+    packets = packets_of(tone, 123456)
+    order = list(range(len(packets)))
+    for i in range(0, len(order) - 1, 2):
+        order[i], order[i + 1] = order[i + 1], order[i]
+    channel = TimelineChannel(start=0.0)
+    for n, i in enumerate(order):
+        ts, payload = packets[i]
+        channel.put(ts, payload, arrival=n * 0.02)
+    out = channel.take(8000)
+    assert np.array_equal(out, g711.ulaw_decode(g711.ulaw_encode(tone)))
+
+
+def test_timeline_channel_conceals_a_lost_packet_without_a_click() -> None:
+    tone = sine(440, 1.0, -10.0)
+    channel = TimelineChannel(start=0.0)
+    for n, (ts, payload) in enumerate(packets_of(tone, 2**32 - 800)):  # wraps, too
+        if n != 20:
+            channel.put(ts, payload, arrival=n * 0.02)
+    out = channel.take(8000).astype(float)
+    coded = g711.ulaw_decode(g711.ulaw_encode(tone)).astype(float)
+    clean = np.abs(np.diff(coded, 2)).max()
+    assert np.abs(np.diff(out, 2)).max() < 1.3 * clean
+    assert abs(tone_level_dbfs(out[3200:3360], 440) - -10) < 3
+
+
+def test_timeline_channel_starts_at_the_first_packets_arrival() -> None:
+    channel = TimelineChannel(start=10.0)
+    channel.put(5000, g711.ulaw_encode(sine(440, 0.02)), arrival=10.5)
+    out = channel.take(8000)
+    assert not out[:4000].any()  # half a second of silence before the party spoke
+    assert out[4000:4160].any()
+
+
+def test_timeline_channel_translates_alaw_packets_into_its_law() -> None:
+    tone = sine(1010, 0.2)  # not a divisor of 8 kHz: quantisation errors average out
+    channel = TimelineChannel(start=0.0, law=0)
+    codes = g711.alaw_encode(tone)
+    for i in range(0, len(codes), 160):
+        channel.put(i, codes[i : i + 160], arrival=i / 8000, law=1)
+    assert abs(tone_level_dbfs(channel.take(1600), 1010) - -10) < 0.2
 
 
 CHILD = textwrap.dedent(

@@ -60,7 +60,15 @@ from .player import (
     WavSource,
     default_music_on_hold,
 )
-from .recorder import Recorder, RecordingInfo, RecordingState, file_sha256
+from .recorder import (
+    Channel,
+    FrameChannel,
+    Recorder,
+    RecordingInfo,
+    RecordingState,
+    TimelineChannel,
+    file_sha256,
+)
 from .rtcp import parse_compound
 from .rtp import COMFORT_NOISE_PT, HEADER, header_fields, payload_of
 from .session import Latch, LegStats, ReceiverStats, RtpSession
@@ -199,7 +207,8 @@ class Leg:
         self._player: Player | None = None
         self._playback: Playback | None = None
         self._hold_player: Player | None = None
-        self._recordings = 0
+        self._timelines: list[TimelineChannel] = []  # recordings fed by this leg's packets
+        self._frame_recordings = 0  # recordings fed from decoded frames (wideband legs)
         # per tick
         self._out = _Out.NONE
         self._needs_audio = False
@@ -403,6 +412,9 @@ class Leg:
                         self._jb.put(ts, payload)
                     else:
                         self._put_audio(ts, payload)
+                if self._timelines and not (self.held or self.muted):
+                    for channel in self._timelines:
+                        channel.put(ts, payload, now, self._law)
                 return
         self._on_rtp_general(data, addr)
 
@@ -435,6 +447,9 @@ class Leg:
                 target._send_relayed(ssrc, seq, ts, target._pt, marker, out, now)
             if self._needs_audio:
                 self._put_audio(ts, payload)
+            if self._timelines and not (self.held or self.muted):
+                for channel in self._timelines:
+                    channel.put(ts, payload, now, self._law)
         elif pt == self._dtmf_pt:
             session.on_rtp(ssrc, seq, ts, len(data) - offset, now, False)
             try:
@@ -665,11 +680,13 @@ class Recording:
         recorder: Recorder,
         left: RecordSource,
         right: RecordSource | None,
+        feeds: list[tuple[RecordSource, Channel]],
     ) -> None:
         self.engine = engine
         self.recorder = recorder
         self.left = left
         self.right = right
+        self.feeds = feeds
         self.info: RecordingInfo | None = None
 
     @property
@@ -681,6 +698,7 @@ class Recording:
         return self.recorder.state
 
     def pause(self) -> None:
+        """Stop writing audio (the file keeps what was recorded; duration excludes pauses)."""
         self.recorder.pause(time.monotonic())
 
     def resume(self) -> None:
@@ -738,6 +756,7 @@ class MediaEngine:
         self._legs: dict[str, Leg] = {}
         self._conferences: dict[str, Conference] = {}
         self._recordings: list[Recording] = []
+        self._frame_feeds: list[tuple[RecordSource, FrameChannel]] = []
         self._bridges: list[Bridge] = []
         self._closers: dict[str, list[Callable[[], None]]] = {}
         self._clock: TickClock | None = None
@@ -991,29 +1010,53 @@ class MediaEngine:
         """Record ``left`` (e.g. the customer) and ``right`` (the agent side) to a WAV:
         two channels when ``stereo``, else one mixed channel. A source is a leg (what
         that party says) or a conference (the conversation's mix)."""
-        channels = 2 if stereo and right is not None else 1
+        now = time.monotonic()
+        feeds: list[tuple[RecordSource, Channel]] = []
+        for source in (left, right):
+            if source is None:
+                continue
+            if isinstance(source, Leg) and source.state is LegState.CLOSED:
+                raise LegClosed(source.id)
+            channel: Channel
+            if isinstance(source, Leg) and (source.config is None or source._g711):
+                channel = TimelineChannel(now, source._law)  # fed by the leg's packets
+            else:
+                channel = FrameChannel()  # fed on the tick
+            feeds.append((source, channel))
+        sources = tuple(channel for _, channel in feeds)
         recorder = Recorder(
             path,
-            channels,
-            time.monotonic(),
+            sources,  # type: ignore[arg-type]
+            now,
+            stereo=stereo,
             flush_interval=self.recording_flush_s,
             durable=self.durable_recordings,
         )
-        recording = Recording(self, recorder, left, right)
+        recording = Recording(self, recorder, left, right, feeds)
         self._recordings.append(recording)
-        self._count_recording(recording, +1)
+        self._attach_feeds(recording, attach=True)
         return recording
 
-    def _count_recording(self, recording: Recording, delta: int) -> None:
-        for source in (recording.left, recording.right):
-            if isinstance(source, Leg):
-                source._recordings += delta
-                self._rewire(source)
+    def _attach_feeds(self, recording: Recording, attach: bool) -> None:
+        for source, channel in recording.feeds:
+            if isinstance(channel, TimelineChannel) and isinstance(source, Leg):
+                if attach:
+                    source._timelines.append(channel)
+                elif channel in source._timelines:
+                    source._timelines.remove(channel)
+            elif isinstance(channel, FrameChannel):
+                if attach:
+                    self._frame_feeds.append((source, channel))
+                else:
+                    self._frame_feeds.remove((source, channel))
+                if isinstance(source, Leg):
+                    source._frame_recordings += 1 if attach else -1
+                    self._rewire(source)
 
     def _finish_recording(self, recording: Recording) -> tuple[str, float, int]:
         if recording in self._recordings:
             self._recordings.remove(recording)
-            self._count_recording(recording, -1)
+            self._attach_feeds(recording, attach=False)
         return recording.recorder.stop(time.monotonic())
 
     # -- the tick ------------------------------------------------------------------------------
@@ -1063,7 +1106,7 @@ class MediaEngine:
             assert leg.config is not None and peer.config is not None
             leg._relay_table = translation_table(leg.config.codec, peer.config.codec)
         leg._needs_audio = (
-            leg._recordings > 0
+            leg._frame_recordings > 0
             or leg.conference is not None
             or bool(leg._listeners)
             or leg._inband is not None
@@ -1153,14 +1196,14 @@ class MediaEngine:
                 heard[key] = out[i]
             if n % chunk == chunk - 1:
                 await self._pause_if_due()
-        # 5. recordings
-        recordings = list(self._recordings)
-        for n, rec in enumerate(recordings):
-            rec.recorder.write(
-                self._record_source(rec.left, frames),
-                None if rec.right is None else self._record_source(rec.right, frames),
-                now,
-            )
+        # 5. recordings: mixes and wideband legs are fed per tick; every recording is
+        # written out (and its header patched) every flush interval
+        for source, channel in self._frame_feeds:
+            channel.put(self._record_source(source, frames))
+        for n, rec in enumerate(list(self._recordings)):
+            recorder = rec.recorder
+            if recorder.due(now) and recorder.state is not RecordingState.STOPPED:
+                recorder.flush(now)
             if n % chunk == chunk - 1:
                 await self._pause_if_due()
         # 6. outgoing audio generated on the tick, encoded in batches
