@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
 from cloudcc.routing import (
     AgentConfig,
@@ -549,3 +555,16 @@ RoutingMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_routing_engine_invariants = RoutingMachine.TestCase
+
+
+@pytest.mark.slow
+def test_routing_engine_invariants_long_run() -> None:
+    run_state_machine_as_test(
+        RoutingMachine,
+        settings=settings(
+            max_examples=600,
+            stateful_step_count=80,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
