@@ -322,3 +322,21 @@ def test_chat_agent_is_busy_and_still_offered_more_chats() -> None:
     e.offer_accepted("c1", "a", 1)
     out = e.contact_queued("c2", "q", Channel.CHAT, 2)
     assert offers(out) == [("c2", ("a",))]
+
+
+def test_ringing_phone_shows_alerting_cti_4_and_can_be_answered() -> None:
+    e = engine_with(agents={"a": {}})
+    e.contact_queued("c", "q", VOICE, 0)
+    out = e.offer_alerting("c", "a", 0.2)
+    assert states(out) == [("a", AgentState.ALERTING, None)]
+    assert only(out, AgentStateChanged)[0].cti_code == 4
+    with pytest.raises(IllegalTransition):
+        e.offer_alerting("c", "a", 0.3)
+    assert states(e.offer_accepted("c", "a", 1)) == [("a", AgentState.BUSY, None)]
+
+
+def test_alerting_offer_times_out_like_any_offer() -> None:
+    e = engine_with([QueueConfig("q", ring_timeout=10)], agents={"a": {}})
+    e.contact_queued("c", "q", VOICE, 0)
+    e.offer_alerting("c", "a", 1)
+    assert states(e.tick(10)) == [("a", AgentState.NOT_READY, "rona")]

@@ -38,6 +38,7 @@ from cloudcc.routing import (
     Treatment,
     TreatmentKind,
 )
+from cloudcc.routing import events as ev
 from cloudcc.routing.model import Requirement, WorkPhase, normalise
 
 SKILLS = ("en", "de", "vip")
@@ -90,6 +91,12 @@ class RoutingMachine(RuleBasedStateMachine):
         self.queues: dict[str, QueueConfig] = {}
         self.agents: dict[str, AgentConfig] = {}
         self.direct: dict[str, str] = {}  # direct/outbound contact -> agent
+        self.log: list[ev.InputEvent] = []
+
+    def do(self, event: ev.InputEvent) -> list[Decision]:
+        """Apply an input event, recording it for the replay check."""
+        self.log.append(event)
+        return self.e.handle(event)
 
     # ------------------------------------------------------------------ setup
 
@@ -146,7 +153,7 @@ class RoutingMachine(RuleBasedStateMachine):
             ),
         ]
         for q in queues:
-            self.apply(self.e.configure_queue(q, 0))
+            self.apply(self.do(ev.QueueConfigured(q, 0)))
             self.queues[q.queue_id] = q
             self.counters[q.queue_id] = Counters()
         for i, aid in enumerate(AGENTS):
@@ -157,8 +164,8 @@ class RoutingMachine(RuleBasedStateMachine):
                 calls_block_other=mixing[i],
             )
             self.agents[aid] = cfg
-            self.apply(self.e.configure_agent(cfg, 0))
-            self.apply(self.e.agent_login(aid, 0))
+            self.apply(self.do(ev.AgentConfigured(cfg, 0)))
+            self.apply(self.do(ev.AgentLoggedIn(aid, 0)))
 
     # ------------------------------------------------------------------ ledger
 
@@ -258,14 +265,16 @@ class RoutingMachine(RuleBasedStateMachine):
         )
         self.counters[queue].entered += 1
         self.apply(
-            self.e.contact_queued(
-                cid,
-                queue,
-                channel,
-                self.now,
-                priority=priority,
-                required_skills=extra,
-                preferred_agent=preferred,
+            self.do(
+                ev.ContactQueued(
+                    cid,
+                    queue,
+                    channel,
+                    self.now,
+                    priority=priority,
+                    required_skills=extra,
+                    preferred_agent=preferred,
+                )
             )
         )
 
@@ -275,7 +284,7 @@ class RoutingMachine(RuleBasedStateMachine):
         if not ringing:
             return
         r, aid = data.draw(st.sampled_from(ringing))
-        self.apply(self.e.offer_accepted(r.cid, aid, self.now))
+        self.apply(self.do(ev.OfferAccepted(r.cid, aid, self.now)))
         c = self.counters[r.queue]
         wait = self.now - r.entered_at
         c.answered += 1
@@ -284,14 +293,26 @@ class RoutingMachine(RuleBasedStateMachine):
         r.state, r.agent, r.outcome = "connected", aid, "answered"
         r.ringing = set()
 
+    @rule(data=st.data())
+    def phone_starts_ringing(self, data: st.DataObject) -> None:
+        reserved = [
+            (r, a)
+            for r in self.live("offered")
+            for a in sorted(r.ringing)
+            if self.e.agent_work(a).get(r.cid) is WorkPhase.OFFERED
+        ]
+        if reserved:
+            r, aid = data.draw(st.sampled_from(reserved))
+            self.apply(self.do(ev.OfferAlerting(r.cid, aid, self.now)))
+
     @rule(data=st.data(), timeout=st.booleans())
     def agent_declines(self, data: st.DataObject, timeout: bool) -> None:
         ringing = [(r, a) for r in self.live("offered") for a in sorted(r.ringing)]
         if not ringing:
             return
         r, aid = data.draw(st.sampled_from(ringing))
-        decline = self.e.offer_timed_out if timeout else self.e.offer_rejected
-        self.apply(decline(r.cid, aid, self.now))
+        decline = ev.OfferTimedOut if timeout else ev.OfferRejected
+        self.apply(self.do(decline(r.cid, aid, self.now)))
 
     @rule(data=st.data())
     def customer_abandons(self, data: st.DataObject) -> None:
@@ -300,7 +321,7 @@ class RoutingMachine(RuleBasedStateMachine):
             return
         r = data.draw(st.sampled_from(waiting))
         queue = r.queue
-        self.apply(self.e.contact_abandoned(r.cid, self.now))
+        self.apply(self.do(ev.ContactAbandoned(r.cid, self.now)))
         self.counters[queue].abandoned += 1
         r.state, r.outcome = "ended", "abandoned"
 
@@ -310,7 +331,7 @@ class RoutingMachine(RuleBasedStateMachine):
         if not waiting:
             return
         r = data.draw(st.sampled_from(waiting))
-        self.apply(self.e.callback_requested(r.cid, self.now))
+        self.apply(self.do(ev.CallbackRequested(r.cid, self.now)))
         r.callback = True
 
     @rule(data=st.data())
@@ -319,7 +340,7 @@ class RoutingMachine(RuleBasedStateMachine):
         if not connected:
             return
         r = data.draw(st.sampled_from(connected))
-        self.apply(self.e.contact_ended(r.cid, self.now))
+        self.apply(self.do(ev.ContactEnded(r.cid, self.now)))
         r.state = "ended"
 
     @rule(data=st.data())
@@ -332,7 +353,7 @@ class RoutingMachine(RuleBasedStateMachine):
         ]
         if wrapping:
             aid, cid = data.draw(st.sampled_from(wrapping))
-            self.apply(self.e.wrapup_done(aid, cid, self.now))
+            self.apply(self.do(ev.WrapUpDone(aid, cid, self.now)))
 
     # ------------------------------------------------------------------ rules: agents
 
@@ -343,9 +364,9 @@ class RoutingMachine(RuleBasedStateMachine):
     def agent_changes_presence(self, aid: str, presence: Presence) -> None:
         stats = self.e.agent_stats(aid, self.now)
         if stats.presence is Presence.OFFLINE:
-            self.apply(self.e.agent_login(aid, self.now, presence=presence))
+            self.apply(self.do(ev.AgentLoggedIn(aid, self.now, presence=presence)))
         elif presence is not stats.presence or presence is Presence.NOT_READY:
-            self.apply(self.e.agent_state_changed(aid, presence, self.now))
+            self.apply(self.do(ev.AgentPresenceChanged(aid, presence, self.now)))
 
     @rule(aid=st.sampled_from(AGENTS), reason=st.sampled_from(list(SignOutReason)))
     def agent_signs_out(self, aid: str, reason: SignOutReason) -> None:
@@ -355,7 +376,7 @@ class RoutingMachine(RuleBasedStateMachine):
         if reason is SignOutReason.SELF and self.e.agent_work(aid):
             return
         connected = [r for r in self.live("connected") if r.agent == aid]
-        self.apply(self.e.agent_logout(aid, self.now, reason))
+        self.apply(self.do(ev.AgentLoggedOut(aid, self.now, reason)))
         for r in connected:
             assert r.state == "ended"  # released by a ContactReleased decision
         assert self.e.agent_work(aid) == {}
@@ -367,7 +388,7 @@ class RoutingMachine(RuleBasedStateMachine):
             action is ForceAction.IDLE and presence is Presence.READY
         ):
             return
-        self.apply(self.e.force_agent(aid, action, "sup", self.now, seconds=25))
+        self.apply(self.do(ev.AgentForced(aid, action, "sup", self.now, seconds=25)))
 
     @rule(
         aid=st.sampled_from(AGENTS),
@@ -381,7 +402,7 @@ class RoutingMachine(RuleBasedStateMachine):
             calls_block_other=self.agents[aid].calls_block_other,
         )
         self.agents[aid] = cfg
-        self.apply(self.e.configure_agent(cfg, self.now))
+        self.apply(self.do(ev.AgentConfigured(cfg, self.now)))
 
     @rule(aid=st.sampled_from(AGENTS), outbound=st.booleans())
     def direct_or_outbound_call(self, aid: str, outbound: bool) -> None:
@@ -391,9 +412,9 @@ class RoutingMachine(RuleBasedStateMachine):
         self.n += 1
         cid = f"d{self.n}"
         if outbound:
-            self.apply(self.e.outbound_reserved(aid, cid, self.now))
+            self.apply(self.do(ev.OutboundReserved(aid, cid, self.now)))
         else:
-            self.apply(self.e.direct_contact_started(aid, cid, Channel.VOICE, self.now))
+            self.apply(self.do(ev.DirectContactStarted(aid, cid, Channel.VOICE, self.now)))
         self.direct[cid] = aid
 
     @rule(data=st.data())
@@ -403,9 +424,9 @@ class RoutingMachine(RuleBasedStateMachine):
         cid = data.draw(st.sampled_from(sorted(self.direct)))
         aid = self.direct[cid]
         if self.e.agent_work(aid).get(cid) is WorkPhase.PRE_OCCUPIED and data.draw(st.booleans()):
-            self.apply(self.e.outbound_connected(cid, self.now))
+            self.apply(self.do(ev.OutboundConnected(cid, self.now)))
             return
-        self.apply(self.e.contact_ended(cid, self.now))
+        self.apply(self.do(ev.ContactEnded(cid, self.now)))
         del self.direct[cid]
 
     # ------------------------------------------------------------------ rules: time
@@ -417,7 +438,7 @@ class RoutingMachine(RuleBasedStateMachine):
         if deadline is not None and deadline < target:
             target = deadline  # stop at each timer so the ledger knows when things happen
         self.now = target
-        self.apply(self.e.tick(self.now))
+        self.apply(self.do(ev.Tick(self.now)))
 
     # ------------------------------------------------------------------ invariants
 
@@ -430,7 +451,8 @@ class RoutingMachine(RuleBasedStateMachine):
         for r in self.records.values():
             held = holders.get(r.cid, [])
             if r.state == "offered":
-                assert sorted(a for a, p in held if p is WorkPhase.OFFERED) == sorted(r.ringing)
+                ringing = (WorkPhase.OFFERED, WorkPhase.ALERTING)
+                assert sorted(a for a, p in held if p in ringing) == sorted(r.ringing)
                 assert set(self.e.contact_info(r.cid).agent_ids) == r.ringing
             elif r.state == "connected":
                 assert held == [(r.agent, WorkPhase.ACTIVE)]
@@ -502,8 +524,19 @@ class RoutingMachine(RuleBasedStateMachine):
         assert set(self.e.contact_ids()) == live
 
     def teardown(self) -> None:
-        """Drain: everyone ready, every offer answered, every contact ended. Each contact
-        must end answered, abandoned or treated (voicemail, disconnect)."""
+        """A standby replaying the recorded inputs reaches the same state. Then drain:
+        everyone ready, every offer answered, every contact ended. Each contact must end
+        answered, abandoned or treated (voicemail, disconnect)."""
+        standby = RoutingEngine.replay(self.log)
+        assert standby.wallboard(self.now) == self.e.wallboard(self.now)
+        assert standby.next_deadline() == self.e.next_deadline()
+        for aid in AGENTS:
+            assert standby.agent_stats(aid, self.now) == self.e.agent_stats(aid, self.now)
+            assert standby.agent_work(aid) == self.e.agent_work(aid)
+        for cid in self.e.contact_ids():
+            assert standby.contact_info(cid) == self.e.contact_info(cid)
+            if standby.contact_info(cid).state.value == "waiting":
+                assert standby.position(cid) == self.e.position(cid)
         for aid in AGENTS:
             if self.e.agent_stats(aid, self.now).presence is Presence.OFFLINE:
                 self.apply(self.e.agent_login(aid, self.now))

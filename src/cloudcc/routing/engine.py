@@ -35,6 +35,7 @@ from cloudcc.routing.events import (
     NotReadyOverrun,
     Offer,
     OfferAccepted,
+    OfferAlerting,
     OfferRejected,
     OfferTimedOut,
     OfferWithdrawn,
@@ -118,13 +119,26 @@ _CTI_READY = 1
 
 # Agent states by index (the order of AgentState), so counters are plain lists.
 _STATES: tuple[AgentState, ...] = tuple(AgentState)
-_I_OFFLINE, _I_READY, _I_PRE, _I_RESERVED, _I_BUSY, _I_WORKING, _I_NOT_READY, _I_WRAP = (
+_ALERTING = WorkPhase.ALERTING
+_RINGING = frozenset({WorkPhase.OFFERED, WorkPhase.ALERTING})
+(
+    _I_OFFLINE,
+    _I_READY,
+    _I_PRE,
+    _I_RESERVED,
+    _I_ALERTING,
+    _I_BUSY,
+    _I_WORKING,
+    _I_NOT_READY,
+    _I_WRAP,
+) = (
     _STATES.index(s)
     for s in (
         AgentState.OFFLINE,
         AgentState.READY,
         AgentState.PRE_OCCUPIED,
         AgentState.RESERVED,
+        AgentState.ALERTING,
         AgentState.BUSY,
         AgentState.WORKING,
         AgentState.NOT_READY,
@@ -311,6 +325,7 @@ class _Agent:
         "load",
         "max_total",
         "n_active",
+        "n_alerting",
         "n_offered",
         "n_pre",
         "n_wrap",
@@ -350,7 +365,7 @@ class _Agent:
         self.items: dict[str, _Work] = {}
         self.load: dict[Channel, int] = {}
         self.total = self.call_items = 0
-        self.n_pre = self.n_offered = self.n_active = self.n_wrap = 0
+        self.n_pre = self.n_offered = self.n_alerting = self.n_active = self.n_wrap = 0
         self.version = 0
         self.available_since = now
         self.lanes: dict[Channel, list[_Lane]] = {}
@@ -485,6 +500,8 @@ class RoutingEngine:
                 return self.tick(event.now)
             case ContactAbandoned():
                 return self.contact_abandoned(event.contact_id, event.now)
+            case OfferAlerting():
+                return self.offer_alerting(event.contact_id, event.agent_id, event.now)
             case OfferRejected():
                 return self.offer_rejected(event.contact_id, event.agent_id, event.now)
             case OfferTimedOut():
@@ -818,6 +835,23 @@ class RoutingEngine:
         self._publish(a, now, out)
         for o in others:
             self._serve(o, now, out)
+        return out
+
+    def offer_alerting(self, contact_id: str, agent_id: str, now: float) -> list[Decision]:
+        """The edge reports the agent's phone (or client) is ringing: CTI state 4."""
+        out = self._advance(now)
+        try:
+            c = self._contact(contact_id)
+            a = self._agent(agent_id)
+            w = a.items.get(contact_id)
+            if w is None or w.contact is not c:
+                raise NotOffered(contact_id, agent_id)
+            self._check_phase(w, _ALERTING, agent_id)
+        except RoutingError:
+            self._carry = out
+            raise
+        self._set_phase(a, w, _ALERTING)
+        self._publish(a, now, out)
         return out
 
     def offer_rejected(self, contact_id: str, agent_id: str, now: float) -> list[Decision]:
@@ -1254,7 +1288,7 @@ class RoutingEngine:
         requeue: list[_Contact] = []
         for w in list(a.items.values()):
             c = w.contact
-            if w.phase is WorkPhase.OFFERED and c is not None:
+            if (w.phase is WorkPhase.OFFERED or w.phase is _ALERTING) and c is not None:
                 c.offered_to.remove(a)
                 self._drop_item(a, w)
                 gone = WithdrawReason.AGENT_SIGNED_OUT
@@ -1294,6 +1328,8 @@ class RoutingEngine:
         """Record and announce a change of the agent's reported state (or reason)."""
         if a.presence is _OFFLINE:
             si = _I_OFFLINE
+        elif a.n_alerting:
+            si = _I_ALERTING
         elif a.n_offered:
             si = _I_RESERVED
         elif a.n_pre:
@@ -1363,6 +1399,8 @@ class RoutingEngine:
     def _count_phase(a: _Agent, phase: WorkPhase, n: int) -> None:
         if phase is WorkPhase.OFFERED:
             a.n_offered += n
+        elif phase is _ALERTING:
+            a.n_alerting += n
         elif phase is WorkPhase.ACTIVE:
             a.n_active += n
         elif phase is WorkPhase.WRAP_UP:
@@ -1623,7 +1661,7 @@ class RoutingEngine:
             c = self._contact(contact_id)
             a = self._agent(agent_id)
             w = a.items.get(contact_id)
-            if w is None or w.contact is not c or w.phase is not WorkPhase.OFFERED:
+            if w is None or w.contact is not c or w.phase not in _RINGING:
                 raise NotOffered(contact_id, agent_id)
         except RoutingError:
             self._carry = out

@@ -128,6 +128,15 @@ class OfferAccepted:
 
 
 @dataclass(frozen=True, slots=True)
+class OfferAlerting:
+    """The agent's phone or client started ringing (the reservation becomes alerting)."""
+
+    contact_id: str
+    agent_id: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class OfferRejected:
     contact_id: str
     agent_id: str
@@ -199,6 +208,7 @@ InputEvent = (
     | ContactAbandoned
     | CallbackRequested
     | OfferAccepted
+    | OfferAlerting
     | OfferRejected
     | OfferTimedOut
     | ContactEnded

@@ -56,7 +56,8 @@ class WorkPhase(enum.StrEnum):
     """Phase of one contact held by an agent."""
 
     PRE_OCCUPIED = "pre_occupied"  # reserved for an outbound dial
-    OFFERED = "offered"  # ringing: the reservation
+    OFFERED = "offered"  # reserved for the agent, offer sent
+    ALERTING = "alerting"  # the agent's phone/client is ringing (reported by the edge)
     ACTIVE = "active"  # talking / handling
     WRAP_UP = "wrap_up"  # after-contact work
     DONE = "done"  # released: the agent holds it no more
@@ -70,7 +71,8 @@ WORK_START: frozenset[WorkPhase] = frozenset(
 #: Allowed phase changes of a work item.
 WORK_TRANSITIONS: Mapping[WorkPhase, frozenset[WorkPhase]] = {
     WorkPhase.PRE_OCCUPIED: frozenset({WorkPhase.ACTIVE, WorkPhase.DONE}),
-    WorkPhase.OFFERED: frozenset({WorkPhase.ACTIVE, WorkPhase.DONE}),
+    WorkPhase.OFFERED: frozenset({WorkPhase.ALERTING, WorkPhase.ACTIVE, WorkPhase.DONE}),
+    WorkPhase.ALERTING: frozenset({WorkPhase.ACTIVE, WorkPhase.DONE}),
     WorkPhase.ACTIVE: frozenset({WorkPhase.WRAP_UP, WorkPhase.DONE}),
     WorkPhase.WRAP_UP: frozenset({WorkPhase.DONE}),
     WorkPhase.DONE: frozenset(),
@@ -80,14 +82,15 @@ WORK_TRANSITIONS: Mapping[WorkPhase, frozenset[WorkPhase]] = {
 class AgentState(enum.StrEnum):
     """The reported state (what wallboards and reports show), derived from presence and work.
 
-    Precedence when an agent holds several contacts: reserved > pre-occupied > busy >
-    wrap-up > presence.
+    Precedence when an agent holds several contacts: alerting > reserved > pre-occupied >
+    busy > wrap-up > presence.
     """
 
     OFFLINE = "offline"
     READY = "ready"
     PRE_OCCUPIED = "pre_occupied"
     RESERVED = "reserved"
+    ALERTING = "alerting"
     BUSY = "busy"
     WORKING = "working"
     NOT_READY = "not_ready"
@@ -215,6 +218,7 @@ _CTI: Mapping[AgentState, int] = {
     AgentState.READY: 1,
     AgentState.PRE_OCCUPIED: 2,
     AgentState.RESERVED: 3,
+    AgentState.ALERTING: 4,
     AgentState.BUSY: 5,
     AgentState.WORKING: 6,
     AgentState.WRAP_UP: 10,
