@@ -1635,12 +1635,12 @@ class RoutingEngine:
             return
         c.ring_seq = -1
         c.state = _WAITING
-        c.lane = None
         c.preferred = None
         q = c.queue
         assert q is not None
         if c.max_wait_due and not c.callback:
             c.max_wait_due = False
+            c.lane = None  # it is in no lane's heap while it rang
             self._treat(c, q, q.cfg.on_max_wait, at, out)
             for a in freed:
                 self._serve(a, at, out)
