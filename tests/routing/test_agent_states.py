@@ -340,3 +340,15 @@ def test_alerting_offer_times_out_like_any_offer() -> None:
     e.contact_queued("c", "q", VOICE, 0)
     e.offer_alerting("c", "a", 1)
     assert states(e.tick(10)) == [("a", AgentState.NOT_READY, "rona")]
+
+
+def test_signing_out_during_wrap_up_ends_the_wrap_up() -> None:
+    e = engine_with([QueueConfig("q", wrap_up_seconds=60)], agents={"a": {}})
+    e.contact_queued("c", "q", VOICE, 0)
+    e.offer_accepted("c", "a", 1)
+    e.contact_ended("c", 2)
+    out = e.agent_logout("a", 3)
+    assert states(out) == [("a", AgentState.OFFLINE, "self")]
+    assert only(out, ContactReleased) == []
+    assert e.agent_work("a") == {}
+    assert e.next_deadline() is None

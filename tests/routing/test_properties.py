@@ -373,7 +373,8 @@ class RoutingMachine(RuleBasedStateMachine):
         stats = self.e.agent_stats(aid, self.now)
         if stats.presence is Presence.OFFLINE:
             return
-        if reason is SignOutReason.SELF and self.e.agent_work(aid):
+        work = self.e.agent_work(aid).values()
+        if reason is SignOutReason.SELF and any(p is not WorkPhase.WRAP_UP for p in work):
             return
         connected = [r for r in self.live("connected") if r.agent == aid]
         self.apply(self.do(ev.AgentLoggedOut(aid, self.now, reason)))

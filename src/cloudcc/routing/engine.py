@@ -672,14 +672,16 @@ class RoutingEngine:
         reason: SignOutReason = SignOutReason.SELF,
         by: str | None = None,
     ) -> list[Decision]:
-        """Sign out. Only a forced, disconnected or replaced sign-out may leave work behind:
-        offers are withdrawn (contacts requeued at their place) and held contacts released."""
+        """Sign out (ending any wrap-up). Only a forced, disconnected or replaced sign-out may
+        leave contacts behind: offers are withdrawn (contacts requeued at their place) and
+        held contacts released."""
         out = self._advance(now)
         try:
             a = self._agent(agent_id)
             self._check_presence(a, _OFFLINE, None)
-            if reason is SignOutReason.SELF and a.items:
-                raise AgentHasWork(agent_id, tuple(a.items))
+            held = tuple(cid for cid, w in a.items.items() if w.phase is not WorkPhase.WRAP_UP)
+            if reason is SignOutReason.SELF and held:
+                raise AgentHasWork(agent_id, held)
         except RoutingError:
             self._carry = out
             raise
@@ -1296,7 +1298,10 @@ class RoutingEngine:
                 if not c.offered_to:
                     requeue.append(c)
                 continue
+            wrapping = w.phase is WorkPhase.WRAP_UP
             self._drop_item(a, w)
+            if wrapping:
+                continue  # signing out ends the wrap-up; the contact itself is over
             out.append(ContactReleased(w.contact_id, a.agent_id))
             if c is not None:
                 if c.state is _CONNECTED:
