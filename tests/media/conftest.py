@@ -32,6 +32,7 @@ async def engine() -> AsyncIterator[MediaEngine]:
         yield eng
     finally:
         await eng.stop()
+    assert eng.tick_errors == 0, "a media tick raised (see the log)"
 
 
 @pytest.fixture

@@ -68,6 +68,14 @@ class TickClock:
         self.ticks += 1
         return index
 
+    def reset_stats(self) -> None:
+        """Start a new measurement window (the grid and tick count are kept)."""
+        self.late_ticks = 0
+        self.skipped_ticks = 0
+        self.max_lateness = 0.0
+        self._lateness_sum = 0.0
+        self._buckets = [0] * len(self._buckets)
+
     def stats(self) -> TickStats:
         wakes = sum(self._buckets)
         p99 = 0.0

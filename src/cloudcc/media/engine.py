@@ -490,9 +490,8 @@ class Leg:
         dest = self._latch.destination
         if dest is None:
             return
-        header = self.session.sender.translate(ssrc, seq, ts, pt, marker, now)
+        header = self.session.sender.translate(ssrc, seq, ts, pt, marker, now, len(payload))
         self._rtp.sendto(header + payload, dest)
-        self.session.sender.count(len(payload))
 
     def _on_rtcp(self, data: bytes, addr: Address) -> None:
         if self.state is not LegState.ACTIVE:
@@ -622,9 +621,9 @@ class Conference:
     def set_mode(
         self, leg: Leg, mode: ParticipantMode | str, whisper_to: Leg | None = None
     ) -> None:
-        self.mix.update(
-            leg.id, mode=ParticipantMode(mode), whisper_to=whisper_to.id if whisper_to else None
-        )
+        target = whisper_to.id if whisper_to else None
+        self.mix.update(leg.id, mode=ParticipantMode(mode), whisper_to=target)
+        self.engine._lists_dirty = True
 
     def remove(self, leg: Leg) -> None:
         if leg.id not in self.legs:
@@ -642,6 +641,16 @@ class Conference:
 
     def hears(self, listener: Leg, speaker: Leg) -> bool:
         return self.mix.hears(listener.id, speaker.id)
+
+
+@dataclass(frozen=True, slots=True)
+class _MixGroup:
+    """Conferences with the same number of participants, mixed in one batch."""
+
+    conferences: list[Conference]
+    index: NDArray[np.intp]  # (conferences, size): rows of the tick's inbound array
+    weights: NDArray[np.float32]  # (conferences, size, size): who hears whom
+    public: NDArray[np.float32]  # (conferences, size): what a recording of it keeps
 
 
 class Playback:
@@ -757,6 +766,8 @@ class MediaEngine:
         self._conferences: dict[str, Conference] = {}
         self._recordings: list[Recording] = []
         self._frame_feeds: list[tuple[RecordSource, FrameChannel]] = []
+        self._flush_phase = 0.0
+        self._mix_groups: list[_MixGroup] = []
         self._bridges: list[Bridge] = []
         self._closers: dict[str, list[Callable[[], None]]] = {}
         self._clock: TickClock | None = None
@@ -799,6 +810,11 @@ class MediaEngine:
     @property
     def late_ticks(self) -> int:
         return self._clock.late_ticks if self._clock else 0
+
+    def reset_tick_stats(self) -> None:
+        """Start a new window for late-tick statistics (monitoring, benchmarks)."""
+        if self._clock is not None:
+            self._clock.reset_stats()
 
     def tick_stats(self) -> TickStats:
         if self._clock is None:
@@ -917,6 +933,7 @@ class MediaEngine:
         conference_id = conference_id or f"conf-{next(self._ids)}"
         conf = Conference(self, conference_id)
         self._conferences[conference_id] = conf
+        self._lists_dirty = True
         return conf
 
     def hold(self, leg: Leg, music: AudioSource | None = None) -> None:
@@ -1024,6 +1041,8 @@ class MediaEngine:
                 channel = FrameChannel()  # fed on the tick
             feeds.append((source, channel))
         sources = tuple(channel for _, channel in feeds)
+        # spread the recordings' flushes over the interval so they never all land on one tick
+        self._flush_phase = (self._flush_phase + 0.382) % 1.0
         recorder = Recorder(
             path,
             sources,  # type: ignore[arg-type]
@@ -1031,6 +1050,7 @@ class MediaEngine:
             stereo=stereo,
             flush_interval=self.recording_flush_s,
             durable=self.durable_recordings,
+            first_flush=now + self.recording_flush_s * self._flush_phase,
         )
         recording = Recording(self, recorder, left, right, feeds)
         self._recordings.append(recording)
@@ -1123,6 +1143,23 @@ class MediaEngine:
             for leg in active
             if leg._out not in (_Out.NONE, _Out.RELAYED) or leg._te_tx.active or leg._tones
         ]
+        # conferences of the same size are mixed together: one batched matmul per size
+        slots = {leg.id: i for i, leg in enumerate(self._audio_legs)}
+        silent = len(self._audio_legs)  # an extra all-zero row of the inbound array
+        by_size: dict[int, list[Conference]] = {}
+        for conf in self._conferences.values():
+            if conf.legs:
+                by_size.setdefault(len(conf.mix), []).append(conf)
+        groups = []
+        for confs in by_size.values():
+            index = np.array(
+                [[slots.get(key, silent) for key in conf.mix.keys] for conf in confs],
+                dtype=np.intp,
+            )
+            weights = np.stack([conf.mix.matrix() for conf in confs])
+            public = np.stack([conf.mix.public_weights() for conf in confs])
+            groups.append(_MixGroup(confs, index, weights, public))
+        self._mix_groups = groups
 
     async def _run(self) -> None:
         clock = self._clock
@@ -1156,11 +1193,13 @@ class MediaEngine:
         if self._lists_dirty:
             self._rebuild_lists()
         chunk = self.CHUNK
-        # 1. inbound audio of every leg that needs it, decoded in batches
+        # 1. inbound audio of every leg that needs it, decoded in batches into one array
         legs = self._audio_legs
         frames: dict[str, PCM] = {}
+        inbound = np.zeros((len(legs) + 1, FRAME), dtype=np.int16)  # + a row of silence
         for i in range(0, len(legs), chunk):
-            self._decode_inbound(legs[i : i + chunk], frames)
+            part = legs[i : i + chunk]
+            self._decode_inbound(part, frames, inbound[i : i + len(part)])
             await self._pause_if_due()
         # 2. in-band DTMF for legs without telephone-event
         inband = [leg for leg in legs if leg._inband is not None and leg.id in frames]
@@ -1183,19 +1222,18 @@ class MediaEngine:
                         callback(frame)
                     except Exception:
                         log.exception("leg %s: audio listener failed", leg.id)
-        # 4. conferences
+        # 4. conferences: every conference of a size in one batched mix-minus
         heard: dict[str, PCM] = {}
-        for n, conf in enumerate(list(self._conferences.values())):
-            if not conf.legs:
-                conf._public = SILENCE_PCM
-                continue
-            keys = conf.mix.keys
-            stack = np.stack([frames.get(k, SILENCE_PCM) for k in keys])
-            out, conf._public = conf.mix.mix(stack)
-            for i, key in enumerate(keys):
-                heard[key] = out[i]
-            if n % chunk == chunk - 1:
-                await self._pause_if_due()
+        for group in self._mix_groups:
+            x = inbound[group.index].astype(np.float32)  # (conferences, size, samples)
+            out = np.clip(np.matmul(group.weights, x), -32768, 32767).astype(np.int16)
+            public = np.clip(np.einsum("ck,ckn->cn", group.public, x), -32768, 32767)
+            public = public.astype(np.int16)
+            for c, conf in enumerate(group.conferences):
+                conf._public = public[c]
+                for j, key in enumerate(conf.mix.keys):
+                    heard[key] = out[c, j]
+            await self._pause_if_due()
         # 5. recordings: mixes and wideband legs are fed per tick; every recording is
         # written out (and its header patched) every flush interval
         for source, channel in self._frame_feeds:
@@ -1222,7 +1260,7 @@ class MediaEngine:
                 if leg.session.rtcp_due(now):
                     leg._send_rtcp(now, wall)
 
-    def _decode_inbound(self, legs: list[Leg], frames: dict[str, PCM]) -> None:
+    def _decode_inbound(self, legs: list[Leg], frames: dict[str, PCM], into: PCM) -> None:
         n = len(legs)
         raw = bytearray(n * FRAME)
         laws = np.empty(n, dtype=np.intp)
@@ -1234,7 +1272,12 @@ class MediaEngine:
                 raw[i * FRAME : (i + 1) * FRAME] = item
             else:
                 fix.append((i, leg, item))
-        decoded = _DECODE_2[np.frombuffer(raw, dtype=np.uint8).reshape(n, FRAME) + laws[:, None]]
+        decoded = into
+        np.take(
+            _DECODE_2,
+            np.frombuffer(raw, dtype=np.uint8).reshape(n, FRAME) + laws[:, None],
+            out=decoded,
+        )
         lost: set[int] = set()
         for i, leg, item in fix:
             if item is None:
@@ -1251,13 +1294,14 @@ class MediaEngine:
         for i, leg in enumerate(legs):
             plc = leg._plc
             if i in lost:
-                frame = plc.conceal()
+                decoded[i] = plc.conceal()
             elif plc.concealing:
-                frame = plc.good(decoded[i])
+                decoded[i] = plc.good(decoded[i].copy())
             else:
-                frame = decoded[i]
-                plc._prev, plc._last = plc._last, frame
-            frames[leg.id] = SILENCE_PCM if leg.held or leg.muted else frame
+                plc._prev, plc._last = plc._last, decoded[i]
+            if leg.held or leg.muted:
+                decoded[i] = 0
+            frames[leg.id] = decoded[i]
 
     @staticmethod
     def _record_source(source: RecordSource, frames: dict[str, PCM]) -> PCM:

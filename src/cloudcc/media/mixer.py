@@ -114,6 +114,12 @@ class Mix:
             )
         return self._matrix
 
+    def public_weights(self) -> NDArray[np.float32]:
+        """Per participant: 1 when a recording of the conversation keeps its voice."""
+        self.matrix()
+        assert self._public is not None
+        return self._public
+
     def mix(self, frames: NDArray[np.int16]) -> tuple[NDArray[np.int16], NDArray[np.int16]]:
         """(what each participant hears (n, samples), the public mix (samples,))."""
         w = self.matrix()

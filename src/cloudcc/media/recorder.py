@@ -197,6 +197,7 @@ class Recorder:
         flush_interval: float = 0.5,
         margin: float = 0.2,
         durable: bool = False,
+        first_flush: float | None = None,
     ) -> None:
         self.sources = sources
         self.channels = 2 if stereo and len(sources) == 2 else 1
@@ -208,7 +209,7 @@ class Recorder:
         self.transitions: list[tuple[RecordingState, float]] = [(RecordingState.RECORDING, now)]
         self.start = now
         self._consumed = 0  # samples of the recording clock taken from the channels
-        self._next_flush = now + flush_interval
+        self._next_flush = now + flush_interval if first_flush is None else first_flush
 
     @property
     def path(self) -> str:

@@ -196,9 +196,19 @@ class RtpSender:
         return header
 
     def translate(
-        self, in_ssrc: int, in_seq: int, in_ts: int, payload_type: int, marker: bool, now: float
+        self,
+        in_ssrc: int,
+        in_seq: int,
+        in_ts: int,
+        payload_type: int,
+        marker: bool,
+        now: float,
+        payload_bytes: int = 0,
     ) -> bytes:
-        """Header for a relayed packet: our SSRC, continuous sequence and timestamps."""
+        """Header for a relayed packet: our SSRC, continuous sequence and timestamps
+        (the packet is counted as sent)."""
+        self.packets += 1
+        self.octets += payload_bytes
         if in_ssrc != self._relay_ssrc:
             self._relay_ssrc = in_ssrc
             self._seq_offset = self.seq - in_seq
