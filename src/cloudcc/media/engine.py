@@ -201,6 +201,7 @@ class Leg:
         self._wide_in: Resampler | None = None
         self._wide_out: Resampler | None = None
         self._out_buffer = np.zeros(0, dtype=np.int16)
+        self._wide_pending = np.zeros(0, dtype=np.int16)
         # attachments
         self.bridge: Bridge | None = None
         self.conference: Conference | None = None
@@ -524,13 +525,23 @@ class Leg:
             ]
         self._out_buffer = np.concatenate([self._out_buffer, pcm])
         samples = config.ptime * 8
+        codec = self.codec
+        assert codec is not None
         while len(self._out_buffer) >= samples:
             chunk, self._out_buffer = self._out_buffer[:samples], self._out_buffer[samples:]
-            assert self.codec is not None
+            units = samples
             if self._wide_out is not None:
-                chunk = self._wide_out.process(chunk)
-            data = self.codec.encode(chunk)
-            self._rtp.sendto(sender.frame_header(self._pt, samples, now) + data, dest)
+                # the resampler's output size varies by a sample or two: encode fixed blocks
+                self._wide_pending = np.concatenate(
+                    [self._wide_pending, self._wide_out.process(chunk)]
+                )
+                need = config.ptime * codec.sample_rate // 1000
+                if len(self._wide_pending) < need:
+                    continue
+                chunk, self._wide_pending = self._wide_pending[:need], self._wide_pending[need:]
+                units = codec.timestamp_units(need)
+            data = codec.encode(chunk)
+            self._rtp.sendto(sender.frame_header(self._pt, units, now) + data, dest)
             sender.count(len(data))
 
     def _send_event(self, now: float) -> None:
