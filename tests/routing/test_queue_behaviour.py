@@ -437,3 +437,15 @@ def test_replaying_the_recorded_inputs_rebuilds_the_same_state() -> None:
         assert standby.agent_stats(aid, 30) == live.agent_stats(aid, 30)
     assert standby.contact_info("c2") == live.contact_info("c2")
     assert standby.next_deadline() == live.next_deadline()
+
+
+def test_callback_requested_while_ringing_stops_the_ring_and_keeps_the_place() -> None:
+    e = engine_with(agents={"a": {}, "b": {}})
+    e.agent_state_changed("b", Presence.NOT_READY, 0)
+    e.contact_queued("c1", "q", VOICE, 1)  # rings at a
+    e.contact_queued("c2", "q", VOICE, 2)
+    out = e.callback_requested("c1", 3)
+    assert only(out, OfferWithdrawn) == [OfferWithdrawn("c1", "a", WithdrawReason.CALLBACK)]
+    assert [(o.contact_id, o.agent_ids, o.callback) for o in only(out, Offer)] == [
+        ("c1", ("a",), True)
+    ]

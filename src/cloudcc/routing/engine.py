@@ -805,6 +805,9 @@ class RoutingEngine:
             self._carry = out
             raise
         self._make_callback(c)
+        if c.state is _OFFERED:  # the live call is gone: stop ringing, keep the place
+            freed = self._withdraw_all(c, WithdrawReason.CALLBACK, now, out)
+            self._after_decline(c, freed, now, out)
         return out
 
     def offer_accepted(self, contact_id: str, agent_id: str, now: float) -> list[Decision]:

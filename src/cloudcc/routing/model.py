@@ -161,6 +161,7 @@ class WithdrawReason(enum.StrEnum):
     REJECTED = "rejected"
     ANSWERED_ELSEWHERE = "answered_elsewhere"
     ABANDONED = "abandoned"
+    CALLBACK = "callback"  # the caller hung up to be called back
     AGENT_SIGNED_OUT = "agent_signed_out"
 
 
