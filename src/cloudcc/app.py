@@ -63,7 +63,7 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
         ),
         tenants=TenantService(db, bus),
         audit=AuditLog(db),
-        agents=AgentResource(db, bus),
+        agents=AgentResource(db, bus, box),
         queues=QueueResource(db, bus),
         numbers=NumberResource(db, bus),
         trunks=TrunkResource(db, bus, box),
@@ -90,6 +90,7 @@ class Node:
         self.demo: dict[str, Any] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._server: uvicorn.Server | None = None
+        self.voice_node: Any = None
         # A change to users, roles or keys takes effect on this node at once.
         self.bus.on(lambda e: e.type.startswith(_IAM_EVENTS), lambda e: self.ctx.auth.forget())
 
@@ -103,9 +104,19 @@ class Node:
 
             self.demo = await ensure_demo(self.ctx, self.settings)
 
+    async def start_voice(self) -> None:
+        """Start SIP and media and the contact layer that joins them (``self.voice``)."""
+        from cloudcc.voice_node import VoiceNode
+
+        self.voice_node = VoiceNode(self.settings, self.ctx)
+        await self.voice_node.start()
+        self.ctx.extra["voice"] = self.voice_node.voice
+
     async def serve(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set (or SIGINT/SIGTERM), then shut down cleanly."""
         await self.prepare()
+        if self.settings.sip.enabled:
+            await self.start_voice()
         config = uvicorn.Config(
             self.app,
             host=self.settings.host,
@@ -155,6 +166,9 @@ class Node:
             print(f"credentials written to {d['file']}", flush=True)
 
     async def close(self) -> None:
+        if self.voice_node is not None:
+            await self.voice_node.stop()
+            self.voice_node = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -38,6 +38,10 @@ class SipSettings(_Section):
     ws_port: int | None = None
     max_calls: int = 1000
     max_cps: float = 200.0
+    messages_per_second: float = 200.0  # per source address; floods beyond are dropped
+    exempt_sources: list[str] = []  # e.g. the Kamailio edge in front of the nodes
+    default_tenant: str | None = "demo"  # the tenant of requests addressed to an IP
+    public_host: str | None = None  # the address written in Via/Contact/SDP (NAT)
 
 
 class MediaSettings(_Section):
@@ -45,6 +49,14 @@ class MediaSettings(_Section):
     host: str = "127.0.0.1"
     port_min: int = 20000
     port_max: int = 29999
+    jitter_ms: int = 40
+
+
+class AiSettings(_Section):
+    tts: dict[str, str] = {"engine": "espeak-ng"}
+    asr: dict[str, str] = {"engine": "pocketsphinx"}
+    asr_enabled: bool = True
+    webhooks_allow_private: bool = False  # IVR webhooks to loopback/private addresses
 
 
 class Settings(_Section):
@@ -66,6 +78,7 @@ class Settings(_Section):
     limits: LimitsSettings = LimitsSettings()
     sip: SipSettings = SipSettings()
     media: MediaSettings = MediaSettings()
+    ai: AiSettings = AiSettings()
 
     @property
     def resolved_database_url(self) -> str:

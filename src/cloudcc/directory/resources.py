@@ -47,9 +47,13 @@ class AgentResource(Resource):
     write_permission = Permission.AGENTS_WRITE
     search_columns = ("name", "extension")
     filter_columns = ("extension", "status", "name")
-    private_columns = frozenset({"tenant_id", "sip_ha1_md5", "sip_ha1_sha256"})
+    private_columns = frozenset({"tenant_id", "sip_ha1_md5", "sip_ha1_sha256", "sip_password_enc"})
     secret_inputs = frozenset({"password", "sip_password"})
     invalidated_by = ("user.", "role.")
+
+    def __init__(self, db: Database, bus: LocalBus, box: SecretBox) -> None:
+        super().__init__(db, bus)
+        self.box = box
 
     def listing(self, tenant_id: str) -> Select[Any]:
         return (
@@ -93,6 +97,7 @@ class AgentResource(Resource):
             "extension": data["extension"],
             "sip_ha1_md5": md5,
             "sip_ha1_sha256": sha256,
+            "sip_password_enc": self.box.seal(data["sip_password"]),
             "skills": data.get("skills", {}),
             "max_chats": data.get("max_chats", 3),
             "status": data.get("status", "active"),
@@ -117,6 +122,7 @@ class AgentResource(Resource):
             values["sip_ha1_md5"], values["sip_ha1_sha256"] = sip_ha1(
                 extension, tenant.sip_domain, data["sip_password"]
             )
+            values["sip_password_enc"] = self.box.seal(data["sip_password"])
         user_fields = {"password", "role", "email", "username", "name", "status"} & data.keys()
         if user_fields:
             user = await s.get(User, row.user_id)

@@ -138,6 +138,9 @@ class Agent(_Stamped, Base):
     # never stored. The realm is the tenant's SIP domain.
     sip_ha1_md5: Mapped[str] = mapped_column(String(32))
     sip_ha1_sha256: Mapped[str] = mapped_column(String(64))
+    # Sealed with the node key: a phone may be challenged with another realm (an IP-addressed
+    # registration), for which the HA1s above do not fit.
+    sip_password_enc: Mapped[str] = mapped_column(Text)
     skills: Mapped[dict[str, Any]] = mapped_column(default=dict)
     max_chats: Mapped[int] = mapped_column(Integer, default=3)
     status: Mapped[str] = mapped_column(String(16), default="active")
@@ -282,3 +285,64 @@ class FlowVersionRecord(Base):
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     published_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     restored_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class ContactRecord(Base):
+    """A contact: inserted when it starts, updated as it goes, complete when it ends (the CDR)."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        Index("ix_contacts_tenant_created", "tenant_id", "created_at"),
+        Index("ix_contacts_tenant_agent", "tenant_id", "agent_id"),
+        Index("ix_contacts_state", "state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    node: Mapped[str] = mapped_column(String(64), default="")  # the node that anchors it
+    channel: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[str] = mapped_column(String(16))
+    customer: Mapped[str] = mapped_column(String(200))
+    dialed: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    disposition: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    end_cause: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    agent_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ivr_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    queue_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    ring_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    talk_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    hold_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    wrapup_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    total_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    path: Mapped[list[Any]] = mapped_column(default=list)
+    transfers: Mapped[list[Any]] = mapped_column(default=list)
+    recordings: Mapped[list[Any]] = mapped_column(default=list)
+    wrapup_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    wrapup_notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    quality: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    legs: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class RecordingRecord(Base):
+    __tablename__ = "recordings"
+    __table_args__ = (Index("ix_recordings_tenant_started", "tenant_id", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    contact_id: Mapped[str] = mapped_column(String(40), index=True)
+    agent_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    path: Mapped[str] = mapped_column(String(500))  # relative to the recordings directory
+    channels: Mapped[int] = mapped_column(Integer, default=2)
+    state: Mapped[str] = mapped_column(String(16), default="recording")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    duration_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    legs: Mapped[list[Any]] = mapped_column(default=list)

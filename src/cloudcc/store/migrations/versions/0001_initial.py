@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 09:35:53.317304
+Create Date: 2026-11-27 09:47:01.608450
 """
 
 from collections.abc import Sequence
@@ -95,6 +95,53 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "contacts",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("tenant_id", sa.String(length=32), nullable=False),
+        sa.Column("node", sa.String(length=64), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("direction", sa.String(length=16), nullable=False),
+        sa.Column("customer", sa.String(length=200), nullable=False),
+        sa.Column("dialed", sa.String(length=200), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("disposition", sa.String(length=32), nullable=True),
+        sa.Column("end_cause", sa.String(length=32), nullable=True),
+        sa.Column("queue", sa.String(length=64), nullable=True),
+        sa.Column("agent_id", sa.String(length=32), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("ivr_seconds", sa.Float(), nullable=False),
+        sa.Column("queue_seconds", sa.Float(), nullable=False),
+        sa.Column("ring_seconds", sa.Float(), nullable=False),
+        sa.Column("talk_seconds", sa.Float(), nullable=False),
+        sa.Column("hold_seconds", sa.Float(), nullable=False),
+        sa.Column("wrapup_seconds", sa.Float(), nullable=False),
+        sa.Column("total_seconds", sa.Float(), nullable=False),
+        sa.Column("path", sa.JSON(), nullable=False),
+        sa.Column("transfers", sa.JSON(), nullable=False),
+        sa.Column("recordings", sa.JSON(), nullable=False),
+        sa.Column("wrapup_code", sa.String(length=64), nullable=True),
+        sa.Column("wrapup_notes", sa.Text(), nullable=True),
+        sa.Column("attributes", sa.JSON(), nullable=False),
+        sa.Column("quality", sa.JSON(), nullable=False),
+        sa.Column("legs", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_contacts_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_contacts")),
+    )
+    with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.create_index("ix_contacts_state", ["state"], unique=False)
+        batch_op.create_index("ix_contacts_tenant_agent", ["tenant_id", "agent_id"], unique=False)
+        batch_op.create_index(
+            "ix_contacts_tenant_created", ["tenant_id", "created_at"], unique=False
+        )
+
+    op.create_table(
         "flows",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("tenant_id", sa.String(length=32), nullable=False),
@@ -150,6 +197,35 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("queues", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_queues_tenant_id"), ["tenant_id"], unique=False)
+
+    op.create_table(
+        "recordings",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("tenant_id", sa.String(length=32), nullable=False),
+        sa.Column("contact_id", sa.String(length=40), nullable=False),
+        sa.Column("agent_id", sa.String(length=32), nullable=True),
+        sa.Column("path", sa.String(length=500), nullable=False),
+        sa.Column("channels", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("duration_seconds", sa.Float(), nullable=False),
+        sa.Column("bytes", sa.BigInteger(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=True),
+        sa.Column("legs", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_recordings_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_recordings")),
+    )
+    with op.batch_alter_table("recordings", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_recordings_contact_id"), ["contact_id"], unique=False)
+        batch_op.create_index(
+            "ix_recordings_tenant_started", ["tenant_id", "started_at"], unique=False
+        )
 
     op.create_table(
         "roles",
@@ -331,6 +407,7 @@ def upgrade() -> None:
         sa.Column("extension", sa.String(length=32), nullable=False),
         sa.Column("sip_ha1_md5", sa.String(length=32), nullable=False),
         sa.Column("sip_ha1_sha256", sa.String(length=64), nullable=False),
+        sa.Column("sip_password_enc", sa.Text(), nullable=False),
         sa.Column("skills", sa.JSON(), nullable=False),
         sa.Column("max_chats", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -385,6 +462,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_roles_tenant_id"))
 
     op.drop_table("roles")
+    with op.batch_alter_table("recordings", schema=None) as batch_op:
+        batch_op.drop_index("ix_recordings_tenant_started")
+        batch_op.drop_index(batch_op.f("ix_recordings_contact_id"))
+
+    op.drop_table("recordings")
     with op.batch_alter_table("queues", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_queues_tenant_id"))
 
@@ -393,6 +475,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_flows_tenant_id"))
 
     op.drop_table("flows")
+    with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.drop_index("ix_contacts_tenant_created")
+        batch_op.drop_index("ix_contacts_tenant_agent")
+        batch_op.drop_index("ix_contacts_state")
+
+    op.drop_table("contacts")
     with op.batch_alter_table("business_hours", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_business_hours_tenant_id"))
 

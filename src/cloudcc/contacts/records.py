@@ -1,0 +1,247 @@
+"""Persistence of contacts (CDRs) and recordings, written by one task in small batches.
+
+A contact row is inserted when the contact starts and rewritten as it moves; the last write
+is the complete CDR. Writes for the same contact inside one batch are coalesced. ``flush()``
+waits until everything queued so far is committed (shutdown and tests call it). After a crash,
+``recover()`` closes the contacts and recordings the dead node left open, so no CDR or
+recording is lost when a call ends badly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+import wave
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from cloudcc.contacts.cdr import contact_record, leg_records
+from cloudcc.contacts.model import Contact, ContactState, Disposition, EndCause
+from cloudcc.store.db import Database
+from cloudcc.store.tables import ContactRecord, RecordingRecord
+
+log = logging.getLogger("cloudcc.contacts.records")
+
+_TIMESTAMPS = ("created_at", "answered_at", "ended_at")
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
+def row_values(contact: Contact, node: str) -> dict[str, Any]:
+    record = contact_record(contact)
+    values = {k: v for k, v in record.items() if k not in ("customer_call_id",)}
+    for key in _TIMESTAMPS:
+        values[key] = _dt(values[key])
+    values["legs"] = leg_records(contact)
+    values["node"] = node
+    return values
+
+
+class ContactStore:
+    def __init__(self, db: Database, node: str = "", batch_interval: float = 0.05) -> None:
+        self.db = db
+        self.node = node
+        self.batch_interval = batch_interval
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="contact-store")
+
+    async def stop(self) -> None:
+        await self.flush()
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def save(self, contact: Contact) -> None:
+        """Queue the contact's current state for writing (cheap; called on every change)."""
+        self._pending[contact.id] = row_values(contact, self.node)
+        self._idle.clear()
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Wait until everything queued before this call is committed."""
+        if self._task is None:
+            await self._write(self._take())
+            return
+        while self._pending or not self._idle.is_set():
+            self._wake.set()
+            await self._idle.wait()
+
+    def _take(self) -> list[dict[str, Any]]:
+        batch = list(self._pending.values())
+        self._pending.clear()
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(self.batch_interval)
+            batch = self._take()
+            try:
+                await self._write(batch)
+            except Exception:
+                log.exception("writing %d contact records failed; retrying", len(batch))
+                for values in batch:  # keep the newest state of each
+                    self._pending.setdefault(values["id"], values)
+                await asyncio.sleep(1.0)
+                self._wake.set()
+                continue
+            if not self._pending:
+                self._idle.set()
+
+    async def _write(self, batch: list[dict[str, Any]]) -> None:
+        if not batch:
+            return
+        table = ContactRecord.__table__
+        insert = sqlite_insert if self.db.is_sqlite else pg_insert
+        async with self.db.transaction() as s:
+            for values in batch:
+                stmt = insert(table).values(**values)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[table.c.id],
+                    set_={k: stmt.excluded[k] for k in values if k != "id"},
+                )
+                await s.execute(stmt)
+        self.written += len(batch)
+
+    async def recover(self, now: float | None = None) -> int:
+        """Close the contacts this node left open when it died; returns how many."""
+        now = time.time() if now is None else now
+        async with self.db.transaction() as s:
+            rows = (
+                await s.scalars(
+                    select(ContactRecord).where(
+                        ContactRecord.node == self.node, ContactRecord.state != "ended"
+                    )
+                )
+            ).all()
+            for row in rows:
+                row.state = ContactState.ENDED.value
+                row.end_cause = EndCause.NODE_FAILURE.value
+                row.ended_at = _dt(now)
+                if row.disposition is None:
+                    row.disposition = (
+                        Disposition.ANSWERED if row.answered_at else Disposition.ABANDONED
+                    ).value
+                row.total_seconds = max(0.0, now - row.created_at.timestamp())
+                row.legs = [
+                    {
+                        **leg,
+                        "state": "ended",
+                        "ended_at": leg.get("ended_at") or now,
+                        "end_cause": leg.get("end_cause") or EndCause.NODE_FAILURE.value,
+                    }
+                    for leg in row.legs
+                ]
+        return len(rows)
+
+
+class RecordingStore:
+    """Recording metadata; files live under ``<recordings dir>/<tenant>/<yyyy>/<mm>/<dd>/``."""
+
+    def __init__(self, db: Database, root: Path) -> None:
+        self.db = db
+        self.root = root
+
+    def path_for(self, tenant_id: str, contact_id: str, recording_id: str, now: float) -> Path:
+        day = datetime.fromtimestamp(now, UTC)
+        return self.root / tenant_id / f"{day:%Y/%m/%d}" / f"{contact_id}-{recording_id}.wav"
+
+    async def started(
+        self,
+        recording_id: str,
+        tenant_id: str,
+        contact_id: str,
+        agent_id: str | None,
+        path: Path,
+        channels: int,
+        now: float,
+        legs: list[str],
+    ) -> None:
+        async with self.db.transaction() as s:
+            s.add(
+                RecordingRecord(
+                    id=recording_id,
+                    tenant_id=tenant_id,
+                    contact_id=contact_id,
+                    agent_id=agent_id,
+                    path=str(path.relative_to(self.root)),
+                    channels=channels,
+                    state="recording",
+                    started_at=_dt(now),
+                    legs=legs,
+                )
+            )
+
+    async def finished(
+        self, recording_id: str, duration: float, size: int, sha256: str, now: float
+    ) -> None:
+        async with self.db.transaction() as s:
+            await s.execute(
+                update(RecordingRecord)
+                .where(RecordingRecord.id == recording_id)
+                .values(
+                    state="complete",
+                    ended_at=_dt(now),
+                    duration_seconds=duration,
+                    bytes=size,
+                    sha256=sha256,
+                )
+            )
+
+    async def recover(self) -> int:
+        """Finish recordings left open by a crash from what reached the disk."""
+        async with self.db.transaction() as s:
+            rows = (
+                await s.scalars(select(RecordingRecord).where(RecordingRecord.state == "recording"))
+            ).all()
+            for row in rows:
+                path = self.root / row.path
+                duration, size, digest = await asyncio.to_thread(inspect_wav, path)
+                row.state = "recovered" if size else "lost"
+                row.duration_seconds = duration
+                row.bytes = size
+                row.sha256 = digest
+                row.ended_at = _dt(row.started_at.timestamp() + duration)
+        return len(rows)
+
+
+def inspect_wav(path: Path) -> tuple[float, int, str | None]:
+    """(duration seconds, bytes, sha256) of a WAV file as it is on disk."""
+    if not path.exists():
+        return 0.0, 0, None
+    size = os.path.getsize(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    try:
+        with wave.open(str(path), "rb") as w:
+            frames = w.getnframes()
+            rate = w.getframerate()
+            duration = frames / rate if rate else 0.0
+            if frames == 0 and size > 44:  # header not patched yet: count the data bytes
+                duration = (size - 44) / (rate * w.getnchannels() * w.getsampwidth())
+    except (wave.Error, EOFError):
+        duration = 0.0
+    return duration, size, digest.hexdigest()

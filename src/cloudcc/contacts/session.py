@@ -1,0 +1,1276 @@
+"""One voice contact at work: its parties, its phases (IVR, queue, talk, wrap-up), its controls.
+
+Each contact runs in its own task (a ``ContactSession``) with a mailbox: routing decisions,
+call-control operations from the API, and the ends of its parties' SIP dialogs all arrive
+there, so its state changes happen one at a time. When the customer leaves, the current phase
+is cancelled; whatever ends the contact, ``finish`` hangs up every party, stops recordings,
+tells the ACD, and writes the CDR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cloudcc.contacts import sdp as sdp_glue
+from cloudcc.contacts.cdr import contact_record, default_disposition
+from cloudcc.contacts.exceptions import BadTarget, OperationRefused
+from cloudcc.contacts.model import (
+    Contact,
+    ContactState,
+    Disposition,
+    EndCause,
+    Leg,
+    LegRole,
+    LegState,
+    MonitorMode,
+)
+from cloudcc.ivr import (
+    CallbackResult,
+    FlowEvent,
+    FlowSession,
+    Hangup,
+    OfferCallback,
+    RouteToQueue,
+    StartVoicemail,
+    TransferExternal,
+    TransferToAgent,
+)
+from cloudcc.ivr.actions import ContactContext
+from cloudcc.media.engine import Leg as MediaLeg
+from cloudcc.media.engine import Playback, Recording
+from cloudcc.media.mixer import ParticipantMode
+from cloudcc.routing.events import (
+    AnnounceWait,
+    Offer,
+    OfferWithdrawn,
+    Overflow,
+    QueueAction,
+)
+from cloudcc.routing.model import Channel as RoutingChannel
+from cloudcc.routing.model import SkillRequirement, TreatmentKind
+from cloudcc.sip.call import (
+    Answered,
+    Call,
+    DtmfReceived,
+    Ended,
+    Failed,
+    ReferReceived,
+    ReinviteReceived,
+    Ringing,
+)
+from cloudcc.sip.exceptions import SipError
+
+if TYPE_CHECKING:
+    from cloudcc.contacts.voice import VoiceService
+
+log = logging.getLogger("cloudcc.contacts.session")
+
+
+@dataclass
+class Target:
+    """Where the contact goes next."""
+
+    kind: str  # flow | queue | agent | external | voicemail | hangup | talk
+    name: str = ""
+    skills: tuple[str, ...] = ()
+    priority: int = 0
+    language: str = "en-US"
+    announcement: str | None = None
+    announce_every: float = 30.0
+    message: str | None = None
+    party: Party | None = None
+    caller_id: str | None = None
+
+
+@dataclass(eq=False)
+class Party:
+    """A leg of the contact: its record, its media leg and its SIP dialog."""
+
+    leg: Leg
+    media: MediaLeg
+    call: Call | None = None
+    pump: asyncio.Task[None] | None = None
+    agent_id: str | None = None
+
+
+@dataclass
+class PartyEnded:
+    party: Party
+    cause: str
+
+
+@dataclass
+class RingOutcome:
+    agent_id: str
+    party: Party | None
+    status: str  # answered | rejected | timeout | failed
+
+
+@dataclass
+class Operation:
+    name: str
+    params: dict[str, Any]
+    by: str | None
+    future: asyncio.Future[dict[str, Any]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass
+class WrapUpFinished:
+    agent_id: str
+
+
+class CustomerLeft(Exception):
+    """The customer's dialog ended; the current phase stops."""
+
+
+class ContactSession:
+    def __init__(
+        self,
+        service: VoiceService,
+        contact: Contact,
+        customer: Party,
+        entry: Target,
+    ) -> None:
+        self.svc = service
+        self.contact = contact
+        self.customer = customer
+        self.entry = entry
+        self.mailbox: asyncio.Queue[Any] = asyncio.Queue()
+        self.parties: list[Party] = [customer]
+        self.agent: Party | None = None
+        self.consult: Party | None = None
+        self.supervisor: Party | None = None
+        self.conference: Any = None
+        self.bridge: Any = None
+        self.recording: Recording | None = None
+        self.recording_id: str | None = None
+        self.customer_gone = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.finished = asyncio.Event()
+        self._ringing: dict[str, asyncio.Task[None]] = {}
+        self._moh: Playback | None = None
+        self._queued_id: str | None = None  # the ACD queue id while queued
+        # agent id -> the id under which the ACD counts the work (the contact's own id, or a
+        # derived one for a consulted agent); each gets exactly one contact_ended
+        self._acd_work: dict[str, str] = {}
+        self._consults = 0
+        self._wrapping: str | None = None  # the last agent released from the main contact
+        self._ivr: Any = None
+        self._finished = False
+
+    @property
+    def tenant_id(self) -> str:
+        return self.contact.tenant_id
+
+    @property
+    def now(self) -> float:
+        return self.svc.clock()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"contact-{self.contact.id}"
+        )
+
+    async def _run(self) -> None:
+        try:
+            self.watch(self.customer)
+            target: Target | None = self.entry
+            while target is not None:
+                if self.customer_gone.is_set():
+                    break
+                target = await self._phase(target)
+        except CustomerLeft:
+            pass
+        except asyncio.CancelledError:
+            if self.contact.end_cause is None:
+                self.contact.end_cause = EndCause.NODE_SHUTDOWN
+        except Exception:
+            log.exception("contact %s failed", self.contact.id)
+            self.contact.end_cause = self.contact.end_cause or EndCause.ERROR
+        finally:
+            await asyncio.shield(self.finish())
+
+    async def _phase(self, target: Target) -> Target | None:
+        handler: Callable[[Target], Awaitable[Target | None]] = {
+            "flow": self._flow,
+            "queue": self._queue,
+            "agent": self._direct_agent,
+            "external": self._external,
+            "voicemail": self._voicemail,
+            "hangup": self._hangup_with_message,
+            "talk": self._talk,
+            "callback": self._callback_phase,
+        }[target.kind]
+        return await self._until_customer_leaves(handler(target))
+
+    async def _until_customer_leaves(self, work: Awaitable[Target | None]) -> Target | None:
+        task = asyncio.ensure_future(work)
+        gone = asyncio.ensure_future(self.customer_gone.wait())
+        try:
+            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, CustomerLeft):
+            await task
+        raise CustomerLeft
+
+    # --- parties ----------------------------------------------------------------------
+
+    def watch(self, party: Party) -> None:
+        """Pump a party's SIP events: its end, keys by INFO, re-INVITEs, transfers."""
+        if party.call is None or party.pump is not None:
+            return
+        party.pump = asyncio.get_running_loop().create_task(self._pump(party))
+
+    async def _pump(self, party: Party) -> None:
+        assert party.call is not None
+        try:
+            async for event in party.call.events():
+                if isinstance(event, Ended):
+                    self._party_ended(party, event.cause.value)
+                elif isinstance(event, DtmfReceived):
+                    with contextlib.suppress(Exception):
+                        party.media.inject_dtmf(event.digit)
+                elif isinstance(event, ReinviteReceived):
+                    self._on_reinvite(party, event)
+                elif isinstance(event, ReferReceived):
+                    self.mailbox.put_nowait(Operation("refer", {"event": event}, None))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("event pump of %s failed", party.leg.id)
+            self._party_ended(party, "error")
+
+    def _party_ended(self, party: Party, cause: str) -> None:
+        if party.leg.state is LegState.ENDED:
+            return
+        party.leg.end_cause = party.leg.end_cause or cause
+        self._close_party(party)
+        if party is self.customer:
+            if self.contact.end_cause is None:
+                self.contact.end_cause = {
+                    "session_expired": EndCause.PEER_LOST,
+                    "timeout": EndCause.PEER_LOST,
+                    "transport_error": EndCause.PEER_LOST,
+                }.get(cause, EndCause.CUSTOMER_HANGUP)
+            self.contact.customer_left_at = self.now
+            self.customer_gone.set()
+        self.mailbox.put_nowait(PartyEnded(party, cause))
+        self.svc.publish_leg(self, party.leg, "leg.ended")
+
+    def _close_party(self, party: Party) -> None:
+        if party.leg.state is not LegState.ENDED:
+            with contextlib.suppress(Exception):
+                party.leg.quality = _quality(party.media)
+            party.leg.go(LegState.ENDED, self.now)
+        party.media.close()
+
+    async def hangup_party(self, party: Party, cause: str) -> None:
+        if party.leg.state is LegState.ENDED:
+            return
+        party.leg.end_cause = party.leg.end_cause or cause
+        self._close_party(party)
+        if party.call is not None:
+            with contextlib.suppress(SipError, Exception):
+                await party.call.hangup()
+        self.svc.publish_leg(self, party.leg, "leg.ended")
+
+    def _on_reinvite(self, party: Party, event: ReinviteReceived) -> None:
+        """A phone changed its media (a new address, or hold/unhold from its own button)."""
+        if event.offer is None:
+            return  # the endpoint answers an offerless re-INVITE with our last SDP
+        try:
+            answer = sdp_glue.answer_for(event.offer, party.media, self.svc.media_address)
+        except Exception:
+            event.reject(488)
+            return
+        event.accept(answer)
+        if party is self.agent and self.contact.state is ContactState.CONNECTED:
+            op = "hold" if event.is_hold else "unhold"
+            self.mailbox.put_nowait(Operation(op, {"from_phone": True}, party.agent_id))
+
+    async def new_party(self, role: LegRole, peer: str, agent_id: str | None = None) -> Party:
+        media = await self.svc.media.open_leg()
+        leg = self.contact.add_leg(role, peer, self.now, agent_id=agent_id)
+        party = Party(leg, media, agent_id=agent_id)
+        self.parties.append(party)
+        return party
+
+    async def dial(
+        self,
+        party: Party,
+        target: str,
+        ring_timeout: float,
+        from_uri: str | None = None,
+        credentials: Any = None,
+    ) -> str:
+        """Ring ``target`` for ``party``; 'answered', 'rejected', 'timeout' or 'failed'."""
+        offer = sdp_glue.offer_for(party.media, self.svc.media_address)
+        try:
+            call = await self.svc.sip.call(
+                target,
+                offer,
+                from_uri=from_uri,
+                ring_timeout=ring_timeout,
+                credentials=credentials,
+            )
+        except SipError as exc:
+            log.info("dialing %s failed: %s", target, exc)
+            party.leg.end_cause = "unreachable"
+            self._close_party(party)
+            return "failed"
+        party.call = call
+        party.leg.call_id = call.call_id
+        try:
+            async for event in call.events():
+                if isinstance(event, Ringing) and party.leg.state is LegState.CREATED:
+                    party.leg.go(LegState.RINGING, self.now)
+                    self.svc.publish_leg(self, party.leg, "leg.ringing")
+                elif isinstance(event, Answered):
+                    if event.sdp is None:
+                        raise BadTarget(f"{target} answered without SDP")
+                    sdp_glue.configure(party.media, offer, event.sdp)
+                    party.leg.go(LegState.UP, self.now)
+                    self.watch(party)
+                    self.svc.publish_leg(self, party.leg, "leg.answered")
+                    return "answered"
+                elif isinstance(event, Failed):
+                    party.leg.end_cause = f"sip_{event.status}"
+                    self._close_party(party)
+                    if event.status in (408, 480, 487):
+                        return "timeout"
+                    return "rejected" if event.status in (486, 600, 603) else "failed"
+                elif isinstance(event, Ended):
+                    party.leg.end_cause = event.cause.value
+                    self._close_party(party)
+                    return "timeout" if event.cause.value in ("timeout", "cancelled") else "failed"
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                if call.established:
+                    await call.hangup()
+                else:
+                    await call.cancel()  # type: ignore[attr-defined]
+            party.leg.end_cause = party.leg.end_cause or "cancelled"
+            self._close_party(party)
+            raise
+        except Exception:
+            log.exception("dialing %s failed", target)
+            with contextlib.suppress(Exception):
+                await call.hangup()
+            self._close_party(party)
+            return "failed"
+        self._close_party(party)
+        return "failed"
+
+    # --- media helpers ----------------------------------------------------------------
+
+    def start_music(self) -> None:
+        self.stop_music()
+        self._moh = self.svc.media.play(
+            self.customer.media, self.svc.music_source(), loop=True, barge_in=False
+        )
+
+    def stop_music(self) -> None:
+        if self._moh is not None:
+            self._moh.stop()
+            self._moh = None
+
+    async def say(self, party: Party, text: str, language: str = "en-US") -> None:
+        with contextlib.suppress(Exception):
+            audio = await self.svc.tts.synthesize(text, language=language)
+            await self.svc.media.play(party.media, audio.samples, barge_in=False)
+
+    def rejoin(self) -> None:
+        """Connect the active parties: a bridge for two, a conference for more."""
+        speaking = [
+            p for p in (self.customer, self.agent, self.consult) if p is not None and p.leg.active
+        ]
+        listeners = [self.supervisor] if self.supervisor and self.supervisor.leg.active else []
+        media = self.svc.media
+        if self.bridge is not None:
+            media.unbridge(self.bridge)
+            self.bridge = None
+        if len(speaking) == 2 and not listeners:
+            if self.conference is not None:
+                self.conference.close()
+                self.conference = None
+            a, b = speaking
+            if a.media.config is not None and b.media.config is not None:
+                self.bridge = media.bridge(a.media, b.media)
+            return
+        if len(speaking) + len(listeners) < 2:
+            return
+        if self.conference is None:
+            self.conference = media.conference(f"contact-{self.contact.id}")
+        for party in speaking:
+            if party.media.id not in self.conference.legs:
+                self.conference.add(party.media, ParticipantMode.SPEAK)
+        for party in listeners:
+            mode = party.leg.monitor_mode or MonitorMode.LISTEN
+            whisper_to = self.agent.media if self.agent else None
+            pmode = {
+                MonitorMode.LISTEN: ParticipantMode.LISTEN,
+                MonitorMode.WHISPER: ParticipantMode.WHISPER,
+                MonitorMode.BARGE: ParticipantMode.SPEAK,
+            }[mode]
+            if party.media.id not in self.conference.legs:
+                self.conference.add(party.media, pmode, whisper_to=whisper_to)
+            else:
+                self.conference.set_mode(party.media, pmode, whisper_to=whisper_to)
+
+    # --- phase: IVR -------------------------------------------------------------------
+
+    async def _flow(self, target: Target) -> Target | None:
+        from cloudcc.contacts.voice_ivr import VoiceIvr
+
+        self.contact.go(ContactState.IVR, self.now)
+        self.contact.note_path("flow", target.name, self.now)
+        self.svc.publish_contact(self, "contact.ivr_started", flow=target.name)
+        flow = await self.svc.flows.published_flow(self.tenant_id, target.name)
+        context = ContactContext(
+            tenant_id=self.tenant_id,
+            contact_id=self.contact.id,
+            caller=self.contact.customer,
+            dialed=self.contact.dialed,
+            timezone=await self.svc.tenant_timezone(self.tenant_id),
+            attributes=dict(self.contact.attributes),
+        )
+        session = FlowSession(
+            flow, context, self.now, schedules=await self.svc.schedules(self.tenant_id)
+        )
+        ivr = VoiceIvr(
+            self.svc.media,
+            self.customer.media,
+            self.svc.tts,
+            self.svc.asr,
+            self.svc.webhooks,
+            lambda name: self.svc.flows.published_flow(self.tenant_id, name),
+            self._schedule_callback,
+            self._flow_event,
+            prompts_dir=self.svc.prompts_dir(self.tenant_id),
+            clock=self.svc.clock,
+        )
+        self._ivr = ivr
+        try:
+            terminal = await ivr.run(session)
+        finally:
+            self._ivr = None
+        self.contact.attributes.update({k: v for k, v in session.variables.items() if _jsonable(v)})
+        if isinstance(terminal, RouteToQueue):
+            return Target(
+                "queue",
+                terminal.queue,
+                skills=terminal.skills,
+                priority=terminal.priority,
+                language=terminal.language,
+                announcement=terminal.wait_announcement,
+                announce_every=terminal.announce_every,
+            )
+        if isinstance(terminal, TransferToAgent):
+            return Target(
+                "agent", terminal.agent, skills=terminal.skills, priority=terminal.priority
+            )
+        if isinstance(terminal, TransferExternal):
+            return Target("external", terminal.number, caller_id=terminal.caller_id)
+        if isinstance(terminal, StartVoicemail):
+            return Target("voicemail", terminal.mailbox, language=terminal.language)
+        if isinstance(terminal, Hangup) or terminal is None:
+            self.contact.end_cause = EndCause.SYSTEM_HANGUP
+            if self.contact.disposition is None:
+                self.contact.disposition = Disposition.SELF_SERVICE
+        return None
+
+    def _flow_event(self, event: FlowEvent) -> None:
+        self.svc.bus.publish(
+            self.tenant_id,
+            str(event.kind),
+            {
+                "contact_id": self.contact.id,
+                "flow": event.flow_id,
+                "node": event.node_id,
+                "node_type": event.node_type,
+                "detail": {k: v for k, v in event.detail.items() if _jsonable(v)},
+                "at": event.at,
+            },
+        )
+
+    async def _schedule_callback(self, offer: OfferCallback) -> CallbackResult:
+        contact_id = await self.svc.schedule_callback(
+            self.tenant_id,
+            offer.queue,
+            offer.number,
+            offer.skills,
+            offer.priority,
+            origin=self.contact.id,
+        )
+        self.contact.disposition = Disposition.CALLBACK
+        self.contact.attributes["callback_contact"] = contact_id
+        return CallbackResult(True)
+
+    # --- phase: queue -----------------------------------------------------------------
+
+    async def _queue(self, target: Target) -> Target | None:
+        queue_id = await self.svc.acd.queue_id(self.tenant_id, target.name)
+        if queue_id is None:
+            raise BadTarget(f"queue {target.name!r} does not exist")
+        self.contact.queue = target.name
+        self.contact.go(ContactState.QUEUED, self.now)
+        self.contact.note_path("queue", target.name, self.now)
+        self.svc.save(self)
+        self.start_music()
+        self._queued_id = queue_id
+        self.svc.publish_contact(self, "contact.queued", queue=target.name)
+        await self.svc.acd.call(
+            self.tenant_id,
+            "contact_queued",
+            self.contact.id,
+            queue_id,
+            RoutingChannel.VOICE,
+            priority=target.priority,
+            required_skills=tuple(SkillRequirement(s) for s in target.skills),
+            preferred_agent=self.contact.attributes.get("preferred_agent"),
+        )
+        announcement = target.announcement
+        try:
+            while True:
+                msg = await self.mailbox.get()
+                if isinstance(msg, Offer):
+                    self.contact.go(ContactState.OFFERED, self.now)
+                    self.svc.publish_contact(self, "contact.offered", agents=list(msg.agent_ids))
+                    for agent_id in msg.agent_ids:
+                        self._ringing[agent_id] = asyncio.ensure_future(
+                            self._ring_agent(agent_id, msg.ring_timeout)
+                        )
+                elif isinstance(msg, OfferWithdrawn):
+                    task = self._ringing.pop(msg.agent_id, None)
+                    if task is not None:
+                        task.cancel()
+                    if not self._ringing and self.contact.state is ContactState.OFFERED:
+                        self.contact.go(ContactState.QUEUED, self.now)
+                elif isinstance(msg, RingOutcome):
+                    self._ringing.pop(msg.agent_id, None)
+                    result = await self._ring_outcome(msg)
+                    if result is not None:
+                        return result
+                elif isinstance(msg, AnnounceWait):
+                    await self._announce(msg, announcement, target.language)
+                elif isinstance(msg, Overflow):
+                    self._queued_id = msg.to_queue
+                    name = self.svc.acd.queue_name(self.tenant_id, msg.to_queue)
+                    self.contact.queue = name
+                    self.contact.note_path("queue", name, self.now, overflow=True)
+                    self.svc.publish_contact(self, "contact.overflowed", queue=name)
+                elif isinstance(msg, QueueAction):
+                    self._queued_id = None
+                    return self._treatment(msg)
+                elif isinstance(msg, Operation):
+                    await self._operate_waiting(msg)
+        finally:
+            for task in self._ringing.values():
+                task.cancel()
+            self._ringing.clear()
+            self.stop_music()
+
+    async def _ring_agent(self, agent_id: str, ring_timeout: float) -> None:
+        device = await self.svc.agent_device(self.tenant_id, agent_id)
+        if device is None:
+            self.mailbox.put_nowait(RingOutcome(agent_id, None, "unreachable"))
+            return
+        party = await self.new_party(LegRole.AGENT, device, agent_id)
+        self.svc.publish_leg(self, party.leg, "leg.created")
+        status = await self.dial(
+            party, device, ring_timeout + 5, from_uri=self.svc.caller_uri(self.contact.customer)
+        )
+        self.mailbox.put_nowait(
+            RingOutcome(agent_id, party if status == "answered" else None, status)
+        )
+
+    async def _ring_outcome(self, msg: RingOutcome) -> Target | None:
+        acd, tenant, cid = self.svc.acd, self.tenant_id, self.contact.id
+        if msg.party is None:
+            method = "offer_timed_out" if msg.status == "timeout" else "offer_rejected"
+            with contextlib.suppress(Exception):
+                await acd.call(tenant, method, cid, msg.agent_id)
+            if not self._ringing and self.contact.state is ContactState.OFFERED:
+                self.contact.go(ContactState.QUEUED, self.now)
+            return None
+        try:
+            await acd.call(tenant, "offer_accepted", cid, msg.agent_id)
+        except Exception:
+            # The offer was withdrawn meanwhile (answered elsewhere, ring timeout).
+            await self.hangup_party(msg.party, "offer_withdrawn")
+            return None
+        for other in self._ringing.values():
+            other.cancel()
+        self._ringing.clear()
+        self._queued_id = None
+        self._acd_work[msg.agent_id] = self.contact.id
+        return Target("talk", party=msg.party)
+
+    async def _announce(self, msg: AnnounceWait, template: str | None, language: str) -> None:
+        from cloudcc.ivr import render_wait_announcement
+
+        text = render_wait_announcement(
+            template
+            or "You are number {position} in the queue. "
+            "Your expected wait is about {wait_minutes} minutes.",
+            msg.position,
+            msg.estimated_wait,
+            self.contact.queue or "",
+        )
+        self.stop_music()
+        await self.say(self.customer, text, language)
+        self.start_music()
+
+    def _treatment(self, msg: QueueAction) -> Target | None:
+        self.svc.publish_contact(self, "contact.queue_treatment", kind=msg.kind.value)
+        if msg.kind is TreatmentKind.VOICEMAIL:
+            return Target("voicemail", self.contact.queue or "", message=msg.message)
+        if msg.kind is TreatmentKind.CALLBACK:
+            return Target("callback", self.contact.queue or "", message=msg.message)
+        self.contact.disposition = Disposition.OVERFLOWED
+        return Target("hangup", message=msg.message or "Sorry, nobody can take your call now.")
+
+    async def _operate_waiting(self, op: Operation) -> None:
+        if op.name in ("hangup", "force_release"):
+            self.contact.end_cause = EndCause.SUPERVISOR_RELEASE
+            op.future.set_result({"ok": True})
+            await self.hangup_party(self.customer, "released")
+            self.customer_gone.set()
+            return
+        if op.name == "transfer":
+            op.future.set_exception(OperationRefused("the contact is not connected to an agent"))
+            return
+        op.future.set_exception(OperationRefused(f"{op.name} needs a connected contact"))
+
+    # --- phase: talk ------------------------------------------------------------------
+
+    async def _talk(self, target: Target) -> Target | None:
+        party = target.party
+        assert party is not None
+        self.agent = party
+        self.contact.agent_id = party.agent_id
+        self.contact.go(ContactState.CONNECTED, self.now)
+        if party.agent_id:
+            self.contact.note_path("agent", party.agent_id, self.now)
+        self.stop_music()
+        self.rejoin()
+        self.svc.save(self)
+        self.svc.publish_contact(self, "contact.connected")
+        if await self.svc.records_calls(self.tenant_id):
+            await self.start_recording()
+        try:
+            while True:
+                msg = await self.mailbox.get()
+                if isinstance(msg, PartyEnded):
+                    nxt = await self._after_party_ended(msg.party)
+                    if nxt is not False:
+                        return nxt  # type: ignore[return-value]
+                elif isinstance(msg, Operation):
+                    nxt = await self._operate(msg)
+                    if nxt is not False:
+                        return nxt  # type: ignore[return-value]
+                elif isinstance(msg, Offer | OfferWithdrawn):
+                    pass  # stale routing news for an earlier phase
+        finally:
+            await self.stop_recording()
+
+    async def _after_party_ended(self, party: Party) -> Target | bool | None:
+        if party is self.consult:
+            self.consult = None
+            self.rejoin()
+            if self.agent is None:  # the customer was left with the consulted party only
+                return None
+            return False
+        if party is self.supervisor:
+            self.supervisor = None
+            self.rejoin()
+            return False
+        if party is self.agent:
+            self.agent = None
+            await self._release_agent(party)
+            if self.consult is not None and self.consult.leg.active:
+                # The transferring agent left a three-way call: the two others stay.
+                self._promote_consult()
+                self.rejoin()
+                return False
+            self.contact.end_cause = EndCause.AGENT_HANGUP
+            await self.hangup_party(self.customer, "agent_hangup")
+            return None
+        return False
+
+    def _promote_consult(self) -> None:
+        consult = self.consult
+        assert consult is not None
+        self.consult = None
+        self.agent = consult
+        if consult.agent_id:
+            self.contact.agent_id = consult.agent_id
+            self.contact.note_path("agent", consult.agent_id, self.now)
+        self.contact.transfers.append(
+            {"at": self.now, "kind": "consultative", "to": consult.leg.peer}
+        )
+
+    async def _release_agent(self, party: Party) -> None:
+        """The agent's part is over: ACD wrap-up starts for it."""
+        await self.hangup_party(party, "released")
+        if party.agent_id:
+            await self._end_work(party.agent_id)
+
+    async def _end_work(self, agent_id: str) -> None:
+        work = self._acd_work.pop(agent_id, None)
+        if work is None:
+            return
+        with contextlib.suppress(Exception):
+            await self.svc.acd.call(self.tenant_id, "contact_ended", work)
+        self._wrapping = agent_id
+
+    async def _operate(self, op: Operation) -> Target | bool | None:
+        handler = getattr(self, f"op_{op.name}", None)
+        if handler is None:
+            op.future.set_exception(OperationRefused(f"unknown operation {op.name!r}"))
+            return False
+        try:
+            result = await handler(**op.params)
+        except Exception as exc:
+            if not op.future.done():
+                op.future.set_exception(exc)
+            return False
+        nxt: Target | bool | None = False
+        if isinstance(result, tuple):
+            result, nxt = result
+        if not op.future.done():
+            op.future.set_result(result or {"ok": True})
+        self.svc.save(self)
+        return nxt
+
+    # --- call control -------------------------------------------------------------------
+
+    def _require_agent(self) -> Party:
+        if self.agent is None or not self.agent.leg.active:
+            raise OperationRefused("no agent is connected")
+        return self.agent
+
+    async def op_hold(self, from_phone: bool = False) -> dict[str, Any]:
+        self._require_agent()
+        if self.customer.leg.state is LegState.HELD:
+            return {"held": True}
+        self.svc.media.hold(self.customer.media)
+        self.customer.leg.go(LegState.HELD, self.now)
+        self.svc.publish_leg(self, self.customer.leg, "leg.held")
+        return {"held": True}
+
+    async def op_unhold(self, from_phone: bool = False) -> dict[str, Any]:
+        self._require_agent()
+        if self.customer.leg.state is not LegState.HELD:
+            return {"held": False}
+        self.svc.media.unhold(self.customer.media)
+        self.customer.leg.go(LegState.UP, self.now)
+        self.svc.publish_leg(self, self.customer.leg, "leg.unheld")
+        return {"held": False}
+
+    async def op_mute(self) -> dict[str, Any]:
+        agent = self._require_agent()
+        self.svc.media.mute(agent.media)
+        agent.leg.muted = True
+        self.svc.publish_leg(self, agent.leg, "leg.muted")
+        return {"muted": True}
+
+    async def op_unmute(self) -> dict[str, Any]:
+        agent = self._require_agent()
+        self.svc.media.unmute(agent.media)
+        agent.leg.muted = False
+        self.svc.publish_leg(self, agent.leg, "leg.unmuted")
+        return {"muted": False}
+
+    async def op_dtmf(self, digits: str) -> dict[str, Any]:
+        self._require_agent()
+        self.customer.media.send_dtmf(digits)
+        return {"sent": digits}
+
+    async def op_hangup(self) -> tuple[dict[str, Any], Target | bool | None]:
+        agent = self._require_agent()
+        self.agent = None
+        await self._release_agent(agent)
+        if self.consult is not None and self.consult.leg.active:
+            self._promote_consult()
+            self.rejoin()
+            return {"ok": True}, False
+        self.contact.end_cause = EndCause.AGENT_HANGUP
+        await self.hangup_party(self.customer, "agent_hangup")
+        return {"ok": True}, None
+
+    async def op_force_release(self) -> tuple[dict[str, Any], Target | None]:
+        self.contact.end_cause = EndCause.SUPERVISOR_RELEASE
+        for party in list(self.parties):
+            if party is not self.customer and party.leg.active:
+                if party is self.agent:
+                    self.agent = None
+                    await self._release_agent(party)
+                else:
+                    await self.hangup_party(party, "released")
+        await self.hangup_party(self.customer, "released")
+        return {"ok": True}, None
+
+    async def op_transfer(
+        self, target_type: str, target: str, mode: str = "blind"
+    ) -> tuple[dict[str, Any], Target | bool | None]:
+        """Blind transfer: the agent leaves; the customer goes to the target."""
+        agent = self._require_agent()
+        nxt = await self.svc.resolve_target(self.tenant_id, target_type, target)
+        self.contact.transfers.append(
+            {
+                "at": self.now,
+                "kind": "blind",
+                "from_agent": agent.agent_id,
+                "to_type": target_type,
+                "to": target,
+            }
+        )
+        self.agent = None
+        await self._release_agent(agent)
+        self.svc.publish_contact(self, "contact.transferred", to_type=target_type, to=target)
+        return {"transferred": True}, nxt
+
+    async def op_consult(self, target_type: str, target: str) -> dict[str, Any]:
+        """Put the customer on hold and call the target from the agent's side."""
+        agent = self._require_agent()
+        if self.consult is not None and self.consult.leg.active:
+            raise OperationRefused("a consultation is already in progress")
+        device, agent_id = await self.svc.consult_device(self.tenant_id, target_type, target)
+        await self.op_hold()
+        role = LegRole.CONSULT
+        party = await self.new_party(role, device, agent_id)
+        self.consult = party
+        self.svc.publish_leg(self, party.leg, "leg.created")
+        credentials = None
+        if target_type == "external":
+            device, credentials = await self.svc.trunk_route(self.tenant_id, target)
+        status = await self.dial(
+            party,
+            device,
+            30.0,
+            credentials=credentials,
+            from_uri=self.svc.caller_uri(self.contact.dialed),
+        )
+        if status != "answered":
+            self.consult = None
+            await self.op_unhold()
+            raise OperationRefused(f"the consulted party did not answer ({status})")
+        if agent_id:
+            self._consults += 1
+            work = f"{self.contact.id}:c{self._consults}"
+            with contextlib.suppress(Exception):
+                await self.svc.acd.call(
+                    self.tenant_id, "direct_contact_started", agent_id, work, RoutingChannel.VOICE
+                )
+                self._acd_work[agent_id] = work
+        # The agent talks to the consulted party; the customer hears music.
+        if self.bridge is not None:
+            self.svc.media.unbridge(self.bridge)
+            self.bridge = None
+        self.bridge = self.svc.media.bridge(agent.media, party.media)
+        return {"consult_leg": party.leg.id}
+
+    async def op_complete_transfer(self) -> tuple[dict[str, Any], Target | bool | None]:
+        """The consulted party takes over the customer; the agent leaves."""
+        agent = self._require_agent()
+        if self.consult is None or not self.consult.leg.active:
+            raise OperationRefused("there is no consultation to complete")
+        if self.bridge is not None:
+            self.svc.media.unbridge(self.bridge)
+            self.bridge = None
+        self.agent = None
+        await self._release_agent(agent)
+        self._promote_consult()
+        await self.op_unhold()
+        self.rejoin()
+        self.svc.publish_contact(
+            self, "contact.transferred", to=self.agent.leg.peer if self.agent else None
+        )
+        if self.recording is not None:
+            await self.stop_recording()
+            if await self.svc.records_calls(self.tenant_id):
+                await self.start_recording()
+        return {"transferred": True}, False
+
+    async def op_cancel_consult(self) -> dict[str, Any]:
+        if self.consult is None:
+            raise OperationRefused("there is no consultation")
+        consult = self.consult
+        self.consult = None
+        if self.bridge is not None:
+            self.svc.media.unbridge(self.bridge)
+            self.bridge = None
+        await self.hangup_party(consult, "consult_cancelled")
+        await self.op_unhold()
+        self.rejoin()
+        return {"ok": True}
+
+    async def op_conference(self) -> dict[str, Any]:
+        """Customer, agent and consulted party talk together."""
+        self._require_agent()
+        if self.consult is None or not self.consult.leg.active:
+            raise OperationRefused("there is nobody to conference with")
+        if self.bridge is not None:
+            self.svc.media.unbridge(self.bridge)
+            self.bridge = None
+        if self.customer.leg.state is LegState.HELD:
+            self.svc.media.unhold(self.customer.media)
+            self.customer.leg.go(LegState.UP, self.now)
+        self.rejoin()
+        self.svc.publish_contact(self, "contact.conferenced")
+        return {"conference": True}
+
+    async def op_leave_conference(self) -> tuple[dict[str, Any], Target | bool | None]:
+        """The agent leaves a three-way call; the customer and the other party stay."""
+        if self.consult is None or not self.consult.leg.active:
+            raise OperationRefused("the contact is not in a three-way call")
+        return await self.op_hangup()
+
+    async def op_record(self, action: str) -> dict[str, Any]:
+        if action == "start":
+            if self.recording is None:
+                await self.start_recording()
+        elif action == "pause":
+            self._need_recording().pause()
+        elif action == "resume":
+            self._need_recording().resume()
+        elif action == "stop":
+            await self.stop_recording()
+        else:
+            raise OperationRefused(f"unknown recording action {action!r}")
+        state = self.recording.state.value if self.recording else "stopped"
+        self.svc.publish_contact(self, "contact.recording", action=action, state=state)
+        return {"recording": state, "recording_id": self.recording_id}
+
+    def _need_recording(self) -> Recording:
+        if self.recording is None:
+            raise OperationRefused("the contact is not being recorded")
+        return self.recording
+
+    async def op_monitor(
+        self, mode: str, device: str, supervisor_id: str | None = None
+    ) -> dict[str, Any]:
+        """A supervisor listens, whispers to the agent, or barges in."""
+        self._require_agent()
+        monitor = MonitorMode(mode)
+        if self.supervisor is not None and self.supervisor.leg.active:
+            self.supervisor.leg.monitor_mode = monitor
+            self.rejoin()
+            self.svc.publish_leg(self, self.supervisor.leg, "leg.monitor_mode")
+            return {"mode": monitor.value, "leg": self.supervisor.leg.id}
+        party = await self.new_party(LegRole.SUPERVISOR, device, supervisor_id)
+        party.leg.monitor_mode = monitor
+        self.svc.publish_leg(self, party.leg, "leg.created")
+        status = await self.dial(party, device, 30.0)
+        if status != "answered":
+            raise OperationRefused(f"the supervisor's phone did not answer ({status})")
+        self.supervisor = party
+        self.rejoin()
+        self.svc.publish_leg(self, party.leg, "leg.monitoring")
+        return {"mode": monitor.value, "leg": party.leg.id}
+
+    async def op_stop_monitor(self) -> dict[str, Any]:
+        if self.supervisor is None:
+            raise OperationRefused("nobody is monitoring this contact")
+        party, self.supervisor = self.supervisor, None
+        await self.hangup_party(party, "monitor_ended")
+        self.rejoin()
+        return {"ok": True}
+
+    async def op_intercept(self) -> tuple[dict[str, Any], Target | bool | None]:
+        """The monitoring supervisor takes the customer over; the agent is released."""
+        if self.supervisor is None or not self.supervisor.leg.active:
+            raise OperationRefused("intercepting needs a monitoring supervisor")
+        agent = self._require_agent()
+        supervisor, self.supervisor = self.supervisor, None
+        supervisor.leg.monitor_mode = None
+        self.agent = None
+        await self._release_agent(agent)
+        self.agent = supervisor
+        self.contact.transfers.append(
+            {"at": self.now, "kind": "intercept", "to": supervisor.leg.peer}
+        )
+        self.rejoin()
+        return {"intercepted": True}, False
+
+    async def op_refer(self, event: ReferReceived) -> tuple[dict[str, Any], Target | bool | None]:
+        """The agent's phone asked to transfer (REFER): a blind transfer to its target."""
+        target = _refer_user(event.target)
+        with contextlib.suppress(Exception):
+            await event.notify(100, "Trying")
+        try:
+            kind = await self.svc.classify_dialed(self.tenant_id, target)
+            result = await self.op_transfer(kind, target)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await event.notify(503, "Service Unavailable")
+            raise
+        with contextlib.suppress(Exception):
+            await event.notify(200, "OK")
+        return result
+
+    # --- recordings ---------------------------------------------------------------------
+
+    async def start_recording(self) -> None:
+        if self.recording is not None or self.agent is None:
+            return
+        rid = uuid.uuid4().hex
+        path = self.svc.recordings.path_for(self.tenant_id, self.contact.id, rid, self.now)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        right = self.conference if self.conference is not None else self.agent.media
+        self.recording = self.svc.media.record(str(path), left=self.customer.media, right=right)
+        self.recording_id = rid
+        self.contact.recordings.append(rid)
+        await self.svc.recordings.started(
+            rid,
+            self.tenant_id,
+            self.contact.id,
+            self.agent.agent_id,
+            path,
+            2,
+            self.now,
+            [self.customer.leg.id, self.agent.leg.id],
+        )
+        self.svc.publish_contact(self, "recording.started", recording_id=rid)
+
+    async def stop_recording(self) -> None:
+        recording, rid = self.recording, self.recording_id
+        self.recording = None
+        self.recording_id = None
+        if recording is None or rid is None:
+            return
+        info = await recording.stop()
+        await self.svc.recordings.finished(rid, info.duration_s, info.bytes, info.sha256, self.now)
+        self.svc.publish_contact(
+            self,
+            "recording.stopped",
+            recording_id=rid,
+            duration=info.duration_s,
+            sha256=info.sha256,
+        )
+
+    # --- other targets ------------------------------------------------------------------
+
+    async def _direct_agent(self, target: Target) -> Target | None:
+        """A transfer (or number) straight to an agent, by id or extension."""
+        agent_id = await self.svc.agent_id_for(self.tenant_id, target.name)
+        if agent_id is None:
+            raise BadTarget(f"agent {target.name!r} does not exist")
+        self.contact.go(ContactState.OFFERED, self.now)
+        self.start_music()
+        try:
+            device = await self.svc.agent_device(self.tenant_id, agent_id)
+            if device is None:
+                await self.say(self.customer, "The agent cannot be reached.")
+                self.contact.disposition = Disposition.FAILED
+                return None
+            party = await self.new_party(LegRole.AGENT, device, agent_id)
+            status = await self.dial(
+                party, device, 30.0, from_uri=self.svc.caller_uri(self.contact.customer)
+            )
+        finally:
+            self.stop_music()
+        if status != "answered":
+            await self.say(self.customer, "The agent did not answer. Goodbye.")
+            self.contact.disposition = Disposition.ABANDONED
+            self.contact.end_cause = EndCause.SYSTEM_HANGUP
+            return None
+        with contextlib.suppress(Exception):
+            await self.svc.acd.call(
+                self.tenant_id,
+                "direct_contact_started",
+                agent_id,
+                self.contact.id,
+                RoutingChannel.VOICE,
+            )
+            self._acd_work[agent_id] = self.contact.id
+        return Target("talk", party=party)
+
+    async def _external(self, target: Target) -> Target | None:
+        """Send the customer to an outside number through the tenant's trunk."""
+        uri, credentials = await self.svc.trunk_route(self.tenant_id, target.name)
+        party = await self.new_party(LegRole.EXTERNAL, target.name)
+        self.start_music()
+        try:
+            status = await self.dial(
+                party,
+                uri,
+                45.0,
+                credentials=credentials,
+                from_uri=self.svc.caller_uri(target.caller_id or self.contact.customer),
+            )
+        finally:
+            self.stop_music()
+        if status != "answered":
+            await self.say(self.customer, "The number you were transferred to did not answer.")
+            self.contact.end_cause = EndCause.SYSTEM_HANGUP
+            return None
+        self.contact.disposition = Disposition.TRANSFERRED_OUT
+        self.contact.transfers.append({"at": self.now, "kind": "external", "to": target.name})
+        self.agent = party  # the external party takes the agent's place in the bridge
+        self.rejoin()
+        self.contact.go(ContactState.CONNECTED, self.now)
+        while True:
+            msg = await self.mailbox.get()
+            if isinstance(msg, PartyEnded) and msg.party is party:
+                await self.hangup_party(self.customer, "external_hangup")
+                return None
+
+    async def _voicemail(self, target: Target) -> Target | None:
+        """Record a message for the queue's or mailbox's owners."""
+        self.contact.disposition = Disposition.VOICEMAIL
+        await self.say(
+            self.customer,
+            target.message or "Please leave a message after the tone. Hang up when you are done.",
+        )
+        self.customer.media.send_dtmf("#")  # a short tone
+        rid = uuid.uuid4().hex
+        path = self.svc.recordings.path_for(self.tenant_id, self.contact.id, rid, self.now)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        recording = self.svc.media.record(str(path), left=self.customer.media, stereo=False)
+        self.contact.recordings.append(rid)
+        self.contact.attributes["voicemail"] = target.name
+        await self.svc.recordings.started(
+            rid, self.tenant_id, self.contact.id, None, path, 1, self.now, [self.customer.leg.id]
+        )
+        try:
+            await asyncio.sleep(120)
+        finally:
+            info = await recording.stop()
+            await self.svc.recordings.finished(
+                rid, info.duration_s, info.bytes, info.sha256, self.now
+            )
+        self.contact.end_cause = EndCause.SYSTEM_HANGUP
+        return None
+
+    async def _hangup_with_message(self, target: Target) -> Target | None:
+        if target.message:
+            await self.say(self.customer, target.message)
+        self.contact.end_cause = EndCause.SYSTEM_HANGUP
+        return None
+
+    async def _callback_phase(self, target: Target) -> Target | None:
+        await self.svc.schedule_callback(
+            self.tenant_id, target.name, self.contact.customer, (), 0, origin=self.contact.id
+        )
+        self.contact.disposition = Disposition.CALLBACK
+        await self.say(
+            self.customer,
+            target.message or "We will call you back as soon as an agent is free. Goodbye.",
+        )
+        self.contact.end_cause = EndCause.SYSTEM_HANGUP
+        return None
+
+    # --- the end ------------------------------------------------------------------------
+
+    async def finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        contact = self.contact
+        try:
+            await self.stop_recording()
+        except Exception:
+            log.exception("contact %s: stopping the recording failed", contact.id)
+        for party in list(self.parties):
+            if party.leg.active:
+                cause = contact.end_cause.value if contact.end_cause else "ended"
+                with contextlib.suppress(Exception):
+                    await self.hangup_party(party, cause)
+        for party in self.parties:
+            if party.pump is not None and party.pump is not asyncio.current_task():
+                party.pump.cancel()
+        if self._queued_id is not None:
+            with contextlib.suppress(Exception):
+                await self.svc.acd.call(self.tenant_id, "contact_abandoned", contact.id)
+        for agent_id in list(self._acd_work):
+            await self._end_work(agent_id)
+        if contact.disposition is None:
+            contact.disposition = default_disposition(contact)
+        agent_wraps = self._wrapping
+        if (
+            agent_wraps
+            and not self.svc.stopping
+            and contact.answered_at is not None
+            and contact.state is ContactState.CONNECTED
+            and self.svc.in_wrapup(self.tenant_id, agent_wraps)
+        ):
+            contact.go(ContactState.WRAPUP, self.now)
+            self.svc.save(self)
+            self.svc.publish_contact(self, "contact.wrapup_started", agent_id=agent_wraps)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wait_wrapup(agent_wraps), self.svc.max_wrapup_seconds)
+        if contact.state is not ContactState.ENDED:
+            contact.go(ContactState.ENDED, self.now)
+        self.svc.save(self)
+        self.svc.publish_contact(
+            self,
+            "contact.ended",
+            disposition=contact.disposition.value,
+            end_cause=contact.end_cause.value if contact.end_cause else None,
+        )
+        self.svc.bus.publish(
+            self.tenant_id, "cdr.written", contact_record(contact) | {"contact_id": contact.id}
+        )
+        self.svc.forget(self)
+        self.finished.set()
+
+    async def _wait_wrapup(self, agent_id: str) -> None:
+        while True:
+            msg = await self.mailbox.get()
+            if isinstance(msg, WrapUpFinished) and msg.agent_id in (agent_id, "*"):
+                return
+            if isinstance(msg, Operation):
+                if msg.name == "wrapup":
+                    self.contact.wrapup_code = msg.params.get("code")
+                    self.contact.wrapup_notes = msg.params.get("notes")
+                    msg.future.set_result({"ok": True})
+                    if msg.params.get("done", True):
+                        with contextlib.suppress(Exception):
+                            await self.svc.acd.call(
+                                self.tenant_id, "wrapup_done", agent_id, self.contact.id
+                            )
+                        return
+                else:
+                    msg.future.set_exception(OperationRefused("the call has ended"))
+
+
+def _quality(media: MediaLeg) -> dict[str, Any]:
+    stats = media.stats()
+    return {
+        "packets_received": stats.packets_received,
+        "packets_sent": stats.packets_sent,
+        "packets_lost": stats.packets_lost,
+        "loss_ratio": round(stats.loss_ratio, 5),
+        "jitter_ms": round(stats.jitter_ms, 2),
+        "rtt_ms": round(stats.rtt_ms, 2) if stats.rtt_ms is not None else None,
+        "remote_loss_ratio": stats.remote_loss_ratio,
+        "remote_jitter_ms": stats.remote_jitter_ms,
+        "concealed_frames": stats.concealed_frames,
+    }
+
+
+def _jsonable(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | list | dict)
+
+
+def _refer_user(target: str) -> str:
+    text = target.strip("<>")
+    if text.startswith(("sip:", "sips:", "tel:")):
+        text = text.split(":", 1)[1]
+    return text.split("@", 1)[0].split(";", 1)[0]

@@ -1,0 +1,1017 @@
+"""The voice side of the contact center: SIP calls in and out become contacts.
+
+``VoiceService`` is the only place where SIP, media, routing and the IVR meet. It admits
+calls (a tenant's number, an agent's phone), starts a ``ContactSession`` for each, rings
+agents when the ACD offers them a contact, keeps agents' phones and sessions, and offers the
+call-control operations of the API. One contact's failure ends that contact only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from cloudcc.ai.asr import SpeechRecognizer
+from cloudcc.ai.tts import TextToSpeech
+from cloudcc.bus import LocalBus
+from cloudcc.contacts import sdp as sdp_glue
+from cloudcc.contacts.acd import Acd
+from cloudcc.contacts.exceptions import BadTarget, ContactNotFound, OperationRefused
+from cloudcc.contacts.model import (
+    Channel,
+    Contact,
+    ContactState,
+    Direction,
+    EndCause,
+    Leg,
+    LegRole,
+    LegState,
+)
+from cloudcc.contacts.records import ContactStore, RecordingStore
+from cloudcc.contacts.session import (
+    ContactSession,
+    Operation,
+    Party,
+    Target,
+    WrapUpFinished,
+)
+from cloudcc.directory.flows import FlowService
+from cloudcc.errors import PermissionDenied
+from cloudcc.ivr.model import Schedule
+from cloudcc.ivr.webhook import WebhookRunner
+from cloudcc.media.engine import MediaEngine
+from cloudcc.media.player import AudioSource, PcmSource, WavSource, default_music_on_hold
+from cloudcc.routing.events import (
+    AnnounceWait,
+    Decision,
+    Offer,
+    OfferWithdrawn,
+    Overflow,
+    QueueAction,
+)
+from cloudcc.routing.model import AgentState, SkillRequirement
+from cloudcc.routing.model import Channel as RoutingChannel
+from cloudcc.sip.auth import Credential
+from cloudcc.sip.call import IncomingCall, RequestInfo
+from cloudcc.sip.endpoint import SipEndpoint
+from cloudcc.sip.registrar import Binding
+from cloudcc.store.db import Database
+from cloudcc.store.tables import (
+    Agent,
+    BusinessHours,
+    PhoneNumber,
+    Tenant,
+    Trunk,
+)
+from cloudcc.tenancy.credentials import SecretBox
+from cloudcc.tenancy.model import Actor, Permission
+
+log = logging.getLogger("cloudcc.contacts.voice")
+
+MOH_DIR = Path("/usr/share/asterisk/moh")
+_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
+
+
+class VoiceService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        bus: LocalBus,
+        sip: SipEndpoint,
+        media: MediaEngine,
+        acd: Acd,
+        flows: FlowService,
+        tts: TextToSpeech,
+        asr: SpeechRecognizer | None,
+        webhooks: WebhookRunner | None,
+        contacts: ContactStore,
+        recordings: RecordingStore,
+        box: SecretBox,
+        data_dir: Path,
+        default_tenant: str | None = "demo",
+        node: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.sip = sip
+        self.media = media
+        self.acd = acd
+        self.flows = flows
+        self.tts = tts
+        self.asr = asr
+        self.webhooks = webhooks
+        self.contacts_store = contacts
+        self.recordings = recordings
+        self.box = box
+        self.data_dir = data_dir
+        self.default_tenant_slug = default_tenant
+        self.node = node
+        self.clock = clock
+        self.media_address = sip.config.public_host or sip.config.host
+        self.max_wrapup_seconds = 3600.0
+        self.sessions: dict[str, ContactSession] = {}
+        self._devices: dict[tuple[str, str], str] = {}  # (tenant, agent) -> registered AOR
+        self._static_devices: dict[tuple[str, str], str] = {}  # logged in with a URI
+        self._tenants: dict[str, Tenant] = {}
+        self._tenant_by_slug: dict[str, str] = {}
+        self._tenant_by_domain: dict[str, str] = {}
+        self._music: list[Path] = sorted(MOH_DIR.glob("*.wav")) if MOH_DIR.exists() else []
+        self._music_index = 0
+        self._music_pcm: dict[int, Any] = {}
+        self.stopping = False  # set while the node shuts down
+        sip.on_call = self.on_call
+        sip.credentials = self.credentials
+        sip.allow_unauthenticated = self.admit_unauthenticated
+        sip.registrar.subscribe(self._bindings_changed)
+        acd.handlers.append(self._on_decision)
+        bus.on(lambda e: e.type.startswith("tenant."), lambda e: self._forget_tenant(e.tenant_id))
+        bus.on(lambda e: e.type == "agent.state_changed", self._agent_state_changed)
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """End every contact (their CDRs say node_shutdown) and write everything."""
+        self.stopping = True
+        sessions = list(self.sessions.values())
+        for session in sessions:
+            if session.contact.state is ContactState.WRAPUP:
+                session.mailbox.put_nowait(WrapUpFinished("*"))  # after-call work is cut short
+                continue
+            session.contact.end_cause = session.contact.end_cause or EndCause.NODE_SHUTDOWN
+            if session.task is not None:
+                session.task.cancel()
+        for session in sessions:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(session.finished.wait(), 10.0)
+        await self.contacts_store.flush()
+
+    # --- tenants and directory --------------------------------------------------------
+
+    async def tenant(self, tenant_id: str) -> Tenant:
+        tenant = self._tenants.get(tenant_id)
+        if tenant is None:
+            async with self.db.session() as s:
+                tenant = await s.get(Tenant, tenant_id)
+            if tenant is None:
+                raise BadTarget(f"tenant {tenant_id} does not exist")
+            self._tenants[tenant_id] = tenant
+        return tenant
+
+    def _forget_tenant(self, tenant_id: str) -> None:
+        self._tenants.pop(tenant_id, None)
+
+    async def tenant_for_domain(self, domain: str) -> str | None:
+        """The tenant whose SIP domain this is; IP-addressed requests go to the default."""
+        if domain in self._tenant_by_domain:
+            return self._tenant_by_domain[domain]
+        async with self.db.session() as s:
+            tid = await s.scalar(select(Tenant.id).where(Tenant.sip_domain == domain))
+            if tid is None and self.default_tenant_slug:
+                tid = await s.scalar(
+                    select(Tenant.id).where(Tenant.slug == self.default_tenant_slug)
+                )
+        if tid is not None:
+            self._tenant_by_domain[domain] = tid
+        return tid
+
+    async def tenant_timezone(self, tenant_id: str) -> str:
+        return (await self.tenant(tenant_id)).timezone
+
+    async def records_calls(self, tenant_id: str) -> bool:
+        return True
+
+    async def schedules(self, tenant_id: str) -> dict[str, Schedule]:
+        async with self.db.session() as s:
+            rows = (
+                await s.scalars(select(BusinessHours).where(BusinessHours.tenant_id == tenant_id))
+            ).all()
+        out: dict[str, Schedule] = {}
+        for row in rows:
+            weekly = {day: [f"{a}-{b}" for a, b in ranges] for day, ranges in row.weekly.items()}
+            holidays = [h for h in row.holidays if not h.get("open")]
+            special = [h for h in row.holidays if h.get("open")]
+            out[row.name] = Schedule.model_validate(
+                {
+                    "timezone": row.timezone,
+                    "weekly": weekly,
+                    "holidays": [{"date": h["date"], "name": h.get("name", "")} for h in holidays],
+                    "exceptions": [
+                        {
+                            "date": h["date"],
+                            "name": h.get("name", ""),
+                            "open": [f"{a}-{b}" for a, b in h["open"]],
+                        }
+                        for h in special
+                    ],
+                }
+            )
+        return out
+
+    def prompts_dir(self, tenant_id: str) -> Path:
+        return self.data_dir / "prompts" / tenant_id
+
+    def music_source(self) -> AudioSource:
+        """Music on hold: the tracks of Debian's asterisk-moh-opsound-wav, in turn, read
+        into memory once and shared by every caller (no file I/O per held call)."""
+        if not self._music:
+            return default_music_on_hold()
+        index = self._music_index % len(self._music)
+        self._music_index += 1
+        pcm = self._music_pcm.get(index)
+        if pcm is None:
+            source = WavSource(self._music[index])
+            chunks = []
+            while len(chunk := source.read(1 << 16)):
+                chunks.append(chunk)
+            source.close()
+            pcm = self._music_pcm[index] = np.concatenate(chunks)
+        return PcmSource(pcm, 8000)
+
+    def caller_uri(self, number: str | None) -> str:
+        user = (number or "anonymous").split("@")[0].replace("sip:", "")
+        if not re.match(r"^[A-Za-z0-9_.+*#-]{1,64}$", user):
+            user = "anonymous"
+        return f"sip:{user}@{self.media_address}"
+
+    # --- SIP admission ----------------------------------------------------------------
+
+    async def credentials(self, realm: str, username: str) -> Credential | None:
+        """Digest credentials of an agent's phone: the extension in the realm's tenant."""
+        tenant_id = await self.tenant_for_domain(realm)
+        if tenant_id is None:
+            return None
+        async with self.db.session() as s:
+            agent = await s.scalar(
+                select(Agent).where(Agent.tenant_id == tenant_id, Agent.extension == username)
+            )
+        if agent is None or agent.status != "active":
+            return None
+        return Credential(
+            username=username,
+            password=self.box.open(agent.sip_password_enc),
+            owner=(tenant_id, agent.id),
+        )
+
+    async def admit_unauthenticated(self, source: Any, info: RequestInfo) -> bool:
+        """Calls to a tenant's number need no digest (they come from carriers and callers)."""
+        number = info.request_user or ""
+        async with self.db.session() as s:
+            found = await s.scalar(select(PhoneNumber.id).where(PhoneNumber.number == number))
+        return found is not None
+
+    def _bindings_changed(self, aor: str, bindings: list[Binding]) -> None:
+        owners = {b.owner for b in bindings if b.owner is not None}
+        for key, known in list(self._devices.items()):
+            if known == aor and key not in owners:
+                del self._devices[key]
+                self.bus.publish(
+                    key[0], "agent.phone_unregistered", {"agent_id": key[1], "aor": aor}
+                )
+        for owner in owners:
+            if isinstance(owner, tuple) and len(owner) == 2:
+                tenant_id, agent_id = owner
+                if self._devices.get((tenant_id, agent_id)) != aor:
+                    self._devices[(tenant_id, agent_id)] = aor
+                    self.bus.publish(
+                        tenant_id, "agent.phone_registered", {"agent_id": agent_id, "aor": aor}
+                    )
+
+    async def agent_device(self, tenant_id: str, agent_id: str) -> str | None:
+        """Where to ring an agent: the phone it logged in with, else its registered phone."""
+        static = self._static_devices.get((tenant_id, agent_id))
+        if static:
+            return static
+        aor = self._devices.get((tenant_id, agent_id))
+        if aor and self.sip.registrar.lookup(aor, self.sip.now()):
+            return aor
+        return None
+
+    async def agent_id_for(self, tenant_id: str, ref: str) -> str | None:
+        async with self.db.session() as s:
+            return await s.scalar(
+                select(Agent.id).where(
+                    Agent.tenant_id == tenant_id, (Agent.id == ref) | (Agent.extension == ref)
+                )
+            )
+
+    async def on_call(self, call: IncomingCall) -> None:
+        """A new INVITE: decide which tenant and what it reaches, then start a contact."""
+        if self.stopping:
+            await call.reject(503, "Shutting Down")
+            return
+        info = call.info
+        dialed = info.request_user or ""
+        owner = call.owner
+        try:
+            if isinstance(owner, tuple) and len(owner) == 2:
+                await self._from_agent_phone(call, owner[0], owner[1], dialed)
+                return
+            async with self.db.session() as s:
+                number = await s.scalar(select(PhoneNumber).where(PhoneNumber.number == dialed))
+            if number is None:
+                await call.reject(404, "Number Not Assigned")
+                return
+            entry = Target(number.target_type, number.target or "")
+            await self._admit(
+                call, number.tenant_id, entry, customer=info.from_user or "", dialed=dialed
+            )
+        except Exception:
+            log.exception("admitting call %s failed", call.call_id)
+            with contextlib.suppress(Exception):
+                await call.reject(500, "Server Internal Error")
+
+    async def _admit(
+        self,
+        call: IncomingCall,
+        tenant_id: str,
+        entry: Target,
+        customer: str,
+        dialed: str,
+        direction: Direction = Direction.INBOUND,
+        agent_id: str | None = None,
+    ) -> ContactSession | None:
+        tenant = await self.tenant(tenant_id)
+        active = sum(1 for s in self.sessions.values() if s.tenant_id == tenant_id)
+        if tenant.status != "active" or active >= tenant.max_concurrent_calls:
+            await call.reject(
+                486 if tenant.status == "active" else 403,
+                "Tenant Call Limit Reached" if tenant.status == "active" else None,
+            )
+            self.bus.publish(
+                tenant_id, "contact.refused", {"reason": "concurrent_calls", "customer": customer}
+            )
+            return None
+        if call.offer is None:
+            await call.reject(488, "An SDP Offer Is Required")
+            return None
+        media = await self.media.open_leg()
+        try:
+            answer = sdp_glue.answer_for(call.offer, media, self.media_address)
+        except Exception:
+            media.close()
+            await call.reject(488, "Not Acceptable Here")
+            return None
+        now = self.clock()
+        contact = Contact(
+            id=uuid.uuid4().hex,
+            tenant_id=tenant_id,
+            channel=Channel.VOICE,
+            direction=direction,
+            customer=customer,
+            dialed=dialed,
+            created_at=now,
+        )
+        role = LegRole.AGENT if agent_id else LegRole.CUSTOMER
+        leg = contact.add_leg(role, customer, now, agent_id=agent_id, call_id=call.call_id)
+        party = Party(leg, media, call, agent_id=agent_id)
+        session = ContactSession(self, contact, party, entry)
+        self.sessions[contact.id] = session
+        self.save(session)
+        try:
+            await call.answer(answer)
+        except Exception:
+            leg.end_cause = "not_answered"
+            session.customer_gone.set()
+            session.start()
+            return session
+        leg.go(LegState.UP, self.clock())
+        self.publish_contact(session, "contact.created")
+        session.start()
+        return session
+
+    async def _from_agent_phone(
+        self, call: IncomingCall, tenant_id: str, agent_id: str, dialed: str
+    ) -> None:
+        """An agent dials from its phone: another extension, or an outside number."""
+        kind = await self.classify_dialed(tenant_id, dialed)
+        if kind == "number":
+            async with self.db.session() as s:
+                number = await s.scalar(select(PhoneNumber).where(PhoneNumber.number == dialed))
+            if number is not None:  # the agent calls its own tenant's entry point
+                await self._admit(
+                    call,
+                    number.tenant_id,
+                    Target(number.target_type, number.target or ""),
+                    customer=dialed,
+                    dialed=dialed,
+                )
+                return
+        entry = Target("agent" if kind == "agent" else "external", dialed)
+        await self._agent_outbound(call, tenant_id, agent_id, entry)
+
+    async def classify_dialed(self, tenant_id: str, dialed: str) -> str:
+        """'agent' (an extension of the tenant), 'number' (an entry point) or 'external'."""
+        if await self.agent_id_for(tenant_id, dialed):
+            return "agent"
+        async with self.db.session() as s:
+            if await s.scalar(select(PhoneNumber.id).where(PhoneNumber.number == dialed)):
+                return "number"
+        return "external"
+
+    async def _agent_outbound(
+        self, call: IncomingCall, tenant_id: str, agent_id: str, entry: Target
+    ) -> None:
+        """The agent's phone is the first leg; the customer (or colleague) is dialed."""
+        if call.offer is None:
+            await call.reject(488)
+            return
+        media = await self.media.open_leg()
+        try:
+            answer = sdp_glue.answer_for(call.offer, media, self.media_address)
+        except Exception:
+            media.close()
+            await call.reject(488)
+            return
+        now = self.clock()
+        contact = Contact(
+            id=uuid.uuid4().hex,
+            tenant_id=tenant_id,
+            channel=Channel.VOICE,
+            direction=Direction.OUTBOUND,
+            customer=entry.name,
+            dialed=await self.caller_id(tenant_id),
+            created_at=now,
+        )
+        agent_leg = contact.add_leg(
+            LegRole.AGENT, call.info.from_user or "", now, agent_id=agent_id, call_id=call.call_id
+        )
+        agent_party = Party(agent_leg, media, call, agent_id=agent_id)
+        session = OutboundSession(self, contact, agent_party, entry)
+        self.sessions[contact.id] = session
+        self.save(session)
+        await call.ring()
+        session.start()
+        session.pending_answer = (call, answer)
+
+    async def caller_id(self, tenant_id: str) -> str:
+        async with self.db.session() as s:
+            number = await s.scalar(
+                select(PhoneNumber.number)
+                .where(PhoneNumber.tenant_id == tenant_id)
+                .order_by(PhoneNumber.created_at)
+            )
+        return number or "anonymous"
+
+    # --- targets ----------------------------------------------------------------------
+
+    async def resolve_target(self, tenant_id: str, target_type: str, target: str) -> Target:
+        if target_type == "queue":
+            if await self.acd.queue_id(tenant_id, target) is None:
+                raise BadTarget(f"queue {target!r} does not exist")
+            return Target("queue", target)
+        if target_type == "flow":
+            await self.flows.published_flow(tenant_id, target)
+            return Target("flow", target)
+        if target_type == "agent":
+            if await self.agent_id_for(tenant_id, target) is None:
+                raise BadTarget(f"agent {target!r} does not exist")
+            return Target("agent", target)
+        if target_type == "external":
+            if not _NUMBER.match(target) and not target.startswith("sip:"):
+                raise BadTarget(f"{target!r} is not a phone number or SIP URI")
+            return Target("external", target)
+        raise BadTarget(f"unknown target type {target_type!r}")
+
+    async def consult_device(
+        self, tenant_id: str, target_type: str, target: str
+    ) -> tuple[str, str | None]:
+        if target_type == "agent":
+            agent_id = await self.agent_id_for(tenant_id, target)
+            if agent_id is None:
+                raise BadTarget(f"agent {target!r} does not exist")
+            device = await self.agent_device(tenant_id, agent_id)
+            if device is None:
+                raise OperationRefused(f"agent {target!r} has no reachable phone")
+            return device, agent_id
+        if target_type == "external":
+            return target, None
+        raise BadTarget("a consultation goes to an agent or an external number")
+
+    async def trunk_route(self, tenant_id: str, number: str) -> tuple[str, Credential | None]:
+        """The SIP URI for an outside number (through the tenant's first trunk)."""
+        if number.startswith("sip:"):
+            return number, None
+        async with self.db.session() as s:
+            trunk = await s.scalar(
+                select(Trunk).where(Trunk.tenant_id == tenant_id).order_by(Trunk.created_at)
+            )
+        if trunk is None:
+            raise BadTarget("the tenant has no SIP trunk to reach outside numbers")
+        uri = f"sip:{number}@{trunk.host}:{trunk.port}"
+        if trunk.transport != "udp":
+            uri += f";transport={trunk.transport}"
+        credentials = None
+        if trunk.username and trunk.password_enc:
+            credentials = Credential(
+                username=trunk.username, password=self.box.open(trunk.password_enc)
+            )
+        return uri, credentials
+
+    # --- routing decisions ------------------------------------------------------------
+
+    def _on_decision(self, tenant_id: str, decision: Decision) -> None:
+        if isinstance(decision, Offer | OfferWithdrawn | Overflow | QueueAction | AnnounceWait):
+            session = self.sessions.get(decision.contact_id)
+            if session is not None:
+                session.mailbox.put_nowait(decision)
+            elif isinstance(decision, Offer):
+                log.warning("offer for unknown contact %s", decision.contact_id)
+
+    def _agent_state_changed(self, event: Any) -> None:
+        if event.data.get("previous") != AgentState.WRAP_UP.value:
+            return
+        agent_id = event.data["agent_id"]
+        for session in self.sessions.values():
+            if session.contact.state is ContactState.WRAPUP and session._wrapping == agent_id:
+                session.mailbox.put_nowait(WrapUpFinished(agent_id))
+
+    def in_wrapup(self, tenant_id: str, agent_id: str) -> bool:
+        engine = self.acd.loaded(tenant_id)
+        if engine is None:
+            return False
+        try:
+            return engine.agent_stats(agent_id, self.clock()).state is AgentState.WRAP_UP
+        except Exception:
+            return False
+
+    # --- callbacks --------------------------------------------------------------------
+
+    async def schedule_callback(
+        self,
+        tenant_id: str,
+        queue: str,
+        number: str,
+        skills: tuple[str, ...],
+        priority: int,
+        origin: str | None = None,
+    ) -> str:
+        """Queue a callback: when an agent is free it is rung, then the customer is dialed."""
+        queue_id = await self.acd.queue_id(tenant_id, queue)
+        if queue_id is None:
+            raise BadTarget(f"queue {queue!r} does not exist")
+        now = self.clock()
+        contact = Contact(
+            id=uuid.uuid4().hex,
+            tenant_id=tenant_id,
+            channel=Channel.VOICE,
+            direction=Direction.OUTBOUND,
+            customer=number,
+            dialed=await self.caller_id(tenant_id),
+            created_at=now,
+            attributes={"callback": True, "origin_contact": origin},
+        )
+        session = CallbackSession(self, contact, queue, skills, priority)
+        self.sessions[contact.id] = session
+        self.save(session)
+        session.start()
+        return contact.id
+
+    # --- persistence and events -------------------------------------------------------
+
+    def save(self, session: ContactSession) -> None:
+        self.contacts_store.save(session.contact)
+
+    def forget(self, session: ContactSession) -> None:
+        self.sessions.pop(session.contact.id, None)
+
+    def publish_contact(self, session: ContactSession, type: str, **data: Any) -> None:
+        c = session.contact
+        payload = {
+            "contact_id": c.id,
+            "state": c.state.value,
+            "channel": c.channel.value,
+            "direction": c.direction.value,
+            "customer": c.customer,
+            "dialed": c.dialed,
+            "queue": c.queue,
+            "agent_id": c.agent_id,
+            **data,
+        }
+        self.bus.publish(c.tenant_id, type, payload)
+
+    def publish_leg(self, session: ContactSession, leg: Leg, type: str) -> None:
+        self.bus.publish(
+            session.tenant_id,
+            type,
+            {
+                "contact_id": session.contact.id,
+                "agent_id": leg.agent_id or session.contact.agent_id,
+                "leg": leg.to_dict(),
+            },
+        )
+
+    # --- API ----------------------------------------------------------------------------
+
+    def live(self, tenant_id: str) -> list[dict[str, Any]]:
+        return [s.contact.summary() for s in self.sessions.values() if s.tenant_id == tenant_id]
+
+    def session_for(self, actor: Actor, contact_id: str) -> ContactSession:
+        session = self.sessions.get(contact_id)
+        if session is None or session.tenant_id != actor.tenant_id:
+            raise ContactNotFound(f"no live contact {contact_id}")
+        p = actor.principal
+        if p.can(Permission.CALLS_CONTROL):
+            return session
+        if (
+            p.can(Permission.CALLS_OWN)
+            and p.agent_id
+            and p.agent_id
+            in {session.contact.agent_id, *(leg.agent_id for leg in session.contact.legs)}
+        ):
+            return session
+        raise PermissionDenied("this contact is not yours to control (calls:control)")
+
+    async def operate(
+        self, actor: Actor, contact_id: str, name: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        session = self.session_for(actor, contact_id)
+        if name in ("monitor", "stop_monitor", "intercept", "force_release") and not (
+            actor.principal.can(Permission.CALLS_MONITOR)
+        ):
+            raise PermissionDenied(f"{name} needs calls:monitor")
+        op = Operation(name, params, actor.principal.id)
+        session.mailbox.put_nowait(op)
+        return await asyncio.wait_for(op.future, 60.0)
+
+    # --- agent sessions -----------------------------------------------------------------
+
+    async def agent_login(
+        self, tenant_id: str, agent_id: str, device: str | None, ready: bool = True
+    ) -> dict[str, Any]:
+        from cloudcc.routing.model import Presence
+
+        if device:
+            if not device.startswith(("sip:", "sips:")):
+                raise BadTarget("a phone to log in with is a SIP URI (sip:user@host:port)")
+            self._static_devices[(tenant_id, agent_id)] = device
+        else:
+            self._static_devices.pop((tenant_id, agent_id), None)
+        presence = Presence.READY if ready else Presence.NOT_READY
+        engine = await self.acd.engine(tenant_id)
+        if agent_id not in set(engine.agent_ids()):
+            raise BadTarget("the agent is disabled or unknown to routing")
+        await self.acd.call(
+            tenant_id, "agent_login", agent_id, presence=presence, reason=None if ready else "busy"
+        )
+        return {"agent_id": agent_id, "device": await self.agent_device(tenant_id, agent_id)}
+
+    async def agent_logout(self, tenant_id: str, agent_id: str) -> None:
+        await self.acd.call(tenant_id, "agent_logout", agent_id)
+        self._static_devices.pop((tenant_id, agent_id), None)
+
+    async def agent_presence(
+        self, tenant_id: str, agent_id: str, ready: bool, reason: str | None
+    ) -> None:
+        from cloudcc.routing.model import Presence
+
+        presence = Presence.READY if ready else Presence.NOT_READY
+        await self.acd.call(
+            tenant_id,
+            "agent_state_changed",
+            agent_id,
+            presence,
+            reason=None if ready else (reason or "busy"),
+        )
+
+    async def force_agent(
+        self, tenant_id: str, agent_id: str, action: str, by: str, seconds: float | None = None
+    ) -> None:
+        from cloudcc.routing.model import ForceAction
+
+        await self.acd.call(
+            tenant_id, "force_agent", agent_id, ForceAction(action), by, seconds=seconds
+        )
+
+    async def agent_status(self, tenant_id: str, agent_id: str) -> dict[str, Any]:
+        engine = await self.acd.engine(tenant_id)
+        stats = engine.agent_stats(agent_id, self.clock())
+        return {
+            "agent_id": agent_id,
+            "state": stats.state.value,
+            "cti_code": stats.cti_code,
+            "reason": stats.reason,
+            "since": stats.state_since,
+            "device": await self.agent_device(tenant_id, agent_id),
+            "contacts": [
+                s.contact.id
+                for s in self.sessions.values()
+                if s.tenant_id == tenant_id and s.contact.agent_id == agent_id
+            ],
+        }
+
+    async def place_call(
+        self,
+        tenant_id: str,
+        to: str,
+        *,
+        agent_id: str | None = None,
+        queue: str | None = None,
+        flow: str | None = None,
+    ) -> str:
+        """Outbound by API: from an agent (its phone rings first), or customer-first into a
+        queue or flow (the return-visit call)."""
+        if agent_id:
+            device = await self.agent_device(tenant_id, agent_id)
+            if device is None:
+                raise OperationRefused("the agent has no reachable phone")
+            session = AgentFirstSession(
+                self, await self._outbound_contact(tenant_id, to), agent_id, device, to
+            )
+        else:
+            if not (queue or flow):
+                raise BadTarget("a customer-first call needs a queue or a flow")
+            target = Target("queue", queue) if queue else Target("flow", flow or "")
+            await self.resolve_target(tenant_id, target.kind, target.name)
+            session = CustomerFirstSession(
+                self, await self._outbound_contact(tenant_id, to), to, target
+            )
+        self.sessions[session.contact.id] = session
+        self.save(session)
+        session.start()
+        return session.contact.id
+
+    async def _outbound_contact(self, tenant_id: str, to: str) -> Contact:
+        if not _NUMBER.match(to) and not to.startswith("sip:"):
+            raise BadTarget(f"{to!r} is not a phone number or SIP URI")
+        return Contact(
+            id=uuid.uuid4().hex,
+            tenant_id=tenant_id,
+            channel=Channel.VOICE,
+            direction=Direction.OUTBOUND,
+            customer=to,
+            dialed=await self.caller_id(tenant_id),
+            created_at=self.clock(),
+        )
+
+
+async def _customer_party(session: ContactSession, number: str) -> tuple[Party, str]:
+    """Dial the customer of an outbound contact; the party and the dial outcome."""
+    svc = session.svc
+    uri, credentials = await svc.trunk_route(session.tenant_id, number)
+    media = await svc.media.open_leg()
+    leg = session.contact.add_leg(LegRole.CUSTOMER, number, svc.clock())
+    party = Party(leg, media)
+    session.parties.append(party)
+    session.customer = party
+    status = await session.dial(
+        party, uri, 45.0, from_uri=svc.caller_uri(session.contact.dialed), credentials=credentials
+    )
+    return party, status
+
+
+class CustomerFirstSession(ContactSession):
+    """Dial the customer; when they answer, run the flow or queue (return-visit calls)."""
+
+    def __init__(self, svc: VoiceService, contact: Contact, number: str, target: Target):
+        media_placeholder: Any = None
+        leg = Leg("pending", contact.id, LegRole.CUSTOMER, number, contact.created_at)
+        super().__init__(svc, contact, Party(leg, media_placeholder), target)
+        self.parties = []
+        self.number = number
+
+    async def _run(self) -> None:
+        self.contact.go(ContactState.DIALING, self.now)
+        self.svc.save(self)
+        try:
+            _party, status = await _customer_party(self, self.number)
+        except Exception:
+            log.exception("outbound contact %s could not dial", self.contact.id)
+            status = "failed"
+        if status != "answered":
+            from cloudcc.contacts.model import Disposition
+
+            self.contact.disposition = Disposition.NO_ANSWER
+            self.contact.end_cause = EndCause.PEER_LOST if status == "failed" else None
+            await asyncio.shield(self.finish())
+            return
+        await super()._run()
+
+
+class AgentFirstSession(ContactSession):
+    """Click-to-call: the agent's phone rings; when it answers, the customer is dialed."""
+
+    def __init__(
+        self, svc: VoiceService, contact: Contact, agent_id: str, device: str, number: str
+    ) -> None:
+        leg = Leg("pending", contact.id, LegRole.CUSTOMER, number, contact.created_at)
+        placeholder: Any = None
+        super().__init__(svc, contact, Party(leg, placeholder), Target("hangup"))
+        self.parties = []
+        self.agent_id = agent_id
+        self.device = device
+        self.number = number
+
+    async def _run(self) -> None:
+        from cloudcc.contacts.model import Disposition
+
+        tenant = self.tenant_id
+        try:
+            await self.svc.acd.call(tenant, "outbound_reserved", self.agent_id, self.contact.id)
+            self._acd_work[self.agent_id] = self.contact.id
+        except Exception:
+            log.info("agent %s could not be reserved for an outbound call", self.agent_id)
+        agent = await self.new_party(LegRole.AGENT, self.device, self.agent_id)
+        self.contact.go(ContactState.DIALING, self.now)
+        status = await self.dial(
+            agent, self.device, 30.0, from_uri=self.svc.caller_uri(self.number)
+        )
+        if status != "answered":
+            self.contact.disposition = Disposition.FAILED
+            await asyncio.shield(self.finish())
+            return
+        self.watch(agent)
+        self.agent = agent
+        try:
+            customer, status = await _customer_party(self, self.number)
+        except Exception:
+            log.exception("dialing the customer of %s failed", self.contact.id)
+            status = "failed"
+        if status != "answered":
+            await self.say(agent, "The customer did not answer.")
+            self.contact.disposition = Disposition.NO_ANSWER
+            await asyncio.shield(self.finish())
+            return
+        with contextlib.suppress(Exception):
+            await self.svc.acd.call(tenant, "outbound_connected", self.contact.id)
+        self.entry = Target("talk", party=agent)
+        await super()._run()
+
+
+class CallbackSession(ContactSession):
+    """A callback waiting its turn in a queue; routed like a call, then both sides dialed."""
+
+    def __init__(
+        self,
+        svc: VoiceService,
+        contact: Contact,
+        queue: str,
+        skills: tuple[str, ...],
+        priority: int,
+    ) -> None:
+        leg = Leg("pending", contact.id, LegRole.CUSTOMER, contact.customer, contact.created_at)
+        placeholder: Any = None
+        super().__init__(svc, contact, Party(leg, placeholder), Target("queue", queue))
+        self.parties = []
+        self.queue = queue
+        self.skills = skills
+        self.priority = priority
+
+    def start_music(self) -> None:  # nobody is on the line while a callback waits
+        return None
+
+    async def say(self, party: Party, text: str, language: str = "en-US") -> None:
+        if party.media is not None:
+            await super().say(party, text, language)
+
+    async def _run(self) -> None:
+        from cloudcc.contacts.model import Disposition
+
+        queue_id = await self.svc.acd.queue_id(self.tenant_id, self.queue)
+        if queue_id is None:
+            self.contact.disposition = Disposition.FAILED
+            await asyncio.shield(self.finish())
+            return
+        self.contact.queue = self.queue
+        self.contact.go(ContactState.QUEUED, self.now)
+        self.contact.note_path("queue", self.queue, self.now, callback=True)
+        self._queued_id = queue_id
+        await self.svc.acd.call(
+            self.tenant_id,
+            "contact_queued",
+            self.contact.id,
+            queue_id,
+            RoutingChannel.VOICE,
+            priority=self.priority,
+            required_skills=tuple(SkillRequirement(s) for s in self.skills),
+        )
+        await self.svc.acd.call(self.tenant_id, "callback_requested", self.contact.id)
+        try:
+            while True:
+                msg = await self.mailbox.get()
+                if isinstance(msg, Offer):
+                    agent_id = msg.agent_ids[0]
+                    device = await self.svc.agent_device(self.tenant_id, agent_id)
+                    if device is None:
+                        await self.svc.acd.call(
+                            self.tenant_id, "offer_rejected", self.contact.id, agent_id
+                        )
+                        continue
+                    self.contact.go(ContactState.OFFERED, self.now)
+                    agent = await self.new_party(LegRole.AGENT, device, agent_id)
+                    status = await self.dial(agent, device, msg.ring_timeout + 5)
+                    if status != "answered":
+                        method = "offer_timed_out" if status == "timeout" else "offer_rejected"
+                        await self.svc.acd.call(self.tenant_id, method, self.contact.id, agent_id)
+                        self.contact.go(ContactState.QUEUED, self.now)
+                        continue
+                    await self.svc.acd.call(
+                        self.tenant_id, "offer_accepted", self.contact.id, agent_id
+                    )
+                    self._queued_id = None
+                    self._acd_work[agent_id] = self.contact.id
+                    self.watch(agent)
+                    await self.say(agent, "Callback. Calling the customer now.")
+                    _customer, status = await _customer_party(self, self.contact.customer)
+                    if status != "answered":
+                        await self.say(agent, "The customer did not answer the callback.")
+                        self.contact.disposition = Disposition.NO_ANSWER
+                        break
+                    self.entry = Target("talk", party=agent)
+                    self.watch(self.customer)
+                    await ContactSession._run(self)
+                    return
+                if isinstance(msg, QueueAction):
+                    self.contact.disposition = Disposition.OVERFLOWED
+                    self._queued_id = None
+                    break
+        except asyncio.CancelledError:
+            self.contact.end_cause = self.contact.end_cause or EndCause.NODE_SHUTDOWN
+        finally:
+            if not self._finished and self.contact.state is not ContactState.CONNECTED:
+                await asyncio.shield(self.finish())
+
+
+class OutboundSession(ContactSession):
+    """An agent's own call from its phone to a colleague or an outside number."""
+
+    pending_answer: Any = None
+
+    async def _run(self) -> None:
+        from cloudcc.contacts.model import Disposition
+
+        agent = self.customer  # the first leg here is the agent's phone
+        self.agent = agent
+        self.watch(agent)
+        tenant = self.tenant_id
+        if agent.agent_id:
+            with contextlib.suppress(Exception):
+                await self.svc.acd.call(
+                    tenant,
+                    "direct_contact_started",
+                    agent.agent_id,
+                    self.contact.id,
+                    RoutingChannel.VOICE,
+                )
+                self._acd_work[agent.agent_id] = self.contact.id
+        self.contact.go(ContactState.DIALING, self.now)
+        target = self.entry
+        try:
+            if target.kind == "agent":
+                callee_id = await self.svc.agent_id_for(tenant, target.name)
+                device = await self.svc.agent_device(tenant, callee_id) if callee_id else None
+                if device is None:
+                    await self._refuse(404)
+                    return
+                other = await self.new_party(LegRole.AGENT, device, callee_id)
+                status = await self.dial(
+                    other, device, 30.0, from_uri=self.svc.caller_uri(agent.leg.peer)
+                )
+            else:
+                uri, credentials = await self.svc.trunk_route(tenant, target.name)
+                other = await self.new_party(LegRole.CUSTOMER, target.name)
+                status = await self.dial(
+                    other,
+                    uri,
+                    45.0,
+                    credentials=credentials,
+                    from_uri=self.svc.caller_uri(self.contact.dialed),
+                )
+        except BadTarget:
+            await self._refuse(404)
+            return
+        if status != "answered":
+            await self._refuse(486 if status == "rejected" else 480)
+            self.contact.disposition = Disposition.NO_ANSWER
+            await asyncio.shield(self.finish())
+            return
+        call, answer = self.pending_answer
+        try:
+            await call.answer(answer)
+        except Exception:
+            await asyncio.shield(self.finish())
+            return
+        agent.leg.go(LegState.UP, self.now)
+        # From here the dialed party is "the customer" of the contact.
+        self.customer = other
+        self.watch(other)
+        self.entry = Target("talk", party=agent)
+        await super()._run()
+
+    async def _refuse(self, status: int) -> None:
+        call, _ = self.pending_answer
+        with contextlib.suppress(Exception):
+            await call.reject(status)
+        self.agent = None
+        await asyncio.shield(self.finish())

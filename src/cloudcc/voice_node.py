@@ -1,0 +1,113 @@
+"""Composition of the voice side of a node: SIP endpoint, media engine, ACD, contacts."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from cloudcc.ai.asr import SpeechRecognizer, create_recognizer
+from cloudcc.ai.tts import CachedTextToSpeech, create_tts
+from cloudcc.api.context import ApiContext
+from cloudcc.config import Settings
+from cloudcc.contacts.acd import Acd
+from cloudcc.contacts.records import ContactStore, RecordingStore
+from cloudcc.contacts.voice import VoiceService
+from cloudcc.ivr.webhook import WebhookRunner
+from cloudcc.media.engine import MediaEngine
+from cloudcc.sip.endpoint import EndpointConfig, SipEndpoint
+from cloudcc.sip.protection import ProtectionSettings
+from cloudcc.store.tables import Tenant
+
+log = logging.getLogger("cloudcc.voice")
+
+
+class VoiceNode:
+    def __init__(self, settings: Settings, ctx: ApiContext) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        sip_cfg = settings.sip
+        self.media = MediaEngine(
+            settings.media.host, settings.media.port_min, settings.media.port_max,
+            jitter_ms=settings.media.jitter_ms,
+        )
+        self.sip = SipEndpoint(
+            EndpointConfig(
+                host=sip_cfg.host,
+                port=sip_cfg.port,
+                tls_port=sip_cfg.tls_port,
+                ws_port=sip_cfg.ws_port,
+                public_host=sip_cfg.public_host,
+                protection=ProtectionSettings(
+                    messages_per_second=sip_cfg.messages_per_second,
+                    burst=sip_cfg.messages_per_second * 2,
+                    exempt_sources=frozenset(sip_cfg.exempt_sources),
+                    max_calls=sip_cfg.max_calls,
+                    max_calls_per_second=sip_cfg.max_cps,
+                ),
+            )
+        )
+        self.acd = Acd(ctx.db, ctx.bus)
+        self.contacts = ContactStore(ctx.db, node=socket.gethostname() + f":{sip_cfg.port}")
+        self.recordings = RecordingStore(ctx.db, settings.recordings_dir.resolve())
+        tts_config = {**settings.ai.tts, "cache_dir": str(settings.data_dir / "tts-cache")}
+        self.tts = create_tts(tts_config)
+        self.asr: SpeechRecognizer | None = None
+        if settings.ai.asr_enabled:
+            self.asr = create_recognizer(settings.ai.asr)
+        self.http = httpx.AsyncClient(follow_redirects=False)
+        self.webhooks = WebhookRunner(self.http, self._webhook_secret)
+        self._secrets: dict[str, bytes] = {}
+        self.voice = VoiceService(
+            db=ctx.db, bus=ctx.bus, sip=self.sip, media=self.media, acd=self.acd,
+            flows=ctx.flows, tts=self.tts, asr=self.asr, webhooks=self.webhooks,
+            contacts=self.contacts, recordings=self.recordings, box=ctx.auth.box,
+            data_dir=settings.data_dir, default_tenant=sip_cfg.default_tenant,
+            node=self.contacts.node,
+        )
+
+    def _webhook_secret(self, tenant_id: str, name: str | None) -> bytes | None:
+        return self._secrets.get(tenant_id)
+
+    async def start(self) -> None:
+        await self.contacts.start()
+        recovered = await self.contacts.recover()
+        recordings = await self.recordings.recover()
+        if recovered or recordings:
+            log.warning("closed %d contacts and %d recordings left open by a crash",
+                        recovered, recordings)
+        async with self.ctx.db.session() as s:
+            for tenant_id, secret in (await s.execute(select(Tenant.id, Tenant.webhook_secret))):
+                self._secrets[tenant_id] = secret.encode()
+        await self.media.start()
+        await self.sip.start()
+        if self.asr is not None:
+            try:
+                await self.asr.warm_up()
+            except Exception:
+                log.exception("speech recognition could not start; menus take keys only")
+                self.asr = None
+                self.voice.asr = None
+        log.info("SIP listening on %s %s", self.sip.config.host, self.sip.ports)
+
+    async def stop(self) -> None:
+        await self.voice.stop()
+        await self.sip.stop()
+        await self.acd.close()
+        await self.media.stop()
+        await self.contacts.stop()
+        await self.http.aclose()
+        if self.asr is not None:
+            await self.asr.close()
+
+    @property
+    def sip_port(self) -> int:
+        return int(self.sip.ports.get("udp", self.settings.sip.port))
+
+    def describe(self) -> dict[str, Any]:
+        return {"sip": dict(self.sip.ports), "media": [self.settings.media.port_min,
+                                                       self.settings.media.port_max]}
