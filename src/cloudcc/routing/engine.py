@@ -11,7 +11,6 @@ of its lanes; a new contact pops the best parked agent of its lane. Nothing scan
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -95,9 +94,25 @@ from cloudcc.routing.model import (
     cti_code,
     normalise,
 )
-from cloudcc.routing.positions import AnswerPace, RankedKeys
-from cloudcc.routing.stats import AgentStats, QueueCounters, QueueStats, Wallboard, queue_stats
-from cloudcc.routing.strategies import STRATEGY_KEYS, StrategyKey
+from cloudcc.routing.positions import RankedKeys
+from cloudcc.routing.records import (
+    I_ALERTING,
+    I_BUSY,
+    I_NOT_READY,
+    I_OFFLINE,
+    I_PRE,
+    I_READY,
+    I_RESERVED,
+    I_WORKING,
+    I_WRAP,
+    STATES,
+    AgentRecord,
+    Lane,
+    QueuedContact,
+    QueueRecord,
+    WorkItem,
+)
+from cloudcc.routing.stats import AgentStats, QueueStats, Wallboard, queue_stats
 
 _READY = Presence.READY
 _OFFLINE = Presence.OFFLINE
@@ -116,44 +131,16 @@ _FORCED: Mapping[ForceAction, tuple[Presence, str | None]] = {
 }
 
 _CTI_READY = 1
-
-# Agent states by index (the order of AgentState), so counters are plain lists.
-_STATES: tuple[AgentState, ...] = tuple(AgentState)
 _ALERTING = WorkPhase.ALERTING
 _RINGING = frozenset({WorkPhase.OFFERED, WorkPhase.ALERTING})
-(
-    _I_OFFLINE,
-    _I_READY,
-    _I_PRE,
-    _I_RESERVED,
-    _I_ALERTING,
-    _I_BUSY,
-    _I_WORKING,
-    _I_NOT_READY,
-    _I_WRAP,
-) = (
-    _STATES.index(s)
-    for s in (
-        AgentState.OFFLINE,
-        AgentState.READY,
-        AgentState.PRE_OCCUPIED,
-        AgentState.RESERVED,
-        AgentState.ALERTING,
-        AgentState.BUSY,
-        AgentState.WORKING,
-        AgentState.NOT_READY,
-        AgentState.WRAP_UP,
-    )
-)
 
 
 def _by_state(counts: list[int]) -> dict[AgentState, int]:
-    return dict(zip(_STATES, counts, strict=True))
+    return dict(zip(STATES, counts, strict=True))
 
 
 #: Overflows one contact may take before it is disconnected (guards against A -> B -> A).
 MAX_OVERFLOW_HOPS = 8
-HISTORY_LENGTH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,290 +157,6 @@ class ContactInfo:
     requirement: Requirement  # what an agent needs now (queue stage + contact skills)
 
 
-class _Lane:
-    """Contacts of one queue, stage, extra-skill set and channel, with their free agents."""
-
-    __slots__ = (
-        "agents",
-        "channel",
-        "contacts",
-        "eligible",
-        "key_fn",
-        "queue",
-        "queue_id",
-        "requirement",
-        "stage",
-        "waiting",
-    )
-
-    def __init__(
-        self,
-        queue: _Queue | None,
-        requirement: Requirement,
-        channel: Channel | None,
-        key_fn: StrategyKey | None,
-        stage: int = 0,
-    ) -> None:
-        self.queue = queue
-        self.stage = stage
-        self.queue_id = queue.queue_id if queue is not None else ""
-        self.requirement = requirement
-        self.channel = channel
-        self.key_fn = key_fn
-        self.contacts: list[tuple[float, int, _Contact]] = []
-        self.waiting = 0  # valid entries in ``contacts``
-        self.agents: list[tuple[float, float, int, int, _Agent]] = []
-        self.eligible = 0  # agents whose skills meet ``requirement``
-
-
-class _Contact:
-    __slots__ = (
-        "agent",
-        "announce_seq",
-        "arrived_at",
-        "callback",
-        "channel",
-        "connected_at",
-        "contact_id",
-        "entered_at",
-        "extra",
-        "hops",
-        "in_queue",
-        "lane",
-        "max_wait_due",
-        "offer_expires",
-        "offered_to",
-        "order",
-        "preferred",
-        "preferred_seq",
-        "preferred_until",
-        "priority",
-        "queue",
-        "ring_all",
-        "ring_seq",
-        "stage",
-        "stage_seq",
-        "state",
-        "vkey",
-        "wait_seq",
-    )
-
-    def __init__(
-        self,
-        contact_id: str,
-        channel: Channel,
-        priority: int,
-        extra: Requirement,
-        preferred: str | None,
-        now: float,
-        order: int,
-    ) -> None:
-        self.contact_id = contact_id
-        self.channel = channel
-        self.priority = priority
-        self.extra = extra
-        self.preferred = preferred
-        self.preferred_until = 0.0
-        self.arrived_at = now
-        self.entered_at = now
-        self.order = order
-        self.vkey = now
-        self.state = _WAITING
-        self.queue: _Queue | None = None
-        self.in_queue = False
-        self.lane: _Lane | None = None
-        self.stage = 0
-        self.callback = False
-        self.hops = 0
-        self.offered_to: list[_Agent] = []
-        self.offer_expires = 0.0
-        self.ring_all = False
-        self.agent: _Agent | None = None
-        self.connected_at = 0.0
-        self.max_wait_due = False
-        self.ring_seq = self.stage_seq = self.wait_seq = -1
-        self.preferred_seq = self.announce_seq = -1
-
-
-class _Work:
-    """One contact held by an agent."""
-
-    __slots__ = (
-        "agent",
-        "channel",
-        "contact",
-        "contact_id",
-        "phase",
-        "queue",
-        "since",
-        "wrap_seq",
-    )
-
-    def __init__(
-        self,
-        agent: _Agent,
-        contact_id: str,
-        channel: Channel,
-        phase: WorkPhase,
-        queue: _Queue | None,
-        contact: _Contact | None,
-        since: float,
-    ) -> None:
-        self.agent = agent
-        self.contact_id = contact_id
-        self.channel = channel
-        self.phase = phase
-        self.queue = queue
-        self.contact = contact
-        self.since = since
-        self.wrap_seq = -1
-
-
-class _Agent:
-    __slots__ = (
-        "agent_id",
-        "answered",
-        "available_since",
-        "by",
-        "call_items",
-        "capacity",
-        "cfg",
-        "handled",
-        "history",
-        "items",
-        "lanes",
-        "load",
-        "max_total",
-        "n_active",
-        "n_alerting",
-        "n_offered",
-        "n_pre",
-        "n_wrap",
-        "nr_auto",
-        "nr_seq",
-        "offered",
-        "personal",
-        "presence",
-        "queues",
-        "rank",
-        "reason",
-        "rejected",
-        "ring_timeouts",
-        "rr",
-        "shown_reason",
-        "si",
-        "skills",
-        "state",
-        "state_since",
-        "time_in",
-        "total",
-        "version",
-    )
-
-    def __init__(self, cfg: AgentConfig, rank: int, now: float) -> None:
-        self.agent_id = cfg.agent_id
-        self.rank = rank
-        self.presence = _OFFLINE
-        self.reason: str | None = None
-        self.by: str | None = None
-        self.state = AgentState.OFFLINE
-        self.shown_reason: str | None = None
-        self.state_since = now
-        self.si = _I_OFFLINE
-        self.time_in: list[float] = [0.0] * len(_STATES)
-        self.history: deque[tuple[float, AgentState, str | None]] = deque(maxlen=HISTORY_LENGTH)
-        self.items: dict[str, _Work] = {}
-        self.load: dict[Channel, int] = {}
-        self.total = self.call_items = 0
-        self.n_pre = self.n_offered = self.n_alerting = self.n_active = self.n_wrap = 0
-        self.version = 0
-        self.available_since = now
-        self.lanes: dict[Channel, list[_Lane]] = {}
-        self.queues: list[_Queue] = []
-        self.personal: _Lane | None = None
-        self.rr: dict[str, int] = {}
-        self.nr_seq = -1
-        self.nr_auto = False
-        self.offered = self.answered = self.ring_timeouts = self.rejected = self.handled = 0
-        self.apply(cfg)
-
-    def apply(self, cfg: AgentConfig) -> None:
-        self.cfg = cfg
-        self.skills: dict[str, int] = dict(cfg.skills)
-        self.capacity: dict[Channel, int] = dict(cfg.capacity)
-        total = sum(self.capacity.values())
-        self.max_total = total if cfg.max_contacts is None else min(total, cfg.max_contacts)
-
-    def can_take(self, channel: Channel) -> bool:
-        """Free capacity for a new ``channel`` contact, presence and mixing rules allowing."""
-        if self.presence is not _READY or self.n_pre:
-            return False
-        if self.load.get(channel, 0) >= self.capacity.get(channel, 0):
-            return False
-        if self.total >= self.max_total:
-            return False
-        if channel in _CALLS:
-            return not (self.total > self.call_items and self.cfg.other_blocks_calls)
-        return not (self.call_items and self.cfg.calls_block_other)
-
-    def meets(self, requirement: Requirement) -> bool:
-        skills = self.skills
-        for skill, level in requirement:  # noqa: SIM110 (a loop beats all() + genexpr)
-            if skills.get(skill, 0) < level:
-                return False
-        return True
-
-
-class _Queue:
-    __slots__ = (
-        "by_state",
-        "callbacks_waiting",
-        "cfg",
-        "counters",
-        "entries",
-        "key_fn",
-        "lanes",
-        "members",
-        "pace",
-        "queue_id",
-        "ranked",
-        "rr_counter",
-        "stages",
-        "waiting",
-    )
-
-    def __init__(self, cfg: QueueConfig) -> None:
-        self.queue_id = cfg.queue_id
-        self.lanes: dict[tuple[int, Requirement, Channel], _Lane] = {}
-        self.members: dict[str, _Agent] = {}
-        self.by_state: list[int] = [0] * len(_STATES)
-        self.waiting = 0
-        self.callbacks_waiting = 0
-        self.ranked = RankedKeys()
-        self.entries: deque[tuple[float, int, _Contact]] = deque()
-        self.counters = QueueCounters()
-        self.pace = AnswerPace()
-        self.rr_counter = 0
-        self.apply(cfg)
-
-    def apply(self, cfg: QueueConfig) -> None:
-        self.cfg = cfg
-        self.key_fn = STRATEGY_KEYS[cfg.strategy]
-        # (seconds after entry, requirement, drop the contact's own skills)
-        self.stages: list[tuple[float, Requirement, bool]] = [
-            (0.0, normalise(cfg.required_skills), False)
-        ]
-        for r in cfg.relaxations:
-            self.stages.append((r.after, normalise(r.required_skills), r.drop_contact_skills))
-
-    @property
-    def base(self) -> Requirement:
-        return self.stages[0][1]
-
-    def staffed(self) -> int:
-        return len(self.members) - self.by_state[_I_OFFLINE]
-
-
 class RoutingEngine:
     """The routing engine of one tenant. Every method that takes ``now`` is an event and
     returns the decisions it caused, in order; due timers run first."""
@@ -462,16 +165,16 @@ class RoutingEngine:
         self.tenant_id = tenant_id
         self._now = float("-inf")
         self._seq = 0
-        self._agents: dict[str, _Agent] = {}
-        self._agents_by_skill: dict[str, dict[str, _Agent]] = {}
-        self._queues: dict[str, _Queue] = {}
-        self._queues_by_skill: dict[str, list[_Queue]] = {}
-        self._lanes_by_skill: dict[str, list[_Lane]] = {}
-        self._contacts: dict[str, _Contact] = {}
-        self._direct: dict[str, _Agent] = {}  # direct and outbound contacts -> their agent
+        self._agents: dict[str, AgentRecord] = {}
+        self._agents_by_skill: dict[str, dict[str, AgentRecord]] = {}
+        self._queues: dict[str, QueueRecord] = {}
+        self._queues_by_skill: dict[str, list[QueueRecord]] = {}
+        self._lanes_by_skill: dict[str, list[Lane]] = {}
+        self._contacts: dict[str, QueuedContact] = {}
+        self._direct: dict[str, AgentRecord] = {}  # direct and outbound contacts -> their agent
         self._timers: list[tuple[float, int, int, object]] = []
         self._reasons: dict[str, ReasonCode] = {r.code: r for r in BUILTIN_REASONS}
-        self._by_state: list[int] = [0] * len(_STATES)
+        self._by_state: list[int] = [0] * len(STATES)
         self._ranks = 0
         self._carry: list[Decision] = []  # due-timer decisions of a refused event
 
@@ -570,7 +273,7 @@ class RoutingEngine:
         out = self._advance(now)
         q = self._queues.get(config.queue_id)
         if q is None:
-            q = _Queue(config)
+            q = QueueRecord(config)
             self._queues[q.queue_id] = q
             self._index_queue(q)
             return out
@@ -615,9 +318,9 @@ class RoutingEngine:
         a = self._agents.get(config.agent_id)
         if a is None:
             self._ranks += 1
-            a = _Agent(config, self._ranks, now)
+            a = AgentRecord(config, self._ranks, now)
             self._agents[a.agent_id] = a
-            self._by_state[_I_OFFLINE] += 1
+            self._by_state[I_OFFLINE] += 1
             self._index_agent(a)
             return out
         skills_changed = dict(config.skills) != a.skills
@@ -638,7 +341,7 @@ class RoutingEngine:
         if a.presence is not _OFFLINE:
             self._sign_out(a, SignOutReason.FORCED, None, now, out)
         self._unindex_agent(a)
-        self._by_state[_I_OFFLINE] -= 1
+        self._by_state[I_OFFLINE] -= 1
         del self._agents[agent_id]
         return out
 
@@ -771,7 +474,7 @@ class RoutingEngine:
             self._carry = out
             raise
         self._seq += 1
-        c = _Contact(contact_id, channel, priority, extra, preferred_agent, now, self._seq)
+        c = QueuedContact(contact_id, channel, priority, extra, preferred_agent, now, self._seq)
         self._contacts[contact_id] = c
         self._enter(c, q, now, out)
         return out
@@ -940,7 +643,7 @@ class RoutingEngine:
             self._carry = out
             raise
         self._direct[contact_id] = a
-        self._add_item(a, _Work(a, contact_id, channel, WorkPhase.ACTIVE, None, None, now))
+        self._add_item(a, WorkItem(a, contact_id, channel, WorkPhase.ACTIVE, None, None, now))
         self._publish(a, now, out)
         if a.presence is _READY:
             self._serve(a, now, out)  # a text agent on a direct chat may still take more
@@ -960,7 +663,7 @@ class RoutingEngine:
             self._carry = out
             raise
         self._direct[contact_id] = a
-        self._add_item(a, _Work(a, contact_id, channel, WorkPhase.PRE_OCCUPIED, None, None, now))
+        self._add_item(a, WorkItem(a, contact_id, channel, WorkPhase.PRE_OCCUPIED, None, None, now))
         a.version += 1
         self._publish(a, now, out)
         return out
@@ -1014,7 +717,7 @@ class RoutingEngine:
         a = self._agent(agent_id)
         spent = list(a.time_in)
         spent[a.si] += max(0.0, now - a.state_since)
-        time_in = {s: t for s, t in zip(_STATES, spent, strict=True) if t}
+        time_in = {s: t for s, t in zip(STATES, spent, strict=True) if t}
         return AgentStats(
             agent_id=agent_id,
             state=a.state,
@@ -1104,25 +807,25 @@ class RoutingEngine:
 
     # ------------------------------------------------------------------ internals: lookups
 
-    def _agent(self, agent_id: str) -> _Agent:
+    def _agent(self, agent_id: str) -> AgentRecord:
         a = self._agents.get(agent_id)
         if a is None:
             raise UnknownAgent(agent_id)
         return a
 
-    def _queue(self, queue_id: str) -> _Queue:
+    def _queue(self, queue_id: str) -> QueueRecord:
         q = self._queues.get(queue_id)
         if q is None:
             raise UnknownQueue(queue_id)
         return q
 
-    def _contact(self, contact_id: str) -> _Contact:
+    def _contact(self, contact_id: str) -> QueuedContact:
         c = self._contacts.get(contact_id)
         if c is None:
             raise UnknownContact(contact_id)
         return c
 
-    def _requirement(self, c: _Contact) -> Requirement:
+    def _requirement(self, c: QueuedContact) -> Requirement:
         q = c.queue
         if q is None:
             return c.extra
@@ -1131,17 +834,17 @@ class RoutingEngine:
 
     # ------------------------------------------------------------------ internals: checks
 
-    def _check_presence(self, a: _Agent, target: Presence, reason: str | None) -> None:
+    def _check_presence(self, a: AgentRecord, target: Presence, reason: str | None) -> None:
         if target not in PRESENCE_TRANSITIONS[a.presence]:
             raise IllegalTransition(f"agent {a.agent_id}", a.presence, target)
         if target is Presence.NOT_READY and reason is not None and reason not in self._reasons:
             raise UnknownReasonCode(reason)
 
-    def _check_phase(self, w: _Work, target: WorkPhase, agent_id: str) -> None:
+    def _check_phase(self, w: WorkItem, target: WorkPhase, agent_id: str) -> None:
         if target not in WORK_TRANSITIONS[w.phase]:
             raise IllegalTransition(f"agent {agent_id} contact {w.contact_id}", w.phase, target)
 
-    def _check_new_work(self, a: _Agent, contact_id: str, channel: Channel) -> None:
+    def _check_new_work(self, a: AgentRecord, contact_id: str, channel: Channel) -> None:
         if contact_id in self._contacts or contact_id in self._direct:
             raise DuplicateContact(contact_id)
         if a.presence is _OFFLINE:
@@ -1171,12 +874,12 @@ class RoutingEngine:
     def _timer_live(self, entry: tuple[float, int, int, object]) -> bool:
         _, seq, kind, obj = entry
         if kind == _T_WRAP:
-            assert isinstance(obj, _Work)
+            assert isinstance(obj, WorkItem)
             return obj.wrap_seq == seq and obj.phase is WorkPhase.WRAP_UP
         if kind == _T_NOTREADY:
-            assert isinstance(obj, _Agent)
+            assert isinstance(obj, AgentRecord)
             return obj.nr_seq == seq
-        assert isinstance(obj, _Contact)
+        assert isinstance(obj, QueuedContact)
         if kind == _T_RING:
             return obj.ring_seq == seq and obj.state is _OFFERED
         if not obj.in_queue:
@@ -1193,26 +896,26 @@ class RoutingEngine:
         if not self._timer_live((at, seq, kind, obj)):
             return
         if kind == _T_RING:
-            assert isinstance(obj, _Contact)
+            assert isinstance(obj, QueuedContact)
             ringing = list(obj.offered_to)
             for a in ringing:
                 self._withdraw(obj, a, WithdrawReason.RING_TIMEOUT, at, out)
             self._after_decline(obj, ringing, at, out)
         elif kind == _T_WRAP:
-            assert isinstance(obj, _Work)
+            assert isinstance(obj, WorkItem)
             self._end_wrap(obj.agent, obj, at, out)
         elif kind == _T_NOTREADY:
-            assert isinstance(obj, _Agent)
+            assert isinstance(obj, AgentRecord)
             obj.nr_seq = -1
             if obj.nr_auto:
                 self._set_presence(obj, _READY, None, at, out)
             else:
                 out.append(NotReadyOverrun(obj.agent_id, obj.reason or "", obj.state_since, at))
         else:
-            assert isinstance(obj, _Contact)
+            assert isinstance(obj, QueuedContact)
             self._fire_contact(obj, kind, at, out)
 
-    def _fire_contact(self, c: _Contact, kind: int, at: float, out: list[Decision]) -> None:
+    def _fire_contact(self, c: QueuedContact, kind: int, at: float, out: list[Decision]) -> None:
         q = c.queue
         assert q is not None
         if kind == _T_STAGE:
@@ -1243,7 +946,7 @@ class RoutingEngine:
 
     def _set_presence(
         self,
-        a: _Agent,
+        a: AgentRecord,
         presence: Presence,
         reason: str | None,
         at: float,
@@ -1261,7 +964,7 @@ class RoutingEngine:
 
     def _apply_presence(
         self,
-        a: _Agent,
+        a: AgentRecord,
         presence: Presence,
         reason: str | None,
         at: float,
@@ -1283,14 +986,14 @@ class RoutingEngine:
                 a.nr_seq = self._timer(at + limit, _T_NOTREADY, a)
 
     def _sign_out(
-        self, a: _Agent, reason: SignOutReason, by: str | None, at: float, out: list[Decision]
+        self, a: AgentRecord, reason: SignOutReason, by: str | None, at: float, out: list[Decision]
     ) -> None:
         a.presence = _OFFLINE
         a.reason = reason.value
         a.by = by
         a.nr_seq = -1
         a.version += 1
-        requeue: list[_Contact] = []
+        requeue: list[QueuedContact] = []
         for w in list(a.items.values()):
             c = w.contact
             if (w.phase is WorkPhase.OFFERED or w.phase is _ALERTING) and c is not None:
@@ -1316,7 +1019,7 @@ class RoutingEngine:
         for c in requeue:
             self._after_decline(c, [], at, out)
 
-    def _flush_personal(self, a: _Agent, at: float, out: list[Decision]) -> None:
+    def _flush_personal(self, a: AgentRecord, at: float, out: list[Decision]) -> None:
         """Contacts waiting for this preferred agent go to the normal lanes."""
         lane = a.personal
         if lane is None or not lane.waiting:
@@ -1332,34 +1035,36 @@ class RoutingEngine:
             c.preferred = None
             self._place(c, at, out)
 
-    def _publish(self, a: _Agent, at: float, out: list[Decision], by: str | None = None) -> None:
+    def _publish(
+        self, a: AgentRecord, at: float, out: list[Decision], by: str | None = None
+    ) -> None:
         """Record and announce a change of the agent's reported state (or reason)."""
         if a.presence is _OFFLINE:
-            si = _I_OFFLINE
+            si = I_OFFLINE
         elif a.n_alerting:
-            si = _I_ALERTING
+            si = I_ALERTING
         elif a.n_offered:
-            si = _I_RESERVED
+            si = I_RESERVED
         elif a.n_pre:
-            si = _I_PRE
+            si = I_PRE
         elif a.n_active:
-            si = _I_BUSY
+            si = I_BUSY
         elif a.n_wrap:
-            si = _I_WRAP
+            si = I_WRAP
         elif a.presence is _READY:
-            si = _I_READY
+            si = I_READY
         elif a.presence is Presence.NOT_READY:
-            si = _I_NOT_READY
+            si = I_NOT_READY
         else:
-            si = _I_WORKING
-        reason = a.reason if si in (_I_NOT_READY, _I_OFFLINE) else None
+            si = I_WORKING
+        reason = a.reason if si in (I_NOT_READY, I_OFFLINE) else None
         old = a.si
         if si == old and reason == a.shown_reason:
             return
         a.time_in[old] += at - a.state_since
         a.state_since = at
         previous = a.state
-        state = a.state = _STATES[si]
+        state = a.state = STATES[si]
         a.si = si
         a.shown_reason = reason
         if si != old:
@@ -1371,10 +1076,10 @@ class RoutingEngine:
                 counts[old] -= 1
                 counts[si] += 1
         a.history.append((at, state, reason))
-        code = _CTI_READY if si == _I_READY else cti_code(state, reason, self._reasons)
+        code = _CTI_READY if si == I_READY else cti_code(state, reason, self._reasons)
         out.append(AgentStateChanged(a.agent_id, state, previous, reason, at, code, by))
 
-    def _add_item(self, a: _Agent, w: _Work) -> None:
+    def _add_item(self, a: AgentRecord, w: WorkItem) -> None:
         assert w.phase in WORK_START
         a.items[w.contact_id] = w
         ch = w.channel
@@ -1384,7 +1089,7 @@ class RoutingEngine:
             a.call_items += 1
         self._count_phase(a, w.phase, 1)
 
-    def _drop_item(self, a: _Agent, w: _Work) -> None:
+    def _drop_item(self, a: AgentRecord, w: WorkItem) -> None:
         self._check_phase(w, WorkPhase.DONE, a.agent_id)
         self._count_phase(a, w.phase, -1)
         w.phase = WorkPhase.DONE
@@ -1397,14 +1102,14 @@ class RoutingEngine:
             a.call_items -= 1
         a.available_since = self._now
 
-    def _set_phase(self, a: _Agent, w: _Work, phase: WorkPhase) -> None:
+    def _set_phase(self, a: AgentRecord, w: WorkItem, phase: WorkPhase) -> None:
         self._check_phase(w, phase, a.agent_id)
         self._count_phase(a, w.phase, -1)
         self._count_phase(a, phase, 1)
         w.phase = phase
 
     @staticmethod
-    def _count_phase(a: _Agent, phase: WorkPhase, n: int) -> None:
+    def _count_phase(a: AgentRecord, phase: WorkPhase, n: int) -> None:
         if phase is WorkPhase.OFFERED:
             a.n_offered += n
         elif phase is _ALERTING:
@@ -1416,7 +1121,7 @@ class RoutingEngine:
         else:
             a.n_pre += n
 
-    def _end_wrap(self, a: _Agent, w: _Work, at: float, out: list[Decision]) -> None:
+    def _end_wrap(self, a: AgentRecord, w: WorkItem, at: float, out: list[Decision]) -> None:
         self._drop_item(a, w)
         a.available_since = at
         self._publish(a, at, out)
@@ -1424,14 +1129,14 @@ class RoutingEngine:
 
     # ------------------------------------------------------------------ internals: matching
 
-    def _serve(self, a: _Agent, at: float, out: list[Decision]) -> None:
+    def _serve(self, a: AgentRecord, at: float, out: list[Decision]) -> None:
         """Offer a free agent the best waiting contacts it can take, then park it."""
         a.version += 1
         if a.presence is not _READY:
             return
         while True:
-            best: _Contact | None = None
-            best_lane: _Lane | None = None
+            best: QueuedContact | None = None
+            best_lane: Lane | None = None
             personal = a.personal
             if personal is not None and personal.waiting:
                 c = self._peek(personal)
@@ -1473,7 +1178,7 @@ class RoutingEngine:
         self._park(a)
 
     @staticmethod
-    def _peek(lane: _Lane) -> _Contact:
+    def _peek(lane: Lane) -> QueuedContact:
         heap = lane.contacts
         while True:
             c = heap[0][2]
@@ -1481,7 +1186,7 @@ class RoutingEngine:
                 return c
             heapq.heappop(heap)
 
-    def _park(self, a: _Agent) -> None:
+    def _park(self, a: AgentRecord) -> None:
         """Put a free agent in the agent heaps of the lanes it can take work from."""
         v = a.version
         for ch, lanes in a.lanes.items():
@@ -1497,7 +1202,7 @@ class RoutingEngine:
                     self._compact(lane)
 
     @staticmethod
-    def _compact(lane: _Lane) -> None:
+    def _compact(lane: Lane) -> None:
         ch = lane.channel
         assert ch is not None
         live = [e for e in lane.agents if e[3] == e[4].version and e[4].can_take(ch)]
@@ -1505,7 +1210,7 @@ class RoutingEngine:
         lane.agents = live
 
     @staticmethod
-    def _pop_agent(lane: _Lane) -> _Agent | None:
+    def _pop_agent(lane: Lane) -> AgentRecord | None:
         heap = lane.agents
         ch = lane.channel
         assert ch is not None
@@ -1515,7 +1220,7 @@ class RoutingEngine:
                 return a
         return None
 
-    def _place(self, c: _Contact, at: float, out: list[Decision]) -> None:
+    def _place(self, c: QueuedContact, at: float, out: list[Decision]) -> None:
         """Offer a waiting contact to the best free agent, or make it wait in its lane."""
         q = c.queue
         assert q is not None
@@ -1533,13 +1238,13 @@ class RoutingEngine:
                         self._park(pa)
                     return
                 if pa.personal is None:
-                    pa.personal = _Lane(None, (), None, None)
+                    pa.personal = Lane(None, (), None, None)
                 self._enlane(c, pa.personal)
                 return
             c.preferred = None
         lane = self._lane(q, c)
         if q.cfg.strategy is Strategy.RING_ALL:
-            agents: list[_Agent] = []
+            agents: list[AgentRecord] = []
             while len(agents) < q.cfg.ring_all_limit:
                 a = self._pop_agent(lane)
                 if a is None:
@@ -1553,17 +1258,17 @@ class RoutingEngine:
             return
         self._offer(c, agents, at, out)
         for a in agents:
-            if a.can_take(c.channel) or a.total < a.max_total:
-                self._park(a)
+            if a.presence is _READY:
+                self._park(a)  # a text agent may still have room for more
 
     @staticmethod
-    def _enlane(c: _Contact, lane: _Lane) -> None:
+    def _enlane(c: QueuedContact, lane: Lane) -> None:
         heapq.heappush(lane.contacts, (c.vkey, c.order, c))
         lane.waiting += 1
         c.lane = lane
 
     @staticmethod
-    def _unlane(c: _Contact) -> None:
+    def _unlane(c: QueuedContact) -> None:
         """Take a waiting contact out of its lane (its heap entry dies lazily)."""
         lane = c.lane
         if lane is not None:
@@ -1571,7 +1276,9 @@ class RoutingEngine:
                 lane.waiting -= 1
             c.lane = None
 
-    def _offer(self, c: _Contact, agents: list[_Agent], at: float, out: list[Decision]) -> None:
+    def _offer(
+        self, c: QueuedContact, agents: list[AgentRecord], at: float, out: list[Decision]
+    ) -> None:
         q = c.queue
         assert q is not None
         cfg = q.cfg
@@ -1595,7 +1302,7 @@ class RoutingEngine:
         )
         rr = cfg.strategy is Strategy.ROUND_ROBIN
         for a in agents:
-            self._add_item(a, _Work(a, c.contact_id, c.channel, WorkPhase.OFFERED, q, c, at))
+            self._add_item(a, WorkItem(a, c.contact_id, c.channel, WorkPhase.OFFERED, q, c, at))
             a.version += 1
             a.offered += 1
             if rr:
@@ -1604,7 +1311,12 @@ class RoutingEngine:
             self._publish(a, at, out)
 
     def _withdraw(
-        self, c: _Contact, a: _Agent, reason: WithdrawReason, at: float, out: list[Decision]
+        self,
+        c: QueuedContact,
+        a: AgentRecord,
+        reason: WithdrawReason,
+        at: float,
+        out: list[Decision],
     ) -> None:
         """Take one ringing offer back from ``a``; RONA / reject rules apply to single offers."""
         w = a.items[c.contact_id]
@@ -1632,7 +1344,7 @@ class RoutingEngine:
             self._park(a)
 
     def _after_decline(
-        self, c: _Contact, freed: list[_Agent], at: float, out: list[Decision]
+        self, c: QueuedContact, freed: list[AgentRecord], at: float, out: list[Decision]
     ) -> None:
         """Offers to ``freed`` were withdrawn. Once none rings any more the contact goes back
         to its place (ahead of later contacts); then the freed agents pick their best work,
@@ -1679,8 +1391,8 @@ class RoutingEngine:
         return out
 
     def _withdraw_all(
-        self, c: _Contact, reason: WithdrawReason, at: float, out: list[Decision]
-    ) -> list[_Agent]:
+        self, c: QueuedContact, reason: WithdrawReason, at: float, out: list[Decision]
+    ) -> list[AgentRecord]:
         freed = list(c.offered_to)
         for a in freed:
             self._drop_item(a, a.items[c.contact_id])
@@ -1692,7 +1404,7 @@ class RoutingEngine:
 
     # ------------------------------------------------------------------ internals: queues
 
-    def _enter(self, c: _Contact, q: _Queue, at: float, out: list[Decision]) -> None:
+    def _enter(self, c: QueuedContact, q: QueueRecord, at: float, out: list[Decision]) -> None:
         """The contact arrives at ``q``: entry treatments, then offer or wait."""
         cfg = q.cfg
         treatment: Treatment | None = None
@@ -1717,7 +1429,7 @@ class RoutingEngine:
         if c.state is _WAITING:
             self._announce(c, q, out)
 
-    def _join(self, c: _Contact, q: _Queue, at: float) -> None:
+    def _join(self, c: QueuedContact, q: QueueRecord, at: float) -> None:
         c.queue = q
         c.in_queue = True
         c.entered_at = at
@@ -1728,7 +1440,9 @@ class RoutingEngine:
         q.entries.append((at, c.order, c))
         self._schedule_contact(c, q, at, at)
 
-    def _schedule_contact(self, c: _Contact, q: _Queue, entered: float, now: float) -> None:
+    def _schedule_contact(
+        self, c: QueuedContact, q: QueueRecord, entered: float, now: float
+    ) -> None:
         """(Re)arm the contact's timers; stages already due are applied at once."""
         cfg = q.cfg
         while c.stage + 1 < len(q.stages) and entered + q.stages[c.stage + 1][0] <= now:
@@ -1745,12 +1459,12 @@ class RoutingEngine:
         if cfg.announce_interval is not None:
             c.announce_seq = self._timer(now + cfg.announce_interval, _T_ANNOUNCE, c)
 
-    def _announce(self, c: _Contact, q: _Queue, out: list[Decision]) -> None:
+    def _announce(self, c: QueuedContact, q: QueueRecord, out: list[Decision]) -> None:
         position = q.ranked.rank((c.vkey, c.order)) + 1
         ewt = q.pace.estimate(position, q.cfg.default_handle_seconds, q.staffed())
         out.append(AnnounceWait(c.contact_id, q.queue_id, position, ewt))
 
-    def _make_callback(self, c: _Contact) -> None:
+    def _make_callback(self, c: QueuedContact) -> None:
         q = c.queue
         assert q is not None
         c.callback = True
@@ -1759,7 +1473,7 @@ class RoutingEngine:
         q.callbacks_waiting += 1
         q.counters.callbacks += 1
 
-    def _leave(self, c: _Contact, outcome: Outcome, at: float) -> None:
+    def _leave(self, c: QueuedContact, outcome: Outcome, at: float) -> None:
         """The contact leaves its queue (answered, abandoned, overflowed or treated)."""
         q = c.queue
         assert q is not None
@@ -1785,7 +1499,7 @@ class RoutingEngine:
             counters.overflowed += 1
 
     @staticmethod
-    def _trim_entries(q: _Queue) -> None:
+    def _trim_entries(q: QueueRecord) -> None:
         entries = q.entries
         while entries:
             _, order, c = entries[0]
@@ -1793,12 +1507,14 @@ class RoutingEngine:
                 return
             entries.popleft()
 
-    def _forget(self, c: _Contact) -> None:
+    def _forget(self, c: QueuedContact) -> None:
         c.state = ContactState.ENDED
         c.lane = None
         del self._contacts[c.contact_id]
 
-    def _treat(self, c: _Contact, q: _Queue, t: Treatment, at: float, out: list[Decision]) -> None:
+    def _treat(
+        self, c: QueuedContact, q: QueueRecord, t: Treatment, at: float, out: list[Decision]
+    ) -> None:
         """Apply an overflow / voicemail / callback / disconnect treatment to a contact."""
         kind = t.kind
         if kind is TreatmentKind.QUEUE:
@@ -1825,14 +1541,14 @@ class RoutingEngine:
         out.append(QueueAction(c.contact_id, q.queue_id, kind, t.message))
         self._forget(c)
 
-    def _lane(self, q: _Queue, c: _Contact) -> _Lane:
+    def _lane(self, q: QueueRecord, c: QueuedContact) -> Lane:
         _, stage_req, drop = q.stages[c.stage]
         extra = () if drop else c.extra
         key = (c.stage, extra, c.channel)
         lane = q.lanes.get(key)
         if lane is not None:
             return lane
-        lane = _Lane(q, normalise(stage_req, extra), c.channel, q.key_fn, c.stage)
+        lane = Lane(q, normalise(stage_req, extra), c.channel, q.key_fn, c.stage)
         q.lanes[key] = lane
         self._index_lane(lane)
         return lane
@@ -1840,8 +1556,8 @@ class RoutingEngine:
     # ------------------------------------------------------------------ internals: indexes
 
     def _eligible(
-        self, requirement: Requirement, within: Iterable[_Agent] | None = None
-    ) -> list[_Agent]:
+        self, requirement: Requirement, within: Iterable[AgentRecord] | None = None
+    ) -> list[AgentRecord]:
         """Agents meeting ``requirement``, searched ``within`` a known superset if given,
         else within the agents having its rarest skill."""
         if within is None:
@@ -1851,7 +1567,7 @@ class RoutingEngine:
             within = min(pools, key=len).values()
         return [a for a in within if a.meets(requirement)]
 
-    def _index_lane(self, lane: _Lane) -> None:
+    def _index_lane(self, lane: Lane) -> None:
         key = lane.requirement[0][0] if lane.requirement else ""
         self._lanes_by_skill.setdefault(key, []).append(lane)
         ch = lane.channel
@@ -1868,7 +1584,7 @@ class RoutingEngine:
                 k1, k2 = key_fn(a, lane.requirement, lane.queue_id)
                 heapq.heappush(lane.agents, (k1, k2, a.rank, a.version, a))
 
-    def _index_queue(self, q: _Queue) -> None:
+    def _index_queue(self, q: QueueRecord) -> None:
         key = q.base[0][0] if q.base else ""
         self._queues_by_skill.setdefault(key, []).append(q)
         for a in self._eligible(q.base):
@@ -1876,7 +1592,7 @@ class RoutingEngine:
             a.queues.append(q)
             q.by_state[a.si] += 1
 
-    def _unindex_queue(self, q: _Queue) -> None:
+    def _unindex_queue(self, q: QueueRecord) -> None:
         for lanes in self._lanes_by_skill.values():
             lanes[:] = [lane for lane in lanes if lane.queue is not q]
         for a in self._agents.values():
@@ -1886,10 +1602,10 @@ class RoutingEngine:
             a.queues.remove(q)
         self._queues_by_skill[q.base[0][0] if q.base else ""].remove(q)
         q.members.clear()
-        q.by_state = [0] * len(_STATES)
+        q.by_state = [0] * len(STATES)
         q.lanes.clear()
 
-    def _index_agent(self, a: _Agent) -> None:
+    def _index_agent(self, a: AgentRecord) -> None:
         for skill in a.skills:
             self._agents_by_skill.setdefault(skill, {})[a.agent_id] = a
         for key in ("", *a.skills):
@@ -1904,7 +1620,7 @@ class RoutingEngine:
                     a.lanes.setdefault(lane.channel, []).append(lane)
                     lane.eligible += 1
 
-    def _unindex_agent(self, a: _Agent) -> None:
+    def _unindex_agent(self, a: AgentRecord) -> None:
         for skill in a.skills:
             pool = self._agents_by_skill.get(skill)
             if pool is not None:

@@ -1,0 +1,343 @@
+"""The engine's mutable records: agents, queues, lanes of waiting contacts, work items.
+
+Plain ``__slots__`` classes, private to the routing package: ``RoutingEngine`` owns and
+mutates them; nothing outside the engine should hold one (queries return frozen views).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from cloudcc.routing.model import (
+    AgentConfig,
+    AgentState,
+    Channel,
+    ContactState,
+    Presence,
+    QueueConfig,
+    Requirement,
+    WorkPhase,
+    normalise,
+)
+from cloudcc.routing.positions import AnswerPace, RankedKeys
+from cloudcc.routing.stats import QueueCounters
+from cloudcc.routing.strategies import STRATEGY_KEYS, StrategyKey
+
+_READY = Presence.READY
+_OFFLINE = Presence.OFFLINE
+_WAITING = ContactState.WAITING
+_CALLS = frozenset({Channel.VOICE, Channel.VIDEO})
+
+#: State changes kept per agent for ``agent_history`` (the full record is the decisions).
+HISTORY_LENGTH = 16
+
+# Agent states by index (the order of AgentState), so counters are plain lists.
+STATES: tuple[AgentState, ...] = tuple(AgentState)
+(
+    I_OFFLINE,
+    I_READY,
+    I_PRE,
+    I_RESERVED,
+    I_ALERTING,
+    I_BUSY,
+    I_WORKING,
+    I_NOT_READY,
+    I_WRAP,
+) = (
+    STATES.index(s)
+    for s in (
+        AgentState.OFFLINE,
+        AgentState.READY,
+        AgentState.PRE_OCCUPIED,
+        AgentState.RESERVED,
+        AgentState.ALERTING,
+        AgentState.BUSY,
+        AgentState.WORKING,
+        AgentState.NOT_READY,
+        AgentState.WRAP_UP,
+    )
+)
+
+
+class Lane:
+    """Contacts of one queue, stage, extra-skill set and channel, with their free agents."""
+
+    __slots__ = (
+        "agents",
+        "channel",
+        "contacts",
+        "eligible",
+        "key_fn",
+        "queue",
+        "queue_id",
+        "requirement",
+        "stage",
+        "waiting",
+    )
+
+    def __init__(
+        self,
+        queue: QueueRecord | None,
+        requirement: Requirement,
+        channel: Channel | None,
+        key_fn: StrategyKey | None,
+        stage: int = 0,
+    ) -> None:
+        self.queue = queue
+        self.stage = stage
+        self.queue_id = queue.queue_id if queue is not None else ""
+        self.requirement = requirement
+        self.channel = channel
+        self.key_fn = key_fn
+        self.contacts: list[tuple[float, int, QueuedContact]] = []
+        self.waiting = 0  # valid entries in ``contacts``
+        self.agents: list[tuple[float, float, int, int, AgentRecord]] = []
+        self.eligible = 0  # agents whose skills meet ``requirement``
+
+
+class QueuedContact:
+    __slots__ = (
+        "agent",
+        "announce_seq",
+        "arrived_at",
+        "callback",
+        "channel",
+        "connected_at",
+        "contact_id",
+        "entered_at",
+        "extra",
+        "hops",
+        "in_queue",
+        "lane",
+        "max_wait_due",
+        "offer_expires",
+        "offered_to",
+        "order",
+        "preferred",
+        "preferred_seq",
+        "preferred_until",
+        "priority",
+        "queue",
+        "ring_all",
+        "ring_seq",
+        "stage",
+        "stage_seq",
+        "state",
+        "vkey",
+        "wait_seq",
+    )
+
+    def __init__(
+        self,
+        contact_id: str,
+        channel: Channel,
+        priority: int,
+        extra: Requirement,
+        preferred: str | None,
+        now: float,
+        order: int,
+    ) -> None:
+        self.contact_id = contact_id
+        self.channel = channel
+        self.priority = priority
+        self.extra = extra
+        self.preferred = preferred
+        self.preferred_until = 0.0
+        self.arrived_at = now
+        self.entered_at = now
+        self.order = order
+        self.vkey = now
+        self.state = _WAITING
+        self.queue: QueueRecord | None = None
+        self.in_queue = False
+        self.lane: Lane | None = None
+        self.stage = 0
+        self.callback = False
+        self.hops = 0
+        self.offered_to: list[AgentRecord] = []
+        self.offer_expires = 0.0
+        self.ring_all = False
+        self.agent: AgentRecord | None = None
+        self.connected_at = 0.0
+        self.max_wait_due = False
+        self.ring_seq = self.stage_seq = self.wait_seq = -1
+        self.preferred_seq = self.announce_seq = -1
+
+
+class WorkItem:
+    """One contact held by an agent."""
+
+    __slots__ = (
+        "agent",
+        "channel",
+        "contact",
+        "contact_id",
+        "phase",
+        "queue",
+        "since",
+        "wrap_seq",
+    )
+
+    def __init__(
+        self,
+        agent: AgentRecord,
+        contact_id: str,
+        channel: Channel,
+        phase: WorkPhase,
+        queue: QueueRecord | None,
+        contact: QueuedContact | None,
+        since: float,
+    ) -> None:
+        self.agent = agent
+        self.contact_id = contact_id
+        self.channel = channel
+        self.phase = phase
+        self.queue = queue
+        self.contact = contact
+        self.since = since
+        self.wrap_seq = -1
+
+
+class AgentRecord:
+    __slots__ = (
+        "agent_id",
+        "answered",
+        "available_since",
+        "by",
+        "call_items",
+        "capacity",
+        "cfg",
+        "handled",
+        "history",
+        "items",
+        "lanes",
+        "load",
+        "max_total",
+        "n_active",
+        "n_alerting",
+        "n_offered",
+        "n_pre",
+        "n_wrap",
+        "nr_auto",
+        "nr_seq",
+        "offered",
+        "personal",
+        "presence",
+        "queues",
+        "rank",
+        "reason",
+        "rejected",
+        "ring_timeouts",
+        "rr",
+        "shown_reason",
+        "si",
+        "skills",
+        "state",
+        "state_since",
+        "time_in",
+        "total",
+        "version",
+    )
+
+    def __init__(self, cfg: AgentConfig, rank: int, now: float) -> None:
+        self.agent_id = cfg.agent_id
+        self.rank = rank
+        self.presence = _OFFLINE
+        self.reason: str | None = None
+        self.by: str | None = None
+        self.state = AgentState.OFFLINE
+        self.shown_reason: str | None = None
+        self.state_since = now
+        self.si = I_OFFLINE
+        self.time_in: list[float] = [0.0] * len(STATES)
+        self.history: deque[tuple[float, AgentState, str | None]] = deque(maxlen=HISTORY_LENGTH)
+        self.items: dict[str, WorkItem] = {}
+        self.load: dict[Channel, int] = {}
+        self.total = self.call_items = 0
+        self.n_pre = self.n_offered = self.n_alerting = self.n_active = self.n_wrap = 0
+        self.version = 0
+        self.available_since = now
+        self.lanes: dict[Channel, list[Lane]] = {}
+        self.queues: list[QueueRecord] = []
+        self.personal: Lane | None = None
+        self.rr: dict[str, int] = {}
+        self.nr_seq = -1
+        self.nr_auto = False
+        self.offered = self.answered = self.ring_timeouts = self.rejected = self.handled = 0
+        self.apply(cfg)
+
+    def apply(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        self.skills: dict[str, int] = dict(cfg.skills)
+        self.capacity: dict[Channel, int] = dict(cfg.capacity)
+        total = sum(self.capacity.values())
+        self.max_total = total if cfg.max_contacts is None else min(total, cfg.max_contacts)
+
+    def can_take(self, channel: Channel) -> bool:
+        """Free capacity for a new ``channel`` contact, presence and mixing rules allowing."""
+        if self.presence is not _READY or self.n_pre:
+            return False
+        if self.load.get(channel, 0) >= self.capacity.get(channel, 0):
+            return False
+        if self.total >= self.max_total:
+            return False
+        if channel in _CALLS:
+            return not (self.total > self.call_items and self.cfg.other_blocks_calls)
+        return not (self.call_items and self.cfg.calls_block_other)
+
+    def meets(self, requirement: Requirement) -> bool:
+        skills = self.skills
+        for skill, level in requirement:  # noqa: SIM110 (a loop beats all() + genexpr)
+            if skills.get(skill, 0) < level:
+                return False
+        return True
+
+
+class QueueRecord:
+    __slots__ = (
+        "by_state",
+        "callbacks_waiting",
+        "cfg",
+        "counters",
+        "entries",
+        "key_fn",
+        "lanes",
+        "members",
+        "pace",
+        "queue_id",
+        "ranked",
+        "rr_counter",
+        "stages",
+        "waiting",
+    )
+
+    def __init__(self, cfg: QueueConfig) -> None:
+        self.queue_id = cfg.queue_id
+        self.lanes: dict[tuple[int, Requirement, Channel], Lane] = {}
+        self.members: dict[str, AgentRecord] = {}
+        self.by_state: list[int] = [0] * len(STATES)
+        self.waiting = 0
+        self.callbacks_waiting = 0
+        self.ranked = RankedKeys()
+        self.entries: deque[tuple[float, int, QueuedContact]] = deque()
+        self.counters = QueueCounters()
+        self.pace = AnswerPace()
+        self.rr_counter = 0
+        self.apply(cfg)
+
+    def apply(self, cfg: QueueConfig) -> None:
+        self.cfg = cfg
+        self.key_fn = STRATEGY_KEYS[cfg.strategy]
+        # (seconds after entry, requirement, drop the contact's own skills)
+        self.stages: list[tuple[float, Requirement, bool]] = [
+            (0.0, normalise(cfg.required_skills), False)
+        ]
+        for r in cfg.relaxations:
+            self.stages.append((r.after, normalise(r.required_skills), r.drop_contact_skills))
+
+    @property
+    def base(self) -> Requirement:
+        return self.stages[0][1]
+
+    def staffed(self) -> int:
+        return len(self.members) - self.by_state[I_OFFLINE]
