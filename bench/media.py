@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -608,6 +609,20 @@ def describe_bridge(name: str, calls: int, r: dict[str, Any], ok: bool | None) -
     )
 
 
+def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-key median over rounds (numbers), first round's value otherwise."""
+    out = dict(rounds[0])
+    for key, value in rounds[0].items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = statistics.median(r[key] for r in rounds)
+    out["rounds"] = len(rounds)
+    return out
+
+
+def run_rounds(rounds: int, run: Any) -> dict[str, Any]:
+    return median_of([run() for _ in range(rounds)])
+
+
 def main() -> None:
     if "--role" in sys.argv and sys.argv[sys.argv.index("--role") + 1] == "engine":
         run_engine_child()
@@ -615,45 +630,62 @@ def main() -> None:
     args = parse_args(__doc__ or "media benchmark")
     _pin(LOAD_CORE)
     report = Report()
-    duration, warmup = (4.0, 1.0) if args.quick else (10.0, 2.0)
+    # the machine is shared: each goal level is measured in several rounds, medians quoted
+    duration, warmup, rounds = (3.0, 1.0, 1) if args.quick else (6.0, 1.0, 3)
     bridge_levels = [300, 400] if args.quick else [300, 400, 500]
     conf_levels = [100, 150] if args.quick else [100, 150, 200]
     workdir = tempfile.mkdtemp(prefix="cloudcc-bench-")
     try:
         binary = build_load_generator(workdir)
-        best_calls, best, at_goal = 0, None, None
+        best_calls, at_goal = 0, None
         levels = list(bridge_levels)
         while levels:
             calls = levels.pop(0)
-            r = bench_cloudcc(binary, "bridge", calls, 2, duration, warmup, record=True)
+            n = rounds if calls == bridge_levels[0] else 1
+
+            def bridged(calls: int = calls) -> dict[str, Any]:
+                return bench_cloudcc(binary, "bridge", calls, 2, duration, warmup, record=True)
+
+            r = run_rounds(n, bridged)
             ok = passes_bridge(r)
-            describe_bridge("cloudcc bridged+recorded", calls, r, ok)
+            describe_bridge(f"cloudcc bridged+recorded (median of {n})", calls, r, ok)
             if calls == bridge_levels[0]:
                 at_goal = r
             if ok:
-                best_calls, best = calls, r
+                best_calls = calls
             elif best_calls == 0 and calls > 50:
                 levels = [calls // 2]  # find what does pass
             else:
                 break
-        ours = at_goal if at_goal is not None else best
+        ours = at_goal
         assert ours is not None
         compared = bridge_levels[0]
-        relay_only = bench_cloudcc(binary, "bridge", compared, 2, duration, warmup, record=False)
-        describe_bridge("cloudcc relayed (no recording)", compared, relay_only, None)
-        rtpe = bench_rtpengine(binary, compared, duration, warmup)
-        describe_bridge("rtpengine relayed", compared, rtpe, None)
+        relay_only = run_rounds(
+            rounds,
+            lambda: bench_cloudcc(binary, "bridge", compared, 2, duration, warmup, record=False),
+        )
+        describe_bridge(
+            f"cloudcc relayed, no recording (median of {rounds})", compared, relay_only, None
+        )
+        rtpe = run_rounds(rounds, lambda: bench_rtpengine(binary, compared, duration, warmup))
+        describe_bridge(f"rtpengine relayed (median of {rounds})", compared, rtpe, None)
 
         best_conf = 0
         for confs in conf_levels:
-            r = bench_cloudcc(binary, "conference", confs, 3, duration, warmup, record=False)
+            n = rounds if confs == conf_levels[0] else 1
+
+            def conferences(confs: int = confs) -> dict[str, Any]:
+                return bench_cloudcc(binary, "conference", confs, 3, duration, warmup, record=False)
+
+            r = run_rounds(n, conferences)
             ok = passes_conference(r)
             due = confs * 3 * duration / PTIME
             print(
-                f"cloudcc {confs} 3-party conferences: {r['received_in_window']} mixed frames in "
-                f"the window ({r['received_in_window'] / due * 100:.2f} % of due), core "
-                f"{r['core_share'] * 100:.0f} %, tick lateness p99 {r['p99_lateness_ms']:.1f} ms "
-                f"max {r['max_lateness_ms']:.1f} ms -> {'pass' if ok else 'FAIL'}",
+                f"cloudcc {confs} 3-party conferences (median of {n}): "
+                f"{r['received_in_window']:.0f} mixed frames in the window "
+                f"({r['received_in_window'] / due * 100:.2f} % of due), "
+                f"core {r['core_share'] * 100:.0f} %, tick lateness p99 {r['p99_lateness_ms']:.1f} "
+                f"ms max {r['max_lateness_ms']:.1f} ms -> {'pass' if ok else 'FAIL'}",
                 flush=True,
             )
             if not ok:

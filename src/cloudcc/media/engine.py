@@ -401,7 +401,16 @@ class Leg:
                 session = self.session
                 session.packets_received += 1
                 session.octets_received += len(data) - 12
-                src.update_jitter(ts, now)
+                # RFC 3550 §A.8 interarrival jitter, inlined from ReceiverStats.update_jitter
+                transit = now * 8000 - ts
+                last_transit = src.transit
+                if last_transit is not None:
+                    d = transit - last_transit
+                    if d < 0:
+                        d = -d
+                    if d < 80000:
+                        src.jitter += (d - src.jitter) * 0.0625
+                src.transit = transit
                 payload = data[12:]
                 target = self._relay_target
                 if target is not None and target._accepts_relay:
@@ -515,8 +524,7 @@ class Leg:
             return
         sender = self.session.sender
         if config.ptime == 20 and payload is not None:
-            self._rtp.sendto(sender.frame_header(self._pt, FRAME, now) + payload, dest)
-            sender.count(len(payload))
+            self._rtp.sendto(sender.frame(self._pt, FRAME, now, payload), dest)
             return
         if pcm is None:
             assert payload is not None

@@ -70,6 +70,19 @@ class JitterBuffer:
 
     def put(self, timestamp: int, payload: bytes | ComfortNoise) -> bool:
         """Add a packet's payload (or a comfort-noise level); False when dropped."""
+        last = self._last_ext
+        playout = self._playout
+        if last is not None and playout is not None and type(payload) is bytes:
+            ext = last + ((timestamp - (last & 0xFFFFFFFF) + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            if last < ext and playout <= ext and ext - playout <= self.max:
+                # the usual case: the newest packet so far, in the window
+                self._last_ext = ext
+                self._packets[ext] = payload
+                self._keys.append(ext)
+                return True
+        return self._put(timestamp, payload)
+
+    def _put(self, timestamp: int, payload: bytes | ComfortNoise) -> bool:
         ext = self._unwrap(timestamp)
         length = 0 if isinstance(payload, ComfortNoise) else len(payload) // self.bps
         if self._playout is None:

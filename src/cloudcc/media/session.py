@@ -159,6 +159,21 @@ class RtpSender:
         self._relay_ssrc = None
         self.marker_pending = True
 
+    def frame(self, payload_type: int, samples: int, now: float, payload: bytes) -> bytes:
+        """A whole generated packet (header + payload), counted as sent."""
+        ts = self.next_ts
+        if ts is None:
+            ts = self._fresh_ts(now)
+        self.next_ts = (ts + samples) & 0xFFFFFFFF
+        marker = 0x80 if self.marker_pending else 0
+        self.marker_pending = False
+        seq = self.seq
+        self.seq = (seq + 1) & 0xFFFF
+        self.last_ts = ts
+        self.packets += 1
+        self.octets += len(payload)
+        return HEADER.pack(0x80, marker | payload_type, seq, ts, self.ssrc) + payload
+
     def frame_header(self, payload_type: int, samples: int, now: float) -> bytes:
         """Header of the next generated frame; timestamps advance by ``samples`` exactly."""
         ts = self.next_ts
