@@ -92,16 +92,27 @@ async def test_relayed_stream_carries_the_legs_own_ssrc_and_continuous_sequence(
     assert all((y - x) & 0xFFFF == 1 for x, y in itertools.pairwise(seqs))
 
 
-async def test_g722_leg_is_transcoded_to_a_pcmu_leg(engine: MediaEngine, peers: Peers) -> None:
-    wide, pw = await connected(engine, peers, "G722")
+@pytest.mark.parametrize(
+    ("codec", "payload_type", "rate"), [("G722", 9, 16000), ("opus", 111, 48000)]
+)
+async def test_wideband_leg_is_transcoded_to_a_pcmu_leg(
+    engine: MediaEngine, peers: Peers, codec: str, payload_type: int, rate: int
+) -> None:
+    pw = await peers(codec=codec, payload_type=payload_type)
+    wide = await engine.open_leg()
+    wide.configure(pw.address, codec, payload_type)
+    pw.connect((wide.host, wide.port))
     narrow, pn = await connected(engine, peers, "PCMU")
     assert engine.bridge(wide, narrow).mode is BridgeMode.TRANSCODE
     steady = await play_tones((pw, 1000.0), (pn, 600.0), seconds=2.0)
     assert abs(tone_level_dbfs(heard(pn, steady), 1000) - -10.0) < 1.5
-    wide_heard = np.concatenate(
-        [pw.codec.decode(r.packet.payload) for r in pw.audio_packets(steady)]
-    )
-    assert abs(tone_level_dbfs(wide_heard, 600, rate=16000) - -10.0) < 1.5
+    packets = pw.audio_packets(steady)
+    wide_heard = np.concatenate([pw.codec.decode(r.packet.payload) for r in packets])
+    assert abs(tone_level_dbfs(wide_heard, 600, rate=rate) - -10.0) < 1.5
+    stamps = [r.packet.timestamp for r in packets]
+    assert {(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(stamps)} == {
+        pw.codec.timestamp_units(rate // 50)
+    }
 
 
 async def test_mix_minus_each_participant_hears_the_other_two_tones_not_its_own(

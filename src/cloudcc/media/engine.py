@@ -271,6 +271,9 @@ class Leg:
             )
             self._wide_in = None if self._g711 else Resampler(new_codec.sample_rate, 8000)
             self._wide_out = None if self._g711 else Resampler(8000, new_codec.sample_rate)
+            self.session.clock_rate = new_codec.clock_rate  # RTP clock for jitter and RTCP
+            self.session.sender.clock_rate = new_codec.clock_rate
+            self.session.source = None
             self.session.sender.restart_source()
         self._pt = pt
         self._dtmf_pt = dtmf_payload_type
@@ -402,13 +405,13 @@ class Leg:
                 session.packets_received += 1
                 session.octets_received += len(data) - 12
                 # RFC 3550 §A.8 interarrival jitter, inlined from ReceiverStats.update_jitter
-                transit = now * 8000 - ts
+                transit = now * src.clock_rate - ts
                 last_transit = src.transit
                 if last_transit is not None:
                     d = transit - last_transit
                     if d < 0:
                         d = -d
-                    if d < 80000:
+                    if d < src.clock_rate * 10:
                         src.jitter += (d - src.jitter) * 0.0625
                 src.transit = transit
                 payload = data[12:]
@@ -492,7 +495,10 @@ class Leg:
         except Exception:  # a corrupt wideband payload: count and drop
             self.session.malformed += 1
             return
-        self._jb.put(ts, pcm.astype("<i2").tobytes())
+        # the buffer counts 8 kHz samples: timestamps of other clocks (Opus: 48 kHz) are
+        # scaled to it (the scaled value wraps every ~25 h at 48 kHz: one resync then)
+        bus_ts = ts * 8000 // self.codec.clock_rate & 0xFFFFFFFF
+        self._jb.put(bus_ts, pcm.astype("<i2").tobytes())
 
     def _send_relayed(
         self, ssrc: int, seq: int, ts: int, pt: int, marker: bool, payload: bytes, now: float
