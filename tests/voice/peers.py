@@ -1,0 +1,314 @@
+"""Real peers for voice tests: SIPp callers and agent phones, baresip softphones.
+
+baresip is driven through ctrl_tcp (netstring JSON, TOOLS.md §2); its microphone is a WAV
+(a tone, or speech) padded to a minute so a call is not ended by end-of-file, and its
+``sndfile`` module writes what it hears to ``dump-*-dec.wav`` for audio analysis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cloudcc.media.testing import sine, tone_level_dbfs
+from tests.conftest import free_port
+
+VOICE_DATA = Path(__file__).parents[1] / "data" / "voice"
+SIPP = "sipp"
+
+
+def write_wav(path: Path, pcm: np.ndarray, rate: int = 8000) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.astype("<i2").tobytes())
+    return path
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int, int]:
+    """(samples as int16 [frames, channels], rate, channels)."""
+    with wave.open(str(path), "rb") as w:
+        frames = w.readframes(w.getnframes())
+        channels = w.getnchannels()
+        rate = w.getframerate()
+    pcm = np.frombuffer(frames, dtype="<i2").reshape(-1, channels)
+    return pcm, rate, channels
+
+
+def level(pcm: np.ndarray, freq: float, rate: int = 8000) -> float:
+    return tone_level_dbfs(np.asarray(pcm, dtype=np.int16), freq, rate)
+
+
+class SippAgentPhone:
+    """A SIPp UAS on a free port that answers ``calls`` calls (an agent's phone)."""
+
+    def __init__(self, workdir: Path, calls: int = 1, scenario: str = "agent_uas.xml") -> None:
+        self.dir = workdir
+        self.port = free_port("both")
+        self.calls = calls
+        self.scenario = VOICE_DATA / scenario
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"sip:agent@127.0.0.1:{self.port}"
+
+    def start(self) -> SippAgentPhone:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                "timeout",
+                "-k",
+                "2",
+                "240",
+                SIPP,
+                "-sf",
+                str(self.scenario),
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-mi",
+                "127.0.0.1",
+                "-mp",
+                str(free_port("both")),
+                "-m",
+                str(self.calls),
+                "-nostdin",
+                "-trace_err",
+                "-timeout_error",
+            ],
+            cwd=self.dir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        time.sleep(0.3)
+        return self
+
+    def errors(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in self.dir.glob("*_errors.log"))
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def sipp_call(
+    workdir: Path,
+    sip_port: int,
+    number: str = "4000",
+    digit: str = "2",
+    dtmf_after_ms: int = 4500,
+    talk_ms: int = 4000,
+    calls: int = 1,
+    rate: float = 1.0,
+    timeout: float = 90,
+) -> subprocess.CompletedProcess[str]:
+    """SIPp customer(s): call, press ``digit`` after ``dtmf_after_ms``, talk ``talk_ms``, BYE."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    scenario = workdir / f"caller-{digit}.xml"
+    scenario.write_text(
+        (VOICE_DATA / "caller.xml.in")
+        .read_text()
+        .replace("{digit}", digit)
+        .replace("{dtmf_after_ms}", str(dtmf_after_ms))
+        .replace("{talk_ms}", str(talk_ms))
+    )
+    return subprocess.run(
+        [
+            "timeout",
+            str(timeout),
+            SIPP,
+            "-sf",
+            str(scenario),
+            "-s",
+            number,
+            f"127.0.0.1:{sip_port}",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port("both")),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(free_port("both")),
+            "-m",
+            str(calls),
+            "-r",
+            str(rate),
+            "-nostdin",
+            "-trace_err",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+class Baresip:
+    """A baresip softphone: registers (or not), dials, answers, sends DTMF, records."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        user: str,
+        password: str | None = None,
+        registrar_port: int | None = None,
+        tone_hz: float | None = 1000.0,
+        audio: Path | None = None,
+        auto_answer: bool = True,
+    ) -> None:
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.user = user
+        self.password = password
+        self.registrar_port = registrar_port
+        self.tone_hz = tone_hz
+        self.audio = audio
+        self.auto_answer = auto_answer
+        self.sip_port = free_port("both")
+        self.ctrl_port = free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.log = workdir / "baresip.log"
+        self._log_file: Any = None
+        self.events: list[dict[str, Any]] = []
+
+    async def start(self) -> Baresip:
+        mic = self.dir / "mic.wav"
+        if self.audio is not None:
+            pcm, _, _ = read_wav(self.audio)
+            body = pcm[:, 0]
+        else:
+            body = sine(self.tone_hz or 1000.0, 5.0, -12.0)
+        write_wav(mic, np.tile(body, max(1, int(90 * 8000 / max(1, len(body))) + 1)))
+        rtp = free_port("both")
+        (self.dir / "config").write_text(
+            f"sip_listen 127.0.0.1:{self.sip_port}\nnet_interface 127.0.0.1\n"
+            f"audio_source aufile,{mic}\naudio_player aufile,/dev/null\n"
+            "audio_alert aufile,/dev/null\nmodule_path /usr/lib/baresip/modules\n"
+            "module g711.so\nmodule aufile.so\nmodule sndfile.so\nmodule_app account.so\n"
+            "module_app menu.so\nmodule_app ctrl_tcp.so\n"
+            f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}\nsnd_path {self.dir}\n"
+            f"rtp_ports {rtp}-{rtp + 40}\n"
+        )
+        answer = "auto" if self.auto_answer else "manual"
+        if self.registrar_port is not None:
+            account = (
+                f"<sip:{self.user}@127.0.0.1:{self.registrar_port}>;"
+                f"auth_pass={self.password};answermode={answer};regint=600;"
+                "audio_codecs=PCMU,PCMA"
+            )
+        else:
+            account = (
+                f"<sip:{self.user}@127.0.0.1:{self.sip_port}>;answermode={answer};"
+                "regint=0;audio_codecs=PCMU,PCMA"
+            )
+        (self.dir / "accounts").write_text(account + "\n")
+        self._log_file = self.log.open("wb")
+        self.proc = await asyncio.create_subprocess_exec(
+            "timeout",
+            "-k",
+            "3",
+            "240",
+            "baresip",
+            "-f",
+            str(self.dir),
+            stdout=self._log_file,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        await self._wait_ctrl()
+        return self
+
+    async def _wait_ctrl(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                _r, w = await asyncio.open_connection("127.0.0.1", self.ctrl_port)
+                w.close()
+                await w.wait_closed()
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError("baresip did not start: " + self.output()[-2000:])
+
+    @property
+    def uri(self) -> str:
+        return f"sip:{self.user}@127.0.0.1:{self.sip_port}"
+
+    async def command(self, command: str, params: str = "") -> dict[str, Any]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.ctrl_port)
+        try:
+            body = json.dumps({"command": command, "params": params, "token": "t"}).encode()
+            writer.write(f"{len(body)}:".encode() + body + b",")
+            await writer.drain()
+            while True:
+                length = int((await asyncio.wait_for(reader.readuntil(b":"), 10))[:-1])
+                payload = json.loads(await reader.readexactly(length))
+                await reader.readexactly(1)
+                if payload.get("response"):
+                    return payload  # type: ignore[no-any-return]
+                self.events.append(payload)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    async def dial(self, uri: str) -> None:
+        reply = await self.command("dial", uri)
+        assert reply.get("ok"), reply
+
+    async def hangup(self) -> None:
+        await self.command("hangup")
+
+    async def send_dtmf(self, digits: str) -> None:
+        reply = await self.command("sndcode", digits)
+        assert reply.get("ok"), reply
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def heard(self) -> np.ndarray:
+        """What the phone received in its latest call (int16 mono at 8 kHz)."""
+        dumps = sorted(self.dir.glob("dump-*-dec.wav"), key=lambda p: p.stat().st_mtime)
+        assert dumps, f"baresip recorded nothing:\n{self.output()[-2000:]}"
+        pcm, rate, _ = read_wav(dumps[-1])
+        assert rate == 8000
+        return pcm[:, 0]
+
+    def heard_since(self, seconds_ago: float) -> np.ndarray:
+        """The last ``seconds_ago`` seconds of what the phone heard."""
+        pcm = self.heard()
+        return pcm[-int(seconds_ago * 8000) :]
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+
+async def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` (sync or async) until truthy; its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met in {timeout}s")
+        await asyncio.sleep(interval)
