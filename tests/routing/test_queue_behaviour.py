@@ -10,6 +10,7 @@ from cloudcc.routing import (
     AgentState,
     AnnounceWait,
     Channel,
+    ContactReleased,
     Offer,
     OfferWithdrawn,
     Overflow,
@@ -449,3 +450,37 @@ def test_callback_requested_while_ringing_stops_the_ring_and_keeps_the_place() -
     assert [(o.contact_id, o.agent_ids, o.callback) for o in only(out, Offer)] == [
         ("c1", ("a",), True)
     ]
+
+
+def test_changing_the_ageing_step_at_run_time_re_sorts_positions() -> None:
+    e = engine_with([QueueConfig("q", priority_step_seconds=10)])
+    e.contact_queued("old-low", "q", VOICE, 0, priority=0)
+    e.contact_queued("new-high", "q", VOICE, 30, priority=1)  # worth 10 s: behind
+    assert e.position("new-high") == 2
+    e.configure_queue(QueueConfig("q", priority_step_seconds=1000), 31)
+    assert e.position("new-high") == 1
+
+
+def test_deleting_an_agent_on_a_call_releases_the_call() -> None:
+    e = engine_with(agents={"a": {}})
+    e.contact_queued("c", "q", VOICE, 0)
+    e.offer_accepted("c", "a", 1)
+    out = e.remove_agent("a", 2)
+    assert ContactReleased("c", "a") in out
+    assert list(e.contact_ids()) == []
+    assert e.queue_stats("q", 2).agents_by_state[AgentState.OFFLINE] == 0
+
+
+def test_agent_statistics_count_offers_answers_and_time_in_state() -> None:
+    e = engine_with([QueueConfig("q", ring_timeout=10)], agents={"a": {}})
+    e.contact_queued("c1", "q", VOICE, 0)
+    e.tick(10)  # RONA
+    e.agent_state_changed("a", Presence.READY, 20)  # takes c1 again
+    e.offer_accepted("c1", "a", 21)
+    e.contact_ended("c1", 81)
+    s = e.agent_stats("a", 100)
+    assert (s.offered, s.answered, s.ring_timeouts, s.handled) == (2, 1, 1, 1)
+    assert s.time_in_state[AgentState.BUSY] == 60
+    assert s.time_in_state[AgentState.NOT_READY] == 10
+    assert s.time_in_state[AgentState.READY] == 19
+    assert s.cti_code == 1
