@@ -178,7 +178,7 @@ class Baresip:
         self.tone_hz = tone_hz
         self.audio = audio
         self.auto_answer = auto_answer
-        self.sip_port = free_port("both")
+        self.sip_port = _free_pair()  # baresip also binds port + 1 for SIP over TLS
         self.ctrl_port = free_port()
         self.proc: asyncio.subprocess.Process | None = None
         self.log = workdir / "baresip.log"
@@ -228,7 +228,11 @@ class Baresip:
             stdout=self._log_file,
             stderr=asyncio.subprocess.STDOUT,
         )
-        await self._wait_ctrl()
+        try:
+            await self._wait_ctrl()
+        except Exception:
+            await self.stop()
+            raise
         return self
 
     async def _wait_ctrl(self, timeout: float = 10.0) -> None:
@@ -278,12 +282,17 @@ class Baresip:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def heard(self) -> np.ndarray:
-        """What the phone received in its latest call (int16 mono at 8 kHz)."""
+        """What the phone received in its latest call (int16 mono at 8 kHz).
+
+        The file is still being written during a call (its header not final), so the
+        samples are read from the data chunk to the end of the file."""
         dumps = sorted(self.dir.glob("dump-*-dec.wav"), key=lambda p: p.stat().st_mtime)
         assert dumps, f"baresip recorded nothing:\n{self.output()[-2000:]}"
-        pcm, rate, _ = read_wav(dumps[-1])
-        assert rate == 8000
-        return pcm[:, 0]
+        raw = dumps[-1].read_bytes()
+        at = raw.find(b"data")
+        start = at + 8 if 0 <= at < 200 else 44
+        body = raw[start:]
+        return np.frombuffer(body[: len(body) - len(body) % 2], dtype="<i2")
 
     def heard_since(self, seconds_ago: float) -> np.ndarray:
         """The last ``seconds_ago`` seconds of what the phone heard."""
@@ -298,6 +307,21 @@ class Baresip:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+
+
+def _free_pair() -> int:
+    import socket
+
+    for _ in range(100):
+        port = free_port("both")
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free pair of ports")
 
 
 async def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
