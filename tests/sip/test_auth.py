@@ -70,13 +70,21 @@ def test_client_answer_verifies_with_password_or_ha1(algorithm):
 
 
 def test_expired_nonce_with_right_password_is_stale():
-    server = DigestAuthenticator((Algorithm.MD5,), nonce_lifetime=30)
+    server = DigestAuthenticator((Algorithm.MD5,), nonce_lifetime=30, nonce_window=1)
     challenge = parse_challenge(server.challenges("r", 0.0)[0])
     answer = parse_authorization(authorize(challenge, "INVITE", "sip:x@r", "u", "p").header_value())
-    assert server.verify(answer, "INVITE", Credential("u", "p"), 29.0) is Verdict.OK
-    assert server.verify(answer, "INVITE", Credential("u", "p"), 31.0) is Verdict.STALE
-    assert server.verify(answer, "INVITE", Credential("u", "bad"), 31.0) is Verdict.FAILED
-    assert "stale=TRUE" in server.challenges("r", 31.0, stale=True)[0]
+    assert server.verify(answer, "INVITE", Credential("u", "p"), 30.0) is Verdict.OK
+    assert server.verify(answer, "INVITE", Credential("u", "p"), 32.0) is Verdict.STALE
+    assert server.verify(answer, "INVITE", Credential("u", "bad"), 32.0) is Verdict.FAILED
+    assert "stale=TRUE" in server.challenges("r", 32.0, stale=True)[0]
+
+
+def test_nonce_is_shared_within_its_window_and_changes_after():
+    issuer = NonceIssuer(60, window=30)
+    assert issuer.issue(31.0) == issuer.issue(59.9)  # retransmitted challenges match
+    assert issuer.issue(60.0) != issuer.issue(59.9)
+    assert issuer.check(issuer.issue(31.0), 31.0 + 89) is NonceStatus.VALID
+    assert issuer.check(issuer.issue(31.0), 31.0 + 91) is NonceStatus.STALE
 
 
 def test_forged_or_foreign_nonce_is_invalid():

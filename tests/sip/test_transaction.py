@@ -186,8 +186,9 @@ def test_server_invite_retransmitted_invite_gets_the_last_provisional():
 
 
 def test_server_invite_failure_timer_g_doubles_to_t2_and_timer_h_times_out():
-    tx = ServerInviteTransaction(request(), TARGET, False, 0.0, T)
-    tx.respond(response_to(tx.request, 486), 0.0)
+    invite = request()
+    tx = ServerInviteTransaction(invite, TARGET, False, 0.0, T)
+    tx.respond(response_to(invite, 486), 0.0)
     times = []
     while tx.state is TxState.COMPLETED:
         now = tx.deadline
@@ -240,16 +241,19 @@ def test_server_invite_2xx_without_ack_reports_timer_l():
 
 
 def test_server_invite_accepted_absorbs_retransmitted_invites():
-    tx = ServerInviteTransaction(request(), TARGET, False, 0.0, T)
-    tx.respond(response_to(tx.request, 200), 0.0)
-    assert tx.receive_request(tx.request, 0.3) == []  # RFC 6026 §8.4
+    invite = request()
+    tx = ServerInviteTransaction(invite, TARGET, False, 0.0, T)
+    tx.respond(response_to(invite, 200), 0.0)
+    assert tx.request is None  # only the response bytes are kept once answered
+    assert tx.receive_request(invite, 0.3) == []  # RFC 6026 §8.4
 
 
 def test_server_invite_rejects_a_second_final_response():
-    tx = ServerInviteTransaction(request(), TARGET, False, 0.0, T)
-    tx.respond(response_to(tx.request, 486), 0.0)
+    invite = request()
+    tx = ServerInviteTransaction(invite, TARGET, False, 0.0, T)
+    tx.respond(response_to(invite, 486), 0.0)
     with pytest.raises(InvalidTransition):
-        tx.respond(response_to(tx.request, 200), 0.1)
+        tx.respond(response_to(invite, 200), 0.1)
 
 
 # ----------------------------------------------------------- server non-INVITE

@@ -14,12 +14,13 @@ import enum
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .exceptions import AuthError
-from .headers import quote, unquote
+from .headers import quote
 
 
 class Algorithm(enum.Enum):
@@ -118,38 +119,30 @@ def compute_response(
 # --------------------------------------------------------------- header values
 
 
+_DIGEST_PARAM = re.compile(
+    r'\s*([A-Za-z0-9_\-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*(?:,|\Z)', re.S
+)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.S)
+
+
 def parse_digest_params(value: str) -> dict[str, str]:
     """``Digest k=v, k="v", ...`` into a dict with lower-case keys and unquoted values."""
     scheme, _, rest = value.strip().partition(" ")
     if scheme.lower() != "digest":
         raise AuthError(f"not a Digest header: scheme {scheme[:20]!r}")
     params: dict[str, str] = {}
-    i, n = 0, len(rest)
-    while i < n:
-        while i < n and rest[i] in " \t,":
-            i += 1
-        if i >= n:
-            break
-        eq = rest.find("=", i)
-        if eq < 0:
-            raise AuthError(f"bad digest parameter near {rest[i : i + 20]!r}")
-        name = rest[i:eq].strip().lower()
-        i = eq + 1
-        while i < n and rest[i] in " \t":
-            i += 1
-        if i < n and rest[i] == '"':
-            j = i + 1
-            while j < n and rest[j] != '"':
-                j += 2 if rest[j] == "\\" else 1
-            if j >= n:
-                raise AuthError("unterminated quoted digest parameter")
-            params[name] = unquote(rest[i : j + 1])
-            i = j + 1
+    pos = 0
+    rest = rest.strip()
+    while pos < len(rest):
+        m = _DIGEST_PARAM.match(rest, pos)
+        if m is None or m.end() == pos:
+            raise AuthError(f"bad digest parameter near {rest[pos : pos + 20]!r}")
+        name, quoted, token = m.groups()
+        if quoted is not None:
+            params[name.lower()] = _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
         else:
-            j = rest.find(",", i)
-            j = n if j < 0 else j
-            params[name] = rest[i:j].strip()
-            i = j
+            params[name.lower()] = token
+        pos = m.end()
     return params
 
 
@@ -254,15 +247,28 @@ class NonceStatus(enum.Enum):
 
 
 class NonceIssuer:
-    """Stateless nonces: ``<issued-at hex>.<HMAC(secret, issued-at)>``, valid ``lifetime`` s."""
+    """Stateless nonces: ``<window start hex>.<HMAC(secret, window start)>``.
 
-    def __init__(self, lifetime: float = 300.0, secret: bytes | None = None) -> None:
+    Every challenge within one ``window`` (seconds) carries the same nonce, so a
+    challenge sent again for a retransmitted request is byte for byte the same one
+    (what a stateless UAS needs, RFC 3261 §8.2.7); the client's cnonce still makes
+    each response unique. A nonce is valid for ``lifetime`` seconds after its window.
+    """
+
+    def __init__(
+        self, lifetime: float = 300.0, secret: bytes | None = None, window: float = 30.0
+    ) -> None:
         self.lifetime = lifetime
+        self.window = window
         self._secret = secret if secret is not None else os.urandom(32)
+        self._last: tuple[int, str] = (-1, "")
 
     def issue(self, now: float) -> str:
-        stamp = f"{int(now * 1000):x}"
-        return f"{stamp}.{self._mac(stamp)}"
+        start = int(now // self.window * self.window * 1000)
+        if self._last[0] != start:
+            stamp = f"{start:x}"
+            self._last = (start, f"{stamp}.{self._mac(stamp)}")
+        return self._last[1]
 
     def check(self, nonce: str, now: float) -> NonceStatus:
         stamp, dot, mac = nonce.partition(".")
@@ -276,7 +282,8 @@ class NonceIssuer:
             return NonceStatus.INVALID
         if issued > now + 1:
             return NonceStatus.INVALID
-        return NonceStatus.STALE if now - issued > self.lifetime else NonceStatus.VALID
+        expired = now - issued > self.lifetime + self.window
+        return NonceStatus.STALE if expired else NonceStatus.VALID
 
     def _mac(self, stamp: str) -> str:
         return hmac.new(self._secret, stamp.encode(), hashlib.sha256).hexdigest()[:24]
@@ -296,11 +303,12 @@ class DigestAuthenticator:
         algorithms: Sequence[Algorithm] = (Algorithm.SHA256, Algorithm.MD5),
         nonce_lifetime: float = 300.0,
         secret: bytes | None = None,
+        nonce_window: float = 30.0,
     ) -> None:
         if not algorithms:
             raise ValueError("at least one digest algorithm is needed")
         self.algorithms = tuple(algorithms)
-        self.nonces = NonceIssuer(nonce_lifetime, secret)
+        self.nonces = NonceIssuer(nonce_lifetime, secret, nonce_window)
 
     def challenges(self, realm: str, now: float, *, stale: bool = False) -> list[str]:
         """Header values, one per algorithm, preferred first (RFC 8760 §2.4)."""

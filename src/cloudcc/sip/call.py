@@ -962,6 +962,8 @@ class IncomingCall(Call):
         self._peer = target
         self._session = session
         self.local_tag = new_tag()
+        self._ring_timer: asyncio.TimerHandle | None = None
+        self._merged_key = (request.call_id, request.from_.tag, request.cseq.seq)
         self._invite_busy = True
         self._peer_allows_update = request.allows("UPDATE")
 
@@ -988,6 +990,17 @@ class IncomingCall(Call):
 
     def header(self, name: str) -> str | None:
         return self.info.header(name)
+
+    def _leave_ringing(self) -> None:
+        """Past the INVITE's final response: drop what only a ringing call needs."""
+        if self._ring_timer is not None:
+            self._ring_timer.cancel()
+            self._ring_timer = None
+        endpoint = self._endpoint
+        if endpoint._merged.get(self._merged_key) == self._tx.key:
+            del endpoint._merged[self._merged_key]
+        if self.state is CallState.ENDED and endpoint._invite_calls.get(self._tx.key) is self:
+            del endpoint._invite_calls[self._tx.key]
 
     def _check_ringing(self) -> None:
         if self.state is CallState.ENDED:
@@ -1059,7 +1072,7 @@ class IncomingCall(Call):
         )
         self.local_sdp = sdp
         self._go("answer", now)
-        self._endpoint._timers.cancel(("ring", self))
+        self._leave_ringing()
         self._accepted_tx = self._tx
         waiter = self._ack_waiter = asyncio.get_running_loop().create_future()
         self._endpoint._respond(self._tx, response)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import inspect
 import ipaddress
 import logging
 import ssl
@@ -76,11 +78,12 @@ from .transaction import (
     server_key_for,
 )
 from .transport import Address, Flow, Target, TransportLayer
-from .uri import DEFAULT_PORTS, SipUri, parse_sip_uri, parse_uri
+from .uri import DEFAULT_PORTS, SipUri, parse_sip_uri
 
 log = logging.getLogger("cloudcc.sip")
 
-CredentialLookup = Callable[[str, str], Awaitable[Credential | None]]
+# The lookup may answer at once (an in-memory cache) or be a coroutine (a database).
+CredentialLookup = Callable[[str, str], "Credential | Awaitable[Credential | None] | None"]
 TrunkCheck = Callable[[Address, RequestInfo], Awaitable[object | None]]
 CallHandler = Callable[[IncomingCall], Awaitable[None]]
 AdmitPolicy = Callable[[Address, RequestInfo], Awaitable[bool]]
@@ -173,6 +176,7 @@ class SipEndpoint:
         self._timer_handle: asyncio.TimerHandle | None = None
         self._armed_at: float | None = None
         self._resolved: dict[tuple[str, int], str] = {}
+        self._date_cache: tuple[int, str] = (0, "")
         self._running = False
 
     # ================================================================ lifecycle
@@ -281,10 +285,6 @@ class SipEndpoint:
             self._schedule("registrar", self.registrar.next_expiry())
         elif key == "keepalive":
             self._keepalive(now)
-        elif isinstance(key, tuple) and key[0] == "ring":
-            call = key[1]
-            if isinstance(call, IncomingCall) and call.state.value == "ringing":
-                self._spawn(call.reject(480, "No Answer"))
 
     def _schedule_session(self, call: Call) -> None:
         timer = call.dialog.session_timer if call.dialog is not None else None
@@ -345,8 +345,6 @@ class SipEndpoint:
                     del self._server_tx[key]
                 if isinstance(tx, ServerInviteTransaction):
                     self._invite_calls.pop(key, None)
-                    req = tx.request
-                    self._merged.pop((req.call_id, req.from_.tag, req.cseq.seq), None)
             elif self._client_tx.get(key) is tx:
                 del self._client_tx[key]
                 self._handlers.pop(key, None)
@@ -514,6 +512,11 @@ class SipEndpoint:
         if tx is not None:  # a retransmission (§17.2.3)
             self._process(tx, tx.receive_request(request, now))
             return
+        if method == "REGISTER" or method == "OPTIONS":
+            answer = self._stateless_answer(request)
+            if answer is not None:
+                self._transmit(target, answer.encode())
+                return
         if len(self._server_tx) >= self.config.protection.max_transactions:
             return  # overloaded: drop, the peer retransmits
         reliable = kind != "UDP"
@@ -545,8 +548,8 @@ class SipEndpoint:
         if method == "CANCEL":
             self._on_cancel(tx, request)
             return
-        uri = request.uri
-        if not isinstance(uri, SipUri):  # §8.2.2.1
+        scheme = request.uri_text[:5].lower()
+        if not (scheme == "sips:" or scheme.startswith("sip:")):  # §8.2.2.1
             self._respond(tx, make_response(request, 416))
             return
         unsupported = [t for t in request.option_tags("require") if t not in SUPPORTED_OPTIONS]
@@ -624,6 +627,55 @@ class SipEndpoint:
         self.registrar.drop_flow(flow)
 
     # ============================================================== REGISTER
+    def _register_check(
+        self, request: Request
+    ) -> Response | tuple[SipUri, list[ContactRequest] | None]:
+        """Validate a REGISTER (§10.3 steps 1-3): the AOR and Contacts, or an error response."""
+        aor = request.to.uri
+        if not isinstance(aor, SipUri) or aor.user is None:
+            # RFC 4475 §3.3.4: the To of a REGISTER must be a SIP AOR
+            return make_response(request, 400, "AOR must be a SIP URI")
+        try:
+            contacts = (
+                None
+                if request.is_wildcard_contact
+                else [ContactRequest.from_name_address(c) for c in request.contacts]
+            )
+        except RegistrationError as exc:
+            return make_response(request, exc.status)
+        return aor, contacts
+
+    def _stateless_answer(self, request: Request) -> Response | None:
+        """Answer statelessly what needs no transaction (§8.2.7): challenges and OPTIONS.
+
+        A stateless UAS sends no 1xx and never retransmits; a lost answer is repaired by
+        the client's own retransmission, which gets a fresh answer. Keeping no state
+        for unauthenticated REGISTERs also denies a scanner any memory on this node.
+        """
+        method = request.method
+        h = request.headers
+        if "require" in h or request.to.tag is not None:
+            return None
+        scheme = request.uri_text[:5].lower()
+        if not (scheme == "sips:" or scheme.startswith("sip:")):
+            return None  # the stateful path answers 416
+        if method == "OPTIONS":
+            return self._options_response(request)
+        if "authorization" in h:
+            return None
+        try:
+            checked = self._register_check(request)
+        except ParseError as exc:
+            return make_response(request, 400, _short_reason(400, exc.detail))
+        if isinstance(checked, Response):
+            return checked
+        realm = self.config.realm or checked[0].host
+        # a retransmission must get the same bytes: the To tag comes from the request
+        tag = hashlib.blake2s(
+            f"{request.via.branch}{request.call_id}".encode(), digest_size=6
+        ).hexdigest()
+        return self._challenge_response(request, realm, proxy=False, to_tag=tag)
+
     def _on_register(
         self,
         tx: ServerInviteTransaction | ServerNonInviteTransaction,
@@ -633,56 +685,39 @@ class SipEndpoint:
         flow: Flow | None,
         now: float,
     ) -> None:
-        aor = request.to.uri
-        if not isinstance(aor, SipUri) or aor.user is None:
-            # RFC 4475 §3.3.4: the To of a REGISTER must be a SIP AOR
-            self._respond(tx, make_response(request, 400, "AOR must be a SIP URI"))
+        checked = self._register_check(request)
+        if isinstance(checked, Response):
+            self._respond(tx, checked)
             return
-        try:
-            contacts = (
-                None
-                if request.is_wildcard_contact
-                else [ContactRequest.from_name_address(c) for c in request.contacts]
-            )
-            for contact in contacts or ():
-                parse_uri(contact.uri)
-        except RegistrationError as exc:
-            self._respond(tx, make_response(request, exc.status))
-            return
+        aor, contacts = checked
         try:
             expires = request.expires
         except ParseError:
             expires = None  # RFC 4475 §3.1.2.4: absurd Expires means the default
         realm = self.config.realm or aor.host
-        auth_value = request.headers.get("authorization")
-        if not auth_value or self.credentials is None:
-            self._challenge(tx, request, realm, proxy=False)
-            return
-        self._spawn(
-            self._register_with_auth(
-                tx, request, aor, contacts, expires, realm, auth_value[0], source, kind, flow
-            )
-        )
 
-    async def _register_with_auth(
+        def complete(credential: Credential | None) -> None:
+            if credential is None:
+                return
+            if aor.user is not None and credential.username != _unescaped(aor.user):
+                self._respond(tx, make_response(request, 403, "Not Your Address-of-Record"))
+                return
+            self._register(tx, request, aor, contacts, expires, credential, source, kind, flow)
+
+        self._authenticate(tx, request, realm, source, complete, proxy=False)
+
+    def _register(
         self,
         tx: ServerInviteTransaction | ServerNonInviteTransaction,
         request: Request,
         aor: SipUri,
         contacts: list[ContactRequest] | None,
         expires: int | None,
-        realm: str,
-        auth_value: str,
+        credential: Credential,
         source: Address,
         kind: str,
         flow: Flow | None,
     ) -> None:
-        credential = await self._verify_digest(tx, request, auth_value, realm, source, proxy=False)
-        if credential is None:
-            return
-        if aor.user is not None and credential.username != _unescaped(aor.user):
-            self._respond(tx, make_response(request, 403, "Not Your Address-of-Record"))
-            return
         now = self.now()
         try:
             bindings = self.registrar.register(
@@ -705,11 +740,35 @@ class SipEndpoint:
             self._respond(tx, make_response(request, exc.status, headers=headers))
             return
         self._schedule("registrar", self.registrar.next_expiry())
-        headers = [(("Contact"), f"<{b.contact}>;expires={b.expires_in(now)}") for b in bindings]
-        headers.append(("Date", formatdate(usegmt=True)))
+        headers = [("Contact", f"<{b.contact}>;expires={b.expires_in(now)}") for b in bindings]
+        headers.append(("Date", self._date()))  # §10.3 step 8
         self._respond(tx, make_response(request, 200, headers=headers, to_tag=new_tag()))
 
+    def _date(self) -> str:
+        second = int(time.time())
+        if self._date_cache[0] != second:
+            self._date_cache = (second, formatdate(second, usegmt=True))
+        return self._date_cache[1]
+
     # =============================================================== digest
+    def _challenge_response(
+        self,
+        request: Request,
+        realm: str,
+        *,
+        proxy: bool,
+        stale: bool = False,
+        to_tag: str | None = None,
+    ) -> Response:
+        name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+        values = self.authenticator.challenges(realm, self.now(), stale=stale)
+        return make_response(
+            request,
+            407 if proxy else 401,
+            headers=[(name, v) for v in values],
+            to_tag=to_tag or new_tag(),
+        )
+
     def _challenge(
         self,
         tx: ServerInviteTransaction | ServerNonInviteTransaction,
@@ -719,50 +778,70 @@ class SipEndpoint:
         proxy: bool,
         stale: bool = False,
     ) -> None:
-        name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-        values = self.authenticator.challenges(realm, self.now(), stale=stale)
-        response = make_response(
-            request, 407 if proxy else 401, headers=[(name, v) for v in values], to_tag=new_tag()
-        )
-        self._respond(tx, response)
+        self._respond(tx, self._challenge_response(request, realm, proxy=proxy, stale=stale))
 
-    async def _verify_digest(
+    def _authenticate(
         self,
         tx: ServerInviteTransaction | ServerNonInviteTransaction,
         request: Request,
-        auth_value: str,
         realm: str,
         source: Address,
+        then: Callable[[Credential | None], None],
         *,
         proxy: bool,
-    ) -> Credential | None:
-        """The Credential when the digest is right; else a challenge or 403 is sent."""
-        try:
-            auth = parse_authorization(auth_value)
-        except AuthError:
-            self._challenge(tx, request, realm, proxy=proxy)  # e.g. an unknown scheme
-            return None
-        if auth.realm != realm or self.credentials is None:
+    ) -> None:
+        """Check the request's digest and call ``then`` with the Credential, or None.
+
+        None means a challenge (no or stale credentials) or a 403 has been sent. The
+        credential lookup may answer at once or be a coroutine; only the latter costs
+        a task.
+        """
+        name = "proxy-authorization" if proxy else "authorization"
+        values = request.headers.get(name) or request.headers.get("authorization")
+        if not values or self.credentials is None:
             self._challenge(tx, request, realm, proxy=proxy)
-            return None
-        credential = await self.credentials(realm, auth.username)
-        if tx.terminated:
-            return None
-        verdict = Verdict.FAILED
-        if credential is not None:
-            verdict = self.authenticator.verify(
-                auth, request.method, credential, self.now(), body=request.body
-            )
-        if verdict is Verdict.OK:
-            self.protection.bans.record_success(source[0])
-            return credential
-        if verdict is Verdict.STALE:
-            self._challenge(tx, request, realm, proxy=proxy, stale=True)
-            return None
-        if self.protection.bans.record_failure(source[0], self.now()):
-            log.warning("banning %s after repeated authentication failures", source[0])
-        self._respond(tx, make_response(request, 403, "Authentication Failed", to_tag=new_tag()))
-        return None
+            then(None)
+            return
+        try:
+            auth = parse_authorization(values[0])
+        except AuthError:
+            auth = None  # e.g. an unknown scheme (RFC 4475 §3.3.7): challenge
+        if auth is None or auth.realm != realm:
+            self._challenge(tx, request, realm, proxy=proxy)
+            then(None)
+            return
+        found = self.credentials(realm, auth.username)
+
+        def decide(credential: Credential | None) -> None:
+            if tx.terminated:
+                then(None)
+                return
+            verdict = Verdict.FAILED
+            if credential is not None:
+                verdict = self.authenticator.verify(
+                    auth, request.method, credential, self.now(), body=request.body
+                )
+            if verdict is Verdict.OK and credential is not None:
+                self.protection.bans.record_success(source[0])
+                then(credential)
+                return
+            if verdict is Verdict.STALE:
+                self._challenge(tx, request, realm, proxy=proxy, stale=True)
+            else:
+                if self.protection.bans.record_failure(source[0], self.now()):
+                    log.warning("banning %s after repeated authentication failures", source[0])
+                response = make_response(request, 403, "Authentication Failed", to_tag=new_tag())
+                self._respond(tx, response)
+            then(None)
+
+        if inspect.isawaitable(found):
+
+            async def later(pending: Awaitable[Credential | None]) -> None:
+                decide(await pending)
+
+            self._spawn(later(found))
+        else:
+            decide(found)
 
     # ================================================================ INVITE
     def _on_invite(
@@ -824,11 +903,13 @@ class SipEndpoint:
                     "authorization"
                 )
                 if value and self.credentials is not None:
-                    credential = await self._verify_digest(
-                        tx, request, value[0], realm, source, proxy=True
-                    )
-                    if credential is None:
+                    verified: asyncio.Future[Credential | None] = self._loop_future()
+                    self._authenticate(tx, request, realm, source, verified.set_result, proxy=True)
+                    credential = await verified
+                    if credential is None:  # challenged or refused: that INVITE is done
                         call._end_now(EndCause.REJECTED, 407)
+                        return
+                    if call.ended:
                         return
                     owner, kind = credential.owner, AuthKind.DIGEST
                 elif self.allow_unauthenticated is not None and await self.allow_unauthenticated(
@@ -858,7 +939,10 @@ class SipEndpoint:
             if self.on_call is None:
                 await call.reject(480)
                 return
-            self._schedule(("ring", call), self.now() + self.config.answer_timeout)
+            assert self._loop is not None
+            call._ring_timer = self._loop.call_later(
+                self.config.answer_timeout, self._ring_timeout, call
+            )
             await self.on_call(call)
         except CallError:
             pass
@@ -868,6 +952,14 @@ class SipEndpoint:
             if call.state.value == "ringing":
                 with contextlib.suppress(CallError):
                     await call.reject(500)
+
+    def _loop_future(self) -> asyncio.Future[Any]:
+        assert self._loop is not None
+        return self._loop.create_future()
+
+    def _ring_timeout(self, call: IncomingCall) -> None:
+        if call.state.value == "ringing":
+            self._spawn(call.reject(480, "No Answer"))
 
     # =========================================================== dialogs, calls
     def _dialog_opened(self, call: Call, dialog: Dialog) -> None:
@@ -879,7 +971,8 @@ class SipEndpoint:
             del self._dialogs[call.dialog.key]
         self._calls.discard(call)
         self._timers.cancel(call)
-        self._timers.cancel(("ring", call))
+        if isinstance(call, IncomingCall):
+            call._leave_ringing()
         source = self._call_sources.pop(call, None)
         if source is not None:
             self.protection.dialog_closed(source)

@@ -86,6 +86,8 @@ def is_token(text: str) -> bool:
 
 def split_list(value: str) -> list[str]:
     """Split a list header value on commas outside quotes and ``<...>`` (§7.3.1)."""
+    if "," not in value:
+        return [value.strip()]
     if '"' not in value and "<" not in value:
         return [part.strip() for part in value.split(",")]
     parts: list[str] = []
@@ -116,8 +118,13 @@ def split_list(value: str) -> list[str]:
     return parts
 
 
+_NEEDS_QUOTING = re.compile(r'["\\\x00-\x08\x0a-\x1f\x7f]')
+
+
 def quote(text: str) -> str:
     """A quoted-string (§25.1) for ``text``; escapes quote, backslash and controls."""
+    if _NEEDS_QUOTING.search(text) is None:
+        return f'"{text}"'
     out = ['"']
     for ch in text:
         if ch in '"\\' or (ord(ch) < 0x20 and ch != "\t") or ch == "\x7f":

@@ -54,6 +54,7 @@ class ContactRequest:
     q: float | None = None
     instance: str | None = None
     params: dict[str, str | None] = field(default_factory=dict)
+    parsed: SipUri | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_name_address(cls, address: NameAddress) -> ContactRequest:
@@ -74,12 +75,14 @@ class ContactRequest:
             if not 0.0 <= q <= 1.0:
                 raise RegistrationError(f"q value out of range {p['q']!r}", 400)
         instance = p.get("+sip.instance")
+        uri = address.uri
         return cls(
-            str(address.uri),
+            str(uri),
             expires,
             q,
             instance.strip('"<>') if instance else None,
             dict(p),
+            uri if isinstance(uri, SipUri) else None,
         )
 
 
@@ -110,7 +113,10 @@ class Registrar:
     # ---------------------------------------------------------------- queries
     def lookup(self, aor: str | SipUri, now: float | None = None) -> list[Binding]:
         """Live bindings of an AOR, highest q first, then most recently registered."""
-        bindings = self._bindings.get(aor_key(aor))
+        return self._live(aor_key(aor), now)
+
+    def _live(self, key: str, now: float | None) -> list[Binding]:
+        bindings = self._bindings.get(key)
         if not bindings:
             return []
         live = [b for b in bindings.values() if now is None or b.expires_at > now]
@@ -171,7 +177,7 @@ class Registrar:
             if 0 < expires < self.min_expires:  # step 7
                 raise RegistrationError("interval too brief", 423, self.min_expires)
             expires = min(expires, self.max_expires)
-            bkey = contact_key(contact.uri)
+            bkey = contact_key(contact.parsed or contact.uri)
             existing = current.get(bkey)
             if existing is not None and existing.call_id == call_id and cseq <= existing.cseq:
                 raise RegistrationError("out-of-order REGISTER", 500)  # step 8
@@ -206,7 +212,7 @@ class Registrar:
         if current:
             self._bindings[key] = current
         self._changed(key, current, before)
-        return self.lookup(key, now)
+        return self._live(key, now)
 
     def expire(self, now: float) -> list[str]:
         """Drop expired bindings; returns the AORs whose contact set changed."""
@@ -259,12 +265,15 @@ def aor_key(aor: str | SipUri) -> str:
     return parse_sip_uri(text).aor
 
 
-def contact_key(uri_text: str) -> tuple[object, ...]:
+def contact_key(contact: str | SipUri) -> tuple[object, ...]:
     """Contacts are the same binding when their URIs are equal (§10.3 step 8, §19.1.4)."""
-    try:
-        uri = parse_sip_uri(uri_text)
-    except ParseError:
-        return ("opaque", uri_text)
+    if isinstance(contact, SipUri):
+        uri = contact
+    else:
+        try:
+            uri = parse_sip_uri(contact)
+        except ParseError:
+            return ("opaque", contact)
     return (
         uri.scheme.lower(),
         unescape(uri.user or ""),

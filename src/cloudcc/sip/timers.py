@@ -68,49 +68,61 @@ DEFAULT_TIMERS = TimerSettings()
 
 
 class TimerQueue:
-    """Deadlines of many objects in one heap; rescheduling leaves stale entries behind.
+    """Deadlines of many objects in one heap.
 
     ``schedule(key, when)`` replaces the key's deadline; ``due(now)`` pops the keys
-    whose current deadline has passed. Stale heap entries are skipped on pop and the
-    heap is rebuilt when they outnumber live ones, so memory stays proportional.
+    whose deadline has passed. The heap holds integer tokens, not keys, so cancelling
+    or rescheduling releases the key at once; stale tokens are skipped when popped and
+    the heap is rebuilt when they outnumber live ones.
     """
 
-    __slots__ = ("_counter", "_deadlines", "_heap")
+    __slots__ = ("_counter", "_deadlines", "_heap", "_keys")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Hashable]] = []
-        self._deadlines: dict[Hashable, float] = {}
+        self._heap: list[tuple[float, int]] = []
+        self._deadlines: dict[Hashable, tuple[float, int]] = {}
+        self._keys: dict[int, Hashable] = {}
         self._counter = itertools.count()
 
     def schedule(self, key: Hashable, when: float | None) -> None:
+        old = self._deadlines.get(key)
+        if old is not None:
+            if old[0] == when:
+                return
+            del self._keys[old[1]]
         if when is None:
-            self._deadlines.pop(key, None)
+            if old is not None:
+                del self._deadlines[key]
             return
-        if self._deadlines.get(key) == when:
-            return
-        self._deadlines[key] = when
-        heapq.heappush(self._heap, (when, next(self._counter), key))
-        if len(self._heap) > 64 and len(self._heap) > 4 * len(self._deadlines):
-            self._compact()
+        token = next(self._counter)
+        self._deadlines[key] = (when, token)
+        self._keys[token] = key
+        heapq.heappush(self._heap, (when, token))
+        if len(self._heap) > 2 * len(self._deadlines) + 1024:
+            self._heap = [entry for entry in self._heap if entry[1] in self._keys]
+            heapq.heapify(self._heap)
 
     def cancel(self, key: Hashable) -> None:
-        self._deadlines.pop(key, None)
+        old = self._deadlines.pop(key, None)
+        if old is not None:
+            del self._keys[old[1]]
 
     def due(self, now: float) -> list[Hashable]:
         heap = self._heap
-        deadlines = self._deadlines
+        keys = self._keys
         out: list[Hashable] = []
         while heap and heap[0][0] <= now:
-            when, _, key = heapq.heappop(heap)
-            if deadlines.get(key) == when:
-                del deadlines[key]
+            _, token = heapq.heappop(heap)
+            key = keys.pop(token, None)
+            if key is not None:
+                del self._deadlines[key]
                 out.append(key)
         return out
 
     def next_deadline(self) -> float | None:
         heap = self._heap
-        deadlines = self._deadlines
-        while heap and deadlines.get(heap[0][2]) != heap[0][0]:
+        keys = self._keys
+        while heap and heap[0][1] not in keys:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
@@ -119,7 +131,3 @@ class TimerQueue:
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._deadlines
-
-    def _compact(self) -> None:
-        self._heap = [(w, n, k) for (w, n, k) in self._heap if self._deadlines.get(k) == w]
-        heapq.heapify(self._heap)

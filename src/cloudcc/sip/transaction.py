@@ -369,7 +369,7 @@ class ServerInviteTransaction(Transaction):
         timers: TimerSettings = DEFAULT_TIMERS,
     ) -> None:
         super().__init__(server_key_for(request), target, reliable, now, S.PROCEEDING, timers)
-        self.request = request
+        self.request: Request | None = request  # released after the final response
         self._provisional: bytes | None = None
         self._final: bytes | None = None
         self._trying: float | None = now + TRYING_DELAY
@@ -393,12 +393,14 @@ class ServerInviteTransaction(Transaction):
         if kind == "1xx":
             self._provisional = data
         elif kind == "2xx":
+            self.request = None  # memory: the transaction lives on for 64*T1
             self._final = data
             # §13.3.1.4: retransmit from T1 doubling to T2 until the ACK, for 64*T1
             self._g_interval = self.timers.t1
             self._g = now + self._g_interval
             self._l = now + self.timers.timer_l
         else:
+            self.request = None
             self._final = data
             if not self.reliable:
                 self._g_interval = self.timers.t1
@@ -416,6 +418,7 @@ class ServerInviteTransaction(Transaction):
             if self._provisional is not None:
                 return [Send(self._provisional)]
             self._trying = None  # the UAC is retransmitting: answer 100 at once
+            assert self.request is not None
             self._provisional = make_response(self.request, 100).encode()
             self._update()
             return [Send(self._provisional)]
@@ -450,7 +453,7 @@ class ServerInviteTransaction(Transaction):
         state = self.state
         if self._trying is not None and now >= self._trying:
             self._trying = None
-            if state is S.PROCEEDING and self._provisional is None:
+            if state is S.PROCEEDING and self._provisional is None and self.request is not None:
                 self._provisional = make_response(self.request, 100).encode()
                 out.append(Send(self._provisional))
         if self._g is not None and now >= self._g and self._final is not None:
