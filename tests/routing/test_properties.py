@@ -3,6 +3,7 @@ ledger rebuilt from the inputs and the decisions alone (hypothesis stateful test
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import pytest
@@ -404,6 +405,22 @@ class RoutingMachine(RuleBasedStateMachine):
         )
         self.agents[aid] = cfg
         self.apply(self.do(ev.AgentConfigured(cfg, self.now)))
+
+    @rule(
+        level=st.integers(1, 8),
+        strategy=st.sampled_from(list(Strategy)),
+        step=st.sampled_from([30.0, 60.0, 1e6]),
+    )
+    def sales_queue_edited(self, level: int, strategy: Strategy, step: float) -> None:
+        cfg = dataclasses.replace(
+            self.queues["sales"],
+            required_skills=(SkillRequirement("en", level),),
+            relaxations=(Relaxation(30, (SkillRequirement("en", min(level, 2)),)),),
+            strategy=strategy,
+            priority_step_seconds=step,
+        )
+        self.queues["sales"] = cfg
+        self.apply(self.do(ev.QueueConfigured(cfg, self.now)))
 
     @rule(aid=st.sampled_from(AGENTS), outbound=st.booleans())
     def direct_or_outbound_call(self, aid: str, outbound: bool) -> None:
