@@ -291,8 +291,7 @@ class RoutingEngine:
             q.ranked.add((c.vkey, c.order))
             c.stage = 0
             c.stage_seq = c.wait_seq = c.announce_seq = -1
-            if c.lane is not None and c.lane.queue is q:
-                c.lane.waiting -= 1
+            if c.lane is not None and c.lane.queue is q:  # the old lanes are gone
                 c.lane = None
             self._schedule_contact(c, q, c.entered_at, now)
         for c in sorted(in_queue, key=lambda c: (c.vkey, c.order)):
