@@ -119,8 +119,10 @@ def compute_response(
 # --------------------------------------------------------------- header values
 
 
-_DIGEST_PARAM = re.compile(
-    r'\s*([A-Za-z0-9_\-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*(?:,|\Z)', re.S
+_DIGEST_PARAM = re.compile(r'([A-Za-z0-9_\-]+)[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))')
+_DIGEST_SHAPE = re.compile(
+    r'[ \t]*[A-Za-z0-9_\-]+[ \t]*=[ \t]*(?:"(?:[^"\\]|\\.)*"|[^\s,"]*)[ \t]*'
+    r'(?:,[ \t]*[A-Za-z0-9_\-]+[ \t]*=[ \t]*(?:"(?:[^"\\]|\\.)*"|[^\s,"]*)[ \t]*)*\Z'
 )
 _QUOTED_PAIR = re.compile(r"\\(.)", re.S)
 
@@ -130,19 +132,14 @@ def parse_digest_params(value: str) -> dict[str, str]:
     scheme, _, rest = value.strip().partition(" ")
     if scheme.lower() != "digest":
         raise AuthError(f"not a Digest header: scheme {scheme[:20]!r}")
-    params: dict[str, str] = {}
-    pos = 0
     rest = rest.strip()
-    while pos < len(rest):
-        m = _DIGEST_PARAM.match(rest, pos)
-        if m is None or m.end() == pos:
-            raise AuthError(f"bad digest parameter near {rest[pos : pos + 20]!r}")
-        name, quoted, token = m.groups()
-        if quoted is not None:
-            params[name.lower()] = _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
-        else:
-            params[name.lower()] = token
-        pos = m.end()
+    if not rest or _DIGEST_SHAPE.match(rest) is None:
+        raise AuthError(f"bad digest parameters {rest[:40]!r}")
+    params: dict[str, str] = {}
+    for name, quoted, token in _DIGEST_PARAM.findall(rest):
+        if quoted and "\\" in quoted:
+            quoted = _QUOTED_PAIR.sub(r"\1", quoted)
+        params[name.lower()] = quoted if quoted or not token else token
     return params
 
 

@@ -53,6 +53,7 @@ from .exceptions import (
 )
 from .headers import NameAddress, Via
 from .message import (
+    REASON_PHRASES,
     Request,
     Response,
     make_response,
@@ -78,7 +79,7 @@ from .transaction import (
     server_key_for,
 )
 from .transport import Address, Flow, Target, TransportLayer
-from .uri import DEFAULT_PORTS, SipUri, parse_sip_uri
+from .uri import DEFAULT_PORTS, SipUri, parse_sip_uri, unescape
 
 log = logging.getLogger("cloudcc.sip")
 
@@ -552,7 +553,11 @@ class SipEndpoint:
         if not (scheme == "sips:" or scheme.startswith("sip:")):  # §8.2.2.1
             self._respond(tx, make_response(request, 416))
             return
-        unsupported = [t for t in request.option_tags("require") if t not in SUPPORTED_OPTIONS]
+        unsupported = (
+            [t for t in request.option_tags("require") if t not in SUPPORTED_OPTIONS]
+            if "require" in request.headers
+            else None
+        )
         if unsupported:  # §8.2.2.3
             response = make_response(
                 request, 420, headers=[("Unsupported", ", ".join(unsupported))]
@@ -1190,14 +1195,10 @@ def _to_sip_uri(text: str) -> SipUri:
 
 
 def _unescaped(user: str) -> str:
-    from .uri import unescape
-
     return unescape(user)
 
 
 def _short_reason(status: int, detail: str) -> str | None:
-    from .message import REASON_PHRASES
-
     base = REASON_PHRASES.get(status, "")
     clean = detail.replace("\r", " ").replace("\n", " ")[:60]
     return f"{base} ({clean})" if base else None

@@ -334,6 +334,12 @@ class NameAddress:
     @uri.setter
     def uri(self, value: Uri) -> None:
         self._uri = value
+        self._uri_text = ""
+
+    @property
+    def uri_text(self) -> str:
+        """The URI as text (as received when it was not changed since)."""
+        return self._uri_text if self._uri is None or self._uri_text else str(self._uri)
 
     @property
     def sip_uri(self) -> SipUri:

@@ -77,7 +77,7 @@ class ContactRequest:
         instance = p.get("+sip.instance")
         uri = address.uri
         return cls(
-            str(uri),
+            address.uri_text,
             expires,
             q,
             instance.strip('"<>') if instance else None,

@@ -197,8 +197,28 @@ def parse_sip_uri(text: str) -> SipUri:
     return uri
 
 
+# the common shape (user@host:port;params, no headers) in one match
+_SIMPLE_SIP = re.compile(
+    r"(?:([A-Za-z0-9\-_.!~*'()&=+$,;?/%]+)@)?([A-Za-z0-9_\-.]+)(?::([0-9]{1,5}))?"
+    r"((?:;[A-Za-z0-9\-_.!~*'()%\[\]/:&+$=]+)*)\Z"
+)
+
+
 def _parse_sip(text: str, colon: int, scheme: str) -> SipUri:
     rest = text[colon + 1 :]
+    m = _SIMPLE_SIP.match(rest)
+    if m is not None and rest.count("@") <= 1:
+        user, host, port_text, ptext = m.groups()
+        if user is None or ":" not in user:
+            port = _parse_port(port_text, text) if port_text else None
+            params: dict[str, str | None] = {}
+            if ptext:
+                for item in ptext[1:].split(";"):
+                    name, eq, value = item.partition("=")
+                    if not name or (eq and not value):
+                        raise ParseError(f"bad URI parameter {item!r} in {text[:80]!r}")
+                    params[name.lower()] = value if eq else None
+            return SipUri(host, user, port, scheme=scheme, params=params)
     if not rest:
         raise ParseError("empty SIP URI")
     for c in ' \t\r\n<>"':
@@ -228,7 +248,7 @@ def _parse_sip(text: str, colon: int, scheme: str) -> SipUri:
             if not name or not eq or not _HEADER_RE.match(name) or not _HEADER_RE.match(value):
                 raise ParseError(f"bad URI header {item!r}")
             headers[name] = value
-    params: dict[str, str | None] = {}
+    params = {}
     semi = rest.find(";")
     if semi >= 0:
         rest, ptext = rest[:semi], rest[semi + 1 :]
