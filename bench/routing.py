@@ -426,7 +426,18 @@ def main() -> None:
         f"{waiting} contacts waiting at the end ({r['sim_seconds']:.0f} s simulated)"
     )
     print(f"engine: mean microseconds per event kind {r['per_kind_us']}")
-    del engine
+    t0 = time.perf_counter()
+    snapshot = engine.snapshot()
+    t1 = time.perf_counter()
+    standby = RoutingEngine.restore(snapshot)
+    t2 = time.perf_counter()
+    assert standby.wallboard(r["sim_seconds"]) == engine.wallboard(r["sim_seconds"])
+    print(
+        f"standby: snapshot {len(snapshot) / 1e6:.1f} MB in {t1 - t0:.2f} s, "
+        f"restored in {t2 - t1:.2f} s"
+    )
+    restore_s = t2 - t0
+    del engine, standby, snapshot
     gc.unfreeze()
     gc.collect()
 
@@ -447,6 +458,7 @@ def main() -> None:
     report.add("routing_bytes_per_contact", r["per_contact"], "bytes")
     report.add("routing_bytes_per_agent", per_agent, "bytes")
     report.add("routing_speedup_vs_scan", prefix_rate / scan_rate, "x")
+    report.add("routing_snapshot_restore_s", restore_s, "s")
     report.print()
 
 

@@ -545,16 +545,19 @@ class RoutingMachine(RuleBasedStateMachine):
         """A standby replaying the recorded inputs reaches the same state. Then drain:
         everyone ready, every offer answered, every contact ended. Each contact must end
         answered, abandoned or treated (voicemail, disconnect)."""
-        standby = RoutingEngine.replay(self.log)
-        assert standby.wallboard(self.now) == self.e.wallboard(self.now)
-        assert standby.next_deadline() == self.e.next_deadline()
-        for aid in AGENTS:
-            assert standby.agent_stats(aid, self.now) == self.e.agent_stats(aid, self.now)
-            assert standby.agent_work(aid) == self.e.agent_work(aid)
-        for cid in self.e.contact_ids():
-            assert standby.contact_info(cid) == self.e.contact_info(cid)
-            if standby.contact_info(cid).state.value == "waiting":
-                assert standby.position(cid) == self.e.position(cid)
+        restored = RoutingEngine.restore(self.e.snapshot())
+        for standby in (RoutingEngine.replay(self.log), restored):
+            assert standby.wallboard(self.now) == self.e.wallboard(self.now)
+            assert standby.next_deadline() == self.e.next_deadline()
+            for aid in AGENTS:
+                assert standby.agent_stats(aid, self.now) == self.e.agent_stats(aid, self.now)
+                assert standby.agent_work(aid) == self.e.agent_work(aid)
+            for cid in self.e.contact_ids():
+                assert standby.contact_info(cid) == self.e.contact_info(cid)
+                if standby.contact_info(cid).state.value == "waiting":
+                    assert standby.position(cid) == self.e.position(cid)
+        later = self.now + 500  # the restored engine goes on exactly like the live one
+        assert restored.tick(later) == RoutingEngine.restore(self.e.snapshot()).tick(later)
         for aid in AGENTS:
             if self.e.agent_stats(aid, self.now).presence is Presence.OFFLINE:
                 self.apply(self.e.agent_login(aid, self.now))

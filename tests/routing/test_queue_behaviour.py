@@ -3,6 +3,8 @@ positions and wait estimates, statistics, run-time configuration, replay."""
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from cloudcc.routing import (
@@ -484,3 +486,18 @@ def test_agent_statistics_count_offers_answers_and_time_in_state() -> None:
     assert s.time_in_state[AgentState.NOT_READY] == 10
     assert s.time_in_state[AgentState.READY] == 19
     assert s.cti_code == 1
+
+
+def test_snapshot_restores_an_engine_that_goes_on_identically() -> None:
+    e = engine_with([QueueConfig("q", ring_timeout=10, wrap_up_seconds=5)], agents={"a": {}})
+    e.contact_queued("c1", "q", VOICE, 0)
+    e.contact_queued("c2", "q", VOICE, 1)
+    standby = RoutingEngine.restore(e.snapshot())
+    assert standby.wallboard(2) == e.wallboard(2)
+    assert standby.offer_accepted("c1", "a", 3) == e.offer_accepted("c1", "a", 3)
+    assert standby.contact_ended("c1", 4) == e.contact_ended("c1", 4)
+    offered = standby.tick(9)  # wrap-up ends, c2 offered
+    assert offered == e.tick(9)
+    assert offers(offered) == [("c2", ("a",))]
+    with pytest.raises(InvalidConfig):
+        RoutingEngine.restore(pickle.dumps("not an engine"))

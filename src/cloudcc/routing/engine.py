@@ -14,6 +14,7 @@ import heapq
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from cloudcc.routing import snapshot as _snapshot
 from cloudcc.routing.events import (
     AgentConfigured,
     AgentForced,
@@ -253,6 +254,19 @@ class RoutingEngine:
         engine = cls(tenant_id)
         for event in events:
             engine.handle(event)
+        return engine
+
+    def snapshot(self) -> bytes:
+        """The whole state as bytes, to store with the position in the event stream it
+        covers: a standby restores it and replays only the events after it. Restore only
+        snapshots your own deployment wrote (they are pickles)."""
+        return _snapshot.dump(self.__dict__)
+
+    @classmethod
+    def restore(cls, data: bytes) -> RoutingEngine:
+        """The engine a ``snapshot`` was taken of."""
+        engine = cls.__new__(cls)
+        engine.__dict__.update(_snapshot.load(data))
         return engine
 
     # ------------------------------------------------------------------ configuration

@@ -7,6 +7,9 @@ mutates them; nothing outside the engine should hold one (queries return frozen 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, SupportsIndex
 
 from cloudcc.routing.model import (
     AgentConfig,
@@ -59,7 +62,39 @@ STATES: tuple[AgentState, ...] = tuple(AgentState)
 )
 
 
-class Lane:
+#: Set by ``routing.snapshot`` while it writes (numbers each record it meets) and while it
+#: reads (collects the records by number).
+SNAPSHOT_NUMBER: ContextVar[Callable[[object], int] | None] = ContextVar(
+    "routing_snapshot_number", default=None
+)
+SNAPSHOT_SHELLS: ContextVar[dict[int, object] | None] = ContextVar(
+    "routing_snapshot_shells", default=None
+)
+
+
+def _shell(cls: type, number: int) -> object:
+    """An empty record; ``routing.snapshot`` fills its fields afterwards."""
+    obj: object = object.__new__(cls)
+    shells = SNAPSHOT_SHELLS.get()
+    if shells is not None:
+        shells[number] = obj
+    return obj
+
+
+class _Record:
+    """Records pickle as numbered empty shells; their fields are written one record at a
+    time by ``routing.snapshot``, so pickling never recurses from record to record."""
+
+    __slots__ = ()
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        number = SNAPSHOT_NUMBER.get()
+        if number is None:
+            raise TypeError(f"{type(self).__name__} is pickled by cloudcc.routing.snapshot only")
+        return (_shell, (type(self), number(self)))
+
+
+class Lane(_Record):
     """Contacts of one queue, stage, extra-skill set and channel, with their free agents."""
 
     __slots__ = (
@@ -95,7 +130,7 @@ class Lane:
         self.eligible = 0  # agents whose skills meet ``requirement``
 
 
-class QueuedContact:
+class QueuedContact(_Record):
     __slots__ = (
         "agent",
         "announce_seq",
@@ -164,7 +199,7 @@ class QueuedContact:
         self.preferred_seq = self.announce_seq = -1
 
 
-class WorkItem:
+class WorkItem(_Record):
     """One contact held by an agent."""
 
     __slots__ = (
@@ -198,7 +233,7 @@ class WorkItem:
         self.wrap_seq = -1
 
 
-class AgentRecord:
+class AgentRecord(_Record):
     __slots__ = (
         "agent_id",
         "answered",
@@ -293,7 +328,7 @@ class AgentRecord:
         return True
 
 
-class QueueRecord:
+class QueueRecord(_Record):
     __slots__ = (
         "by_state",
         "callbacks_waiting",

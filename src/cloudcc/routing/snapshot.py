@@ -1,0 +1,95 @@
+"""Snapshots of a routing engine for a standby node: the engine's state as bytes and back.
+
+The records (agents, queues, lanes, contacts, work items) reference each other densely, so
+a plain pickle would recurse as deep as the longest chain of them and overflow the stack on
+a large tenant. Here each record is pickled as a numbered empty shell wherever it is met,
+and its fields are written afterwards, one record at a time, in the same stream (so shared
+objects stay shared). Reading accepts only the classes a snapshot contains.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+from cloudcc.routing.exceptions import InvalidConfig
+from cloudcc.routing.records import SNAPSHOT_NUMBER, SNAPSHOT_SHELLS
+
+
+class _Unset:
+    """Marks a field that was never set (a class pickles by reference, so ``is`` holds)."""
+
+
+_MAGIC = "cloudcc.routing.snapshot/1"
+_ALLOWED_MODULES = ("cloudcc.routing.", "collections", "copyreg")
+_ALLOWED_BUILTINS = frozenset({"frozenset", "set", "object", "getattr"})
+
+
+class _Reader(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith(_ALLOWED_MODULES) or (
+            module == "builtins" and name in _ALLOWED_BUILTINS
+        ):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} has no place in a routing snapshot")
+
+
+def _fields(obj: Any) -> tuple[Any, ...]:
+    return tuple(getattr(obj, name, _Unset) for name in type(obj).__slots__)
+
+
+def dump(state: dict[str, Any]) -> bytes:
+    """Write an engine's ``__dict__`` and every record it reaches."""
+    numbers: dict[int, int] = {}
+    records: list[Any] = []
+
+    def number(obj: object) -> int:
+        n = numbers.get(id(obj))
+        if n is None:
+            n = numbers[id(obj)] = len(records)
+            records.append(obj)
+        return n
+
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
+    token = SNAPSHOT_NUMBER.set(number)
+    try:
+        pickler.dump(_MAGIC)
+        pickler.dump(state)
+        done = 0
+        while done < len(records):  # a record's fields may reach more records
+            pickler.dump(_fields(records[done]))
+            done += 1
+    finally:
+        SNAPSHOT_NUMBER.reset(token)
+    return buf.getvalue()
+
+
+def load(data: bytes) -> dict[str, Any]:
+    """Read what ``dump`` wrote; returns the engine's ``__dict__`` with its records rebuilt."""
+    shells: dict[int, Any] = {}
+    token = SNAPSHOT_SHELLS.set(shells)
+    try:
+        reader = _Reader(io.BytesIO(data))
+        if reader.load() != _MAGIC:
+            raise InvalidConfig("snapshot", "not a routing engine snapshot")
+        state = reader.load()
+        fields: list[tuple[Any, ...]] = []
+        while True:
+            try:
+                fields.append(reader.load())
+            except EOFError:
+                break
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as e:
+        raise InvalidConfig("snapshot", f"unreadable: {e}") from e
+    finally:
+        SNAPSHOT_SHELLS.reset(token)
+    if not isinstance(state, dict) or len(fields) != len(shells):
+        raise InvalidConfig("snapshot", "not a routing engine snapshot")
+    for n, values in enumerate(fields):
+        obj = shells[n]
+        for name, value in zip(type(obj).__slots__, values, strict=True):
+            if value is not _Unset:
+                setattr(obj, name, value)
+    return state
