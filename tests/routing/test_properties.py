@@ -616,8 +616,8 @@ def test_routing_engine_invariants_long_run() -> None:
     run_state_machine_as_test(
         RoutingMachine,
         settings=settings(
-            max_examples=600,
-            stateful_step_count=80,
+            max_examples=400,
+            stateful_step_count=60,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),
