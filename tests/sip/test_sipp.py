@@ -297,3 +297,23 @@ async def test_outgoing_call_to_unknown_port_fails_with_timeout(make_endpoint):
         await asyncio.wait_for(call.answered(), 10)
     assert info.value.status == 408
     assert call.end is not None and call.end.cause is EndCause.FAILED
+
+
+async def test_trunk_registers_with_the_carrier_refreshes_and_unregisters(make_endpoint):
+    ep = await make_endpoint()
+    registrar = await SippServer(scenario="uas_registrar").start()
+    try:
+        registration = await ep.register(
+            f"sip:127.0.0.1:{registrar.port}",
+            "sip:trunk1@carrier.example",
+            credentials=Credential("trunk1", "trunkpw"),
+            expires=3,
+        )
+        await asyncio.wait_for(registration.wait_registered(), 10)
+        assert registration.registered and registration.last_status == 200
+        first_expiry = registration.expires_at
+        await wait_for(lambda: registration.expires_at != first_expiry, 10)  # refreshed
+        await registration.stop()
+        assert await registrar.wait(15) == 0, registrar.errors() + registrar.messages()[-1500:]
+    finally:
+        await registrar.stop()

@@ -64,6 +64,7 @@ from .message import (
 from .parser import DEFAULT_LIMITS, Limits, parse_message
 from .protection import Protection, ProtectionSettings
 from .registrar import Binding, ContactRequest, Registrar
+from .registration import Registration
 from .sdp import SessionDescription, parse_sdp
 from .timers import DEFAULT_TIMERS, TimerQueue, TimerSettings
 from .transaction import (
@@ -1053,6 +1054,31 @@ class SipEndpoint:
             call._add_fork(_Fork(invite, fork_target, symmetric), ring_timeout)
         self._calls.add(call)
         return call
+
+    async def register(
+        self,
+        registrar: str | SipUri,
+        aor: str | SipUri,
+        *,
+        credentials: Credential | None = None,
+        expires: int = 600,
+    ) -> Registration:
+        """Keep ``aor`` registered at a remote ``registrar`` (a carrier trunk, §10.2).
+
+        Returns at once; ``await registration.wait_registered()`` for the first 200,
+        ``await registration.stop()`` to unregister.
+        """
+        if not self._running:
+            raise CallError("the endpoint is not started")
+        registration = Registration(
+            self,
+            registrar if isinstance(registrar, SipUri) else _to_sip_uri(registrar),
+            aor if isinstance(aor, SipUri) else _to_sip_uri(aor),
+            credentials,
+            expires,
+        )
+        registration.start()
+        return registration
 
     def _binding_target(self, binding: Binding) -> Target:
         """Reach a registered phone where its REGISTER came from (NAT, RFC 5626 flows)."""
