@@ -21,19 +21,22 @@ import time
 import traceback
 from pathlib import Path
 
-from _bench import ROOT, Report, parse_args
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from _bench import ROOT, Report, parse_args
 from cloudcc.sip.auth import parse_authorization, parse_challenge
 from cloudcc.sip.exceptions import AuthError, ParseError, SdpError
 from cloudcc.sip.message import Request
 from cloudcc.sip.parser import Limits, StreamFramer, parse_message
 from cloudcc.sip.sdp import parse_sdp
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 TORTURE = Path(ROOT) / "tests" / "data" / "sip" / "rfc4475"
 CORPUS = [p.read_bytes() for p in sorted(TORTURE.glob("*.dat"))]
 OUT = Path(ROOT) / "bench" / "out"
+
+
+SPECIAL = [b";", b",", b"<", b">", b'"', b"\\", b":", b"%", b"@", b"=", b"\x00", b"\xff", b"9" * 30]
 
 
 class Found(Exception):
@@ -141,8 +144,7 @@ def mutated(draw: st.DrawFn) -> bytes:
             elif kind == 5:
                 lines[i] = lines[i].replace(b" ", b"\r\n ", 1)
             else:
-                token = draw(st.sampled_from([b";", b",", b"<", b">", b'"', b"\\", b":", b"%",
-                                              b"@", b"=", b"\x00", b"\xff", b"9" * 30]))  # fmt: skip
+                token = draw(st.sampled_from(SPECIAL))
                 pos = draw(st.integers(0, len(lines[i])))
                 lines[i] = lines[i][:pos] + token + lines[i][pos:]
             data = bytearray(b"\r\n".join(lines))
