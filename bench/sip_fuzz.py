@@ -32,8 +32,45 @@ from cloudcc.sip.parser import Limits, StreamFramer, parse_message
 from cloudcc.sip.sdp import parse_sdp
 
 TORTURE = Path(ROOT) / "tests" / "data" / "sip" / "rfc4475"
-CORPUS = [p.read_bytes() for p in sorted(TORTURE.glob("*.dat"))]
 OUT = Path(ROOT) / "bench" / "out"
+
+_SDP = (
+    "v=0\r\no=u 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+    "m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n"
+)
+
+
+def _typical(method: str, extra: str = "", body: str = "") -> bytes:
+    ctype = "Content-Type: application/sdp\r\n" if body else ""
+    return (
+        f"{method} sip:1000@10.0.0.2:5060;transport=udp SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK-1-2;rport\r\n"
+        '"Agent, Alice" <sip:alice@pbx.example>;tag=a1\r\n'.replace('"Agent', 'From: "Agent', 1)
+        + "To: <sip:1000@10.0.0.2>\r\nCall-ID: 1-2@10.0.0.1\r\n"
+        f"CSeq: 7 {method}\r\nContact: <sip:alice@10.0.0.1:5061;transport=udp>;expires=60\r\n"
+        f"Max-Forwards: 70\r\n{extra}{ctype}Content-Length: {len(body)}\r\n\r\n{body}"
+    ).encode()
+
+
+# valid starting points: the RFC 4475 messages and what phones and SIPp send
+CORPUS = [p.read_bytes() for p in sorted(TORTURE.glob("*.dat"))] + [
+    _typical("INVITE", "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n", _SDP),
+    _typical(
+        "REGISTER",
+        'Authorization: Digest username="alice", realm="pbx", '
+        'nonce="1.2", uri="sip:pbx", response="00", qop=auth, nc=00000001, cnonce="x"\r\n',
+    ),
+    _typical("REFER", "Refer-To: <sip:2000@pbx?Replaces=a%40b%3Bto-tag%3D1%3Bfrom-tag%3D2>\r\n"),
+    _typical("INFO", "", "Signal=5\r\nDuration=160\r\n"),
+    _typical("BYE", "Route: <sip:p1.example;lr>, <sip:p2.example;lr>\r\n"),
+]
+# values a field is replaced by
+INTERESTING = [
+    b"", b" ", b"0", b"-1", b"4294967296", b"99999999999999999999", b"9" * 300, b"a" * 2000,
+    b"<sip:a@b>", b"<sip:a@b", b'"unterminated', b";;;", b",,,", b"sip:%00@h", b"sip:@",
+    b"\xff\xfe", b"SIP/2.0/UDP h", b"SIP/2.0/UDP [::1]:0", b"<>", b"1 INVITE 2", b"*",
+    b'Digest a="b', b"Digest realm=", b"tel:+1", b"sips:[fe80::1%25eth0]:5061", b"\t;\t",
+]  # fmt: skip
 
 
 SPECIAL = [b";", b",", b"<", b">", b'"', b"\\", b":", b"%", b"@", b"=", b"\x00", b"\xff", b"9" * 30]
@@ -124,30 +161,33 @@ def small_parsers(text: str) -> None:
 @st.composite
 def mutated(draw: st.DrawFn) -> bytes:
     data = bytearray(draw(st.sampled_from(CORPUS)))
-    for _ in range(draw(st.integers(1, 6))):
-        kind = draw(st.integers(0, 6))
-        at = draw(st.integers(0, max(0, len(data) - 1)))
-        if kind == 0 and data:  # flip a byte
-            data[at] = draw(st.integers(0, 255))
-        elif kind == 1:  # insert junk
-            data[at:at] = draw(st.binary(min_size=1, max_size=16))
-        elif kind == 2:  # cut a slice
-            del data[at : at + draw(st.integers(1, 40))]
-        else:  # line surgery: duplicate, swap, fold, or insert a special token
-            lines = bytes(data).split(b"\r\n")
-            i = draw(st.integers(0, len(lines) - 1))
-            if kind == 3:
-                lines.insert(i, lines[i])
-            elif kind == 4 and len(lines) > 2:
-                j = draw(st.integers(0, len(lines) - 1))
-                lines[i], lines[j] = lines[j], lines[i]
-            elif kind == 5:
-                lines[i] = lines[i].replace(b" ", b"\r\n ", 1)
-            else:
-                token = draw(st.sampled_from(SPECIAL))
-                pos = draw(st.integers(0, len(lines[i])))
-                lines[i] = lines[i][:pos] + token + lines[i][pos:]
-            data = bytearray(b"\r\n".join(lines))
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from("vvvvttfidsxc"))
+        lines = bytes(data).split(b"\r\n")
+        i = draw(st.integers(0, len(lines) - 1))
+        line = lines[i]
+        if kind == "v" and b":" in line:  # replace a header value with an odd one
+            name = line.split(b":", 1)[0]
+            lines[i] = name + b": " + draw(st.sampled_from(INTERESTING))
+        elif kind == "t":  # insert a special token somewhere in a line
+            pos = draw(st.integers(0, len(line)))
+            lines[i] = line[:pos] + draw(st.sampled_from(SPECIAL)) + line[pos:]
+        elif kind == "f":  # fold the line at a space
+            lines[i] = line.replace(b" ", b"\r\n ", 1)
+        elif kind == "i":  # duplicate a line
+            lines.insert(i, line)
+        elif kind == "d" and len(lines) > 2:  # drop a line
+            del lines[i]
+        elif kind == "s" and len(lines) > 2:  # swap two lines
+            j = draw(st.integers(0, len(lines) - 1))
+            lines[i], lines[j] = lines[j], lines[i]
+        elif kind == "x" and line:  # flip a byte
+            pos = draw(st.integers(0, len(line) - 1))
+            lines[i] = line[:pos] + bytes([draw(st.integers(0, 255))]) + line[pos + 1 :]
+        elif kind == "c":  # cut the message short
+            data = bytearray(bytes(data)[: draw(st.integers(0, len(data)))])
+            continue
+        data = bytearray(b"\r\n".join(lines))
     return bytes(data)
 
 

@@ -12,6 +12,7 @@ import json
 import pytest
 
 from cloudcc.sip.protection import ProtectionSettings
+from cloudcc.sip.registrar import ContactRequest
 
 from .conftest import App
 from .helpers import (
@@ -199,3 +200,39 @@ async def test_over_the_cps_limit_calls_are_refused_with_503(make_endpoint, app)
     assert 2 <= result.stat("Successful call") <= 5
     assert "503 Service Unavailable" in result.errors()
     assert isinstance(app, App)
+
+
+async def test_udp_registered_phone_gets_nat_keepalives(make_endpoint):
+    ep = await make_endpoint(nat_keepalive_interval=0.2)
+    phone = await UdpPeer.open()
+    try:
+        ep.registrar.register(
+            "sip:1001@127.0.0.1",
+            [ContactRequest("sip:1001@192.168.1.20:5060")],  # behind NAT: private contact
+            300,
+            "kal",
+            1,
+            ep.now(),
+            source=("127.0.0.1", phone.port),  # where its REGISTER really came from
+        )
+        assert await phone.recv(3) == b"\r\n\r\n"
+    finally:
+        phone.close()
+
+
+async def test_unanswered_call_gets_480_after_the_answer_timeout(make_endpoint, app):
+    app.trunk_sources.add("127.0.0.1")
+    app.behaviour = "ring"
+    ep = await make_endpoint(app, answer_timeout=0.3)
+    peer = await UdpPeer.open()
+    try:
+        peer.send(
+            sip_request("INVITE", "sip:1000@127.0.0.1", user="pstn", host="127.0.0.1",
+                        port=peer.port, call_id="noanswer",
+                        headers=["Content-Type: application/sdp"], body=SDP_OFFER),
+            ep.ports["UDP"],
+        )  # fmt: skip
+        assert await peer.recv_status(3) == 480
+    finally:
+        peer.close()
+    assert app.calls[0].end is not None and app.calls[0].end.status == 480

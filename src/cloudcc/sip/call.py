@@ -345,8 +345,6 @@ class Call:
         self._accepted_tx: ServerInviteTransaction | None = None
         self._ack_waiter: asyncio.Future[Request] | None = None
         self._pending_reinvite: ReinviteReceived | None = None
-        self._refer_dialog_ready = False
-        self._refer_cseq = 0
 
     # ----------------------------------------------------------- app surface
     async def events(self) -> AsyncIterator[CallEvent]:
@@ -1161,7 +1159,6 @@ class OutgoingCall(Call):
             asyncio.get_running_loop().create_future()
         )
         self._rang = False
-        self._failed = False
 
     async def answered(self) -> SessionDescription | None:
         """The remote SDP once answered; raises CallFailed / CallEnded otherwise."""
@@ -1359,7 +1356,6 @@ class OutgoingCall(Call):
             self._fail_waiter(CallEnded(self.end.cause if self.end else EndCause.CANCELLED))
             return
         best = _best_failure(self._forks)
-        self._failed = True
         self._emit(Failed(best.final or 500, best.reason))
         self._fail_waiter(CallFailed(best.final or 500, best.reason))
         self._end_now(EndCause.FAILED, best.final, best.reason)

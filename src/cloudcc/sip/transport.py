@@ -210,7 +210,6 @@ class TransportLayer:
         self._udp: asyncio.DatagramTransport | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._ws_server: Any = None
-        self._ws_tasks: set[asyncio.Task[None]] = set()
         self._flows: dict[tuple[str, Address], Flow] = {}
         self._connecting: dict[tuple[str, Address], asyncio.Task[Flow]] = {}
         self._client_ssl: ssl.SSLContext | None = None
