@@ -478,6 +478,17 @@ async def test_closed_leg_refuses_use_and_frees_its_port(engine: MediaEngine, pe
         s.bind(("127.0.0.1", port))
 
 
+async def test_an_unsupported_codec_leaves_the_leg_unconfigured(
+    engine: MediaEngine, peers: Peers
+) -> None:
+    from cloudcc.media.exceptions import UnsupportedCodec
+
+    leg = await engine.open_leg()
+    with pytest.raises(UnsupportedCodec):
+        leg.configure(("127.0.0.1", 4000), "GSM")
+    assert leg.state is LegState.OPEN and leg.config is None
+
+
 async def test_a_leg_cannot_be_in_two_bridges(engine: MediaEngine, peers: Peers) -> None:
     a, _ = await connected(engine, peers)
     b, _ = await connected(engine, peers)

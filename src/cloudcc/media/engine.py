@@ -239,13 +239,15 @@ class Leg:
         rtcp_remote: Address | None = None,
     ) -> None:
         """Set the far end after offer/answer; may be called again (re-INVITE)."""
-        self._transition(LegState.ACTIVE)
-        new_codec = create_codec(codec)
+        if self.state is LegState.CLOSED:
+            raise LegClosed(self.id)
+        new_codec = create_codec(codec)  # UnsupportedCodec before anything changes
         if ptime <= 0 or ptime % 10:
             raise ValueError(f"ptime must be a positive multiple of 10 ms, got {ptime}")
         pt = payload_type if payload_type is not None else new_codec.static_payload_type
         if pt is None:
             raise ValueError(f"codec {codec} has no static payload type; pass payload_type")
+        self._transition(LegState.ACTIVE)
         previous = self.config
         self.config = LegConfig(
             remote=remote,
