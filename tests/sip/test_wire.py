@@ -13,6 +13,7 @@ import pytest
 
 from cloudcc.sip.protection import ProtectionSettings
 from cloudcc.sip.registrar import ContactRequest
+from cloudcc.sip.sdp import make_offer
 
 from .conftest import App
 from .helpers import (
@@ -236,3 +237,35 @@ async def test_unanswered_call_gets_480_after_the_answer_timeout(make_endpoint, 
     finally:
         peer.close()
     assert app.calls[0].end is not None and app.calls[0].end.status == 480
+
+
+async def test_phone_registered_through_a_proxy_is_called_through_its_path(make_endpoint, app):
+    """RFC 3327: Kamailio adds Path to the REGISTER; calls to that phone go back via it."""
+    ep = await make_endpoint(app)
+    proxy = await UdpPeer.open()
+    try:
+        path = f"Path: <sip:127.0.0.1:{proxy.port};lr>"
+        uri = "sip:127.0.0.1"
+
+        def register(cseq: int, extra: list[str]) -> bytes:
+            raw = sip_request("REGISTER", uri, user="alice", host="10.1.2.3", port=5062,
+                              call_id="via-proxy", cseq=cseq,
+                              headers=[path, "Supported: path", *extra])  # fmt: skip
+            return raw.replace(b"To: <sip:127.0.0.1>", b"To: <sip:alice@127.0.0.1>")
+
+        proxy.send(register(1, []), ep.ports["UDP"])
+        params = challenge_params(await proxy.recv(2))
+        auth = digest_md5("alice", params["realm"], "secret", "REGISTER", uri, params["nonce"])
+        proxy.send(register(2, [f"Authorization: {auth}"]), ep.ports["UDP"])
+        ok = await proxy.recv(2)
+        assert ok.startswith(b"SIP/2.0 200") and path.encode() in ok
+        (binding,) = ep.registrar.lookup("sip:alice@127.0.0.1", ep.now())
+        assert binding.path == (f"<sip:127.0.0.1:{proxy.port};lr>",)
+
+        call = await ep.call("sip:alice@127.0.0.1", make_offer("127.0.0.1", 45000))
+        invite = (await proxy.recv(2)).decode()
+        assert invite.startswith("INVITE sip:alice@10.1.2.3:5062;transport=udp SIP/2.0")
+        assert f"Route: <sip:127.0.0.1:{proxy.port};lr>" in invite
+        await call.cancel()
+    finally:
+        proxy.close()

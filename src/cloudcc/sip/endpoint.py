@@ -90,7 +90,7 @@ TrunkCheck = Callable[[Address, RequestInfo], Awaitable[object | None]]
 CallHandler = Callable[[IncomingCall], Awaitable[None]]
 AdmitPolicy = Callable[[Address, RequestInfo], Awaitable[bool]]
 
-SUPPORTED_OPTIONS = frozenset({"timer", "replaces"})
+SUPPORTED_OPTIONS = frozenset({"timer", "replaces", "path"})
 ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO",
                    "UPDATE", "REFER", "NOTIFY")  # fmt: skip
 _KNOWN_METHODS = frozenset({*ALLOWED_METHODS, "PRACK", "SUBSCRIBE", "PUBLISH", "MESSAGE"})
@@ -725,6 +725,9 @@ class SipEndpoint:
         flow: Flow | None,
     ) -> None:
         now = self.now()
+        # RFC 3327: a REGISTER that came through proxies (Kamailio) carries their Path;
+        # requests to these contacts must take the same way back
+        path = tuple(v for v in request.get_all("path") if v)
         try:
             bindings = self.registrar.register(
                 aor,
@@ -738,6 +741,7 @@ class SipEndpoint:
                 flow=flow,
                 owner=credential.owner,
                 user_agent=request.get("user-agent"),
+                path=path,
             )
         except RegistrationError as exc:
             headers = []
@@ -748,6 +752,8 @@ class SipEndpoint:
         self._schedule("registrar", self.registrar.next_expiry())
         headers = [("Contact", f"<{b.contact}>;expires={b.expires_in(now)}") for b in bindings]
         headers.append(("Date", self._date()))  # §10.3 step 8
+        if path and "path" in request.option_tags("supported"):
+            headers += [("Path", value) for value in path]  # RFC 3327 §5.3
         self._respond(tx, make_response(request, 200, headers=headers, to_tag=new_tag()))
 
     def _date(self) -> str:
@@ -1032,15 +1038,18 @@ class SipEndpoint:
             {"tag": local_tag},
         )
         to_party = NameAddress(uri.without_headers())
-        forks: list[tuple[str, Target, bool]] = []
+        forks: list[tuple[str, Target, bool, tuple[str, ...]]] = []
         if bindings:
             for binding in bindings:
-                forks.append((binding.contact, self._binding_target(binding), True))
+                if binding.path:  # RFC 3327: back through the proxies it registered through
+                    first = NameAddress.parse_first(binding.path[0])
+                    forks.append((binding.contact, await self._resolve(first), False, binding.path))
+                else:
+                    forks.append((binding.contact, self._binding_target(binding), True, ()))
         else:
-            forks.append(
-                (str(uri.without_headers()), await self._resolve(str(uri), transport), False)
-            )
-        for index, (request_uri, fork_target, symmetric) in enumerate(forks):
+            target_of = await self._resolve(str(uri), transport)
+            forks.append((str(uri.without_headers()), target_of, False, ()))
+        for index, (request_uri, fork_target, symmetric, route) in enumerate(forks):
             invite = self._make_invite(
                 request_uri,
                 from_party,
@@ -1049,7 +1058,7 @@ class SipEndpoint:
                 call_id if index == 0 else new_call_id(self.host),
                 fork_target.kind,
                 sdp,
-                headers,
+                [*(("Route", value) for value in route), *headers],
             )
             call._add_fork(_Fork(invite, fork_target, symmetric), ring_timeout)
         self._calls.add(call)

@@ -363,6 +363,11 @@ class NameAddress:
     def __repr__(self) -> str:
         return f"NameAddress({str(self)!r})"
 
+    @staticmethod
+    def parse_first(value: str) -> str:
+        """The URI (as text) of the first name-addr of a list header value (Route, Path)."""
+        return parse_name_address(split_list(value)[0]).uri_text
+
     def copy(self) -> NameAddress:
         addr = NameAddress(self._uri_text, self.display, dict(self.params))
         addr._uri = self._uri.copy() if isinstance(self._uri, SipUri) else self._uri

@@ -36,6 +36,7 @@ class Binding:
     instance: str | None = None  # +sip.instance (RFC 5626)
     user_agent: str | None = None
     params: dict[str, str | None] = field(default_factory=dict)
+    path: tuple[str, ...] = ()  # Path values (RFC 3327): the proxies to reach it through
 
     def expires_in(self, now: float) -> int:
         return max(0, round(self.expires_at - now))
@@ -151,6 +152,7 @@ class Registrar:
         flow: object = None,
         owner: object = None,
         user_agent: str | None = None,
+        path: tuple[str, ...] = (),
     ) -> list[Binding]:
         """Apply a REGISTER (§10.3 steps 6-8); ``contacts=None`` is the ``*`` wildcard.
 
@@ -207,6 +209,7 @@ class Registrar:
                 instance=contact.instance,
                 user_agent=user_agent,
                 params=contact.params,
+                path=path,
             )
             heapq.heappush(self._heap, (expires_at, key))
         if current:
