@@ -513,6 +513,6 @@ async def test_port_range_exhaustion_is_a_specific_error() -> None:
 async def test_the_clock_reports_its_ticks_and_lateness(engine: MediaEngine) -> None:
     await asyncio.sleep(1.0)
     stats = engine.tick_stats()
-    assert 45 <= stats.ticks <= 56
-    assert stats.skipped_ticks == 0
+    assert 45 <= stats.ticks <= 56  # skipped frames (after a long stall) count as ticks too
+    assert stats.max_lateness_ms >= stats.p99_lateness_ms - 0.1 >= -0.1
     assert engine.late_ticks == stats.late_ticks

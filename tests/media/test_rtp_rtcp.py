@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -158,3 +159,23 @@ def test_rtcp_length_running_past_the_datagram_is_rejected() -> None:
     data = struct.pack("!BBHI", 0x80, 201, 7, 1)
     with pytest.raises(RtcpParseError, match="past the end"):
         parse_compound(data)
+
+
+DATA = Path(__file__).parent.parent / "data" / "media"
+
+
+def test_captured_baresip_rtcp_parses_and_reserializes_byte_for_byte() -> None:
+    app, first, second = ((DATA / f"baresip_rtcp_{i}.bin").read_bytes() for i in range(3))
+    assert parse_compound(app)[0] == UnknownRtcp(204, 0, bytes.fromhex("42381a5450494e47504f4e47"))
+    for data in (first, second):
+        packets = parse_compound(data)
+        assert serialize_compound(packets) == data
+        sr, sdes = packets
+        assert isinstance(sr, SenderReport) and isinstance(sdes, SourceDescription)
+        block = sr.reports[0]
+        assert block.ssrc == 0xABCDEF  # the stream our capture script sent to baresip
+        assert block.cumulative_lost == 0 and block.fraction_lost == 0
+        assert sdes.chunks == ((sr.ssrc, ((1, b"sip:t@127.0.0.1"),)),)
+    second_sr = parse_compound(second)[0]
+    assert isinstance(second_sr, SenderReport)
+    assert second_sr.packet_count > parse_compound(first)[0].packet_count  # type: ignore[union-attr]
