@@ -68,7 +68,6 @@ class EventsPoll(s.Strict):
     scope: ScopeText | None = None
     agent_id: s.Id | None = None
     types: TypesText | None = Field(None, description="comma-separated, * wildcards: contact.*")
-    access_token: str | None = Field(None, description="for clients that cannot set headers")
 
 
 class EventsPage(BaseModel):
@@ -467,8 +466,14 @@ async def list_deliveries(
     return page.__dict__
 
 
+class RedeliveryOut(BaseModel):
+    id: str
+    status: Literal["pending"]
+
+
 @deliveries.post(
     "/webhooks/{id}/deliveries/{delivery_id}/retry",
+    response_model=RedeliveryOut,
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="redeliver_webhook",
     summary="Send a finished delivery again",
@@ -478,9 +483,9 @@ async def redeliver(
     ctx: Ctx,
     id: IdPath,
     delivery_id: Annotated[s.Id, Path(description="the delivery's id")],
-) -> Response:
+) -> Any:
     await _service(ctx).webhooks.redeliver(actor, id, delivery_id)
-    return Response(status_code=status.HTTP_202_ACCEPTED)
+    return {"id": delivery_id, "status": "pending"}
 
 
 routers: list[APIRouter] = [stream, webhooks, deliveries]
