@@ -516,3 +516,78 @@ async def test_the_clock_reports_its_ticks_and_lateness(engine: MediaEngine) -> 
     assert 45 <= stats.ticks <= 56  # skipped frames (after a long stall) count as ticks too
     assert stats.max_lateness_ms >= stats.p99_lateness_ms - 0.1 >= -0.1
     assert engine.late_ticks == stats.late_ticks
+
+
+async def test_reinvite_to_another_codec_turns_the_relay_into_translation(
+    engine: MediaEngine, peers: Peers
+) -> None:
+    a, pa = await connected(engine, peers)
+    b, _ = await connected(engine, peers)
+    bridge = engine.bridge(a, b)
+    assert bridge.mode is BridgeMode.RELAY
+    pb = await peers(codec="PCMA")  # the far end re-INVITEs with PCMA from a new port
+    b.configure(pb.address, "PCMA")
+    pb.connect((b.host, b.port))
+    assert bridge.mode is BridgeMode.TRANSLATE
+    steady = await play_tones((pa, 1000.0), (pb, 500.0))
+    assert abs(tone_level_dbfs(heard(pb, steady), 1000) - -10.0) < 1.0
+    assert abs(tone_level_dbfs(heard(pa, steady), 500) - -10.0) < 1.0
+
+
+async def test_digits_sent_on_a_relaying_leg_interrupt_the_relay_only_while_they_play(
+    engine: MediaEngine, peers: Peers
+) -> None:
+    a, pa = await connected(engine, peers)
+    b, pb = await connected(engine, peers)
+    engine.bridge(a, b)
+    sending = asyncio.create_task(pa.send_tone(1000, 2.0))
+    await asyncio.sleep(0.5)
+    b.send_dtmf("9", duration_ms=100)
+    await sending
+    events = pb.received_events()
+    assert [te.event for _, te in events if te.end] == [9, 9, 9]
+    assert len({p.timestamp for p, _ in events}) == 1
+    # the relayed audio went on after the digit, on the same stream
+    last_event = max(r.arrival for r in pb.received if r.packet.payload_type == 101)
+    after = heard(pb, last_event + 0.1)
+    assert len(after) > 4000 and abs(tone_level_dbfs(after, 1000) - -10.0) < 1.0
+    seqs = [r.packet.sequence for r in pb.received]
+    assert all((y - x) & 0xFFFF == 1 for x, y in itertools.pairwise(seqs))
+
+
+async def test_a_paused_recording_leaves_out_what_was_said_meanwhile(
+    engine: MediaEngine, peers: Peers, tmp_path: Path
+) -> None:
+    leg, peer = await connected(engine, peers)
+    recording = engine.record(tmp_path / "paused.wav", leg)
+    await peer.send_tone(1000, 1.0)
+    await asyncio.sleep(0.05)  # packets in flight land before the pause
+    recording.pause()
+    await peer.send_tone(500, 1.0)
+    await asyncio.sleep(0.05)
+    recording.resume()
+    await peer.send_tone(1000, 1.0)
+    info = await recording.stop()
+    pcm, _ = read_wav(info.path)
+    assert 1.8 < info.duration_s < 2.3
+    assert tone_level_dbfs(pcm[:, 0], 500) < -40
+    assert abs(tone_level_dbfs(pcm[:, 0], 1000) - -10.0) < 1.5
+    assert [state for state, _ in info.transitions][-1].value == "stopped"
+
+
+async def test_a_held_conference_participant_hears_music_and_is_not_heard(
+    engine: MediaEngine, peers: Peers
+) -> None:
+    conf = engine.conference()
+    members = [await connected(engine, peers) for _ in range(3)]
+    for leg, _ in members:
+        conf.add(leg)
+    (held, ph), (_, p2), (_, p3) = members
+    engine.hold(held)
+    steady = await play_tones((ph, 440.0), (p2, 1020.0), (p3, 1730.0))
+    assert abs(tone_level_dbfs(heard(ph, steady), MUSIC_HZ) - -12.0) < 1.0
+    assert tone_level_dbfs(heard(ph, steady), 1020) < -40
+    for peer, other in ((p2, 1730.0), (p3, 1020.0)):
+        audio = heard(peer, steady)
+        assert tone_level_dbfs(audio, 440) < -40 and tone_level_dbfs(audio, MUSIC_HZ) < -40
+        assert abs(tone_level_dbfs(audio, other) - -10.0) < 1.0

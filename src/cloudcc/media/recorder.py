@@ -40,6 +40,12 @@ class Channel(Protocol):
     def take(self, count: int) -> PCM:
         """The next ``count`` samples of the recording clock."""
 
+    def pause(self) -> None:
+        """Stop taking audio in."""
+
+    def resume(self) -> None:
+        """Take audio in again."""
+
 
 class TimelineChannel:
     """One party's G.711 audio placed by RTP timestamp, straight from the packets.
@@ -60,9 +66,12 @@ class TimelineChannel:
         self._last_ext = 0
         self._concealer = Concealer(FRAME)
         self.late = 0
+        self._paused = False
 
     def put(self, timestamp: int, payload: bytes, arrival: float, law: int = 0) -> None:
         """Place one packet's payload (codes of ``law``) at its timestamp."""
+        if self._paused:
+            return
         if law != self.law:
             table = _TRANSLATE[law][self.law]
             assert table is not None
@@ -113,6 +122,18 @@ class TimelineChannel:
         for frame in range(pos // FRAME, (end - 1) // FRAME + 1):
             self._filled[frame] = 1
 
+    def pause(self) -> None:
+        """Ignore packets until resume(); what is buffered ahead of the clock is dropped."""
+        self._paused = True
+        self._codes.clear()
+        self._filled.clear()
+
+    def resume(self) -> None:
+        """Accept packets again, anchored afresh on the next one."""
+        self._paused = False
+        self._anchor = None
+        self._concealer = Concealer(FRAME)
+
     def take(self, count: int) -> PCM:
         have = min(count, len(self._codes))
         frames = count // FRAME
@@ -144,10 +165,21 @@ class FrameChannel:
     def __init__(self) -> None:
         self._frames: list[PCM] = []
         self._pending = 0
+        self._paused = False
 
     def put(self, frame: PCM) -> None:
+        if self._paused:
+            return
         self._frames.append(frame)
         self._pending += len(frame)
+
+    def pause(self) -> None:
+        self._paused = True
+        self._frames = []
+        self._pending = 0
+
+    def resume(self) -> None:
+        self._paused = False
 
     def take(self, count: int) -> PCM:
         if self._pending >= count:
@@ -215,9 +247,12 @@ class Recorder:
     def path(self) -> str:
         return self.writer.path
 
-    def _transition(self, target: RecordingState, now: float) -> None:
+    def _check(self, target: RecordingState) -> None:
         if target not in _TRANSITIONS.get(self.state, set()):
             raise IllegalTransition("recording", self.state.value, target.value)
+
+    def _transition(self, target: RecordingState, now: float) -> None:
+        self._check(target)
         self.state = target
         self.transitions.append((target, now))
 
@@ -238,12 +273,18 @@ class Recorder:
         self.writer.flush()
 
     def pause(self, now: float) -> None:
+        """Write what was said up to now; nothing said until resume() is kept."""
+        self._check(RecordingState.PAUSED)
         self.flush(now, margin=0.0)
         self._transition(RecordingState.PAUSED, now)
+        for source in self.sources:
+            source.pause()
 
     def resume(self, now: float) -> None:
-        self.flush(now, margin=0.0)  # what came in while paused is dropped
+        self.flush(now, margin=0.0)  # the recording clock skips the pause, nothing written
         self._transition(RecordingState.RECORDING, now)
+        for source in self.sources:
+            source.resume()
 
     def stop(self, now: float) -> tuple[str, float, int]:
         """Write what is left and close the file: (path, duration seconds, bytes)."""

@@ -172,6 +172,7 @@ class RtpSender:
         self.last_ts = ts
         self.packets += 1
         self.octets += len(payload)
+        self._relay_ssrc = None  # a relayed source resuming after this re-anchors
         return HEADER.pack(0x80, marker | payload_type, seq, ts, self.ssrc) + payload
 
     def frame_header(self, payload_type: int, samples: int, now: float) -> bytes:
@@ -188,6 +189,7 @@ class RtpSender:
             0x80, (0x80 if marker else 0) | payload_type, self.seq, timestamp, self.ssrc
         )
         self.seq = (self.seq + 1) & 0xFFFF
+        self._relay_ssrc = None  # a relayed source resuming after this re-anchors
         return header
 
     def start_ts(self, now: float) -> int:
@@ -208,6 +210,7 @@ class RtpSender:
         header = HEADER.pack(0x80, marker | payload_type, self.seq, ts, self.ssrc)
         self.seq = (self.seq + 1) & 0xFFFF
         self.last_ts = ts
+        self._relay_ssrc = None  # a relayed source resuming after this re-anchors
         return header
 
     def translate(
