@@ -50,6 +50,7 @@ class MediaSettings(_Section):
     port_min: int = 20000
     port_max: int = 29999
     jitter_ms: int = 40
+    inactivity_timeout: float = 60.0  # seconds without RTP before a call is cleared; 0: never
 
 
 class AiSettings(_Section):
@@ -74,6 +75,10 @@ class Settings(_Section):
     token_ttl_seconds: int = 8 * 3600
     signature_window_seconds: int = 300
     demo: bool = True
+    node_name: str | None = Field(
+        default=None,
+        description="this node's name in a cluster; generated once into <data_dir>/node-id",
+    )
     log_level: str = "info"
     limits: LimitsSettings = LimitsSettings()
     sip: SipSettings = SipSettings()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,26 @@ from cloudcc.store.tables import Tenant
 log = logging.getLogger("cloudcc.voice")
 
 
+def node_name(settings: Settings) -> str:
+    """A stable name for this node: contacts it anchors are recovered by it after a crash."""
+    if settings.node_name:
+        return settings.node_name
+    path = settings.data_dir / "node-id"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+    return path.read_text().strip()
+
+
 class VoiceNode:
     def __init__(self, settings: Settings, ctx: ApiContext) -> None:
         self.settings = settings
         self.ctx = ctx
         sip_cfg = settings.sip
         self.media = MediaEngine(
-            settings.media.host, settings.media.port_min, settings.media.port_max,
+            settings.media.host,
+            settings.media.port_min,
+            settings.media.port_max,
             jitter_ms=settings.media.jitter_ms,
         )
         self.sip = SipEndpoint(
@@ -52,7 +66,7 @@ class VoiceNode:
             )
         )
         self.acd = Acd(ctx.db, ctx.bus)
-        self.contacts = ContactStore(ctx.db, node=socket.gethostname() + f":{sip_cfg.port}")
+        self.contacts = ContactStore(ctx.db, node=node_name(settings))
         self.recordings = RecordingStore(ctx.db, settings.recordings_dir.resolve())
         tts_config = {**settings.ai.tts, "cache_dir": str(settings.data_dir / "tts-cache")}
         self.tts = create_tts(tts_config)
@@ -63,11 +77,22 @@ class VoiceNode:
         self.webhooks = WebhookRunner(self.http, self._webhook_secret)
         self._secrets: dict[str, bytes] = {}
         self.voice = VoiceService(
-            db=ctx.db, bus=ctx.bus, sip=self.sip, media=self.media, acd=self.acd,
-            flows=ctx.flows, tts=self.tts, asr=self.asr, webhooks=self.webhooks,
-            contacts=self.contacts, recordings=self.recordings, box=ctx.auth.box,
-            data_dir=settings.data_dir, default_tenant=sip_cfg.default_tenant,
+            db=ctx.db,
+            bus=ctx.bus,
+            sip=self.sip,
+            media=self.media,
+            acd=self.acd,
+            flows=ctx.flows,
+            tts=self.tts,
+            asr=self.asr,
+            webhooks=self.webhooks,
+            contacts=self.contacts,
+            recordings=self.recordings,
+            box=ctx.auth.box,
+            data_dir=settings.data_dir,
+            default_tenant=sip_cfg.default_tenant,
             node=self.contacts.node,
+            media_timeout=settings.media.inactivity_timeout,
         )
 
     def _webhook_secret(self, tenant_id: str, name: str | None) -> bytes | None:
@@ -78,10 +103,11 @@ class VoiceNode:
         recovered = await self.contacts.recover()
         recordings = await self.recordings.recover()
         if recovered or recordings:
-            log.warning("closed %d contacts and %d recordings left open by a crash",
-                        recovered, recordings)
+            log.warning(
+                "closed %d contacts and %d recordings left open by a crash", recovered, recordings
+            )
         async with self.ctx.db.session() as s:
-            for tenant_id, secret in (await s.execute(select(Tenant.id, Tenant.webhook_secret))):
+            for tenant_id, secret in await s.execute(select(Tenant.id, Tenant.webhook_secret)):
                 self._secrets[tenant_id] = secret.encode()
         await self.media.start()
         await self.sip.start()
@@ -109,5 +135,7 @@ class VoiceNode:
         return int(self.sip.ports.get("udp", self.settings.sip.port))
 
     def describe(self) -> dict[str, Any]:
-        return {"sip": dict(self.sip.ports), "media": [self.settings.media.port_min,
-                                                       self.settings.media.port_max]}
+        return {
+            "sip": dict(self.sip.ports),
+            "media": [self.settings.media.port_min, self.settings.media.port_max],
+        }

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import time
 import wave
@@ -113,6 +115,7 @@ def sipp_call(
     calls: int = 1,
     rate: float = 1.0,
     timeout: float = 90,
+    caller: str = "+15550",
 ) -> subprocess.CompletedProcess[str]:
     """SIPp customer(s): call, press ``digit`` after ``dtmf_after_ms``, talk ``talk_ms``, BYE."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -123,6 +126,7 @@ def sipp_call(
         .replace("{digit}", digit)
         .replace("{dtmf_after_ms}", str(dtmf_after_ms))
         .replace("{talk_ms}", str(talk_ms))
+        .replace("{caller}", caller)
     )
     return subprocess.run(
         [
@@ -227,6 +231,7 @@ class Baresip:
             str(self.dir),
             stdout=self._log_file,
             stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # kill() takes baresip down with its timeout wrapper
         )
         try:
             await self._wait_ctrl()
@@ -299,10 +304,15 @@ class Baresip:
         pcm = self.heard()
         return pcm[-int(seconds_ago * 8000) :]
 
-    async def stop(self) -> None:
+    def kill(self) -> None:
+        """Gone at once: no BYE, no more RTP (a phone that lost power)."""
         if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            self.kill()
             await self.proc.wait()
         if self._log_file is not None:
             self._log_file.close()

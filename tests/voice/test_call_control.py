@@ -59,6 +59,12 @@ async def connect_caller(api, node, p: dict[str, Baresip], key: str = "2") -> st
     return str(live[0]["contact_id"])
 
 
+async def hang_up(api, caller: Baresip) -> None:
+    """The caller hangs up; wait until the node saw the BYE (before the phone is killed)."""
+    await caller.hangup()
+    await wait_until(lambda: not any(c["state"] == "connected" for c in api.live()), 10)
+
+
 def hears(phone: Baresip, party: str, seconds: float = 1.5) -> float:
     return level(phone.heard_since(seconds), TONES[party])
 
@@ -81,7 +87,7 @@ async def test_hold_plays_music_to_the_customer_and_silence_to_the_agent(voice_n
         await asyncio.sleep(2)
         assert hears(p["caller"], "1001") > HEARD
         assert hears(p["1001"], "caller") > HEARD
-        await p["caller"].hangup()
+        await hang_up(api, p["caller"])
     cdr = wait_until_cdr(api, lambda c: c["disposition"] == "answered")
     assert 2 < cdr["hold_seconds"] < 4.5, cdr
     assert cdr["legs"][0]["hold_count"] == 1
@@ -105,7 +111,7 @@ async def test_mute_and_dtmf_to_the_customer(voice_node, api, tmp_path):
             ),
             5,
         )
-        await p["caller"].hangup()
+        await hang_up(api, p["caller"])
 
 
 async def test_blind_transfer_to_another_agent(voice_node, api, tmp_path):
@@ -126,7 +132,7 @@ async def test_blind_transfer_to_another_agent(voice_node, api, tmp_path):
         assert hears(p["caller"], "1002") > HEARD
         assert hears(p["caller"], "1001") < SILENT
         assert hears(p["1002"], "caller") > HEARD
-        await p["caller"].hangup()
+        await hang_up(api, p["caller"])
     cdr = wait_until_cdr(
         api,
         lambda c: c["state"] in ("ended", "wrapup") and c["agent_id"] == api.agents["1002"]["id"],
@@ -152,7 +158,7 @@ async def test_consultative_transfer_then_complete(voice_node, api, tmp_path):
         await asyncio.sleep(2)
         assert hears(p["caller"], "1002") > HEARD
         assert hears(p["1002"], "caller") > HEARD
-        await p["caller"].hangup()
+        await hang_up(api, p["caller"])
     cdr = wait_until_cdr(
         api,
         lambda c: c["state"] in ("ended", "wrapup") and c["agent_id"] == api.agents["1002"]["id"],
@@ -181,7 +187,7 @@ async def test_three_way_conference_and_the_agent_leaving_it(voice_node, api, tm
         await asyncio.sleep(2)
         assert hears(p["caller"], "1002") > HEARD and hears(p["caller"], "1001") < SILENT
         assert hears(p["1002"], "caller") > HEARD
-        await p["caller"].hangup()
+        await hang_up(api, p["caller"])
 
 
 async def test_supervisor_listens_whispers_and_barges(voice_node, api, tmp_path):
@@ -203,7 +209,7 @@ async def test_supervisor_listens_whispers_and_barges(voice_node, api, tmp_path)
         api.post(f"/contacts/{cid}/intercept")
         await asyncio.sleep(2)
         assert hears(p["caller"], "1003") > HEARD and hears(p["caller"], "1001") < SILENT
-        await p["caller"].hangup()
+        await hang_up(api, p["caller"])
     cdr = wait_until_cdr(api, lambda c: c["state"] in ("ended", "wrapup"))
     assert cdr["transfers"][-1]["kind"] == "intercept"
     assert [leg["role"] for leg in cdr["legs"]] == ["customer", "agent", "supervisor"]

@@ -79,7 +79,7 @@ def test_caller_and_agent_hear_each_other_and_the_recording_has_both_sides(
             await wait_until(lambda: any(c["state"] == "connected" for c in api.live()), 15)
             await asyncio.sleep(4)
             await caller.hangup()
-            await asyncio.sleep(1)
+            await wait_until(lambda: not any(c["state"] == "connected" for c in api.live()), 10)
             heard_by_caller = caller.heard()[-3 * 8000 :]
             heard_by_agent = agent.heard()[-3 * 8000 :]
             assert level(heard_by_caller, 1500) > -30, "the caller hears the agent"

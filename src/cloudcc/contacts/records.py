@@ -136,6 +136,12 @@ class ContactStore:
                 )
             ).all()
             for row in rows:
+                recorded = (
+                    await s.scalars(
+                        select(RecordingRecord.id).where(RecordingRecord.contact_id == row.id)
+                    )
+                ).all()
+                row.recordings = sorted(set(row.recordings) | set(recorded))
                 row.state = ContactState.ENDED.value
                 row.end_cause = EndCause.NODE_FAILURE.value
                 row.ended_at = _dt(now)

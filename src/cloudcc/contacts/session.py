@@ -182,6 +182,7 @@ class ContactSession:
         )
 
     async def _run(self) -> None:
+        watchdog = asyncio.ensure_future(self._media_watchdog())
         try:
             self.watch(self.customer)
             target: Target | None = self.entry
@@ -198,7 +199,36 @@ class ContactSession:
             log.exception("contact %s failed", self.contact.id)
             self.contact.end_cause = self.contact.end_cause or EndCause.ERROR
         finally:
+            watchdog.cancel()
             await asyncio.shield(self.finish())
+
+    async def _media_watchdog(self) -> None:
+        """End a party whose RTP stopped (a phone that vanished without a BYE)."""
+        timeout = self.svc.media_timeout
+        if not timeout:
+            return
+        seen: dict[str, tuple[int, float]] = {}
+        while True:
+            await asyncio.sleep(min(5.0, timeout / 2))
+            now = self.now
+            for party in (self.customer, self.agent):
+                if party is None or party.media is None or party.leg.state is not LegState.UP:
+                    continue
+                received = party.media.stats().packets_received
+                count, since = seen.get(party.leg.id, (-1, now))
+                if received != count:
+                    seen[party.leg.id] = (received, now)
+                elif now - since >= timeout:
+                    log.info(
+                        "contact %s: no RTP from %s for %.0f s",
+                        self.contact.id,
+                        party.leg.id,
+                        now - since,
+                    )
+                    self._party_ended(party, "media_timeout")
+                    if party.call is not None:
+                        with contextlib.suppress(Exception):
+                            await party.call.hangup()
 
     async def _phase(self, target: Target) -> Target | None:
         handler: Callable[[Target], Awaitable[Target | None]] = {
@@ -262,6 +292,7 @@ class ContactSession:
         if party is self.customer:
             if self.contact.end_cause is None:
                 self.contact.end_cause = {
+                    "media_timeout": EndCause.PEER_LOST,
                     "session_expired": EndCause.PEER_LOST,
                     "timeout": EndCause.PEER_LOST,
                     "transport_error": EndCause.PEER_LOST,
@@ -1046,6 +1077,7 @@ class ContactSession:
             self.now,
             [self.customer.leg.id, self.agent.leg.id],
         )
+        self.svc.save(self)
         self.svc.publish_contact(self, "recording.started", recording_id=rid)
 
     async def stop_recording(self) -> None:

@@ -101,6 +101,7 @@ class VoiceService:
         data_dir: Path,
         default_tenant: str | None = "demo",
         node: str = "",
+        media_timeout: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
@@ -121,6 +122,7 @@ class VoiceService:
         self.clock = clock
         self.media_address = sip.config.public_host or sip.config.host
         self.max_wrapup_seconds = 3600.0
+        self.media_timeout = media_timeout
         self.sessions: dict[str, ContactSession] = {}
         self._devices: dict[tuple[str, str], str] = {}  # (tenant, agent) -> registered AOR
         self._static_devices: dict[tuple[str, str], str] = {}  # logged in with a URI
