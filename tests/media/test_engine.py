@@ -37,6 +37,14 @@ async def connected(
     return leg, peer
 
 
+async def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    """Wait until ``condition()`` holds (the engine works on its own clock)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
 def heard(peer: RtpPeer, since: float, until: float = float("inf")) -> np.ndarray:
     return peer.received_audio(since, until)
 
@@ -271,7 +279,8 @@ async def test_sent_digits_are_rfc4733_with_three_end_packets(
 ) -> None:
     leg, peer = await connected(engine, peers)
     leg.send_dtmf("42", duration_ms=100)
-    await asyncio.sleep(0.8)
+    await eventually(lambda: sum(te.end for _, te in peer.received_events()) >= 6)
+    await asyncio.sleep(0.1)  # nothing more may follow
     events = peer.received_events()
     by_ts: dict[int, list[Any]] = {}
     for packet, te in events:
@@ -289,7 +298,7 @@ async def test_digits_sent_to_a_leg_without_telephone_event_are_tones(
 ) -> None:
     leg, peer = await connected(engine, peers, dtmf_payload_type=None)
     leg.send_dtmf("5", duration_ms=200)
-    await asyncio.sleep(0.6)
+    await eventually(lambda: len(peer.received_audio()) >= 1600 + 480)
     audio = peer.received_audio()
     assert tone_level_dbfs(audio, 770) > -16 and tone_level_dbfs(audio, 1336) > -16
 
