@@ -86,9 +86,7 @@ async def run_sipp(
     try:
         out, _ = await proc.communicate()
     except asyncio.CancelledError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
+        await stop_process(proc)
         raise
     return SippResult(proc.returncode or 0, out.decode(errors="replace"), work)
 
@@ -140,10 +138,9 @@ class SippServer:
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            out, _ = await self.proc.communicate()
-            self.output = out.decode(errors="replace")
+            await stop_process(self.proc)
+            if self.proc.stdout is not None:
+                self.output = (await self.proc.stdout.read()).decode(errors="replace")
 
     def errors(self) -> str:
         return "\n".join(
@@ -152,6 +149,19 @@ class SippServer:
 
     def messages(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.workdir.glob("*_messages.log"))
+
+
+async def stop_process(proc: asyncio.subprocess.Process) -> None:
+    """Stop a child started under ``timeout``: SIGTERM, which timeout passes on to the tool
+    (SIGKILL would kill only timeout and orphan the tool), then SIGKILL if it lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), 5)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
 
 
 class UdpPeer(asyncio.DatagramProtocol):

@@ -7,7 +7,6 @@ microphone is a WAV padded to 30 s so the call is not ended by end-of-file.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from cloudcc.sip.call import AuthKind, EndCause, Ended, IncomingCall
 from cloudcc.sip.sdp import make_offer
 
 from .conftest import App, wait_for
-from .helpers import free_port
+from .helpers import free_port, stop_process
 
 pytestmark = pytest.mark.peer
 
@@ -79,9 +78,7 @@ class Baresip:
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            await self.proc.wait()
+            await stop_process(self.proc)
         if self._log_file is not None:
             self._log_file.close()  # type: ignore[attr-defined]
             self._log_file = None
