@@ -73,13 +73,23 @@ class EventsNode:
 
 
 @pytest.fixture
-async def events_node(tmp_path: Path) -> AsyncIterator[EventsNode]:
-    """A node with the event surface, listening on 127.0.0.1 (webhooks to 127/8 allowed)."""
+async def events_node(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventsNode]:
+    """A node with the event surface, listening on 127.0.0.1 (webhooks to 127/8 allowed).
+
+    On SQLite; on PostgreSQL too where a test parametrizes ``database_url`` (indirect).
+    """
     from cloudcc.api import events as api_events
     from cloudcc.app import Node
     from cloudcc.demo import ensure_demo
 
-    node = Node(Settings(data_dir=tmp_path / "data", secret_key="test-secret-key"))
+    database_url = None
+    if "database_url" in request.fixturenames:
+        database_url = request.getfixturevalue("database_url")
+    node = Node(
+        Settings(
+            data_dir=tmp_path / "data", database_url=database_url, secret_key="test-secret-key"
+        )
+    )
     # Until the node wires the service and its routes itself (then this reuses them).
     service = node.ctx.extra.get("events")
     if service is None:

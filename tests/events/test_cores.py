@@ -78,6 +78,14 @@ def test_agent_audience_is_decided_when_published() -> None:
     assert audience(other_tenant) == frozenset()
     assert audience(conf) == audience(after) == {"a1", "a2"}
     assert audience(bus.publish("t1", "agent.updated", {"id": "a3"})) == {"a3"}
+    # Ring-all: offered to two agents, who see the offer but do not hold the contact.
+    base = {"contact_id": "c5", "agent_id": None, "queue": "support"}
+    offered = bus.publish("t1", "contact.offered", {**base, "agents": ["a7", "a8"]})
+    ringing = bus.publish("t1", "leg.ringing", {**base})
+    connected = bus.publish("t1", "contact.connected", {**base, "agent_id": "a7"})
+    held = bus.publish("t1", "leg.held", {**base})
+    assert audience(offered) == {"a7", "a8"} and audience(ringing) == frozenset()
+    assert audience(connected) == audience(held) == {"a7"}
 
 
 @settings(max_examples=60, deadline=None)

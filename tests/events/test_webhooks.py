@@ -59,6 +59,10 @@ async def settled(en: EventsNode, headers: dict[str, str], hook: dict, count: in
     return found
 
 
+# These run on PostgreSQL too (skipped when no server is reachable).
+BOTH_STORES = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -169,8 +173,9 @@ async def _count_is(receiver: Receiver, count: int) -> bool:
     return len(receiver.requests) >= count
 
 
+@BOTH_STORES
 async def test_deliveries_keep_order_per_subscription(
-    events_node: EventsNode, receiver: Receiver
+    database_url: str, events_node: EventsNode, receiver: Receiver
 ) -> None:
     en = events_node
     en.service.dispatcher.retry = RetryPolicy(max_attempts=30, base=0.01, cap=0.05)
@@ -329,8 +334,9 @@ async def test_target_refused_at_send_time_is_recorded(
     assert receiver.requests == []
 
 
+@BOTH_STORES
 async def test_pending_deliveries_survive_a_restart(
-    events_node: EventsNode, receiver: Receiver
+    database_url: str, events_node: EventsNode, receiver: Receiver
 ) -> None:
     en = events_node
     admin = await demo_admin(en.client, en.node)

@@ -1,9 +1,9 @@
 """Which agents an event concerns, decided when it is published.
 
 An agent's stream carries the events naming it and every event of a contact it holds. The
-events of a contact name the agent only in some messages (``contact.assigned`` does,
-``leg.held`` may not), so a bus hook remembers, per contact, the agents named so far and
-records each event's audience at publication time. Deciding then, not at delivery, makes a
+events of a contact name the agent only in some messages (``contact.connected`` does,
+``leg.held`` may not), so a bus hook remembers, per contact, the agents that held it so far
+and records each event's audience at publication time. Deciding then, not at delivery, makes a
 replay after a reconnect select exactly the events the live stream would have.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 
 from cloudcc.bus import Event, LocalBus
-from cloudcc.events.model import named_agents
+from cloudcc.events.model import holding_agents, named_agents
 
 _NOBODY: frozenset[str] = frozenset()
 
@@ -36,17 +36,17 @@ class ContactAudience:
         if not isinstance(contact_id, str):
             return
         key = (event.tenant_id, contact_id)
-        named = named_agents(event)
+        holding = holding_agents(event)
         holders = self._holders.get(key, _NOBODY)
-        if named - holders:
-            holders = holders | named
+        if holding - holders:
+            holders = holders | holding
         self._holders[key] = holders
         self._holders.move_to_end(key)
         while len(self._holders) > self.max_contacts:
             self._holders.popitem(last=False)
         seqs = self._by_seq.setdefault(event.tenant_id, {})
         order = self._order.setdefault(event.tenant_id, deque())
-        seqs[event.seq] = holders
+        seqs[event.seq] = holders | named_agents(event)
         order.append(event.seq)
         while len(order) > self.history:
             seqs.pop(order.popleft(), None)

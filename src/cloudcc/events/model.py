@@ -72,8 +72,9 @@ class TypeFilter:
 Audience = Callable[[Event], frozenset[str]]
 
 
-def named_agents(event: Event) -> frozenset[str]:
-    """The agents an event names itself (``agent_id``, ``agent_ids``, an agent's own record)."""
+def holding_agents(event: Event) -> frozenset[str]:
+    """The agents an event names as handling it: ``agent_id``, ``agent_ids`` (several on one
+    contact), or the agent whose own record it is (``agent.*`` with ``id``)."""
     data = event.data
     found: set[str] = set()
     agent_id = data.get("agent_id")
@@ -85,6 +86,15 @@ def named_agents(event: Event) -> frozenset[str]:
     if event.type.startswith("agent.") and isinstance(data.get("id"), str):
         found.add(data["id"])
     return frozenset(found)
+
+
+def named_agents(event: Event) -> frozenset[str]:
+    """The agents an event names: those holding it, and those it is offered to (``agents``,
+    as ``contact.offered`` rings several agents at once) without making them holders."""
+    offered = event.data.get("agents")
+    if not isinstance(offered, list):
+        return holding_agents(event)
+    return holding_agents(event) | {a for a in offered if isinstance(a, str)}
 
 
 @dataclass(frozen=True, slots=True)
