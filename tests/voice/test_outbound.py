@@ -1,0 +1,160 @@
+"""Calls out: click-to-call from an agent, customer-first return visits, an agent dialing from
+its phone (to a colleague and to an outside number through the tenant's trunk), and the
+spoken menu and wrap-up on the inbound side."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import numpy as np
+import pytest
+
+from tests.voice.peers import (
+    Baresip,
+    SippAgentPhone,
+    level,
+    read_wav,
+    sipp_call,
+    wait_until,
+    write_wav,
+)
+from tests.voice.test_call_control import HEARD, TONES, hang_up, hears, phones
+from tests.voice.test_inbound import wait_until_cdr
+
+pytestmark = [pytest.mark.peer, pytest.mark.slow]
+
+
+async def _carrier(tmp_path, api, number: str) -> Baresip:
+    """The far end behind the carrier: the customer's phone with that number."""
+    carrier = await Baresip(tmp_path / "carrier", user=number, tone_hz=1000).start()
+    api.post("/trunks", {"name": "carrier", "host": "127.0.0.1", "port": carrier.sip_port})
+    return carrier
+
+
+async def test_click_to_call_rings_the_agent_then_the_customer(voice_node, api, tmp_path):
+    async with phones(api, voice_node, tmp_path, ("1001",)) as p:
+        carrier = await _carrier(tmp_path, api, "15551234")
+        try:
+            api.login("1001")
+            agent_id = api.agents["1001"]["id"]
+            out = api.post("/calls", {"to": "15551234", "agent_id": agent_id})
+            await wait_until(
+                lambda: any(
+                    c["contact_id"] == out["contact_id"] and c["state"] == "connected"
+                    for c in api.live()
+                ),
+                15,
+            )
+            await asyncio.sleep(2)
+            assert level(carrier.heard_since(1.5), TONES["1001"]) > HEARD
+            assert hears(p["1001"], "caller") > HEARD  # the carrier's phone plays 1000 Hz
+            await hang_up(api, carrier)
+        finally:
+            await carrier.stop()
+    cdr = wait_until_cdr(
+        api, lambda c: c["id"] == out["contact_id"] and c["state"] in ("ended", "wrapup")
+    )
+    assert cdr["direction"] == "outbound" and cdr["customer"] == "15551234"
+    assert cdr["dialed"] == "4000"  # the tenant's number is the caller ID
+    assert cdr["agent_id"] == agent_id and cdr["disposition"] == "answered"
+    assert [leg["role"] for leg in cdr["legs"]] == ["agent", "customer"]
+    assert cdr["legs"][1]["peer"] == "15551234"
+
+
+async def test_customer_first_call_is_routed_to_a_queue_when_answered(voice_node, api, tmp_path):
+    async with phones(api, voice_node, tmp_path, ("1002",)) as p:
+        carrier = await _carrier(tmp_path, api, "15550000")
+        try:
+            api.login("1002")
+            out = api.post("/calls", {"to": "15550000", "queue": "support"})
+            await wait_until(
+                lambda: any(
+                    c["contact_id"] == out["contact_id"] and c["state"] == "connected"
+                    for c in api.live()
+                ),
+                15,
+            )
+            await asyncio.sleep(2)
+            assert level(carrier.heard_since(1.5), TONES["1002"]) > HEARD
+            assert hears(p["1002"], "caller") > HEARD
+            await hang_up(api, carrier)
+        finally:
+            await carrier.stop()
+    cdr = wait_until_cdr(
+        api, lambda c: c["id"] == out["contact_id"] and c["state"] in ("ended", "wrapup")
+    )
+    assert cdr["direction"] == "outbound" and cdr["queue"] == "support"
+    assert cdr["agent_id"] == api.agents["1002"]["id"]
+    assert [x["type"] for x in cdr["path"]] == ["queue", "agent"]
+
+
+async def test_an_agent_calls_out_from_its_phone_through_the_trunk(voice_node, api, tmp_path):
+    async with phones(api, voice_node, tmp_path, ("1001",)) as p:
+        carrier = await _carrier(tmp_path, api, "15557777")
+        try:
+            await p["1001"].dial(f"sip:15557777@127.0.0.1:{voice_node.sip_port}")
+            await wait_until(lambda: any(c["state"] == "connected" for c in api.live()), 15)
+            await asyncio.sleep(2)
+            assert level(carrier.heard_since(1.5), TONES["1001"]) > HEARD
+            assert hears(p["1001"], "caller") > HEARD
+            status = api.get(f"/agents/{api.agents['1001']['id']}/status")
+            assert status["contacts"], "the ACD knows the agent is on a call"
+            await p["1001"].hangup()
+            await wait_until(lambda: not api.live(), 10)
+        finally:
+            await carrier.stop()
+    cdr = wait_until_cdr(api, lambda c: c["state"] in ("ended", "wrapup"))
+    assert cdr["direction"] == "outbound" and cdr["customer"] == "15557777"
+    assert cdr["end_cause"] == "agent_hangup"
+
+
+async def test_an_agent_calls_a_colleague_by_extension(voice_node, api, tmp_path):
+    async with phones(api, voice_node, tmp_path, ("1001", "1002")) as p:
+        await p["1001"].dial(f"sip:1002@127.0.0.1:{voice_node.sip_port}")
+        await wait_until(lambda: any(c["state"] == "connected" for c in api.live()), 15)
+        await asyncio.sleep(2)
+        assert hears(p["1002"], "1001") > HEARD and hears(p["1001"], "1002") > HEARD
+        await p["1002"].hangup()
+        await wait_until(lambda: not api.live(), 10)
+
+
+async def test_a_spoken_menu_answer_chooses_the_queue(voice_node, api, tmp_path):
+    speech = tmp_path / "say-sales.wav"
+    raw = tmp_path / "sales16k.wav"
+    subprocess.run(["flite", "-voice", "slt", "-t", "sales", "-o", str(raw)], check=True)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(speech)], check=True)
+    word, _, _ = read_wav(speech)
+    # Silence through the greeting and the start of the menu, then the word, then silence.
+    mic = np.concatenate([np.zeros(8000 * 6, np.int16), word[:, 0], np.zeros(8000 * 20, np.int16)])
+    write_wav(speech, mic)
+    phone = SippAgentPhone(tmp_path / "agent").start()
+    caller = await Baresip(tmp_path / "caller", user="customer", audio=speech).start()
+    try:
+        api.login("1001", phone.uri)
+        await caller.dial(f"sip:4000@127.0.0.1:{voice_node.sip_port}")
+        await wait_until(lambda: any(c["state"] == "connected" for c in api.live()), 25)
+        await hang_up(api, caller)
+    finally:
+        await caller.stop()
+        phone.stop()
+    cdr = wait_until_cdr(api, lambda c: c["state"] in ("ended", "wrapup"))
+    assert cdr["attributes"]["choice"] == "sales" and cdr["queue"] == "sales"
+
+
+def test_wrapup_with_a_disposition_code_ends_the_after_call_work(voice_node, api, tmp_path):
+    phone = SippAgentPhone(tmp_path / "agent").start()
+    try:
+        api.login("1001", phone.uri)
+        result = sipp_call(tmp_path / "caller", voice_node.sip_port, talk_ms=3000)
+        assert result.returncode == 0, result.stdout[-2000:]
+    finally:
+        phone.stop()
+    cdr = wait_until_cdr(api, lambda c: c["state"] == "wrapup")
+    agent_id = api.agents["1001"]["id"]
+    assert api.get(f"/agents/{agent_id}/status")["state"] == "wrap_up"
+    api.post(f"/contacts/{cdr['id']}/wrapup", {"code": "sale", "notes": "upgraded plan"})
+    cdr = wait_until_cdr(api, lambda c: c["state"] == "ended")
+    assert cdr["wrapup_code"] == "sale" and cdr["wrapup_notes"] == "upgraded plan"
+    assert cdr["wrapup_seconds"] > 0
+    assert api.get(f"/agents/{agent_id}/status")["state"] == "ready"
