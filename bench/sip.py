@@ -136,6 +136,7 @@ def main() -> None:
         env=env,
     )
     report = Report()
+    load_before = os.getloadavg()
     try:
         assert child.stdout is not None
         line = child.stdout.readline()
@@ -204,6 +205,12 @@ def main() -> None:
             f"registrations: {reg_ok} ok, {reg_failed} failed in {reg_duration:.1f} s "
             f"(target {reg_rate}/s); endpoint CPU {cpu3 / wall3 * 100:.0f} % of one core; "
             f"sipp rc={rc3}"
+        )
+        load_after = os.getloadavg()
+        print(
+            f"machine load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after, "
+            f"on {os.cpu_count()} CPUs shared with other work: high load starves the endpoint "
+            "and SIPp alike (retransmissions, then failures)"
         )
         if failed or failed2 or reg_failed:
             for log in work.glob("*_errors.log"):
