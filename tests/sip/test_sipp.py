@@ -317,3 +317,14 @@ async def test_trunk_registers_with_the_carrier_refreshes_and_unregisters(make_e
         assert await registrar.wait(15) == 0, registrar.errors() + registrar.messages()[-1500:]
     finally:
         await registrar.stop()
+
+
+async def test_update_offer_and_sdp_less_session_refresh(make_endpoint, app):
+    app.trunk_sources.add("127.0.0.1")
+    ep = await make_endpoint(app, reinvite_answer_timeout=0.05)
+    result = await run_sipp(ep.ports["UDP"], scenario="uac_update")
+    assert result.returncode == 0, result.errors()
+    call = app.calls[0]
+    await wait_for(lambda: call.ended)
+    offers = [e for e in app.events[call.call_id] if isinstance(e, ReinviteReceived)]
+    assert [(e.method, e.is_hold) for e in offers] == [("UPDATE", True)]
