@@ -565,12 +565,16 @@ class Call:
             response = await self._endpoint._transact(request, target)
             if response.status in (401, 407) and self._credentials and auth_tries < 1:
                 auth_tries += 1
+                try:
+                    answer = _authorization(response, request, self._credentials)
+                except AuthError:
+                    break  # an unusable challenge: the 401/407 is the answer
                 extra = [h for h in extra if h[0].lower() not in _AUTH_HEADERS]
-                extra.append(_authorization(response, request, self._credentials))
+                extra.append(answer)
                 continue
             break
         if response.status in (408, 481) and end_on_failure and self.state is not CallState.ENDED:
-            # §12.2.1.2: the dialog is gone; tell the peer (BYE) and end the call
+            # §12.2.1.2: the peer no longer has the dialog (or cannot be reached): end it
             self._end_now(EndCause.TIMEOUT, response.status, response.reason)
         return response
 
