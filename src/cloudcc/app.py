@@ -17,6 +17,7 @@ from cloudcc.api.app import create_app
 from cloudcc.api.context import ApiContext
 from cloudcc.bus import LocalBus
 from cloudcc.config import Settings
+from cloudcc.directory.flows import FlowService
 from cloudcc.directory.resources import (
     AgentResource,
     BusinessHoursResource,
@@ -24,7 +25,7 @@ from cloudcc.directory.resources import (
     QueueResource,
     TrunkResource,
 )
-from cloudcc.directory.flows import FlowService
+from cloudcc.events import install as install_events
 from cloudcc.store.db import Database
 from cloudcc.tenancy.audit import AuditLog
 from cloudcc.tenancy.auth import AuthService
@@ -85,6 +86,8 @@ class Node:
         self.db = Database(settings.resolved_database_url)
         self.bus = LocalBus()
         self.ctx = build_context(settings, self.db, self.bus)
+        # Before anything publishes: the event layer follows who holds which contact.
+        self.events = install_events(self.ctx, allowed_networks=settings.webhook_allowed_networks)
         self.app = create_app(self.ctx, ready=lambda: self.ready)
         self.ready = False
         self.demo: dict[str, Any] | None = None
@@ -99,6 +102,7 @@ class Node:
         for path in (self.settings.data_dir, self.settings.recordings_dir, self.settings.logs_dir):
             Path(path).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start
         await self.db.migrate()
+        await self.events.start()
         if self.settings.demo:
             from cloudcc.demo import ensure_demo
 
@@ -169,6 +173,7 @@ class Node:
         if self.voice_node is not None:
             await self.voice_node.stop()
             self.voice_node = None
+        await self.events.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

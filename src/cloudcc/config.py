@@ -80,6 +80,10 @@ class Settings(_Section):
         description="this node's name in a cluster; generated once into <data_dir>/node-id",
     )
     log_level: str = "info"
+    webhook_allowed_networks: list[str] = Field(
+        default=[],
+        description="networks outgoing webhooks may reach although private (SSRF guard)",
+    )
     limits: LimitsSettings = LimitsSettings()
     sip: SipSettings = SipSettings()
     media: MediaSettings = MediaSettings()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import socket
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
 from cloudcc.ai.asr import SpeechRecognizer, create_recognizer
-from cloudcc.ai.tts import CachedTextToSpeech, create_tts
+from cloudcc.ai.tts import create_tts
 from cloudcc.api.context import ApiContext
 from cloudcc.config import Settings
 from cloudcc.contacts.acd import Acd

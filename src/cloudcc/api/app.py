@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from cloudcc import __version__
 from cloudcc.api import admin, problems
+from cloudcc.api import events as api_events
 from cloudcc.api.context import ApiContext
 from cloudcc.api.middleware import BodySizeLimit, InFlightLimit
 
@@ -27,6 +28,8 @@ def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> Fas
     problems.install(app)
     for router in admin.routers:
         app.include_router(router, prefix=admin.PREFIX)
+    for router in api_events.routers:
+        app.include_router(router, prefix=api_events.PREFIX)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:

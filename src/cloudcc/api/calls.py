@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -224,8 +225,12 @@ def _simple_route(path: str, summary: str) -> None:
         return await _op(actor, ctx, contact_id, name)
 
     router.add_api_route(
-        f"/contacts/{{contact_id}}/{path}", endpoint, methods=["POST"],
-        operation_id=f"contact_{name}", summary=summary, response_model=OperationOut,
+        f"/contacts/{{contact_id}}/{path}",
+        endpoint,
+        methods=["POST"],
+        operation_id=f"contact_{name}",
+        summary=summary,
+        response_model=OperationOut,
     )
 
 
@@ -238,38 +243,38 @@ async def send_dtmf(actor: Authenticated, ctx: Ctx, contact_id: ContactId, body:
     return await _op(actor, ctx, contact_id, "dtmf", digits=body.digits)
 
 
-@router.post("/contacts/{contact_id}/transfer", response_model=OperationOut,
-             operation_id="blind_transfer")
+@router.post(
+    "/contacts/{contact_id}/transfer", response_model=OperationOut, operation_id="blind_transfer"
+)
 async def transfer(actor: Authenticated, ctx: Ctx, contact_id: ContactId, body: TransferIn) -> Any:
     """Blind transfer to an agent, a queue, an IVR flow or an outside number."""
-    return await _op(actor, ctx, contact_id, "transfer", target_type=body.target_type,
-                     target=body.target)
+    return await _op(
+        actor, ctx, contact_id, "transfer", target_type=body.target_type, target=body.target
+    )
 
 
-@router.post("/contacts/{contact_id}/consult", response_model=OperationOut,
-             operation_id="consult")
+@router.post("/contacts/{contact_id}/consult", response_model=OperationOut, operation_id="consult")
 async def consult(actor: Authenticated, ctx: Ctx, contact_id: ContactId, body: ConsultIn) -> Any:
     """Hold the customer and call an agent or outside number (then complete or conference)."""
-    return await _op(actor, ctx, contact_id, "consult", target_type=body.target_type,
-                     target=body.target)
+    return await _op(
+        actor, ctx, contact_id, "consult", target_type=body.target_type, target=body.target
+    )
 
 
-@router.post("/contacts/{contact_id}/record", response_model=OperationOut,
-             operation_id="record")
+@router.post("/contacts/{contact_id}/record", response_model=OperationOut, operation_id="record")
 async def record(actor: Authenticated, ctx: Ctx, contact_id: ContactId, body: RecordIn) -> Any:
     return await _op(actor, ctx, contact_id, "record", action=body.action)
 
 
-@router.post("/contacts/{contact_id}/wrapup", response_model=OperationOut,
-             operation_id="wrapup")
+@router.post("/contacts/{contact_id}/wrapup", response_model=OperationOut, operation_id="wrapup")
 async def wrapup(actor: Authenticated, ctx: Ctx, contact_id: ContactId, body: WrapupIn) -> Any:
     """Disposition code and notes; ``done`` ends the agent's after-call work."""
-    return await _op(actor, ctx, contact_id, "wrapup", code=body.code, notes=body.notes,
-                     done=body.done)
+    return await _op(
+        actor, ctx, contact_id, "wrapup", code=body.code, notes=body.notes, done=body.done
+    )
 
 
-@router.post("/contacts/{contact_id}/monitor", response_model=OperationOut,
-             operation_id="monitor")
+@router.post("/contacts/{contact_id}/monitor", response_model=OperationOut, operation_id="monitor")
 async def monitor(actor: Authenticated, ctx: Ctx, contact_id: ContactId, body: MonitorIn) -> Any:
     """Listen, whisper or barge in; calling again switches mode without dialing again."""
     device = body.device
@@ -277,8 +282,15 @@ async def monitor(actor: Authenticated, ctx: Ctx, contact_id: ContactId, body: M
         device = await _voice(ctx).agent_device(actor.tenant_id, actor.principal.agent_id)
     if device is None:
         raise Invalid("give the supervisor's phone as device (no registered phone found)")
-    return await _op(actor, ctx, contact_id, "monitor", mode=body.mode, device=device,
-                     supervisor_id=actor.principal.agent_id)
+    return await _op(
+        actor,
+        ctx,
+        contact_id,
+        "monitor",
+        mode=body.mode,
+        device=device,
+        supervisor_id=actor.principal.agent_id,
+    )
 
 
 @router.post("/calls", response_model=CallOut, status_code=201, operation_id="place_call")
@@ -313,8 +325,8 @@ async def queue_stats(actor: Authenticated, ctx: Ctx, queue_id: IdPath) -> dict[
     await ctx.queues.get(actor, queue_id)  # 404 across tenants
     voice = _voice(ctx)
     engine = await voice.acd.engine(actor.tenant_id)
-    stats = engine.queue_stats(queue_id, voice.clock())
-    return _plain(stats)
+    stats: dict[str, Any] = _plain(engine.queue_stats(queue_id, voice.clock()))
+    return stats
 
 
 @router.get("/wallboard", operation_id="wallboard")
@@ -323,7 +335,8 @@ async def wallboard(actor: Authenticated, ctx: Ctx) -> dict[str, Any]:
         raise PermissionDenied("this needs reports:read")
     voice = _voice(ctx)
     engine = await voice.acd.engine(actor.tenant_id)
-    return _plain(engine.wallboard(voice.clock()))
+    board: dict[str, Any] = _plain(engine.wallboard(voice.clock()))
+    return board
 
 
 def _plain(value: Any) -> Any:
@@ -417,8 +430,11 @@ async def list_contacts(
         total = await s.scalar(select(func.count()).select_from(ContactRecord).where(*conds))
         rows = (
             await s.scalars(
-                select(ContactRecord).where(*conds).order_by(ContactRecord.created_at.desc())
-                .limit(query.limit).offset(query.offset)
+                select(ContactRecord)
+                .where(*conds)
+                .order_by(ContactRecord.created_at.desc())
+                .limit(query.limit)
+                .offset(query.offset)
             )
         ).all()
     return {"items": rows, "total": total or 0, "limit": query.limit, "offset": query.offset}
@@ -480,8 +496,11 @@ async def list_recordings(
         total = await s.scalar(select(func.count()).select_from(RecordingRecord).where(*conds))
         rows = (
             await s.scalars(
-                select(RecordingRecord).where(*conds).order_by(RecordingRecord.started_at.desc())
-                .limit(query.limit).offset(query.offset)
+                select(RecordingRecord)
+                .where(*conds)
+                .order_by(RecordingRecord.started_at.desc())
+                .limit(query.limit)
+                .offset(query.offset)
             )
         ).all()
     return {"items": rows, "total": total or 0, "limit": query.limit, "offset": query.offset}
@@ -490,22 +509,25 @@ async def list_recordings(
 async def _recording(actor: Actor, ctx: Any, recording_id: str) -> RecordingRecord:
     conds = _recording_scope(actor)
     async with ctx.db.session() as s:
-        row = await s.scalar(select(RecordingRecord).where(*conds,
-                                                           RecordingRecord.id == recording_id))
+        row: RecordingRecord | None = await s.scalar(
+            select(RecordingRecord).where(*conds, RecordingRecord.id == recording_id)
+        )
     if row is None:
         raise NotFound(f"recording {recording_id} not found")
     return row
 
 
-@router.get("/recordings/{recording_id}", response_model=RecordingOut,
-            operation_id="get_recording")
+@router.get("/recordings/{recording_id}", response_model=RecordingOut, operation_id="get_recording")
 async def get_recording(actor: Authenticated, ctx: Ctx, recording_id: IdPath) -> Any:
     return await _recording(actor, ctx, recording_id)
 
 
-@router.get("/recordings/{recording_id}/audio", operation_id="recording_audio",
-            response_class=FileResponse,
-            responses={200: {"content": {"audio/wav": {}}, "description": "the WAV file"}})
+@router.get(
+    "/recordings/{recording_id}/audio",
+    operation_id="recording_audio",
+    response_class=FileResponse,
+    responses={200: {"content": {"audio/wav": {}}, "description": "the WAV file"}},
+)
 async def recording_audio(
     actor: Authenticated, ctx: Ctx, recording_id: IdPath, request: Request
 ) -> Response:
@@ -526,7 +548,7 @@ async def delete_recording(actor: Authenticated, ctx: Ctx, recording_id: IdPath)
     root = ctx.settings.recordings_dir.resolve()
     path = (root / row.path).resolve()
     if path.is_relative_to(root):
-        Path(path).unlink(missing_ok=True)
+        await asyncio.to_thread(Path(path).unlink, missing_ok=True)
     async with ctx.db.transaction() as s:
         rec = await s.get(RecordingRecord, row.id)
         if rec is not None:

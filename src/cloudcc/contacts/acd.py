@@ -178,9 +178,9 @@ class Acd:
             engine.configure_queue(queue_config(row, {}), now)
         for row in queues:
             engine.configure_queue(queue_config(row, ids), now)
-        for row in agents:
-            if row.status == "active":
-                engine.configure_agent(agent_config(row), now)
+        for agent in agents:
+            if agent.status == "active":
+                engine.configure_agent(agent_config(agent), now)
         self._engines[tenant_id] = engine
         return engine
 
@@ -275,35 +275,44 @@ class Acd:
         id_ = event.data.get("id")
         if verb not in ("created", "updated", "deleted") or not id_:
             return
-        model = Agent if kind == "agent" else SkillQueue
-        async with self.db.session() as s:
-            row = await s.scalar(select(model).where(model.tenant_id == tenant_id, model.id == id_))
         try:
             if kind == "agent":
-                if row is None or row.status != "active":
-                    if id_ in set(engine.agent_ids()):
-                        self.run(tenant_id, engine, "remove_agent", id_)
-                else:
-                    self.run(tenant_id, engine, "configure_agent", agent_config(row))
-            elif row is None:
-                names = self._queue_names.get(tenant_id, {})
-                name = names.pop(id_, None)
-                if name is not None:
-                    self._queue_ids.get(tenant_id, {}).pop(name, None)
-                if id_ in set(engine.queue_ids()):
-                    self.run(tenant_id, engine, "remove_queue", id_)
+                await self._agent_changed(tenant_id, engine, id_)
             else:
-                names = self._queue_names.setdefault(tenant_id, {})
-                ids = self._queue_ids.setdefault(tenant_id, {})
-                old = names.get(row.id)
-                if old is not None and old != row.name:
-                    ids.pop(old, None)
-                names[row.id] = row.name
-                ids[row.name] = row.id
-                self.run(tenant_id, engine, "configure_queue", queue_config(row, ids))
+                await self._queue_changed(tenant_id, engine, id_)
         except RoutingError:
             log.exception("applying %s to the routing engine failed; reloading", event.type)
             self._engines.pop(tenant_id, None)
+
+    async def _agent_changed(self, tenant_id: str, engine: RoutingEngine, id_: str) -> None:
+        async with self.db.session() as s:
+            row = await s.scalar(select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == id_))
+        if row is None or row.status != "active":
+            if id_ in set(engine.agent_ids()):
+                self.run(tenant_id, engine, "remove_agent", id_)
+        else:
+            self.run(tenant_id, engine, "configure_agent", agent_config(row))
+
+    async def _queue_changed(self, tenant_id: str, engine: RoutingEngine, id_: str) -> None:
+        async with self.db.session() as s:
+            row = await s.scalar(
+                select(SkillQueue).where(SkillQueue.tenant_id == tenant_id, SkillQueue.id == id_)
+            )
+        names = self._queue_names.setdefault(tenant_id, {})
+        ids = self._queue_ids.setdefault(tenant_id, {})
+        if row is None:
+            name = names.pop(id_, None)
+            if name is not None:
+                ids.pop(name, None)
+            if id_ in set(engine.queue_ids()):
+                self.run(tenant_id, engine, "remove_queue", id_)
+            return
+        old = names.get(row.id)
+        if old is not None and old != row.name:
+            ids.pop(old, None)
+        names[row.id] = row.name
+        ids[row.name] = row.id
+        self.run(tenant_id, engine, "configure_queue", queue_config(row, ids))
 
     async def close(self) -> None:
         for timer in self._timers.values():

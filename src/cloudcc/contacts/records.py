@@ -112,13 +112,12 @@ class ContactStore:
     async def _write(self, batch: list[dict[str, Any]]) -> None:
         if not batch:
             return
-        table = ContactRecord.__table__
         insert = sqlite_insert if self.db.is_sqlite else pg_insert
         async with self.db.transaction() as s:
             for values in batch:
-                stmt = insert(table).values(**values)
+                stmt = insert(ContactRecord).values(**values)
                 stmt = stmt.on_conflict_do_update(
-                    index_elements=[table.c.id],
+                    index_elements=[ContactRecord.id],
                     set_={k: stmt.excluded[k] for k in values if k != "id"},
                 )
                 await s.execute(stmt)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cloudcc.media.engine import Leg as MediaLeg
 from cloudcc.sip import sdp
+from cloudcc.sip.exceptions import OfferAnswerError
 from cloudcc.sip.sdp import SessionDescription
 
 
@@ -23,13 +24,13 @@ def configure(leg: MediaLeg, local: SessionDescription, remote: SessionDescripti
     """Point ``leg`` at the remote stream with the codec both sides listed."""
     audio = remote.audio
     if audio is None or not audio.port:
-        raise sdp.OfferAnswerError("the remote description has no audio stream")
+        raise OfferAnswerError("the remote description has no audio stream")
     address = remote.address_of(audio)
     if address is None:
-        raise sdp.OfferAnswerError("the remote description has no connection address")
+        raise OfferAnswerError("the remote description has no connection address")
     codec = sdp.negotiated_codec(local, remote)
     if codec is None:
-        raise sdp.OfferAnswerError("no common audio codec")
+        raise OfferAnswerError("no common audio codec")
     event = next(
         (c for c in audio.codecs if c.name.lower() == "telephone-event" and c.clock_rate == 8000),
         None,

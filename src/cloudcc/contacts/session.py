@@ -393,7 +393,7 @@ class ContactSession:
                 if call.established:
                     await call.hangup()
                 else:
-                    await call.cancel()  # type: ignore[attr-defined]
+                    await call.cancel()
             party.leg.end_cause = party.leg.end_cause or "cancelled"
             self._close_party(party)
             raise

@@ -724,6 +724,7 @@ class VoiceService:
     ) -> str:
         """Outbound by API: from an agent (its phone rings first), or customer-first into a
         queue or flow (the return-visit call)."""
+        session: ContactSession
         if agent_id:
             device = await self.agent_device(tenant_id, agent_id)
             if device is None:
@@ -836,7 +837,7 @@ class AgentFirstSession(ContactSession):
         self.watch(agent)
         self.agent = agent
         try:
-            customer, status = await _customer_party(self, self.number)
+            _customer, status = await _customer_party(self, self.number)
         except Exception:
             log.exception("dialing the customer of %s failed", self.contact.id)
             status = "failed"

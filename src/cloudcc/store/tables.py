@@ -346,3 +346,7 @@ class RecordingRecord(Base):
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     legs: Mapped[list[Any]] = mapped_column(default=list)
+
+
+# The event layer's tables (webhook subscriptions and deliveries) live with their package.
+import cloudcc.events.tables  # noqa: E402,F401

@@ -23,6 +23,8 @@ from cloudcc.tenancy import audit
 from cloudcc.tenancy.exceptions import Conflict, NotFound, PermissionDenied
 from cloudcc.tenancy.model import Actor, Page, Permission
 
+Rows = list[dict[str, Any]]
+
 
 class ListCache:
     """One resource's rows per tenant, in id order: the read model behind the list endpoints.
@@ -139,7 +141,7 @@ class Resource:
             items=rows[offset : offset + limit], total=len(rows), limit=limit, offset=offset
         )
 
-    async def _tenant_rows(self, tenant_id: str) -> list[dict[str, Any]] | None:
+    async def _tenant_rows(self, tenant_id: str) -> Rows | None:
         """All the tenant's rows from the cache (loaded on a miss); None when too many."""
         rows = self.cache.get(tenant_id)
         if rows is not None:
