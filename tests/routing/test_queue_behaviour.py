@@ -199,6 +199,32 @@ def test_max_wait_overflows_to_another_queue() -> None:
     assert offers(e.agent_state_changed("a", Presence.READY, 61)) == [("c", ("a",))]
 
 
+def test_overflowed_contact_leaves_the_old_queues_timers_behind() -> None:
+    # The first queue would relax at 20 s and announce every 30 s; the contact overflows at
+    # 15 s into a queue with neither: nothing of the first queue may fire afterwards.
+    e = engine_with(
+        [
+            QueueConfig("backup"),
+            QueueConfig(
+                "q",
+                required_skills=(SkillRequirement("x", 5),),
+                relaxations=(Relaxation(20, (SkillRequirement("x", 1),)),),
+                announce_interval=30,
+                max_wait=15,
+                on_max_wait=Treatment(TreatmentKind.OVERFLOW, target_queue="backup"),
+            ),
+        ],
+        agents={"a": {}},
+    )
+    e.agent_state_changed("a", Presence.NOT_READY, 0)
+    e.contact_queued("c", "q", VOICE, 0)
+    assert only(e.tick(15), Overflow) == [Overflow("c", "q", "backup")]
+    assert e.tick(100) == []
+    assert e.contact_info("c").stage == 0
+    assert e.next_deadline() is None
+    assert offers(e.agent_state_changed("a", Presence.READY, 101)) == [("c", ("a",))]
+
+
 @pytest.mark.parametrize(
     "kind", [TreatmentKind.VOICEMAIL, TreatmentKind.DISCONNECT, TreatmentKind.CALLBACK]
 )

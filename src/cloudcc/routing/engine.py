@@ -1451,6 +1451,8 @@ class RoutingEngine:
         q.waiting += 1
         q.ranked.add((c.vkey, c.order))
         q.entries.append((at, c.order, c))
+        # Timers armed by a previous queue (before an overflow) must not fire here.
+        c.stage_seq = c.wait_seq = c.preferred_seq = c.announce_seq = -1
         self._schedule_contact(c, q, at, at)
 
     def _schedule_contact(
