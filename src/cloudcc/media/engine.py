@@ -315,7 +315,12 @@ class Leg:
     def on_dtmf(self, callback: Callable[[DtmfEvent], None]) -> Callable[[], None]:
         """Call ``callback`` for every key press on this leg; returns an unsubscribe function."""
         self._dtmf_callbacks.append(callback)
-        return lambda: self._dtmf_callbacks.remove(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._dtmf_callbacks:
+                self._dtmf_callbacks.remove(callback)
+
+        return unsubscribe
 
     async def dtmf_events(self, max_queue: int = 64) -> AsyncIterator[DtmfEvent]:
         """Key presses as an async iterator (ends when the leg closes)."""
@@ -334,7 +339,8 @@ class Leg:
         if self.config is None:
             raise LegNotConfigured(self.id)
         if self._dtmf_pt is not None:
-            if self._te_tx.tone_frames != max(1, duration_ms // 20):
+            wanted = max(1, duration_ms // 20)
+            if self._te_tx.tone_frames != wanted and not self._te_tx.active:
                 self._te_tx = TelephoneEventSender(FRAME, duration_ms=duration_ms)
             self._te_tx.queue(digits)
         else:
