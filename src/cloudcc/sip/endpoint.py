@@ -312,7 +312,7 @@ class SipEndpoint:
             if call._peer is not None and call._peer.flow is not None:
                 pinned.add(call._peer.flow)
         cutoff = now - self.config.stream_idle_timeout
-        for flow in list(self._transport._flows.values()):
+        for flow in self._transport.flows():
             if flow not in pinned and flow.last_activity < cutoff:
                 flow.close()
         self._schedule("keepalive", now + interval)

@@ -335,12 +335,8 @@ class TransportLayer:
     def flow_count(self) -> int:
         return len(self._flows)
 
-    def close_idle(self, older_than: float) -> int:
-        """Close stream flows without traffic since ``older_than`` (loop time)."""
-        idle = [f for f in self._flows.values() if f.last_activity < older_than]
-        for flow in idle:
-            flow.close()
-        return len(idle)
+    def flows(self) -> list[Flow]:
+        return list(self._flows.values())
 
     # -------------------------------------------------------------------- send
     def send(self, target: Target, data: bytes) -> None:
