@@ -92,7 +92,7 @@ async def test_publishing_an_invalid_flow_names_the_bad_node(client, admin):
     problems = {(e["rule"], e["node"]) for e in r.json()["errors"]}
     assert ("dangling-output", "hello") in problems
     assert ("unreachable", "orphan") in problems
-    r = await client.post("/api/v1/flows/validate", json={"document": bad}, headers=admin)
+    r = await client.post("/api/v1/flow-validation", json={"document": bad}, headers=admin)
     assert r.json()["valid"] is False and len(r.json()["problems"]) >= 2
     # An unpublished flow cannot answer a number.
     r = await client.post(
@@ -134,5 +134,5 @@ async def test_flows_are_private_to_their_tenant_and_need_permission(client, adm
 
 
 async def test_flow_schema_is_published(client):
-    schema = (await client.get("/api/v1/flows/schema")).json()
+    schema = (await client.get("/api/v1/flow-schema")).json()
     assert schema["title"].startswith("cloudcc flow document")

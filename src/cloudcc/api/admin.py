@@ -101,7 +101,7 @@ async def query_audit_log(
     return page.__dict__
 
 
-routers: list[APIRouter] = [auth, tenants, audit, flows.router, calls.router]
+routers: list[APIRouter] = [auth, tenants, audit, flows.tools, flows.router, calls.router]
 routers += [
     crud_router(
         "/agents",

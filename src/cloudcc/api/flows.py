@@ -12,15 +12,17 @@ from cloudcc.api.security import Authenticated, Ctx
 from cloudcc.ivr import flow_json_schema
 
 router = APIRouter(prefix="/flows", tags=["flows"], responses=ERRORS)
+# Beside /flows, not under it: /flows/{id} must not also match these literal names.
+tools = APIRouter(tags=["flows"], responses=ERRORS)
 
 
-@router.get("/schema", operation_id="flow_schema")
+@tools.get("/flow-schema", operation_id="flow_schema")
 async def flow_schema() -> dict[str, Any]:
     """The JSON Schema of a flow document, for flow editors."""
     return flow_json_schema()
 
 
-@router.post("/validate", response_model=s.ValidationOut, operation_id="validate_flow")
+@tools.post("/flow-validation", response_model=s.ValidationOut, operation_id="validate_flow")
 async def validate(actor: Authenticated, ctx: Ctx, body: s.ValidateIn) -> Any:
     """Every problem of a document, each naming its node, without storing anything."""
     problems = await ctx.flows.validate(actor, body.document)

@@ -104,12 +104,14 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def _allowed_methods(request: Request) -> list[str]:
     """The methods the OpenAPI document lists for this path."""
     path = request.url.path
-    methods: set[str] = set()
+    literal: set[str] = set()
+    templated: set[str] = set()
     for template, operations in request.app.openapi()["paths"].items():
         pattern = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"
         if re.match(pattern, path):
-            methods |= {m.upper() for m in operations}
-    return sorted(methods)
+            (templated if "{" in template else literal).update(m.upper() for m in operations)
+    # A literal path (/contacts/live) is what the request means, not /contacts/{id}.
+    return sorted(literal or templated)
 
 
 def _title(status: int) -> str:

@@ -724,6 +724,7 @@ class VoiceService:
     ) -> str:
         """Outbound by API: from an agent (its phone rings first), or customer-first into a
         queue or flow (the return-visit call)."""
+        await self.trunk_route(tenant_id, to)  # refuse now if the number cannot be reached
         session: ContactSession
         if agent_id:
             device = await self.agent_device(tenant_id, agent_id)
