@@ -16,6 +16,7 @@ from cloudcc.api.context import ApiContext
 from cloudcc.config import Settings
 from cloudcc.contacts.acd import Acd
 from cloudcc.contacts.records import ContactStore, RecordingStore
+from cloudcc.contacts.retention import Retention
 from cloudcc.contacts.voice import VoiceService
 from cloudcc.ivr.webhook import WebhookRunner
 from cloudcc.media.engine import MediaEngine
@@ -67,6 +68,7 @@ class VoiceNode:
         self.acd = Acd(ctx.db, ctx.bus)
         self.contacts = ContactStore(ctx.db, node=node_name(settings))
         self.recordings = RecordingStore(ctx.db, settings.recordings_dir.resolve())
+        self.retention = Retention(ctx.db, ctx.bus, settings.recordings_dir.resolve())
         tts_config = {**settings.ai.tts, "cache_dir": str(settings.data_dir / "tts-cache")}
         self.tts = create_tts(tts_config)
         self.asr: SpeechRecognizer | None = None
@@ -110,6 +112,7 @@ class VoiceNode:
                 self._secrets[tenant_id] = secret.encode()
         await self.media.start()
         await self.sip.start()
+        self.retention.start()
         if self.asr is not None:
             try:
                 await self.asr.warm_up()
@@ -120,6 +123,7 @@ class VoiceNode:
         log.info("SIP listening on %s %s", self.sip.config.host, self.sip.ports)
 
     async def stop(self) -> None:
+        await self.retention.stop()
         await self.voice.stop()
         await self.sip.stop()
         await self.acd.close()

@@ -177,3 +177,52 @@ def _download(api, recording_id: str, path):
     path.write_bytes(r.content)
     assert np.frombuffer(r.content[:4], dtype=np.uint8).tobytes() == b"RIFF"
     return path
+
+
+def best_match(heard: np.ndarray, reference: np.ndarray) -> float:
+    """The highest normalised cross-correlation of ``reference`` anywhere in ``heard``."""
+    h = heard.astype(np.float64)
+    r = reference.astype(np.float64)
+    r = r - r.mean()
+    n = len(h) + len(r)
+    size = 1 << (n - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(h, size) * np.conj(np.fft.rfft(r, size)), size)[: len(h)]
+    window = np.convolve(h * h, np.ones(len(r)), mode="full")[len(r) - 1 : len(r) - 1 + len(h)]
+    energy = np.sqrt(np.maximum(window, 1e-9) * float(np.sum(r * r)))
+    valid = len(h) - len(r) + 1
+    return float(np.max(corr[:valid] / energy[:valid])) if valid > 0 else 0.0
+
+
+def test_the_caller_hears_the_greeting_prompt_then_music_while_queued(voice_node, api, tmp_path):
+    from pathlib import Path
+
+    from cloudcc.ai.tts import EspeakNg
+
+    greeting = asyncio.run(
+        EspeakNg().synthesize(
+            "Thank you for calling the cloud contact center demo.", language="en-US"
+        )
+    )
+    tracks = sorted(Path("/usr/share/asterisk/moh").glob("*.wav"))
+
+    async def scenario() -> np.ndarray:
+        caller = await Baresip(
+            tmp_path / "caller", user="customer", tone_hz=None, audio=None
+        ).start()
+        try:
+            await caller.dial(f"sip:4000@127.0.0.1:{voice_node.sip_port}")
+            await wait_until(lambda: any(c["state"] == "ivr" for c in api.live()), 10)
+            await asyncio.sleep(4)
+            await caller.send_dtmf("2")
+            await wait_until(lambda: any(c["state"] == "queued" for c in api.live()), 10)
+            await asyncio.sleep(12)  # the position announcement, then music
+            return caller.heard()
+        finally:
+            await caller.stop()
+
+    heard = asyncio.run(scenario())
+    # The greeting arrives as rendered (G.711 costs a little): a near-perfect match.
+    assert best_match(heard[: 8000 * 6], greeting.samples[8000:16000]) > 0.9
+    # After the key: music on hold, one of the Debian opsound tracks, from its start.
+    music = [read_wav(t)[0][8000 * 1 : 8000 * 2, 0] for t in tracks]
+    assert max(best_match(heard[8000 * 6 :], m) for m in music) > 0.9
