@@ -44,10 +44,7 @@ async def purge(db: Database, bus: LocalBus, root: Path, now: float) -> dict[str
             ).all()
         if not rows:
             continue
-        for _id, rel in rows:
-            path = (root / rel).resolve()
-            if path.is_relative_to(root.resolve()):
-                await asyncio.to_thread(path.unlink, missing_ok=True)
+        await asyncio.to_thread(_unlink_all, root, [rel for _id, rel in rows])
         ids = [r[0] for r in rows]
         async with db.transaction() as s:
             await s.execute(delete(RecordingRecord).where(RecordingRecord.id.in_(ids)))
@@ -62,6 +59,14 @@ async def purge(db: Database, bus: LocalBus, root: Path, now: float) -> dict[str
         bus.publish(tenant_id, "recording.purged", {"count": len(ids), "ids": ids[:100]})
         deleted[tenant_id] = len(ids)
     return deleted
+
+
+def _unlink_all(root: Path, relative: list[str]) -> None:
+    base = root.resolve()
+    for rel in relative:
+        path = (base / rel).resolve()
+        if path.is_relative_to(base):
+            path.unlink(missing_ok=True)
 
 
 class Retention:
