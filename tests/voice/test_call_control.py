@@ -213,3 +213,40 @@ async def test_supervisor_listens_whispers_and_barges(voice_node, api, tmp_path)
     cdr = wait_until_cdr(api, lambda c: c["state"] in ("ended", "wrapup"))
     assert cdr["transfers"][-1]["kind"] == "intercept"
     assert [leg["role"] for leg in cdr["legs"]] == ["customer", "agent", "supervisor"]
+
+
+async def test_the_agent_phone_holds_and_transfers_with_its_own_buttons(voice_node, api, tmp_path):
+    """Hold from the phone (re-INVITE sendonly) and a transfer by REFER, as desk phones do."""
+    async with phones(api, voice_node, tmp_path, ("1001", "1002")) as p:
+        api.login("1001")
+        cid = await connect_caller(api, voice_node, p)
+        await asyncio.sleep(1.5)
+        reply = await p["1001"].command("hold")
+        assert reply.get("ok"), reply
+        await asyncio.sleep(2.5)
+        from cloudcc.media.testing import rms_dbfs
+
+        held = p["caller"].heard_since(1.5)
+        assert level(held, TONES["1001"]) < SILENT and rms_dbfs(held) > -40, "music, no agent"
+        reply = await p["1001"].command("resume")
+        assert reply.get("ok"), reply
+        await asyncio.sleep(2)
+        assert hears(p["caller"], "1001") > HEARD
+        reply = await p["1001"].command("transfer", f"sip:1002@127.0.0.1:{voice_node.sip_port}")
+        assert reply.get("ok"), reply
+        await wait_until(
+            lambda: [
+                c
+                for c in api.live()
+                if c["contact_id"] == cid
+                and c["agent_id"] == api.agents["1002"]["id"]
+                and c["state"] == "connected"
+            ],
+            15,
+        )
+        await asyncio.sleep(2)
+        assert hears(p["caller"], "1002") > HEARD
+        await hang_up(api, p["caller"])
+    cdr = wait_until_cdr(api, lambda c: c["id"] == cid and c["state"] in ("ended", "wrapup"))
+    assert cdr["legs"][0]["hold_count"] == 1
+    assert cdr["transfers"][0]["kind"] == "blind" and cdr["transfers"][0]["to"] == "1002"
