@@ -179,6 +179,7 @@ class SipEndpoint:
         self._armed_at: float | None = None
         self._resolved: dict[tuple[str, int], str] = {}
         self._date_cache: tuple[int, str] = (0, "")
+        self._udp_targets: dict[Address, Target] = {}
         self._running = False
 
     # ================================================================ lifecycle
@@ -499,10 +500,16 @@ class SipEndpoint:
             request.replace_top_via(via)
         if kind == "UDP":
             rport = via.params.get("rport")
-            target = Target(
-                "UDP",
-                (via.params.get("received") or via.host, int(rport) if rport else via.port or 5060),
+            address = (
+                via.params.get("received") or via.host,
+                int(rport) if rport else via.port or 5060,
             )
+            # one Target per address, shared by its transactions (fewer objects for the GC)
+            target = self._udp_targets.get(address)
+            if target is None:
+                if len(self._udp_targets) >= 4096:
+                    self._udp_targets.clear()
+                target = self._udp_targets[address] = Target("UDP", address)
         else:
             target = Target(kind, source, flow)
         method = request.method

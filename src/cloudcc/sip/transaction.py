@@ -11,6 +11,7 @@ duty RFC 3261 §13.3.1.4 gives the UAS core, so one timer queue drives all of it
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Hashable
 from typing import ClassVar
 
@@ -69,6 +70,9 @@ class TxState(enum.Enum):
 
 
 S = TxState
+_STATES = list(TxState)
+_CODE = {state: index for index, state in enumerate(_STATES)}
+_TIME = struct.Struct("d")
 
 
 def _response_class(status: int) -> str:
@@ -83,7 +87,7 @@ class Transaction:
     """Common bookkeeping: state, transition table, timestamps, target and timers."""
 
     TRANSITIONS: ClassVar[dict[tuple[TxState, str], TxState]] = {}
-    __slots__ = ("deadline", "history", "key", "reliable", "state", "target", "timers")
+    __slots__ = ("_codes", "_times", "deadline", "key", "reliable", "state", "target", "timers")
 
     def __init__(
         self,
@@ -99,16 +103,29 @@ class Transaction:
         self.reliable = reliable
         self.timers = timers
         self.state = state
-        self.history: list[tuple[TxState, float]] = [(state, now)]
+        # transition log in bytearrays, which the cyclic GC does not track: tens of
+        # thousands of transactions live at once and must not lengthen its passes
+        self._codes = bytearray((_CODE[state],))
+        self._times = bytearray(_TIME.pack(now))
         self.deadline: float | None = None
+
+    @property
+    def history(self) -> list[tuple[TxState, float]]:
+        """Every state entered, with the time it was entered."""
+        times = (t for (t,) in _TIME.iter_unpack(self._times))
+        return [(_STATES[c], t) for c, t in zip(self._codes, times, strict=True)]
+
+    def _enter(self, state: TxState, now: float) -> None:
+        self.state = state
+        self._codes.append(_CODE[state])
+        self._times += _TIME.pack(now)
 
     def _go(self, event: str, now: float) -> None:
         new = self.TRANSITIONS.get((self.state, event))
         if new is None:
             raise InvalidTransition(type(self).__name__, self.state, event)
         if new is not self.state:
-            self.state = new
-            self.history.append((new, now))
+            self._enter(new, now)
 
     @property
     def terminated(self) -> bool:
@@ -118,8 +135,7 @@ class Transaction:
         """The transport could not send (§17.1.4, §17.2.4): terminate and tell the TU."""
         if self.state is S.TERMINATED:
             return []
-        self.state = S.TERMINATED
-        self.history.append((S.TERMINATED, now))
+        self._enter(S.TERMINATED, now)
         self.deadline = None
         return [TimedOut("transport")]
 
