@@ -7,6 +7,7 @@ flags. Nested keys use a double underscore in the environment, e.g.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -133,8 +134,18 @@ def _from_environ(env: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = value
+        node[path[-1]] = _parse_env_value(value)
     return out
+
+
+def _parse_env_value(value: str) -> Any:
+    """Lists and tables are JSON in the environment: CLOUDCC_SIP__EXEMPT_SOURCES='["10.0.0.1"]'."""
+    if value.strip().startswith(("[", "{")):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
 
 
 def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:

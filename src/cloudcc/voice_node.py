@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import uuid
@@ -18,6 +19,7 @@ from cloudcc.contacts.acd import Acd
 from cloudcc.contacts.records import ContactStore, RecordingStore
 from cloudcc.contacts.retention import Retention
 from cloudcc.contacts.voice import VoiceService
+from cloudcc.events.targets import TargetPolicy
 from cloudcc.ivr.webhook import WebhookRunner
 from cloudcc.media.engine import MediaEngine
 from cloudcc.sip.endpoint import EndpointConfig, SipEndpoint
@@ -77,6 +79,7 @@ class VoiceNode:
         self.http = httpx.AsyncClient(follow_redirects=False)
         self.webhooks = WebhookRunner(self.http, self._webhook_secret)
         self._secrets: dict[str, bytes] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.voice = VoiceService(
             db=ctx.db,
             bus=ctx.bus,
@@ -94,10 +97,22 @@ class VoiceNode:
             default_tenant=sip_cfg.default_tenant,
             node=self.contacts.node,
             media_timeout=settings.media.inactivity_timeout,
+            url_policy=TargetPolicy(settings.webhook_allowed_networks),
         )
 
     def _webhook_secret(self, tenant_id: str, name: str | None) -> bytes | None:
+        """IVR webhooks are signed with the tenant's webhook secret (whatever the node names)."""
         return self._secrets.get(tenant_id)
+
+    async def _load_secrets(self) -> None:
+        async with self.ctx.db.session() as s:
+            rows = (await s.execute(select(Tenant.id, Tenant.webhook_secret))).all()
+        self._secrets = {tenant_id: secret.encode() for tenant_id, secret in rows}
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def start(self) -> None:
         await self.contacts.start()
@@ -107,9 +122,11 @@ class VoiceNode:
             log.warning(
                 "closed %d contacts and %d recordings left open by a crash", recovered, recordings
             )
-        async with self.ctx.db.session() as s:
-            for tenant_id, secret in await s.execute(select(Tenant.id, Tenant.webhook_secret)):
-                self._secrets[tenant_id] = secret.encode()
+        await self._load_secrets()
+        self.ctx.bus.on(
+            lambda e: e.type in ("tenant.created", "tenant.webhook_secret_rotated"),
+            lambda e: self._spawn(self._load_secrets()),
+        )
         await self.media.start()
         await self.sip.start()
         self.retention.start()

@@ -493,6 +493,7 @@ class ContactSession:
             self._flow_event,
             prompts_dir=self.svc.prompts_dir(self.tenant_id),
             clock=self.svc.clock,
+            check_url=self.svc.url_policy.check if self.svc.url_policy else None,
         )
         self._ivr = ivr
         try:

@@ -47,6 +47,7 @@ from cloudcc.contacts.session import (
 )
 from cloudcc.directory.flows import FlowService
 from cloudcc.errors import PermissionDenied
+from cloudcc.events.targets import TargetPolicy
 from cloudcc.ivr.model import Schedule
 from cloudcc.ivr.webhook import WebhookRunner
 from cloudcc.media.engine import MediaEngine
@@ -102,9 +103,11 @@ class VoiceService:
         default_tenant: str | None = "demo",
         node: str = "",
         media_timeout: float = 60.0,
+        url_policy: TargetPolicy | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
+        self.url_policy = url_policy
         self.bus = bus
         self.sip = sip
         self.media = media

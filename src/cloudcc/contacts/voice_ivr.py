@@ -40,7 +40,7 @@ from cloudcc.ivr import (
     TransferExternal,
     TransferToAgent,
 )
-from cloudcc.ivr.actions import Input, Output, WebhookResult
+from cloudcc.ivr.actions import Input, Output, WebhookOutcome, WebhookResult
 from cloudcc.ivr.model import Flow
 from cloudcc.ivr.webhook import WebhookRunner
 from cloudcc.media.engine import Leg, MediaEngine, Playback
@@ -67,6 +67,7 @@ class VoiceIvr:
         on_event: Callable[[FlowEvent], None],
         prompts_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
+        check_url: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self.media = media
         self.leg = leg
@@ -78,6 +79,7 @@ class VoiceIvr:
         self.on_event = on_event
         self.prompts_dir = prompts_dir
         self.clock = clock
+        self.check_url = check_url  # refuses private/loopback targets (SSRF) unless allowed
         self.inputs: asyncio.Queue[Input] = asyncio.Queue()
         self.playback: Playback | None = None
         self.playing_id: int | None = None
@@ -200,18 +202,25 @@ class VoiceIvr:
     # --- edge work ------------------------------------------------------------------------
 
     async def _webhook(self, action: CallWebhook) -> None:
+        request = action.request
         if self.webhooks is None:
-            from cloudcc.ivr.actions import WebhookOutcome
-
             self.inputs.put_nowait(
                 WebhookResult(
-                    action.request.request_id,
+                    request.request_id,
                     WebhookOutcome.ERROR,
                     error="webhooks are disabled on this node",
                 )
             )
             return
-        self.inputs.put_nowait(await self.webhooks.run(action.request))
+        if self.check_url is not None:
+            try:
+                await self.check_url(request.url)
+            except Exception as exc:  # refused: private target, no such host, bad URL
+                self.inputs.put_nowait(
+                    WebhookResult(request.request_id, WebhookOutcome.ERROR, error=str(exc))
+                )
+                return
+        self.inputs.put_nowait(await self.webhooks.run(request))
 
     async def _load(self, flow_id: str) -> None:
         try:

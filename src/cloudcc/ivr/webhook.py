@@ -38,7 +38,7 @@ SIGNATURE_VERSION = "v1"
 MAX_RESPONSE_BYTES = 256 * 1024
 DEFAULT_TOLERANCE = 300.0
 
-SecretLookup = Callable[[str, str], bytes | None]  # (tenant_id, secret name) -> key
+SecretLookup = Callable[[str, str | None], bytes | None]  # (tenant, secret name or None) -> key
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -94,10 +94,11 @@ class WebhookRunner:
         self.user_agent = user_agent
 
     def secret_for(self, request: WebhookRequest) -> bytes | None:
-        """The signing key the node names, or None if it names none."""
-        if request.secret is None:
-            return None
+        """The signing key the node names; without a name, the tenant's default key (the
+        lookup answers ``(tenant, None)``), so the enterprise can always check the sender."""
         key = self.secrets(request.tenant_id, request.secret)
+        if key is None and request.secret is None:
+            return None
         if key is None:
             raise UnknownWebhookSecretError(
                 f"tenant {request.tenant_id!r} has no webhook secret {request.secret!r}"

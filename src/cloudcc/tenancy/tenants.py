@@ -218,4 +218,5 @@ class TenantService:
             assert tenant is not None
             tenant.webhook_secret = secret
             audit.record(s, actor, "rotate_secret", "tenant", tenant.id, {"webhook_secret": "***"})
+        self.bus.publish(actor.tenant_id, "tenant.webhook_secret_rotated", {"id": actor.tenant_id})
         return secret
