@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 
 from cloudcc.routing import snapshot as _snapshot
 from cloudcc.routing.events import (
@@ -106,6 +107,7 @@ from cloudcc.routing.records import (
     I_RESERVED,
     I_WORKING,
     I_WRAP,
+    NO_HEAD,
     STATES,
     AgentRecord,
     Lane,
@@ -114,6 +116,7 @@ from cloudcc.routing.records import (
     WorkItem,
 )
 from cloudcc.routing.stats import AgentStats, QueueStats, Wallboard, queue_stats
+from cloudcc.routing.timers import TimerQueue
 
 _READY = Presence.READY
 _OFFLINE = Presence.OFFLINE
@@ -132,8 +135,52 @@ _FORCED: Mapping[ForceAction, tuple[Presence, str | None]] = {
 }
 
 _CTI_READY = 1
+#: CTI code of each state by index (NOT_READY depends on the reason: looked up then).
+_CTI_BY_INDEX: tuple[int, ...] = tuple(cti_code(s, None, {}) for s in STATES)
 _ALERTING = WorkPhase.ALERTING
 _RINGING = frozenset({WorkPhase.OFFERED, WorkPhase.ALERTING})
+
+# Enum members read in the hot paths: a module global costs a tenth of ``Enum.MEMBER``.
+_NOT_READY = Presence.NOT_READY
+_ENDED = ContactState.ENDED
+_PH_PRE = WorkPhase.PRE_OCCUPIED
+_PH_OFFERED = WorkPhase.OFFERED
+_PH_ACTIVE = WorkPhase.ACTIVE
+_PH_WRAP = WorkPhase.WRAP_UP
+_PH_DONE = WorkPhase.DONE
+_RING_ALL = Strategy.RING_ALL
+_ROUND_ROBIN = Strategy.ROUND_ROBIN
+_ANSWERED = Outcome.ANSWERED
+_ABANDONED = Outcome.ABANDONED
+_OVERFLOWED = Outcome.OVERFLOWED
+_W_RING_TIMEOUT = WithdrawReason.RING_TIMEOUT
+_W_REJECTED = WithdrawReason.REJECTED
+_W_ELSEWHERE = WithdrawReason.ANSWERED_ELSEWHERE
+_TK_QUEUE = TreatmentKind.QUEUE
+
+
+_HEAD = attrgetter("head")
+
+
+def _settle(lane: Lane) -> None:
+    """Drop dead entries from the fronts of a lane's FIFO and heap; record its live head."""
+    fifo = lane.fifo
+    while fifo:
+        c = fifo[0][2]
+        if c.lane is lane and c.state is _WAITING:
+            break
+        fifo.popleft()
+    heap = lane.contacts
+    while heap:
+        c = heap[0][2]
+        if c.lane is lane and c.state is _WAITING:
+            break
+        heapq.heappop(heap)
+    if fifo:
+        head = fifo[0]
+        lane.head = heap[0] if heap and heap[0] < head else head
+    else:
+        lane.head = heap[0] if heap else NO_HEAD
 
 
 def _by_state(counts: list[int]) -> dict[AgentState, int]:
@@ -173,7 +220,7 @@ class RoutingEngine:
         self._lanes_by_skill: dict[str, list[Lane]] = {}
         self._contacts: dict[str, QueuedContact] = {}
         self._direct: dict[str, AgentRecord] = {}  # direct and outbound contacts -> their agent
-        self._timers: list[tuple[float, int, int, object]] = []
+        self._timers = TimerQueue()
         self._reasons: dict[str, ReasonCode] = {r.code: r for r in BUILTIN_REASONS}
         self._by_state: list[int] = [0] * len(STATES)
         self._ranks = 0
@@ -477,18 +524,21 @@ class RoutingEngine:
         unknown preferred agent is ignored (it may have been deleted since)."""
         out = self._advance(now)
         try:
-            if contact_id in self._contacts or contact_id in self._direct:
+            contacts = self._contacts
+            if contact_id in contacts or contact_id in self._direct:
                 raise DuplicateContact(contact_id)
-            q = self._queue(queue_id)
+            q = self._queues.get(queue_id)
+            if q is None:
+                raise UnknownQueue(queue_id)
             if not isinstance(channel, Channel):
                 raise InvalidConfig("contact", f"{contact_id}: unknown channel {channel!r}")
-            extra = normalise(required_skills)
+            extra = normalise(required_skills) if required_skills else ()
         except RoutingError:
             self._carry = out
             raise
-        self._seq += 1
-        c = QueuedContact(contact_id, channel, priority, extra, preferred_agent, now, self._seq)
-        self._contacts[contact_id] = c
+        self._seq = order = self._seq + 1
+        c = QueuedContact(contact_id, channel, priority, extra, preferred_agent, now, order)
+        contacts[contact_id] = c
         self._enter(c, q, now, out)
         return out
 
@@ -530,28 +580,35 @@ class RoutingEngine:
         """The agent answered: the contact is connected; other ring-all offers are withdrawn."""
         out = self._advance(now)
         try:
-            c = self._contact(contact_id)
-            a = self._agent(agent_id)
+            c = self._contacts.get(contact_id)
+            if c is None:
+                raise UnknownContact(contact_id)
+            a = self._agents.get(agent_id)
+            if a is None:
+                raise UnknownAgent(agent_id)
             w = a.items.get(contact_id)
             if w is None or w.contact is not c:
                 raise NotOffered(contact_id, agent_id)
-            self._check_phase(w, WorkPhase.ACTIVE, agent_id)
+            self._check_phase(w, _PH_ACTIVE, agent_id)
         except RoutingError:
             self._carry = out
             raise
-        others = [o for o in c.offered_to if o is not a]
+        # A ringing work item means its agent is among ``offered_to``.
+        others = [o for o in c.offered_to if o is not a] if len(c.offered_to) > 1 else []
         c.offered_to = []
         c.ring_seq = -1
         c.state = _CONNECTED
         c.agent = a
         c.connected_at = now
-        self._set_phase(a, w, WorkPhase.ACTIVE)
+        self._count_phase(a, w.phase, -1)
+        a.n_active += 1
+        w.phase = _PH_ACTIVE
         w.since = now
         a.answered += 1
-        self._leave(c, Outcome.ANSWERED, now)
+        self._leave(c, _ANSWERED, now)
         for o in others:
             self._drop_item(o, o.items[contact_id])
-            out.append(OfferWithdrawn(contact_id, o.agent_id, WithdrawReason.ANSWERED_ELSEWHERE))
+            out.append(OfferWithdrawn(contact_id, o.agent_id, _W_ELSEWHERE))
             self._publish(o, now, out)
         self._publish(a, now, out)
         for o in others:
@@ -591,7 +648,7 @@ class RoutingEngine:
             if c is not None:
                 if c.state is not _CONNECTED or c.agent is None:
                     raise IllegalTransition(
-                        f"contact {contact_id}", c.state, ContactState.ENDED, "not connected"
+                        f"contact {contact_id}", c.state, _ENDED, "not connected"
                     )
                 a = c.agent
             elif contact_id in self._direct:
@@ -603,14 +660,15 @@ class RoutingEngine:
             raise
         w = a.items[contact_id]
         q = w.queue
-        if w.phase is WorkPhase.PRE_OCCUPIED:  # the outbound dial failed
+        if w.phase is _PH_PRE:  # the outbound dial failed
             self._drop_item(a, w)
             del self._direct[contact_id]
         else:
             a.handled += 1
             if c is not None and q is not None:
-                q.counters.handled += 1
-                q.counters.handle_total += now - c.connected_at
+                counters = q.counters
+                counters.handled += 1
+                counters.handle_total += now - c.connected_at
                 self._forget(c)
             else:
                 del self._direct[contact_id]
@@ -620,13 +678,18 @@ class RoutingEngine:
             if wrap == 0:
                 self._drop_item(a, w)
             else:
-                self._set_phase(a, w, WorkPhase.WRAP_UP)
+                self._set_phase(a, w, _PH_WRAP)
                 w.since = now
                 if wrap is not None:
-                    w.wrap_seq = self._timer(now + wrap, _T_WRAP, w)
-        self._publish(a, now, out)
-        if contact_id not in a.items:
+                    self._seq = seq = self._seq + 1
+                    self._timers.add(now + wrap, seq, _T_WRAP, w, wrap)
+                    w.wrap_seq = seq
+        if contact_id in a.items:  # wrap-up: the slot stays held
+            self._publish(a, now, out)
+        else:
+            self._publish(a, now, out, count=False)
             self._serve(a, now, out)
+            self._count(a)
         return out
 
     def wrapup_done(self, agent_id: str, contact_id: str, now: float) -> list[Decision]:
@@ -707,9 +770,13 @@ class RoutingEngine:
     def next_deadline(self) -> float | None:
         """When ``tick`` must next be called, or None if no timer is pending."""
         timers = self._timers
-        while timers and not self._timer_live(timers[0]):
-            heapq.heappop(timers)
-        return timers[0][0] if timers else None
+        heap = timers.heap
+        while heap:
+            at, seq, kind, obj, _ = heap[0]
+            if self._live(seq, kind, obj):
+                return at
+            timers.pop()
+        return None
 
     # ------------------------------------------------------------------ queries
 
@@ -874,21 +941,25 @@ class RoutingEngine:
         out = self._carry
         self._carry = []
         timers = self._timers
-        while timers and timers[0][0] <= now:
-            at, seq, kind, obj = heapq.heappop(timers)
+        heap = timers.heap
+        while heap and heap[0][0] <= now:
+            at, seq, kind, obj, _ = timers.pop()
             self._fire(at, seq, kind, obj, out)
         return out
 
-    def _timer(self, at: float, kind: int, obj: object) -> int:
-        self._seq += 1
-        heapq.heappush(self._timers, (at, self._seq, kind, obj))
-        return self._seq
+    def _timer(self, at: float, kind: int, obj: object, delay: float) -> int:
+        """Arm a timer due at ``at`` (normally now + ``delay``); returns its sequence."""
+        self._seq = seq = self._seq + 1
+        self._timers.add(at, seq, kind, obj, delay)
+        return seq
 
-    def _timer_live(self, entry: tuple[float, int, int, object]) -> bool:
-        _, seq, kind, obj = entry
+    @staticmethod
+    def _live(seq: int, kind: int, obj: object) -> bool:
+        """Whether a timer still counts (cancellation is lazy: records keep their timers'
+        sequences, and a state change makes older ones dead)."""
         if kind == _T_WRAP:
             assert isinstance(obj, WorkItem)
-            return obj.wrap_seq == seq and obj.phase is WorkPhase.WRAP_UP
+            return obj.wrap_seq == seq and obj.phase is _PH_WRAP
         if kind == _T_NOTREADY:
             assert isinstance(obj, AgentRecord)
             return obj.nr_seq == seq
@@ -906,17 +977,19 @@ class RoutingEngine:
         return obj.announce_seq == seq
 
     def _fire(self, at: float, seq: int, kind: int, obj: object, out: list[Decision]) -> None:
-        if not self._timer_live((at, seq, kind, obj)):
+        if kind == _T_WRAP:  # the usual one, checked inline
+            assert isinstance(obj, WorkItem)
+            if obj.wrap_seq == seq and obj.phase is _PH_WRAP:
+                self._end_wrap(obj.agent, obj, at, out)
+            return
+        if not self._live(seq, kind, obj):
             return
         if kind == _T_RING:
             assert isinstance(obj, QueuedContact)
             ringing = list(obj.offered_to)
             for a in ringing:
-                self._withdraw(obj, a, WithdrawReason.RING_TIMEOUT, at, out)
+                self._withdraw(obj, a, _W_RING_TIMEOUT, at, out)
             self._after_decline(obj, ringing, at, out)
-        elif kind == _T_WRAP:
-            assert isinstance(obj, WorkItem)
-            self._end_wrap(obj.agent, obj, at, out)
         elif kind == _T_NOTREADY:
             assert isinstance(obj, AgentRecord)
             obj.nr_seq = -1
@@ -934,7 +1007,8 @@ class RoutingEngine:
         if kind == _T_STAGE:
             c.stage += 1
             if c.stage + 1 < len(q.stages):
-                c.stage_seq = self._timer(c.entered_at + q.stages[c.stage + 1][0], _T_STAGE, c)
+                after = q.stages[c.stage + 1][0]
+                c.stage_seq = self._timer(c.entered_at + after, _T_STAGE, c, after)
             if c.state is _WAITING and c.lane is not None and c.lane.queue is q:
                 self._unlane(c)
                 self._place(c, at, out)
@@ -951,7 +1025,7 @@ class RoutingEngine:
         else:  # announce
             interval = q.cfg.announce_interval
             if interval is not None:
-                c.announce_seq = self._timer(at + interval, _T_ANNOUNCE, c)
+                c.announce_seq = self._timer(at + interval, _T_ANNOUNCE, c, interval)
             if c.state is _WAITING:
                 self._announce(c, q, out)
 
@@ -968,11 +1042,13 @@ class RoutingEngine:
         seconds: float | None = None,
     ) -> None:
         self._apply_presence(a, presence, reason, at, by, seconds)
-        self._publish(a, at, out, by=by)
         if presence is _READY:
+            self._publish(a, at, out, by=by, count=False)
             a.available_since = at
             self._serve(a, at, out)
+            self._count(a)
         else:
+            self._publish(a, at, out, by=by)
             a.version += 1
 
     def _apply_presence(
@@ -996,7 +1072,7 @@ class RoutingEngine:
             limit = seconds if seconds is not None else rc.max_seconds
             if limit is not None:
                 a.nr_auto = rc.auto_ready or seconds is not None
-                a.nr_seq = self._timer(at + limit, _T_NOTREADY, a)
+                a.nr_seq = self._timer(at + limit, _T_NOTREADY, a, limit)
 
     def _sign_out(
         self, a: AgentRecord, reason: SignOutReason, by: str | None, at: float, out: list[Decision]
@@ -1038,10 +1114,16 @@ class RoutingEngine:
         if lane is None or not lane.waiting:
             return
         waiting = sorted(
-            (c for _, _, c in lane.contacts if c.lane is lane and c.state is _WAITING),
+            (
+                c
+                for _, _, c in (*lane.fifo, *lane.contacts)
+                if c.lane is lane and c.state is _WAITING
+            ),
             key=lambda c: (c.vkey, c.order),
         )
+        lane.fifo.clear()
         lane.contacts.clear()
+        lane.head = NO_HEAD
         lane.waiting = 0
         for c in waiting:
             c.lane = None
@@ -1049,10 +1131,20 @@ class RoutingEngine:
             self._place(c, at, out)
 
     def _publish(
-        self, a: AgentRecord, at: float, out: list[Decision], by: str | None = None
+        self,
+        a: AgentRecord,
+        at: float,
+        out: list[Decision],
+        by: str | None = None,
+        count: bool = True,
     ) -> None:
-        """Record and announce a change of the agent's reported state (or reason)."""
-        if a.presence is _OFFLINE:
+        """Record and announce a change of the agent's reported state (or reason).
+
+        ``count=False`` leaves the agent's queues' per-state counts behind (``_count``
+        catches them up): a freed agent usually goes READY and RESERVED in one event, and
+        its queues then move once instead of twice."""
+        presence = a.presence
+        if presence is _OFFLINE:
             si = I_OFFLINE
         elif a.n_alerting:
             si = I_ALERTING
@@ -1064,9 +1156,9 @@ class RoutingEngine:
             si = I_BUSY
         elif a.n_wrap:
             si = I_WRAP
-        elif a.presence is _READY:
+        elif presence is _READY:
             si = I_READY
-        elif a.presence is Presence.NOT_READY:
+        elif presence is _NOT_READY:
             si = I_NOT_READY
         else:
             si = I_WORKING
@@ -1084,12 +1176,14 @@ class RoutingEngine:
             counts = self._by_state
             counts[old] -= 1
             counts[si] += 1
-            for q in a.queues:
-                counts = q.by_state
-                counts[old] -= 1
-                counts[si] += 1
+            if count and a.counted != si:
+                old = a.counted
+                for counts in a.queue_counts:
+                    counts[old] -= 1
+                    counts[si] += 1
+                a.counted = si
         a.history.append((at, state, reason))
-        code = _CTI_READY if si == I_READY else cti_code(state, reason, self._reasons)
+        code = _CTI_BY_INDEX[si] if si != I_NOT_READY else cti_code(state, reason, self._reasons)
         out.append(AgentStateChanged(a.agent_id, state, previous, reason, at, code, by))
 
     def _add_item(self, a: AgentRecord, w: WorkItem) -> None:
@@ -1103,9 +1197,11 @@ class RoutingEngine:
         self._count_phase(a, w.phase, 1)
 
     def _drop_item(self, a: AgentRecord, w: WorkItem) -> None:
-        self._check_phase(w, WorkPhase.DONE, a.agent_id)
-        self._count_phase(a, w.phase, -1)
-        w.phase = WorkPhase.DONE
+        phase = w.phase
+        if _PH_DONE not in WORK_TRANSITIONS[phase]:
+            raise IllegalTransition(f"agent {a.agent_id} contact {w.contact_id}", phase, _PH_DONE)
+        self._count_phase(a, phase, -1)
+        w.phase = _PH_DONE
         w.wrap_seq = -1
         del a.items[w.contact_id]
         ch = w.channel
@@ -1116,29 +1212,42 @@ class RoutingEngine:
         a.available_since = self._now
 
     def _set_phase(self, a: AgentRecord, w: WorkItem, phase: WorkPhase) -> None:
-        self._check_phase(w, phase, a.agent_id)
-        self._count_phase(a, w.phase, -1)
+        old = w.phase
+        if phase not in WORK_TRANSITIONS[old]:
+            raise IllegalTransition(f"agent {a.agent_id} contact {w.contact_id}", old, phase)
+        self._count_phase(a, old, -1)
         self._count_phase(a, phase, 1)
         w.phase = phase
 
     @staticmethod
     def _count_phase(a: AgentRecord, phase: WorkPhase, n: int) -> None:
-        if phase is WorkPhase.OFFERED:
+        if phase is _PH_OFFERED:
             a.n_offered += n
+        elif phase is _PH_ACTIVE:
+            a.n_active += n
+        elif phase is _PH_WRAP:
+            a.n_wrap += n
         elif phase is _ALERTING:
             a.n_alerting += n
-        elif phase is WorkPhase.ACTIVE:
-            a.n_active += n
-        elif phase is WorkPhase.WRAP_UP:
-            a.n_wrap += n
         else:
             a.n_pre += n
 
     def _end_wrap(self, a: AgentRecord, w: WorkItem, at: float, out: list[Decision]) -> None:
         self._drop_item(a, w)
         a.available_since = at
-        self._publish(a, at, out)
+        self._publish(a, at, out, count=False)
         self._serve(a, at, out)
+        self._count(a)
+
+    @staticmethod
+    def _count(a: AgentRecord) -> None:
+        """Bring the per-state counts of the agent's queues up to its state."""
+        old, si = a.counted, a.si
+        if old != si:
+            for counts in a.queue_counts:
+                counts[old] -= 1
+                counts[si] += 1
+            a.counted = si
 
     # ------------------------------------------------------------------ internals: matching
 
@@ -1147,60 +1256,59 @@ class RoutingEngine:
         a.version += 1
         if a.presence is not _READY:
             return
-        while True:
-            best: QueuedContact | None = None
+        while a.total < a.max_total:  # room for one more contact of some channel
             best_lane: Lane | None = None
             personal = a.personal
             if personal is not None and personal.waiting:
-                c = self._peek(personal)
+                c = personal.head[2]
+                assert c is not None
                 if a.can_take(c.channel):
-                    best, best_lane = c, personal
-            if best is None:
+                    best_lane = personal
+            if best_lane is None:
+                # The oldest head among the agent's lanes: heads are always live, so this
+                # is one C-level ``min`` per channel.
+                best: tuple[float, float, QueuedContact | None] = NO_HEAD
                 for ch, lanes in a.lanes.items():
-                    if not a.can_take(ch):
-                        continue
-                    for lane in lanes:
-                        if lane.waiting:
-                            c = lane.contacts[0][2]
-                            if c.lane is not lane or c.state is not _WAITING:
-                                c = self._peek(lane)
-                            if (
-                                best is None
-                                or c.vkey < best.vkey
-                                or (c.vkey == best.vkey and c.order < best.order)
-                            ):
-                                best, best_lane = c, lane
-            if best is None or best_lane is None:
-                break
-            heapq.heappop(best_lane.contacts)
+                    if lanes and a.can_take(ch):
+                        lane = min(lanes, key=_HEAD)
+                        if lane.head < best:
+                            best = lane.head
+                            best_lane = lane
+                if best_lane is None:
+                    break
+            head = best_lane.head
+            c = head[2]
+            assert c is not None
+            fifo = best_lane.fifo
+            if fifo and fifo[0][2] is c:  # (twins of ``c`` are interchangeable)
+                fifo.popleft()
+            else:
+                heapq.heappop(best_lane.contacts)
             best_lane.waiting -= 1
-            best.lane = best_lane
-            ringing = [a]
-            q = best.queue
-            if q is not None and q.cfg.strategy is Strategy.RING_ALL and best_lane.queue is q:
+            q = c.queue
+            assert q is not None
+            if q.cfg.strategy is _RING_ALL and best_lane.queue is q:
+                ringing = [a]
                 while len(ringing) < q.cfg.ring_all_limit:
                     other = self._pop_agent(best_lane)
                     if other is None:
                         break
                     if other is not a:
                         ringing.append(other)
-            self._offer(best, ringing, at, out)
-            for other in ringing[1:]:
-                if other.presence is _READY:
-                    self._park(other)
+                self._offer(c, ringing, at, out)
+                _settle(best_lane)
+                for other in ringing[1:]:
+                    if other.presence is _READY:
+                        self._park(other)
+            else:
+                self._offer(c, [a], at, out)
+                _settle(best_lane)  # after the offer: ``c`` may have stale twins behind it
         self._park(a)
-
-    @staticmethod
-    def _peek(lane: Lane) -> QueuedContact:
-        heap = lane.contacts
-        while True:
-            c = heap[0][2]
-            if c.lane is lane and c.state is _WAITING:
-                return c
-            heapq.heappop(heap)
 
     def _park(self, a: AgentRecord) -> None:
         """Put a free agent in the agent heaps of the lanes it can take work from."""
+        if a.total >= a.max_total:
+            return
         v = a.version
         for ch, lanes in a.lanes.items():
             if not a.can_take(ch):
@@ -1256,7 +1364,10 @@ class RoutingEngine:
                 return
             c.preferred = None
         lane = self._lane(q, c)
-        if q.cfg.strategy is Strategy.RING_ALL:
+        if not lane.agents:  # nobody free here (always so while contacts wait in the lane)
+            self._enlane(c, lane)
+            return
+        if q.cfg.strategy is _RING_ALL:
             agents: list[AgentRecord] = []
             while len(agents) < q.cfg.ring_all_limit:
                 a = self._pop_agent(lane)
@@ -1276,18 +1387,28 @@ class RoutingEngine:
 
     @staticmethod
     def _enlane(c: QueuedContact, lane: Lane) -> None:
-        heapq.heappush(lane.contacts, (c.vkey, c.order, c))
+        entry = (c.vkey, c.order, c)
+        fifo = lane.fifo
+        if not fifo or fifo[-1] < entry:
+            fifo.append(entry)  # in place order: the usual case
+        else:
+            heapq.heappush(lane.contacts, entry)
         lane.waiting += 1
         c.lane = lane
+        if entry < lane.head:
+            lane.head = entry
 
     @staticmethod
     def _unlane(c: QueuedContact) -> None:
-        """Take a waiting contact out of its lane (its heap entry dies lazily)."""
+        """Take a waiting contact out of its lane (its heap entry dies lazily, unless it is
+        the head: then the lane settles on its next live entry at once)."""
         lane = c.lane
         if lane is not None:
+            c.lane = None
             if c.state is _WAITING:
                 lane.waiting -= 1
-            c.lane = None
+                if lane.head[2] is c:
+                    _settle(lane)
 
     def _offer(
         self, c: QueuedContact, agents: list[AgentRecord], at: float, out: list[Decision]
@@ -1295,27 +1416,32 @@ class RoutingEngine:
         q = c.queue
         assert q is not None
         cfg = q.cfg
+        strategy = cfg.strategy
+        ring = cfg.ring_timeout
+        expires = at + ring
+        cid = c.contact_id
+        ch = c.channel
         c.state = _OFFERED
         c.offered_to = agents
-        c.ring_all = cfg.strategy is Strategy.RING_ALL
-        expires = at + cfg.ring_timeout
+        c.ring_all = strategy is _RING_ALL
         c.offer_expires = expires
-        c.ring_seq = self._timer(expires, _T_RING, c)
+        self._seq = seq = self._seq + 1
+        self._timers.add(expires, seq, _T_RING, c, ring)
+        c.ring_seq = seq
         q.counters.offers += 1
-        out.append(
-            Offer(
-                c.contact_id,
-                q.queue_id,
-                c.channel,
-                tuple(a.agent_id for a in agents),
-                cfg.ring_timeout,
-                expires,
-                c.callback,
-            )
-        )
-        rr = cfg.strategy is Strategy.ROUND_ROBIN
+        ids = (agents[0].agent_id,) if len(agents) == 1 else tuple(a.agent_id for a in agents)
+        out.append(Offer(cid, q.queue_id, ch, ids, ring, expires, c.callback))
+        rr = strategy is _ROUND_ROBIN
+        call = ch in _CALLS
         for a in agents:
-            self._add_item(a, WorkItem(a, c.contact_id, c.channel, WorkPhase.OFFERED, q, c, at))
+            # _add_item inlined: OFFERED is a start phase (WORK_START)
+            a.items[cid] = WorkItem(a, cid, ch, _PH_OFFERED, q, c, at)
+            load = a.load
+            load[ch] = load.get(ch, 0) + 1
+            a.total += 1
+            if call:
+                a.call_items += 1
+            a.n_offered += 1
             a.version += 1
             a.offered += 1
             if rr:
@@ -1425,7 +1551,7 @@ class RoutingEngine:
             treatment = cfg.on_no_agents
         elif cfg.capacity is not None and q.waiting - q.callbacks_waiting >= cfg.capacity:
             treatment = cfg.on_full
-        if treatment is not None and treatment.kind is not TreatmentKind.QUEUE:
+        if treatment is not None and treatment.kind is not _TK_QUEUE:
             q.counters.entered += 1
             if treatment.kind is TreatmentKind.CALLBACK:
                 self._join(c, q, at)
@@ -1437,23 +1563,25 @@ class RoutingEngine:
             self._treat(c, q, treatment, at, out)
             return
         q.counters.entered += 1
-        self._join(c, q, at)
+        rank = self._join(c, q, at)
         self._place(c, at, out)
-        if c.state is _WAITING:
-            self._announce(c, q, out)
+        if c.state is _WAITING:  # not offered: nobody else moved, ``rank`` still holds
+            self._announce(c, q, out, rank)
 
-    def _join(self, c: QueuedContact, q: QueueRecord, at: float) -> None:
+    def _join(self, c: QueuedContact, q: QueueRecord, at: float) -> int:
+        """Enter ``q`` (place, position, timers); returns the contacts ahead of it."""
         c.queue = q
         c.in_queue = True
         c.entered_at = at
         c.stage = 0
-        c.vkey = c.arrived_at - c.priority * q.cfg.priority_step_seconds
+        c.vkey = vkey = c.arrived_at - c.priority * q.cfg.priority_step_seconds
         q.waiting += 1
-        q.ranked.add((c.vkey, c.order))
+        rank = q.ranked.add((vkey, c.order))
         q.entries.append((at, c.order, c))
         # Timers armed by a previous queue (before an overflow) must not fire here.
         c.stage_seq = c.wait_seq = c.preferred_seq = c.announce_seq = -1
         self._schedule_contact(c, q, at, at)
+        return rank
 
     def _schedule_contact(
         self, c: QueuedContact, q: QueueRecord, entered: float, now: float
@@ -1463,19 +1591,26 @@ class RoutingEngine:
         while c.stage + 1 < len(q.stages) and entered + q.stages[c.stage + 1][0] <= now:
             c.stage += 1
         if c.stage + 1 < len(q.stages):
-            c.stage_seq = self._timer(entered + q.stages[c.stage + 1][0], _T_STAGE, c)
+            after = q.stages[c.stage + 1][0]
+            c.stage_seq = self._timer(entered + after, _T_STAGE, c, after)
         if cfg.max_wait is not None and not c.callback:
-            c.wait_seq = self._timer(max(now, entered + cfg.max_wait), _T_MAXWAIT, c)
+            c.wait_seq = self._timer(max(now, entered + cfg.max_wait), _T_MAXWAIT, c, cfg.max_wait)
         c.preferred_until = 0.0
         if c.preferred is not None and cfg.preferred_agent_wait > 0:
             c.preferred_until = entered + cfg.preferred_agent_wait
             if c.preferred_until > now:
-                c.preferred_seq = self._timer(c.preferred_until, _T_PREFERRED, c)
+                wait = cfg.preferred_agent_wait
+                c.preferred_seq = self._timer(c.preferred_until, _T_PREFERRED, c, wait)
         if cfg.announce_interval is not None:
-            c.announce_seq = self._timer(now + cfg.announce_interval, _T_ANNOUNCE, c)
+            interval = cfg.announce_interval
+            c.announce_seq = self._timer(now + interval, _T_ANNOUNCE, c, interval)
 
-    def _announce(self, c: QueuedContact, q: QueueRecord, out: list[Decision]) -> None:
-        position = q.ranked.rank((c.vkey, c.order)) + 1
+    def _announce(
+        self, c: QueuedContact, q: QueueRecord, out: list[Decision], rank: int | None = None
+    ) -> None:
+        if rank is None:
+            rank = q.ranked.rank((c.vkey, c.order))
+        position = rank + 1
         ewt = q.pace.estimate(position, q.cfg.default_handle_seconds, q.staffed())
         out.append(AnnounceWait(c.contact_id, q.queue_id, position, ewt))
 
@@ -1493,24 +1628,27 @@ class RoutingEngine:
         q = c.queue
         assert q is not None
         if c.in_queue:
-            self._unlane(c)
+            if c.lane is not None:
+                self._unlane(c)
             c.in_queue = False
             q.waiting -= 1
             if c.callback:
                 q.callbacks_waiting -= 1
             q.ranked.remove((c.vkey, c.order))
-            self._trim_entries(q)
+            entries = q.entries
+            if entries[0][2] is c:
+                self._trim_entries(q)
         counters = q.counters
-        if outcome is Outcome.ANSWERED:
+        if outcome is _ANSWERED:
             wait = at - c.entered_at
             counters.answered += 1
             counters.answer_wait_total += wait
             if wait <= q.cfg.service_level_seconds:
                 counters.answered_in_sl += 1
             q.pace.answered(at)
-        elif outcome is Outcome.ABANDONED:
+        elif outcome is _ABANDONED:
             counters.abandoned += 1
-        elif outcome is Outcome.OVERFLOWED:
+        elif outcome is _OVERFLOWED:
             counters.overflowed += 1
 
     @staticmethod
@@ -1523,7 +1661,7 @@ class RoutingEngine:
             entries.popleft()
 
     def _forget(self, c: QueuedContact) -> None:
-        c.state = ContactState.ENDED
+        c.state = _ENDED
         c.lane = None
         del self._contacts[c.contact_id]
 
@@ -1605,7 +1743,8 @@ class RoutingEngine:
         for a in self._eligible(q.base):
             q.members[a.agent_id] = a
             a.queues.append(q)
-            q.by_state[a.si] += 1
+            a.queue_counts.append(q.by_state)
+            q.by_state[a.counted] += 1
 
     def _unindex_queue(self, q: QueueRecord) -> None:
         for lanes in self._lanes_by_skill.values():
@@ -1613,11 +1752,13 @@ class RoutingEngine:
         for a in self._agents.values():
             for ch, lanes in a.lanes.items():
                 a.lanes[ch] = [lane for lane in lanes if lane.queue is not q]
+        counts = q.by_state
         for a in q.members.values():
             a.queues.remove(q)
+            a.queue_counts = [x for x in a.queue_counts if x is not counts]
         self._queues_by_skill[q.base[0][0] if q.base else ""].remove(q)
         q.members.clear()
-        q.by_state = [0] * len(STATES)
+        counts[:] = [0] * len(STATES)  # in place: members' queue_counts share the list
         q.lanes.clear()
 
     def _index_agent(self, a: AgentRecord) -> None:
@@ -1628,7 +1769,8 @@ class RoutingEngine:
                 if a.meets(q.base):
                     q.members[a.agent_id] = a
                     a.queues.append(q)
-                    q.by_state[a.si] += 1
+                    a.queue_counts.append(q.by_state)
+                    q.by_state[a.counted] += 1
             for lane in self._lanes_by_skill.get(key, ()):
                 if a.meets(lane.requirement):
                     assert lane.channel is not None
@@ -1642,8 +1784,9 @@ class RoutingEngine:
                 pool.pop(a.agent_id, None)
         for q in a.queues:
             del q.members[a.agent_id]
-            q.by_state[a.si] -= 1
+            q.by_state[a.counted] -= 1
         a.queues = []
+        a.queue_counts = []
         for lanes in a.lanes.values():
             for lane in lanes:
                 lane.eligible -= 1

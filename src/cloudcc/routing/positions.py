@@ -7,7 +7,7 @@ p x default handle time / signed-in member agents.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 
 Key = tuple[float, int]
 
@@ -28,34 +28,45 @@ class RankedKeys:
     def __len__(self) -> int:
         return self._len
 
-    def add(self, key: Key) -> None:
+    def add(self, key: Key) -> int:
+        """Insert ``key``; returns its rank (how many keys are smaller)."""
         blocks, maxes = self._blocks, self._maxes
-        self._len += 1
+        n = self._len
+        self._len = n + 1
         if not blocks:
             blocks.append([key])
             maxes.append(key)
-            return
-        i = bisect_left(maxes, key)
-        if i == len(blocks):
-            i -= 1
-            blocks[i].append(key)
+            return 0
+        if key > maxes[-1]:  # the common case: a later arrival goes last
+            i = len(blocks) - 1
+            block = blocks[i]
+            block.append(key)
             maxes[i] = key
+            rank = n
         else:
-            insort(blocks[i], key)
-        block = blocks[i]
+            i = bisect_left(maxes, key)
+            block = blocks[i]
+            j = bisect_left(block, key)
+            block.insert(j, key)
+            rank = j + (sum(map(len, blocks[:i])) if i else 0)
         if len(block) > 2 * _LOAD:
             blocks.insert(i + 1, block[_LOAD:])
             del block[_LOAD:]
             maxes[i] = block[-1]
             maxes.insert(i + 1, blocks[i + 1][-1])
+        return rank
 
     def remove(self, key: Key) -> None:
         blocks, maxes = self._blocks, self._maxes
-        i = bisect_left(maxes, key)
-        block = blocks[i] if i < len(blocks) else []
-        j = bisect_left(block, key)
-        if j == len(block) or block[j] != key:
-            raise KeyError(key)
+        if blocks and blocks[0][0] == key:  # the common case: the head leaves
+            i, j = 0, 0
+            block = blocks[0]
+        else:
+            i = bisect_left(maxes, key)
+            block = blocks[i] if i < len(blocks) else []
+            j = bisect_left(block, key)
+            if j == len(block) or block[j] != key:
+                raise KeyError(key)
         del block[j]
         self._len -= 1
         if not block:
@@ -68,7 +79,7 @@ class RankedKeys:
         """How many keys are smaller than ``key``."""
         blocks, maxes = self._blocks, self._maxes
         i = bisect_left(maxes, key)
-        before = sum(len(b) for b in blocks[:i])
+        before = sum(map(len, blocks[:i])) if i else 0
         return before + (bisect_left(blocks[i], key) if i < len(blocks) else 0)
 
 

@@ -94,14 +94,26 @@ class _Record:
         return (_shell, (type(self), number(self)))
 
 
+#: ``Lane.head`` of a lane without waiting contacts: after every real entry (vkey, order, c).
+NO_HEAD: tuple[float, float, None] = (float("inf"), float("inf"), None)
+
+
 class Lane(_Record):
-    """Contacts of one queue, stage, extra-skill set and channel, with their free agents."""
+    """Contacts of one queue, stage, extra-skill set and channel, with their free agents.
+
+    Waiting contacts are (place, order, contact) entries in ``fifo`` when they come in place
+    order (nearly always: arrivals of equal priority) and in the heap ``contacts`` otherwise
+    (a higher priority, a declined offer back at its place). Removal is lazy but the front
+    of both is always live, and ``head`` is the smaller of the two (or ``NO_HEAD``): a free
+    agent compares its lanes' heads without touching the contacts."""
 
     __slots__ = (
         "agents",
         "channel",
         "contacts",
         "eligible",
+        "fifo",
+        "head",
         "key_fn",
         "queue",
         "queue_id",
@@ -124,7 +136,9 @@ class Lane(_Record):
         self.requirement = requirement
         self.channel = channel
         self.key_fn = key_fn
+        self.fifo: deque[tuple[float, int, QueuedContact]] = deque()
         self.contacts: list[tuple[float, int, QueuedContact]] = []
+        self.head: tuple[float, float, QueuedContact | None] = NO_HEAD
         self.waiting = 0  # valid entries in ``contacts``
         self.agents: list[tuple[float, float, int, int, AgentRecord]] = []
         self.eligible = 0  # agents whose skills meet ``requirement``
@@ -242,6 +256,7 @@ class AgentRecord(_Record):
         "call_items",
         "capacity",
         "cfg",
+        "counted",
         "handled",
         "history",
         "items",
@@ -258,6 +273,7 @@ class AgentRecord(_Record):
         "offered",
         "personal",
         "presence",
+        "queue_counts",
         "queues",
         "rank",
         "reason",
@@ -284,6 +300,7 @@ class AgentRecord(_Record):
         self.shown_reason: str | None = None
         self.state_since = now
         self.si = I_OFFLINE
+        self.counted = I_OFFLINE  # the state its queues' per-state counts include
         self.time_in: list[float] = [0.0] * len(STATES)
         self.history: deque[tuple[float, AgentState, str | None]] = deque(maxlen=HISTORY_LENGTH)
         self.items: dict[str, WorkItem] = {}
@@ -294,6 +311,7 @@ class AgentRecord(_Record):
         self.available_since = now
         self.lanes: dict[Channel, list[Lane]] = {}
         self.queues: list[QueueRecord] = []
+        self.queue_counts: list[list[int]] = []  # those queues' ``by_state`` lists
         self.personal: Lane | None = None
         self.rr: dict[str, int] = {}
         self.nr_seq = -1
