@@ -17,6 +17,7 @@ users with passwords for digest REGISTER) and drives it with SIPp:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
@@ -124,11 +125,16 @@ def main() -> None:
     if args.serve is not None:
         serve(args.serve)
         return
+    with tempfile.TemporaryDirectory(prefix="bench-sip-") as tmp:
+        run(args, Path(tmp))
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
+    """Start the endpoint, run the three SIPp phases in ``work``, print the figures."""
     quick = args.quick
     rate_seconds = 10 if quick else 60
     latency_seconds = 10 if quick else 30
     register_seconds = 10 if quick else 30
-    work = Path(tempfile.mkdtemp(prefix="bench-sip-"))
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
     child = subprocess.Popen(

@@ -40,15 +40,14 @@ def free_port() -> int:
 class SippResult:
     returncode: int
     output: str
-    workdir: Path
+    error_log: str
+    message_log: str
 
     def errors(self) -> str:
-        logs = sorted(self.workdir.glob("*_errors.log"))
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in logs)
+        return self.error_log[-3000:]
 
     def messages(self) -> str:
-        logs = sorted(self.workdir.glob("*_messages.log"))
-        return "\n".join(p.read_text(errors="replace") for p in logs)
+        return self.message_log
 
     def stat(self, name: str) -> int:
         """A cumulative counter of the final screen, e.g. "Successful call"."""
@@ -67,10 +66,10 @@ async def run_sipp(
     extra: Sequence[str] = (),
     time_limit: float = 60,
     local_ip: str = "127.0.0.1",
-    workdir: Path | None = None,
 ) -> SippResult:
     """Run SIPp as a client against 127.0.0.1:target_port and wait for it."""
-    work = workdir or Path(tempfile.mkdtemp(prefix="sipp-"))
+    tmp = tempfile.TemporaryDirectory(prefix="sipp-")
+    work = Path(tmp.name)
     args = ["timeout", "-k", "5", str(int(time_limit)), "sipp", f"127.0.0.1:{target_port}"]
     args += ["-sn", builtin] if builtin else ["-sf", str(SCENARIOS / f"{scenario}.xml")]
     args += ["-i", local_ip, "-p", str(free_port()), "-t", transport]
@@ -85,10 +84,21 @@ async def run_sipp(
     )
     try:
         out, _ = await proc.communicate()
+        return SippResult(
+            proc.returncode or 0,
+            out.decode(errors="replace"),
+            _read_logs(work, "*_errors.log"),
+            _read_logs(work, "*_messages.log"),
+        )
     except asyncio.CancelledError:
         await stop_process(proc)
         raise
-    return SippResult(proc.returncode or 0, out.decode(errors="replace"), work)
+    finally:
+        tmp.cleanup()
+
+
+def _read_logs(directory: Path, pattern: str) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in sorted(directory.glob(pattern)))
 
 
 class SippServer:
@@ -108,7 +118,9 @@ class SippServer:
         self.time_limit = time_limit
         self.extra = list(extra)
         self.port = free_port()
-        self.workdir = Path(tempfile.mkdtemp(prefix="sipp-uas-"))
+        self._tmp = tempfile.TemporaryDirectory(prefix="sipp-uas-")
+        self.workdir = Path(self._tmp.name)
+        self._logs = ("", "")  # errors and messages, kept once the directory is gone
         self.proc: asyncio.subprocess.Process | None = None
         self.output = ""
 
@@ -141,14 +153,19 @@ class SippServer:
             await stop_process(self.proc)
             if self.proc.stdout is not None:
                 self.output = (await self.proc.stdout.read()).decode(errors="replace")
+        if self.workdir.exists():
+            self._logs = (self.errors(), self.messages())
+            self._tmp.cleanup()
 
     def errors(self) -> str:
-        return "\n".join(
-            p.read_text(errors="replace")[-3000:] for p in self.workdir.glob("*_errors.log")
-        )
+        if not self.workdir.exists():
+            return self._logs[0]
+        return _read_logs(self.workdir, "*_errors.log")[-3000:]
 
     def messages(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in self.workdir.glob("*_messages.log"))
+        if not self.workdir.exists():
+            return self._logs[1]
+        return _read_logs(self.workdir, "*_messages.log")
 
 
 async def stop_process(proc: asyncio.subprocess.Process) -> None:
