@@ -158,3 +158,61 @@ def test_wrapup_with_a_disposition_code_ends_the_after_call_work(voice_node, api
     assert cdr["wrapup_code"] == "sale" and cdr["wrapup_notes"] == "upgraded plan"
     assert cdr["wrapup_seconds"] > 0
     assert api.get(f"/agents/{agent_id}/status")["state"] == "ready"
+
+
+async def test_a_caller_tired_of_waiting_is_called_back_when_an_agent_is_free(
+    voice_node, api, tmp_path
+):
+    """Queue treatment after max wait: callback. The caller leaves; the callback keeps its
+    place; when an agent signs in its phone rings first, then the customer's number."""
+    qid = api.queue_id("support")
+    api.patch(
+        f"/queues/{qid}",
+        {"max_wait_seconds": 10, "overflow": {"wait_timeout": {"action": "callback"}}},
+    )
+    async with phones(api, voice_node, tmp_path, ("1001",)) as p:
+        carrier = await _carrier(tmp_path, api, "15559999")
+        try:
+            caller = await Baresip(tmp_path / "waiting", user="15559999", tone_hz=1000).start()
+            try:
+                await caller.dial(f"sip:4000@127.0.0.1:{voice_node.sip_port}")
+                await wait_until(lambda: any(c["state"] == "ivr" for c in api.live()), 10)
+                await asyncio.sleep(3.5)
+                await caller.send_dtmf("2")
+                first = await wait_until(
+                    lambda: [c for c in api.live() if c["state"] == "queued"], 10
+                )
+                # After 10 s the caller is told it will be called back, and released.
+                await wait_until(
+                    lambda: (
+                        not [c for c in api.live() if c["contact_id"] == first[0]["contact_id"]]
+                    ),
+                    30,
+                )
+            finally:
+                await caller.stop()
+            waiting = await wait_until(
+                lambda: [c for c in api.live() if c["direction"] == "outbound"], 10
+            )
+            assert waiting[0]["state"] == "queued" and waiting[0]["customer"] == "15559999"
+            api.login("1001")
+            await wait_until(
+                lambda: any(
+                    c["direction"] == "outbound" and c["state"] == "connected" for c in api.live()
+                ),
+                25,
+            )
+            await asyncio.sleep(2)
+            assert level(carrier.heard_since(1.5), TONES["1001"]) > HEARD
+            assert hears(p["1001"], "caller") > HEARD
+            await hang_up(api, carrier)
+        finally:
+            await carrier.stop()
+    records = api.contacts()
+    callback = next(c for c in records if c["direction"] == "outbound")
+    original = next(c for c in records if c["direction"] == "inbound")
+    assert original["disposition"] == "callback" and original["attributes"]
+    assert callback["attributes"]["origin_contact"] == original["id"]
+    assert (
+        callback["disposition"] == "answered" and callback["agent_id"] == api.agents["1001"]["id"]
+    )

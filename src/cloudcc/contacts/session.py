@@ -144,6 +144,7 @@ class ContactSession:
         self.customer = customer
         self.entry = entry
         self.mailbox: asyncio.Queue[Any] = asyncio.Queue()
+        self.acd_id = contact.id  # the id the ACD knows this contact by
         self.parties: list[Party] = [customer]
         self.agent: Party | None = None
         self.consult: Party | None = None
@@ -1198,9 +1199,17 @@ class ContactSession:
         return None
 
     async def _callback_phase(self, target: Target) -> Target | None:
-        await self.svc.schedule_callback(
-            self.tenant_id, target.name, self.contact.customer, (), 0, origin=self.contact.id
+        """A queue treatment: the ACD keeps the caller's place as a callback."""
+        callback_id = await self.svc.schedule_callback(
+            self.tenant_id,
+            target.name,
+            self.contact.customer,
+            (),
+            0,
+            origin=self.contact.id,
+            acd_id=self.acd_id,
         )
+        self.contact.attributes["callback_contact"] = callback_id
         self.contact.disposition = Disposition.CALLBACK
         await self.say(
             self.customer,
@@ -1230,7 +1239,7 @@ class ContactSession:
                 party.pump.cancel()
         if self._queued_id is not None:
             with contextlib.suppress(Exception):
-                await self.svc.acd.call(self.tenant_id, "contact_abandoned", contact.id)
+                await self.svc.acd.call(self.tenant_id, "contact_abandoned", self.acd_id)
         for agent_id in list(self._acd_work):
             await self._end_work(agent_id)
         if contact.disposition is None:

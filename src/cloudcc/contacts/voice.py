@@ -127,6 +127,8 @@ class VoiceService:
         self.max_wrapup_seconds = 3600.0
         self.media_timeout = media_timeout
         self.sessions: dict[str, ContactSession] = {}
+        # ACD contact id -> session, where they differ (a callback of an earlier call)
+        self.acd_index: dict[str, ContactSession] = {}
         self._devices: dict[tuple[str, str], str] = {}  # (tenant, agent) -> registered AOR
         self._static_devices: dict[tuple[str, str], str] = {}  # logged in with a URI
         self._tenants: dict[str, Tenant] = {}
@@ -528,7 +530,8 @@ class VoiceService:
 
     def _on_decision(self, tenant_id: str, decision: Decision) -> None:
         if isinstance(decision, Offer | OfferWithdrawn | Overflow | QueueAction | AnnounceWait):
-            session = self.sessions.get(decision.contact_id)
+            cid = decision.contact_id
+            session = self.acd_index.get(cid) or self.sessions.get(cid)
             if session is not None:
                 session.mailbox.put_nowait(decision)
             elif isinstance(decision, Offer):
@@ -561,8 +564,11 @@ class VoiceService:
         skills: tuple[str, ...],
         priority: int,
         origin: str | None = None,
+        acd_id: str | None = None,
     ) -> str:
-        """Queue a callback: when an agent is free it is rung, then the customer is dialed."""
+        """Queue a callback: when an agent is free it is rung, then the customer is dialed.
+
+        ``acd_id``: the ACD already holds this contact as a callback (a queue treatment)."""
         queue_id = await self.acd.queue_id(tenant_id, queue)
         if queue_id is None:
             raise BadTarget(f"queue {queue!r} does not exist")
@@ -577,8 +583,9 @@ class VoiceService:
             created_at=now,
             attributes={"callback": True, "origin_contact": origin},
         )
-        session = CallbackSession(self, contact, queue, skills, priority)
+        session = CallbackSession(self, contact, queue, skills, priority, acd_id)
         self.sessions[contact.id] = session
+        self.acd_index[session.acd_id] = session
         self.save(session)
         session.start()
         return contact.id
@@ -590,6 +597,8 @@ class VoiceService:
 
     def forget(self, session: ContactSession) -> None:
         self.sessions.pop(session.contact.id, None)
+        if self.acd_index.get(session.acd_id) is session:
+            del self.acd_index[session.acd_id]
 
     def publish_contact(self, session: ContactSession, type: str, **data: Any) -> None:
         c = session.contact
@@ -866,11 +875,16 @@ class CallbackSession(ContactSession):
         queue: str,
         skills: tuple[str, ...],
         priority: int,
+        acd_id: str | None = None,
     ) -> None:
         leg = Leg("pending", contact.id, LegRole.CUSTOMER, contact.customer, contact.created_at)
         placeholder: Any = None
         super().__init__(svc, contact, Party(leg, placeholder), Target("queue", queue))
         self.parties = []
+        # A queued caller turned into a callback keeps its place: the ACD knows it by the
+        # original contact's id. A callback asked for in the IVR is queued anew.
+        self.acd_id = acd_id or contact.id
+        self.already_queued = acd_id is not None
         self.queue = queue
         self.skills = skills
         self.priority = priority
@@ -894,16 +908,17 @@ class CallbackSession(ContactSession):
         self.contact.go(ContactState.QUEUED, self.now)
         self.contact.note_path("queue", self.queue, self.now, callback=True)
         self._queued_id = queue_id
-        await self.svc.acd.call(
-            self.tenant_id,
-            "contact_queued",
-            self.contact.id,
-            queue_id,
-            RoutingChannel.VOICE,
-            priority=self.priority,
-            required_skills=tuple(SkillRequirement(s) for s in self.skills),
-        )
-        await self.svc.acd.call(self.tenant_id, "callback_requested", self.contact.id)
+        if not self.already_queued:
+            await self.svc.acd.call(
+                self.tenant_id,
+                "contact_queued",
+                self.acd_id,
+                queue_id,
+                RoutingChannel.VOICE,
+                priority=self.priority,
+                required_skills=tuple(SkillRequirement(s) for s in self.skills),
+            )
+            await self.svc.acd.call(self.tenant_id, "callback_requested", self.acd_id)
         try:
             while True:
                 msg = await self.mailbox.get()
@@ -912,7 +927,7 @@ class CallbackSession(ContactSession):
                     device = await self.svc.agent_device(self.tenant_id, agent_id)
                     if device is None:
                         await self.svc.acd.call(
-                            self.tenant_id, "offer_rejected", self.contact.id, agent_id
+                            self.tenant_id, "offer_rejected", self.acd_id, agent_id
                         )
                         continue
                     self.contact.go(ContactState.OFFERED, self.now)
@@ -920,14 +935,12 @@ class CallbackSession(ContactSession):
                     status = await self.dial(agent, device, msg.ring_timeout + 5)
                     if status != "answered":
                         method = "offer_timed_out" if status == "timeout" else "offer_rejected"
-                        await self.svc.acd.call(self.tenant_id, method, self.contact.id, agent_id)
+                        await self.svc.acd.call(self.tenant_id, method, self.acd_id, agent_id)
                         self.contact.go(ContactState.QUEUED, self.now)
                         continue
-                    await self.svc.acd.call(
-                        self.tenant_id, "offer_accepted", self.contact.id, agent_id
-                    )
+                    await self.svc.acd.call(self.tenant_id, "offer_accepted", self.acd_id, agent_id)
                     self._queued_id = None
-                    self._acd_work[agent_id] = self.contact.id
+                    self._acd_work[agent_id] = self.acd_id
                     self.watch(agent)
                     await self.say(agent, "Callback. Calling the customer now.")
                     _customer, status = await _customer_party(self, self.contact.customer)
