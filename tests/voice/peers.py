@@ -105,7 +105,7 @@ class SippAgentPhone:
             self.proc.wait()
 
 
-def sipp_call(
+def sipp_caller_args(
     workdir: Path,
     sip_port: int,
     number: str = "4000",
@@ -116,10 +116,11 @@ def sipp_call(
     rate: float = 1.0,
     timeout: float = 90,
     caller: str = "+15550",
-) -> subprocess.CompletedProcess[str]:
-    """SIPp customer(s): call, press ``digit`` after ``dtmf_after_ms``, talk ``talk_ms``, BYE."""
+) -> list[str]:
+    """The SIPp command line of customer(s): call, press ``digit`` after ``dtmf_after_ms``,
+    talk ``talk_ms`` (taking our BYE if it comes first), then BYE."""
     workdir.mkdir(parents=True, exist_ok=True)
-    scenario = workdir / f"caller-{digit}.xml"
+    scenario = workdir / f"caller-{digit}-{talk_ms}.xml"
     scenario.write_text(
         (VOICE_DATA / "caller.xml.in")
         .read_text()
@@ -128,35 +129,34 @@ def sipp_call(
         .replace("{talk_ms}", str(talk_ms))
         .replace("{caller}", caller)
     )
+    return [
+        "timeout", str(timeout), SIPP, "-sf", str(scenario), "-s", number,
+        f"127.0.0.1:{sip_port}", "-i", "127.0.0.1", "-p", str(free_port("both")),
+        "-mi", "127.0.0.1", "-mp", str(free_port("both")), "-m", str(calls),
+        "-r", str(rate), "-nostdin", "-trace_err",
+    ]  # fmt: skip
+
+
+def sipp_call(
+    workdir: Path, sip_port: int, *args: Any, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run SIPp customer(s) to the end (see ``sipp_caller_args``)."""
     return subprocess.run(
-        [
-            "timeout",
-            str(timeout),
-            SIPP,
-            "-sf",
-            str(scenario),
-            "-s",
-            number,
-            f"127.0.0.1:{sip_port}",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(free_port("both")),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            str(free_port("both")),
-            "-m",
-            str(calls),
-            "-r",
-            str(rate),
-            "-nostdin",
-            "-trace_err",
-        ],
+        sipp_caller_args(workdir, sip_port, *args, **kw),
         cwd=workdir,
         capture_output=True,
         text=True,
         check=False,
+    )
+
+
+def start_sipp_call(workdir: Path, sip_port: int, **kw: Any) -> subprocess.Popen[bytes]:
+    """Start a SIPp customer in the background (a call the test interrupts)."""
+    return subprocess.Popen(
+        sipp_caller_args(workdir, sip_port, **kw),
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 

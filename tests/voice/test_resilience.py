@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +15,7 @@ from cloudcc.app import Node
 from cloudcc.contacts.session import ContactSession
 from tests.conftest import LiveNode, free_port, make_settings
 from tests.voice.conftest import Api
-from tests.voice.peers import Baresip, SippAgentPhone, sipp_call, wait_until
+from tests.voice.peers import Baresip, SippAgentPhone, sipp_call, start_sipp_call, wait_until
 from tests.voice.test_inbound import wait_until_cdr
 
 pytestmark = [pytest.mark.peer, pytest.mark.slow]
@@ -101,34 +100,7 @@ def test_a_shutdown_mid_call_writes_the_cdr_and_closes_the_recording(tmp_path):
     phone = SippAgentPhone(tmp_path / "agent").start()
     try:
         api.login("1001", phone.uri)
-        import subprocess
-
-        caller = subprocess.Popen(
-            [
-                "timeout",
-                "60",
-                "sipp",
-                "-sf",
-                _caller_scenario(tmp_path, 30000),
-                "-s",
-                "4000",
-                f"127.0.0.1:{node.sip_port}",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                str(free_port("both")),
-                "-mi",
-                "127.0.0.1",
-                "-mp",
-                str(free_port("both")),
-                "-m",
-                "1",
-                "-nostdin",
-            ],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        caller = start_sipp_call(tmp_path, node.sip_port, talk_ms=30000, timeout=60)
         _wait_connected(api)
         time.sleep(2)
         assert node.stop() == 0
@@ -154,34 +126,7 @@ def test_a_killed_node_leaves_its_calls_recorded_and_closed_after_restart(tmp_pa
     node.wait_ready()
     api = Api(node)
     phone = SippAgentPhone(tmp_path / "agent").start()
-    import subprocess
-
-    caller = subprocess.Popen(
-        [
-            "timeout",
-            "60",
-            "sipp",
-            "-sf",
-            _caller_scenario(tmp_path, 30000),
-            "-s",
-            "4000",
-            f"127.0.0.1:{node.sip_port}",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(free_port("both")),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            str(free_port("both")),
-            "-m",
-            "1",
-            "-nostdin",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    caller = start_sipp_call(tmp_path, node.sip_port, talk_ms=30000, timeout=60)
     try:
         api.login("1001", phone.uri)
         _wait_connected(api)
@@ -244,21 +189,6 @@ async def test_a_caller_who_vanishes_is_cleared_by_the_media_timeout(tmp_path):
         assert cdr["disposition"] == "answered"
     finally:
         node.stop()
-
-
-def _caller_scenario(tmp_path: Path, talk_ms: int) -> str:
-    from tests.voice.peers import VOICE_DATA
-
-    path = tmp_path / "long-caller.xml"
-    path.write_text(
-        (VOICE_DATA / "caller.xml.in")
-        .read_text()
-        .replace("{digit}", "2")
-        .replace("{dtmf_after_ms}", "4500")
-        .replace("{talk_ms}", str(talk_ms))
-        .replace("{caller}", "+15550")
-    )
-    return str(path)
 
 
 def _wait_connected(api: Api, timeout: float = 20) -> None:

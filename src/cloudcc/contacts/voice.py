@@ -371,15 +371,7 @@ class VoiceService:
             await call.reject(488, "Not Acceptable Here")
             return None
         now = self.clock()
-        contact = Contact(
-            id=uuid.uuid4().hex,
-            tenant_id=tenant_id,
-            channel=Channel.VOICE,
-            direction=direction,
-            customer=customer,
-            dialed=dialed,
-            created_at=now,
-        )
+        contact = self.new_contact(tenant_id, direction, customer, dialed)
         role = LegRole.AGENT if agent_id else LegRole.CUSTOMER
         leg = contact.add_leg(role, customer, now, agent_id=agent_id, call_id=call.call_id)
         party = Party(leg, media, call, agent_id=agent_id)
@@ -442,14 +434,8 @@ class VoiceService:
             await call.reject(488)
             return
         now = self.clock()
-        contact = Contact(
-            id=uuid.uuid4().hex,
-            tenant_id=tenant_id,
-            channel=Channel.VOICE,
-            direction=Direction.OUTBOUND,
-            customer=entry.name,
-            dialed=await self.caller_id(tenant_id),
-            created_at=now,
+        contact = self.new_contact(
+            tenant_id, Direction.OUTBOUND, entry.name, await self.caller_id(tenant_id)
         )
         agent_leg = contact.add_leg(
             LegRole.AGENT, call.info.from_user or "", now, agent_id=agent_id, call_id=call.call_id
@@ -461,6 +447,25 @@ class VoiceService:
         await call.ring()
         session.start()
         session.pending_answer = (call, answer)
+
+    def new_contact(
+        self,
+        tenant_id: str,
+        direction: Direction,
+        customer: str,
+        dialed: str,
+        attributes: dict[str, Any] | None = None,
+    ) -> Contact:
+        return Contact(
+            id=uuid.uuid4().hex,
+            tenant_id=tenant_id,
+            channel=Channel.VOICE,
+            direction=direction,
+            customer=customer,
+            dialed=dialed,
+            created_at=self.clock(),
+            attributes=attributes or {},
+        )
 
     async def caller_id(self, tenant_id: str) -> str:
         async with self.db.session() as s:
@@ -572,16 +577,12 @@ class VoiceService:
         queue_id = await self.acd.queue_id(tenant_id, queue)
         if queue_id is None:
             raise BadTarget(f"queue {queue!r} does not exist")
-        now = self.clock()
-        contact = Contact(
-            id=uuid.uuid4().hex,
-            tenant_id=tenant_id,
-            channel=Channel.VOICE,
-            direction=Direction.OUTBOUND,
-            customer=number,
-            dialed=await self.caller_id(tenant_id),
-            created_at=now,
-            attributes={"callback": True, "origin_contact": origin},
+        contact = self.new_contact(
+            tenant_id,
+            Direction.OUTBOUND,
+            number,
+            await self.caller_id(tenant_id),
+            {"callback": True, "origin_contact": origin},
         )
         session = CallbackSession(self, contact, queue, skills, priority, acd_id)
         self.sessions[contact.id] = session
@@ -761,15 +762,7 @@ class VoiceService:
     async def _outbound_contact(self, tenant_id: str, to: str) -> Contact:
         if not _NUMBER.match(to) and not to.startswith("sip:"):
             raise BadTarget(f"{to!r} is not a phone number or SIP URI")
-        return Contact(
-            id=uuid.uuid4().hex,
-            tenant_id=tenant_id,
-            channel=Channel.VOICE,
-            direction=Direction.OUTBOUND,
-            customer=to,
-            dialed=await self.caller_id(tenant_id),
-            created_at=self.clock(),
-        )
+        return self.new_contact(tenant_id, Direction.OUTBOUND, to, await self.caller_id(tenant_id))
 
 
 async def _customer_party(session: ContactSession, number: str) -> tuple[Party, str]:
