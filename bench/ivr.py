@@ -9,14 +9,15 @@ calls it from this process, pinned to the other core: a small SIP UAC (INVITE/AC
 UDP, RFC 3261) and raw RTP (PCMU, RFC 4733 digits).
 
 * ``ivr_prompt_start_after_key_p99``: flow ``bench-barge`` (number 4101): two menus whose
-  long prompts take key 1 at any time (barge-in) and lead to each other. Callers (10 at once,
-  ``--quick`` 5) press 1 between 0.5 and 1.5 s into each prompt, 100 ms keys (RFC 4733:
-  updates every 20 ms, the end packet at 80 ms, sent three times). Measured from the first
-  event packet leaving the caller (key down) to the first RTP packet of the next prompt at
-  the caller: the node marks each new audio source with the RTP marker bit (RFC 3550
-  §5.1), and between the stopped prompt and the next one it sends nothing. Arrival times are
-  the caller's (``time.monotonic`` in its receive callback; the caller is lightly loaded).
-  From key up (the end packet, where the node takes the digit) is printed too.
+  long prompts take key 1 at any time (barge-in) and lead to each other. 10 callers at once
+  (``--quick``: 5) press 1 20 times each (``--quick``: 6), between 0.5 and 1.5 s into each
+  prompt: 100 ms keys (RFC 4733: updates every 20 ms, the end packet at 80 ms, sent three
+  times). Measured from the first event packet leaving the caller (key down) to the first
+  RTP packet of the next prompt at the caller: the node marks each new audio source with
+  the RTP marker bit (RFC 3550 §5.1), and between the stopped prompt and the next one it
+  sends nothing. Arrival times are the caller's (``time.monotonic`` in its receive
+  callback; the caller is lightly loaded). From key up (the end packet, where the node
+  takes the digit) is printed too.
 * ``ivr_asr_decision_after_speech``: the demo flow on 4000, no agent logged in. 1 s into the
   menu prompt the caller says "support" (flite, voice slt, resampled to 8 kHz, trimmed to
   the speech) over a -60 dBFS noise floor it keeps sending. Measured from the end of the
@@ -26,7 +27,7 @@ UDP, RFC 3261) and raw RTP (PCMU, RFC 4733 digits).
   printed; the node's ASR pool is warmed by one call first.
 * ``ivr_concurrent_sessions``: flow ``bench-loop`` (number 4102): a play node and a DTMF
   menu (no speech) re-prompting after 1 s of silence, forever. N callers (each sending
-  20 ms PCMU silence as phones do) are set up at 60 calls/s, then for 15 s (``--quick`` 8 s)
+  20 ms PCMU silence as phones do) are set up at 60 calls/s, then for 15 s (``--quick`` 6 s)
   every prompt packet is timed by the kernel (SO_TIMESTAMPNS) at one receiving socket.
   Lost: sequence numbers missing at the caller. Late: more than 40 ms (the node's own
   jitter buffer) behind the earliest packet of its prompt, by RTP timestamp
@@ -760,7 +761,7 @@ async def run(args: Any, work: Path, report: Report) -> None:
         pin_node(node.proc.pid, node_core)  # threads started since
 
         # 1. barge-in
-        callers, presses = (5, 8) if quick else (10, 20)
+        callers, presses = (5, 6) if quick else (10, 20)
         downs, ups = await barge_in(node.sip_port, callers, presses)
         print(
             f"barge-in, {len(downs)} key presses by {callers} callers at once: key down -> "
@@ -785,7 +786,7 @@ async def run(args: Any, work: Path, report: Report) -> None:
         await wait_idle(admin)
 
         # 3. concurrent sessions: N up while it passes (or down from 200 if that fails)
-        hold = 8.0 if quick else 15.0
+        hold = 6.0 if quick else 15.0
         best = 0
 
         async def level(n: int) -> bool:

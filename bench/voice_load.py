@@ -17,9 +17,10 @@ What runs (all on 127.0.0.1, each bounded by ``timeout``):
   agents (each logs in with ``sip:agent<ext>@127.0.0.1:<port>``): rings 0.5 s, answers,
   streams a 1,500 Hz tone (A-law, SIPp ``rtp_stream`` looped) until the BYE;
 * and one SIPp UAC (tests/data/voice/bench_caller.xml.in) dialing 4000 at ``--rate`` calls/s
-  and holding at most ``--calls`` at once (``-l``): after 4.5 s (the greeting, then the menu
-  prompt, which takes a key) it presses 2 (RFC 2833, SIPp's dtmf_2833_2.pcap), streams a
-  1,000 Hz tone and hangs up ``--talk`` s after the agent answered.
+  and holding at most ``--calls`` at once (``-l``): 6 s after the answer (``--key-after``;
+  the greeting, then 2.6 s into the menu prompt, which takes a key) it presses 2 (RFC 2833,
+  SIPp's dtmf_2833_2.pcap), streams a 1,000 Hz tone and hangs up ``--talk`` s after the
+  agent answered.
 
 The SIPp peers log, with their own clocks (one machine), the key press and the hang-up
 (caller) and the INVITE and the ACK (agent phone, by the caller's number in From); each call
@@ -60,6 +61,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +74,10 @@ sys.path.insert(0, ROOT)
 VOICE_DATA = Path(ROOT) / "tests" / "data" / "voice"
 CALLER_TONE = 1000.0
 AGENT_TONE = 1500.0
-DTMF_AFTER_MS = 4500  # greeting (~3 s) then the menu prompt, which takes a key (barge-in)
+# The demo greeting (a play node: keys are not taken) lasts about 3.4 s, then the menu
+# prompt (about 8 s) takes a key at any time. tests/voice press at 4.5 s; under load the
+# greeting starts late (see --key-after) and a key pressed during it is dropped.
+KEY_AFTER = 6.0
 RING_MS = 500
 BYTES_PER_SECOND = 8000 * 2 * 2  # recordings: 16-bit stereo at 8 kHz
 REALTIME_PRIORITY = 10  # SCHED_RR of the node; SIPp runs at REALTIME_PRIORITY - 1
@@ -336,6 +341,10 @@ class Verdict:
     wrong_talk: list[str] = field(default_factory=list)  # CDR talk time != the phones'
     lost_recordings: list[str] = field(default_factory=list)
     talk_errors: list[float] = field(default_factory=list)  # CDR talk - phones' talk, s
+    received: int = 0  # RTP packets the node received on the legs of answered calls
+    lost: int = 0
+    jitter_ms: list[float] = field(default_factory=list)  # per leg, the node's RFC 3550 figure
+    cleanup: list[float] = field(default_factory=list)  # customer's BYE -> contact ended, s
 
 
 def verify(admin: Admin, data_dir: Path, talks: dict[str, float]) -> Verdict:
@@ -359,6 +368,15 @@ def verify(admin: Admin, data_dir: Path, talks: dict[str, float]) -> Verdict:
                 "in the IVR"
             )
         v.talk_errors.append(c["talk_seconds"] - talk)
+        customer_left = c["legs"][0].get("ended_at") if c["legs"] else None
+        if customer_left and c["ended_at"]:
+            v.cleanup.append(datetime.fromisoformat(c["ended_at"]).timestamp() - customer_left)
+        for leg in c["legs"]:
+            quality = leg.get("quality") or {}
+            v.received += quality.get("packets_received") or 0
+            v.lost += quality.get("packets_lost") or 0
+            if quality.get("jitter_ms") is not None:
+                v.jitter_ms.append(quality["jitter_ms"])
         if abs(c["talk_seconds"] - talk) > 1.0:
             v.wrong_talk.append(
                 f"+{number}: CDR talk {c['talk_seconds']:.1f} s, phones {talk:.1f} s"
@@ -417,6 +435,8 @@ def main() -> None:
             ("--talk", {"type": float, "default": None, "help": "talk seconds (default 30)"}),
             ("--rate", {"type": float, "default": 8.0, "help": "new calls per second"}),
             ("--keep", {"action": "store_true", "help": "keep the recordings and data dir"}),
+            ("--key-after", {"type": float, "default": KEY_AFTER,
+                             "help": "seconds from the answer to the key press"}),
         ],
     )  # fmt: skip
     quick = args.quick
@@ -425,7 +445,8 @@ def main() -> None:
     talk = args.talk or (10.0 if quick else 30.0)
     rate = args.rate
     hold_ms = int(talk * 1000 + RING_MS + 200 - 300)  # the key, 0.3 s, then this long
-    call_seconds = (DTMF_AFTER_MS + 300 + hold_ms) / 1000 + 0.1
+    key_ms = int(args.key_after * 1000)
+    call_seconds = (key_ms + 300 + hold_ms) / 1000 + 0.1
     total = calls + int(calls * duration / call_seconds + 0.5)
     limit = calls / rate + duration + call_seconds + 60
 
@@ -463,7 +484,7 @@ def main() -> None:
         agent_audio = tone_file(work / "agent.alaw", AGENT_TONE)
         agent_xml = scenario("bench_agent", work, ring_ms=RING_MS, audio=agent_audio)
         caller_xml = scenario(
-            "bench_caller", work, caller="+1555", digit="2", dtmf_after_ms=DTMF_AFTER_MS,
+            "bench_caller", work, caller="+1555", digit="2", dtmf_after_ms=key_ms,
             hold_ms=hold_ms, audio=caller_audio,
         )  # fmt: skip
         phones = sipp(
@@ -541,12 +562,18 @@ def main() -> None:
             f"p99 {percentile(answer, 99):.0f} ms"
         )
         unanswered = [n for n in keys if n not in acks]
+        agent_byes = log_times(work, "bench_agent", "bye")
+        teardown = [(agent_byes[n] - t) * 1000 for n, t in byes.items() if n in agent_byes]
+        print(
+            f"teardown, caller's BYE -> agent phone's BYE: median {percentile(teardown, 50):.0f}"
+            f" ms, p99 {percentile(teardown, 99):.0f} ms, max {max(teardown, default=0):.0f} ms"
+        )
 
         # ---- the window at full concurrency: from the first sample at --calls live calls
-        # to SIPp's last new call (its key press, DTMF_AFTER_MS after the call began)
+        # to SIPp's last new call (its key press, key_ms after the call began)
         samples = sampler.samples
         first_full = next((s["t"] for s in samples if s["live"] >= calls), None)
-        last_new = max(keys.values(), default=0.0) - DTMF_AFTER_MS / 1000
+        last_new = max(keys.values(), default=0.0) - key_ms / 1000
         window = [s for s in samples if first_full is not None and first_full <= s["t"] <= last_new]
         if len(window) >= 2:
             live = [s["live"] for s in window]
@@ -580,6 +607,16 @@ def main() -> None:
             f"median {percentile(v.talk_errors, 50):+.2f} s, max "
             f"{max(v.talk_errors, default=0):+.2f} s); {len(v.lost_recordings)} recordings "
             "lost or wrong"
+        )
+        print(
+            "in the node, customer leg ended (BYE in) -> contact ended (CDR closed): median "
+            f"{percentile(v.cleanup, 50) * 1000:.0f} ms, p99 {percentile(v.cleanup, 99):.2f} s, "
+            f"max {max(v.cleanup, default=0):.2f} s"
+        )
+        print(
+            f"RTP as the node received it (CDR leg quality): {v.received} packets, {v.lost} "
+            f"lost; interarrival jitter per leg median {percentile(v.jitter_ms, 50):.1f} ms, "
+            f"p99 {percentile(v.jitter_ms, 99):.1f} ms, max {max(v.jitter_ms, default=0):.1f} ms"
         )
         for reason in (v.lost_cdrs + v.key_ignored + v.wrong_talk + v.lost_recordings)[:12]:
             print("  " + reason)
