@@ -112,3 +112,59 @@ def test_a_taken_port_is_reported_not_a_traceback(tmp_path):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr[-3000:]
     assert json.dumps(port) in proc.stderr + proc.stdout
+
+
+def test_sip_over_tls_and_websocket_listen_when_configured(tmp_path):
+    import socket
+    import ssl
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    tls_port, ws_port = free_port(), free_port()
+    node = LiveNode(
+        tmp_path / "data",
+        env={
+            "CLOUDCC_SIP__TLS_PORT": str(tls_port),
+            "CLOUDCC_SIP__WS_PORT": str(ws_port),
+            "CLOUDCC_SIP__TLS_CERT": str(cert),
+            "CLOUDCC_SIP__TLS_KEY": str(key),
+        },
+    )
+    try:
+        node.wait_ready()
+        context = ssl.create_default_context(cafile=str(cert))
+        with (
+            socket.create_connection(("127.0.0.1", tls_port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.sendall(
+                b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5099;branch=z9hG4bKx1\r\n"
+                b"From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: tls-probe\r\n"
+                b"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            )
+            assert tls.recv(4096).startswith(b"SIP/2.0 200")
+        with socket.create_connection(("127.0.0.1", ws_port), timeout=5):
+            pass  # the WebSocket (WSS) listener accepts connections
+    finally:
+        assert node.stop() == 0

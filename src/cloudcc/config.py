@@ -35,8 +35,10 @@ class SipSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 5060
-    tls_port: int | None = None
-    ws_port: int | None = None
+    tls_port: int | None = None  # SIP over TLS (needs tls_cert and tls_key)
+    ws_port: int | None = None  # SIP over WebSocket (RFC 7118); WSS when tls_cert is set
+    tls_cert: Path | None = None  # PEM certificate chain
+    tls_key: Path | None = None  # PEM private key
     max_calls: int = 1000
     max_cps: float = 200.0
     messages_per_second: float = 200.0  # per source address; floods beyond are dropped

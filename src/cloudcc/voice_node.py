@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +29,14 @@ from cloudcc.sip.protection import ProtectionSettings
 from cloudcc.store.tables import Tenant
 
 log = logging.getLogger("cloudcc.voice")
+
+
+def _tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    if cert is None or key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
 
 
 def node_name(settings: Settings) -> str:
@@ -51,12 +61,17 @@ class VoiceNode:
             settings.media.port_max,
             jitter_ms=settings.media.jitter_ms,
         )
+        tls = _tls_context(sip_cfg.tls_cert, sip_cfg.tls_key)
+        if sip_cfg.tls_port and tls is None:
+            raise ValueError("sip.tls_port needs sip.tls_cert and sip.tls_key")
         self.sip = SipEndpoint(
             EndpointConfig(
                 host=sip_cfg.host,
                 port=sip_cfg.port,
                 tls_port=sip_cfg.tls_port,
+                ssl_context=tls,
                 ws_port=sip_cfg.ws_port,
+                ws_ssl_context=tls,
                 public_host=sip_cfg.public_host,
                 protection=ProtectionSettings(
                     messages_per_second=sip_cfg.messages_per_second,

@@ -16,7 +16,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from .exceptions import ParseError, TransportError
 from .parser import DEFAULT_LIMITS, Limits, StreamFramer
@@ -75,15 +75,15 @@ class StreamFlow(Flow, asyncio.Protocol):
         self.connected: asyncio.Future[None] = layer.loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's TLS transport is not an asyncio.Transport subclass, but has its methods.
+        self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername") or ("", 0)
         local = transport.get_extra_info("sockname") or ("", 0)
         self.remote = (peer[0], peer[1])
         self.local = (local[0], local[1])
         self.last_activity = self._layer.loop.time()
         if not self._layer.adopt(self):
-            transport.abort()
+            self._transport.abort()
             return
         if not self.connected.done():
             self.connected.set_result(None)
