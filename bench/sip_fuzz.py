@@ -10,8 +10,9 @@ lines duplicated, swapped or folded) plus random bytes. Properties checked:
   ParseError/SdpError, and what ``encode`` writes parses again;
 * the stream framer and the digest/SDP parsers raise only their own errors.
 
-A failing input is printed and saved under bench/out/; the fix gets a regression
-test in tests/sip/test_fuzz_regressions.py.
+A failing input is printed and saved under bench/out/ (its fix then gets a regression
+test in tests/sip/). The harness was checked against a planted bug, which it finds in
+seconds; on the real parsers it has found nothing so far.
 """
 
 from __future__ import annotations
