@@ -128,3 +128,53 @@ def _agent_token(api, extension: str) -> str:
     )
     assert r.status_code == 200, r.text
     return str(r.json()["access_token"])
+
+
+def test_a_webhook_receives_the_calls_events_signed(tmp_path):
+    """A PaaS server subscribed to contact events gets them for a real call, signed."""
+    import time
+
+    from cloudcc.ivr.webhook import verify_signature
+    from tests.conftest import LiveNode
+    from tests.voice.conftest import Api
+    from tests.voice.test_ivr_webhook import Crm
+
+    node = LiveNode(tmp_path / "data", env={"CLOUDCC_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]'})
+    receiver = Crm()
+    phone = SippAgentPhone(tmp_path / "agent").start()
+    try:
+        node.wait_ready()
+        api = Api(node)
+        secret = api.post("/tenant/webhook-secret")["webhook_secret"]
+        api.post(
+            "/webhooks",
+            {
+                "url": f"http://127.0.0.1:{receiver.port}/events",
+                "event_types": ["contact.*", "cdr.written"],
+            },
+        )
+        api.patch(f"/queues/{api.queue_id('support')}", {"wrapup_seconds": 0})
+        api.login("1001", phone.uri)
+        result = sipp_call(tmp_path / "caller", node.sip_port, talk_ms=3000)
+        assert result.returncode == 0, result.stdout[-2000:]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if any(b'"cdr.written"' in body for _h, body in receiver.requests):
+                break
+            time.sleep(0.2)
+    finally:
+        phone.stop()
+        receiver.close()
+        node.stop()
+    delivered = []
+    for headers, body in receiver.requests:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        verify_signature(secret.encode(), lowered, body, now=float(lowered["x-cloudcc-timestamp"]))
+        delivered.append(json.loads(body))
+    types = [d["type"] for d in delivered]
+    assert types[0] == "contact.created" and types[-1] == "cdr.written", types
+    assert "contact.connected" in types and all(
+        t.startswith("contact.") or t == "cdr.written" for t in types
+    )
+    seqs = [d["seq"] for d in delivered]
+    assert seqs == sorted(seqs), "in order"
