@@ -116,6 +116,7 @@ from cloudcc.routing.records import (
     WorkItem,
 )
 from cloudcc.routing.stats import AgentStats, QueueStats, Wallboard, queue_stats
+from cloudcc.routing.strategies import AGENT_ONLY_KEYS, StrategyKey
 from cloudcc.routing.timers import TimerQueue
 
 _READY = Presence.READY
@@ -176,11 +177,14 @@ def _settle(lane: Lane) -> None:
         if c.lane is lane and c.state is _WAITING:
             break
         heapq.heappop(heap)
+    head: tuple[float, float, QueuedContact | None]
     if fifo:
         head = fifo[0]
-        lane.head = heap[0] if heap and heap[0] < head else head
+        if heap and heap[0] < head:
+            head = heap[0]
     else:
-        lane.head = heap[0] if heap else NO_HEAD
+        head = heap[0] if heap else NO_HEAD
+    lane.head = head
 
 
 def _by_state(counts: list[int]) -> dict[AgentState, int]:
@@ -854,7 +858,7 @@ class RoutingEngine:
         position = self.position(contact_id)
         assert c.queue is not None
         q = c.queue
-        return q.pace.estimate(position, q.cfg.default_handle_seconds, q.staffed())
+        return q.pace.estimate(position, q.cfg.default_handle_seconds, q.staffed)
 
     def wallboard(self, now: float) -> Wallboard:
         queues = {qid: self.queue_stats(qid, now) for qid in self._queues}
@@ -1310,15 +1314,21 @@ class RoutingEngine:
         if a.total >= a.max_total:
             return
         v = a.version
+        shared: dict[StrategyKey, tuple[float, float, int, int, AgentRecord]] = {}
         for ch, lanes in a.lanes.items():
             if not a.can_take(ch):
                 continue
             for lane in lanes:
                 key_fn = lane.key_fn
                 assert key_fn is not None
-                k1, k2 = key_fn(a, lane.requirement, lane.queue_id)
+                entry = shared.get(key_fn)
+                if entry is None:
+                    k1, k2 = key_fn(a, lane.requirement, lane.queue_id)
+                    entry = (k1, k2, a.rank, v, a)
+                    if key_fn in AGENT_ONLY_KEYS:  # the same entry serves all such lanes
+                        shared[key_fn] = entry
                 heap = lane.agents
-                heapq.heappush(heap, (k1, k2, a.rank, v, a))
+                heapq.heappush(heap, entry)
                 if len(heap) > 2 * lane.eligible + 64:
                     self._compact(lane)
 
@@ -1611,7 +1621,7 @@ class RoutingEngine:
         if rank is None:
             rank = q.ranked.rank((c.vkey, c.order))
         position = rank + 1
-        ewt = q.pace.estimate(position, q.cfg.default_handle_seconds, q.staffed())
+        ewt = q.pace.estimate(position, q.cfg.default_handle_seconds, q.staffed)
         out.append(AnnounceWait(c.contact_id, q.queue_id, position, ewt))
 
     def _make_callback(self, c: QueuedContact) -> None:

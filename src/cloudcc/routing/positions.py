@@ -8,6 +8,7 @@ p x default handle time / signed-in member agents.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable
 
 Key = tuple[float, int]
 
@@ -104,8 +105,9 @@ class AnswerPace:
             self.samples += 1
         self.last = now
 
-    def estimate(self, position: int, default_handle: float, staffed: int) -> float:
-        """Seconds until the contact at ``position`` (1 = next) is answered."""
+    def estimate(self, position: int, default_handle: float, staffed: Callable[[], int]) -> float:
+        """Seconds until the contact at ``position`` (1 = next) is answered; ``staffed``
+        (signed-in agents) is only asked for before the pace is measured."""
         if self.samples >= 3:
             return position * self.interval
-        return position * default_handle / max(1, staffed)
+        return position * default_handle / max(1, staffed())

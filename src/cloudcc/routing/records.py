@@ -103,9 +103,9 @@ class Lane(_Record):
 
     Waiting contacts are (place, order, contact) entries in ``fifo`` when they come in place
     order (nearly always: arrivals of equal priority) and in the heap ``contacts`` otherwise
-    (a higher priority, a declined offer back at its place). Removal is lazy but the front
-    of both is always live, and ``head`` is the smaller of the two (or ``NO_HEAD``): a free
-    agent compares its lanes' heads without touching the contacts."""
+    (a higher priority, a declined offer back at its place). Removal is lazy, but ``head``
+    is always the smallest live entry (or ``NO_HEAD``): a free agent compares its lanes'
+    heads without touching their contacts."""
 
     __slots__ = (
         "agents",

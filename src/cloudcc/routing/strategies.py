@@ -52,6 +52,10 @@ def round_robin(agent: Candidate, requirement: Requirement, queue_id: str) -> tu
     return (float(agent.rr.get(queue_id, 0)), 0.0)
 
 
+#: Keys that depend on the agent alone (not on the lane's requirement or queue): a parked
+#: agent's heap entry is built once and shared by all its lanes with such a key.
+AGENT_ONLY_KEYS: frozenset[StrategyKey] = frozenset({longest_idle, least_occupied})
+
 STRATEGY_KEYS: Mapping[Strategy, StrategyKey] = {
     Strategy.LONGEST_IDLE: longest_idle,
     Strategy.MOST_SKILLED: most_skilled,
