@@ -84,7 +84,7 @@ class VoiceNode:
         )
         self.acd = Acd(ctx.db, ctx.bus)
         self.contacts = ContactStore(ctx.db, node=node_name(settings))
-        self.recordings = RecordingStore(ctx.db, settings.recordings_dir.resolve())
+        self.recordings = RecordingStore(ctx.db, settings.recordings_dir.resolve(), self.contacts)
         self.retention = Retention(ctx.db, ctx.bus, settings.recordings_dir.resolve())
         tts_config = {**settings.ai.tts, "cache_dir": str(settings.data_dir / "tts-cache")}
         self.tts = create_tts(tts_config)

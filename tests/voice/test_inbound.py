@@ -226,3 +226,53 @@ def test_the_caller_hears_the_greeting_prompt_then_music_while_queued(voice_node
     # After the key: music on hold, one of the Debian opsound tracks, from its start.
     music = [read_wav(t)[0][8000 * 1 : 8000 * 2, 0] for t in tracks]
     assert max(best_match(heard[8000 * 6 :], m) for m in music) > 0.9
+
+
+def test_a_flow_plays_an_uploaded_prompt(voice_node, api, tmp_path):
+    import httpx
+
+    from tests.api.test_prompts import wav_bytes
+
+    r = httpx.put(
+        f"{api.base}/prompts/chime",
+        content=wav_bytes(16000, 1, 3.0, freq=700),
+        headers={**api.headers, "content-type": "audio/wav"},
+    )
+    assert r.status_code == 200, r.text
+    flow = api.post(
+        "/flows",
+        {
+            "document": {
+                "format": "cloudcc.flow/1",
+                "id": "chime",
+                "name": "Chime",
+                "start": "play",
+                "nodes": [
+                    {
+                        "id": "play",
+                        "type": "play",
+                        "prompt": {"audio": "chime"},
+                        "outputs": {"next": "bye"},
+                    },
+                    {"id": "bye", "type": "hangup"},
+                ],
+            }
+        },
+    )
+    api.post(f"/flows/{flow['id']}/publish", {})
+    api.post("/numbers", {"number": "4200", "target_type": "flow", "target": "chime"})
+
+    async def scenario() -> np.ndarray:
+        caller = await Baresip(tmp_path / "caller", user="customer", tone_hz=1000).start()
+        try:
+            await caller.dial(f"sip:4200@127.0.0.1:{voice_node.sip_port}")
+            await wait_until(lambda: api.contacts() and api.contacts()[0]["state"] == "ended", 15)
+            return caller.heard()
+        finally:
+            await caller.stop()
+
+    heard = asyncio.run(scenario())
+    assert level(heard, 700) > -35 and level(heard, 1000) < -45
+    cdr = api.contacts()[0]
+    assert cdr["disposition"] == "self_service" and cdr["end_cause"] == "system_hangup"
+    assert 2.5 < cdr["ivr_seconds"] < 5

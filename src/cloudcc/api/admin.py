@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from cloudcc.api import calls, flows
+from cloudcc.api import calls, flows, prompts
 from cloudcc.api import schemas as s
 from cloudcc.api.crud import ERRORS, IdPath, crud_router
 from cloudcc.api.security import Authenticated, Ctx
@@ -101,7 +101,15 @@ async def query_audit_log(
     return page.__dict__
 
 
-routers: list[APIRouter] = [auth, tenants, audit, flows.tools, flows.router, calls.router]
+routers: list[APIRouter] = [
+    auth,
+    tenants,
+    audit,
+    flows.tools,
+    flows.router,
+    calls.router,
+    prompts.router,
+]
 routers += [
     crud_router(
         "/agents",

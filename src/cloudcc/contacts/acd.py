@@ -284,6 +284,14 @@ class Acd:
             log.exception("applying %s to the routing engine failed; reloading", event.type)
             self._engines.pop(tenant_id, None)
 
+    async def ensure_agent(self, tenant_id: str, agent_id: str) -> bool:
+        """Make sure the engine knows an agent created a moment ago (its event may still be
+        on its way); whether the agent is routable."""
+        engine = await self.engine(tenant_id)
+        if agent_id not in set(engine.agent_ids()):
+            await self._agent_changed(tenant_id, engine, agent_id)
+        return agent_id in set(engine.agent_ids())
+
     async def _agent_changed(self, tenant_id: str, engine: RoutingEngine, id_: str) -> None:
         async with self.db.session() as s:
             row = await s.scalar(select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == id_))

@@ -20,14 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from cloudcc.contacts.cdr import contact_record, leg_records
 from cloudcc.contacts.model import Contact, ContactState, Disposition, EndCause
 from cloudcc.store.db import Database
-from cloudcc.store.tables import ContactRecord, RecordingRecord
+from cloudcc.store.tables import ContactRecord, RecordingRecord, Tenant
 
 log = logging.getLogger("cloudcc.contacts.records")
 
@@ -54,6 +54,8 @@ class ContactStore:
         self.node = node
         self.batch_interval = batch_interval
         self._pending: dict[str, dict[str, Any]] = {}
+        self._recordings: dict[str, dict[str, Any]] = {}
+        self._statements: dict[Any, Any] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -77,51 +79,77 @@ class ContactStore:
         self._idle.clear()
         self._wake.set()
 
+    def save_recording(self, values: dict[str, Any]) -> None:
+        """Queue a recording's metadata (all columns; the newest wins within a batch)."""
+        self._recordings[values["id"]] = values
+        self._idle.clear()
+        self._wake.set()
+
     async def flush(self) -> None:
         """Wait until everything queued before this call is committed."""
         if self._task is None:
-            await self._write(self._take())
+            await self._write(*self._take())
             return
-        while self._pending or not self._idle.is_set():
+        while self._pending or self._recordings or not self._idle.is_set():
             self._wake.set()
             await self._idle.wait()
 
-    def _take(self) -> list[dict[str, Any]]:
-        batch = list(self._pending.values())
+    def _take(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        contacts, recordings = list(self._pending.values()), list(self._recordings.values())
         self._pending.clear()
-        return batch
+        self._recordings.clear()
+        return contacts, recordings
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(self.batch_interval)
-            batch = self._take()
+            contacts, recordings = self._take()
             try:
-                await self._write(batch)
+                await self._write(contacts, recordings)
             except Exception:
-                log.exception("writing %d contact records failed; retrying", len(batch))
-                for values in batch:  # keep the newest state of each
+                log.exception(
+                    "writing %d contact and %d recording records failed; retrying",
+                    len(contacts),
+                    len(recordings),
+                )
+                for values in contacts:  # keep the newest state of each
                     self._pending.setdefault(values["id"], values)
+                for values in recordings:
+                    self._recordings.setdefault(values["id"], values)
                 await asyncio.sleep(1.0)
                 self._wake.set()
                 continue
-            if not self._pending:
+            if not self._pending and not self._recordings:
                 self._idle.set()
 
-    async def _write(self, batch: list[dict[str, Any]]) -> None:
-        if not batch:
+    async def _write(
+        self, contacts: list[dict[str, Any]], recordings: list[dict[str, Any]]
+    ) -> None:
+        """One transaction for the batch: the node's only writer of calls, so its own writes
+        never wait for each other's locks (SQLite has one writer at a time)."""
+        if not contacts and not recordings:
             return
-        insert = sqlite_insert if self.db.is_sqlite else pg_insert
         async with self.db.transaction() as s:
-            for values in batch:
-                stmt = insert(ContactRecord).values(**values)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[ContactRecord.id],
-                    set_={k: stmt.excluded[k] for k in values if k != "id"},
-                )
-                await s.execute(stmt)
-        self.written += len(batch)
+            for model, rows in ((ContactRecord, contacts), (RecordingRecord, recordings)):
+                if rows:
+                    await s.execute(self._upsert(model, rows[0].keys()), rows)
+        self.written += len(contacts)
+
+    def _upsert(self, model: Any, columns: Any) -> Any:
+        """INSERT ... ON CONFLICT (id) DO UPDATE of ``columns``, built once per shape."""
+        key = (model, tuple(columns))
+        stmt = self._statements.get(key)
+        if stmt is None:
+            insert = sqlite_insert if self.db.is_sqlite else pg_insert
+            base = insert(model)
+            stmt = base.on_conflict_do_update(
+                index_elements=[model.id],
+                set_={c: base.excluded[c] for c in key[1] if c != "id"},
+            )
+            self._statements[key] = stmt
+        return stmt
 
     async def recover(self, now: float | None = None) -> int:
         """Close the contacts this node left open when it died; returns how many."""
@@ -162,17 +190,23 @@ class ContactStore:
 
 
 class RecordingStore:
-    """Recording metadata; files live under ``<recordings dir>/<tenant>/<yyyy>/<mm>/<dd>/``."""
+    """Recording metadata; files live under ``<recordings dir>/<tenant>/<yyyy>/<mm>/<dd>/``.
 
-    def __init__(self, db: Database, root: Path) -> None:
+    Rows are written by the contact store's writer (no transaction on the call's path); a
+    file whose row did not reach the database before a crash is found again by ``recover``.
+    """
+
+    def __init__(self, db: Database, root: Path, writer: ContactStore) -> None:
         self.db = db
         self.root = root
+        self.writer = writer
+        self._open: dict[str, dict[str, Any]] = {}
 
     def path_for(self, tenant_id: str, contact_id: str, recording_id: str, now: float) -> Path:
         day = datetime.fromtimestamp(now, UTC)
         return self.root / tenant_id / f"{day:%Y/%m/%d}" / f"{contact_id}-{recording_id}.wav"
 
-    async def started(
+    def started(
         self,
         recording_id: str,
         tenant_id: str,
@@ -183,52 +217,96 @@ class RecordingStore:
         now: float,
         legs: list[str],
     ) -> None:
-        async with self.db.transaction() as s:
-            s.add(
-                RecordingRecord(
-                    id=recording_id,
-                    tenant_id=tenant_id,
-                    contact_id=contact_id,
-                    agent_id=agent_id,
-                    path=str(path.relative_to(self.root)),
-                    channels=channels,
-                    state="recording",
-                    started_at=_dt(now),
-                    legs=legs,
-                )
-            )
+        values = {
+            "id": recording_id,
+            "tenant_id": tenant_id,
+            "contact_id": contact_id,
+            "agent_id": agent_id,
+            "path": str(path.relative_to(self.root)),
+            "channels": channels,
+            "state": "recording",
+            "started_at": _dt(now),
+            "ended_at": None,
+            "duration_seconds": 0.0,
+            "bytes": 0,
+            "sha256": None,
+            "legs": legs,
+        }
+        self._open[recording_id] = values
+        self.writer.save_recording(values)
 
-    async def finished(
+    def finished(
         self, recording_id: str, duration: float, size: int, sha256: str, now: float
     ) -> None:
-        async with self.db.transaction() as s:
-            await s.execute(
-                update(RecordingRecord)
-                .where(RecordingRecord.id == recording_id)
-                .values(
-                    state="complete",
-                    ended_at=_dt(now),
-                    duration_seconds=duration,
-                    bytes=size,
-                    sha256=sha256,
-                )
-            )
+        values = self._open.pop(recording_id, None)
+        if values is None:
+            return
+        self.writer.save_recording(
+            {
+                **values,
+                "state": "complete",
+                "ended_at": _dt(now),
+                "duration_seconds": duration,
+                "bytes": size,
+                "sha256": sha256,
+            }
+        )
 
     async def recover(self) -> int:
-        """Finish recordings left open by a crash from what reached the disk."""
+        """Finish recordings left open by a crash from what reached the disk, and give a
+        row to any file whose row was still queued when the node died."""
+        root = self.root
         async with self.db.transaction() as s:
             rows = (
                 await s.scalars(select(RecordingRecord).where(RecordingRecord.state == "recording"))
             ).all()
             for row in rows:
-                path = self.root / row.path
-                duration, size, digest = await asyncio.to_thread(inspect_wav, path)
+                duration, size, digest = await asyncio.to_thread(inspect_wav, root / row.path)
                 row.state = "recovered" if size else "lost"
                 row.duration_seconds = duration
                 row.bytes = size
                 row.sha256 = digest
                 row.ended_at = _dt(row.started_at.timestamp() + duration)
-        return len(rows)
+            known = set((await s.scalars(select(RecordingRecord.path))).all())
+            tenants = set((await s.scalars(select(Tenant.id))).all())
+            orphans = await asyncio.to_thread(_orphan_files, root, known, tenants)
+            for rel, tenant_id, contact_id, recording_id in orphans:
+                duration, size, digest = await asyncio.to_thread(inspect_wav, root / rel)
+                mtime = (root / rel).stat().st_mtime
+                s.add(
+                    RecordingRecord(
+                        id=recording_id,
+                        tenant_id=tenant_id,
+                        contact_id=contact_id,
+                        path=rel,
+                        state="recovered" if size else "lost",
+                        started_at=_dt(mtime - duration),
+                        ended_at=_dt(mtime),
+                        duration_seconds=duration,
+                        bytes=size,
+                        sha256=digest,
+                        channels=2,
+                        legs=[],
+                    )
+                )
+        return len(rows) + len(orphans)
+
+
+def _orphan_files(
+    root: Path, known: set[str], tenants: set[str]
+) -> list[tuple[str, str, str, str]]:
+    """WAV files under ``root`` with no row: (relative path, tenant, contact, recording)."""
+    found: list[tuple[str, str, str, str]] = []
+    if not root.exists():
+        return found
+    for path in root.glob("*/*/*/*/*.wav"):
+        rel = str(path.relative_to(root))
+        tenant_id = rel.split("/", 1)[0]
+        contact_id, _, recording_id = path.stem.partition("-")
+        if rel in known or tenant_id not in tenants or len(recording_id) != 32:
+            continue
+        found.append((rel, tenant_id, contact_id, recording_id))
+    return found
 
 
 def inspect_wav(path: Path) -> tuple[float, int, str | None]:

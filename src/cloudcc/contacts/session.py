@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from cloudcc.contacts import sdp as sdp_glue
 from cloudcc.contacts.cdr import contact_record, default_disposition
+from cloudcc.contacts.control import CallControl
 from cloudcc.contacts.exceptions import BadTarget, OperationRefused
 from cloudcc.contacts.model import (
     Contact,
@@ -145,6 +146,7 @@ class ContactSession:
         self.entry = entry
         self.mailbox: asyncio.Queue[Any] = asyncio.Queue()
         self.acd_id = contact.id  # the id the ACD knows this contact by
+        self.control = CallControl(self)
         self.parties: list[Party] = [customer]
         self.agent: Party | None = None
         self.consult: Party | None = None
@@ -719,7 +721,8 @@ class ContactSession:
                 elif isinstance(msg, Offer | OfferWithdrawn):
                     pass  # stale routing news for an earlier phase
         finally:
-            await self.stop_recording()
+            if not self.customer_gone.is_set():  # else finish() does it, after the BYEs
+                await self.stop_recording()
 
     async def _after_party_ended(self, party: Party) -> Target | bool | None:
         if party is self.consult:
@@ -772,7 +775,7 @@ class ContactSession:
         self._wrapping = agent_id
 
     async def _operate(self, op: Operation) -> Target | bool | None:
-        handler = getattr(self, f"op_{op.name}", None)
+        handler = getattr(self.control, f"op_{op.name}", None)
         if handler is None:
             op.future.set_exception(OperationRefused(f"unknown operation {op.name!r}"))
             return False
@@ -790,273 +793,6 @@ class ContactSession:
         self.svc.save(self)
         return nxt
 
-    # --- call control -------------------------------------------------------------------
-
-    def _require_agent(self) -> Party:
-        if self.agent is None or not self.agent.leg.active:
-            raise OperationRefused("no agent is connected")
-        return self.agent
-
-    async def op_hold(self, from_phone: bool = False) -> dict[str, Any]:
-        self._require_agent()
-        if self.customer.leg.state is LegState.HELD:
-            return {"held": True}
-        self.svc.media.hold(self.customer.media)
-        self.customer.leg.go(LegState.HELD, self.now)
-        self.svc.publish_leg(self, self.customer.leg, "leg.held")
-        return {"held": True}
-
-    async def op_unhold(self, from_phone: bool = False) -> dict[str, Any]:
-        self._require_agent()
-        if self.customer.leg.state is not LegState.HELD:
-            return {"held": False}
-        self.svc.media.unhold(self.customer.media)
-        self.customer.leg.go(LegState.UP, self.now)
-        self.svc.publish_leg(self, self.customer.leg, "leg.unheld")
-        return {"held": False}
-
-    async def op_mute(self) -> dict[str, Any]:
-        agent = self._require_agent()
-        self.svc.media.mute(agent.media)
-        agent.leg.muted = True
-        self.svc.publish_leg(self, agent.leg, "leg.muted")
-        return {"muted": True}
-
-    async def op_unmute(self) -> dict[str, Any]:
-        agent = self._require_agent()
-        self.svc.media.unmute(agent.media)
-        agent.leg.muted = False
-        self.svc.publish_leg(self, agent.leg, "leg.unmuted")
-        return {"muted": False}
-
-    async def op_dtmf(self, digits: str) -> dict[str, Any]:
-        self._require_agent()
-        self.customer.media.send_dtmf(digits)
-        return {"sent": digits}
-
-    async def op_hangup(self) -> tuple[dict[str, Any], Target | bool | None]:
-        agent = self._require_agent()
-        self.agent = None
-        await self._release_agent(agent)
-        if self.consult is not None and self.consult.leg.active:
-            self._promote_consult()
-            self.rejoin()
-            return {"ok": True}, False
-        self.contact.end_cause = EndCause.AGENT_HANGUP
-        await self.hangup_party(self.customer, "agent_hangup")
-        return {"ok": True}, None
-
-    async def op_force_release(self) -> tuple[dict[str, Any], Target | None]:
-        self.contact.end_cause = EndCause.SUPERVISOR_RELEASE
-        for party in list(self.parties):
-            if party is not self.customer and party.leg.active:
-                if party is self.agent:
-                    self.agent = None
-                    await self._release_agent(party)
-                else:
-                    await self.hangup_party(party, "released")
-        await self.hangup_party(self.customer, "released")
-        return {"ok": True}, None
-
-    async def op_transfer(
-        self, target_type: str, target: str, mode: str = "blind"
-    ) -> tuple[dict[str, Any], Target | bool | None]:
-        """Blind transfer: the agent leaves; the customer goes to the target."""
-        agent = self._require_agent()
-        nxt = await self.svc.resolve_target(self.tenant_id, target_type, target)
-        self.contact.transfers.append(
-            {
-                "at": self.now,
-                "kind": "blind",
-                "from_agent": agent.agent_id,
-                "to_type": target_type,
-                "to": target,
-            }
-        )
-        self.agent = None
-        await self._release_agent(agent)
-        self.svc.publish_contact(self, "contact.transferred", to_type=target_type, to=target)
-        return {"transferred": True}, nxt
-
-    async def op_consult(self, target_type: str, target: str) -> dict[str, Any]:
-        """Put the customer on hold and call the target from the agent's side."""
-        agent = self._require_agent()
-        if self.consult is not None and self.consult.leg.active:
-            raise OperationRefused("a consultation is already in progress")
-        device, agent_id = await self.svc.consult_device(self.tenant_id, target_type, target)
-        await self.op_hold()
-        role = LegRole.CONSULT
-        party = await self.new_party(role, device, agent_id)
-        self.consult = party
-        self.svc.publish_leg(self, party.leg, "leg.created")
-        credentials = None
-        if target_type == "external":
-            device, credentials = await self.svc.trunk_route(self.tenant_id, target)
-        status = await self.dial(
-            party,
-            device,
-            30.0,
-            credentials=credentials,
-            from_uri=self.svc.caller_uri(self.contact.dialed),
-        )
-        if status != "answered":
-            self.consult = None
-            await self.op_unhold()
-            raise OperationRefused(f"the consulted party did not answer ({status})")
-        if agent_id:
-            self._consults += 1
-            work = f"{self.contact.id}:c{self._consults}"
-            with contextlib.suppress(Exception):
-                await self.svc.acd.call(
-                    self.tenant_id, "direct_contact_started", agent_id, work, RoutingChannel.VOICE
-                )
-                self._acd_work[agent_id] = work
-        # The agent talks to the consulted party; the customer hears music.
-        if self.bridge is not None:
-            self.svc.media.unbridge(self.bridge)
-            self.bridge = None
-        self.bridge = self.svc.media.bridge(agent.media, party.media)
-        return {"consult_leg": party.leg.id}
-
-    async def op_complete_transfer(self) -> tuple[dict[str, Any], Target | bool | None]:
-        """The consulted party takes over the customer; the agent leaves."""
-        agent = self._require_agent()
-        if self.consult is None or not self.consult.leg.active:
-            raise OperationRefused("there is no consultation to complete")
-        if self.bridge is not None:
-            self.svc.media.unbridge(self.bridge)
-            self.bridge = None
-        self.agent = None
-        await self._release_agent(agent)
-        self._promote_consult()
-        await self.op_unhold()
-        self.rejoin()
-        self.svc.publish_contact(
-            self, "contact.transferred", to=self.agent.leg.peer if self.agent else None
-        )
-        if self.recording is not None:
-            await self.stop_recording()
-            if await self.svc.records_calls(self.tenant_id):
-                await self.start_recording()
-        return {"transferred": True}, False
-
-    async def op_cancel_consult(self) -> dict[str, Any]:
-        if self.consult is None:
-            raise OperationRefused("there is no consultation")
-        consult = self.consult
-        self.consult = None
-        if self.bridge is not None:
-            self.svc.media.unbridge(self.bridge)
-            self.bridge = None
-        await self.hangup_party(consult, "consult_cancelled")
-        await self.op_unhold()
-        self.rejoin()
-        return {"ok": True}
-
-    async def op_conference(self) -> dict[str, Any]:
-        """Customer, agent and consulted party talk together."""
-        self._require_agent()
-        if self.consult is None or not self.consult.leg.active:
-            raise OperationRefused("there is nobody to conference with")
-        if self.bridge is not None:
-            self.svc.media.unbridge(self.bridge)
-            self.bridge = None
-        if self.customer.leg.state is LegState.HELD:
-            self.svc.media.unhold(self.customer.media)
-            self.customer.leg.go(LegState.UP, self.now)
-        self.rejoin()
-        self.svc.publish_contact(self, "contact.conferenced")
-        return {"conference": True}
-
-    async def op_leave_conference(self) -> tuple[dict[str, Any], Target | bool | None]:
-        """The agent leaves a three-way call; the customer and the other party stay."""
-        if self.consult is None or not self.consult.leg.active:
-            raise OperationRefused("the contact is not in a three-way call")
-        return await self.op_hangup()
-
-    async def op_record(self, action: str) -> dict[str, Any]:
-        if action == "start":
-            if self.recording is None:
-                await self.start_recording()
-        elif action == "pause":
-            self._need_recording().pause()
-        elif action == "resume":
-            self._need_recording().resume()
-        elif action == "stop":
-            await self.stop_recording()
-        else:
-            raise OperationRefused(f"unknown recording action {action!r}")
-        state = self.recording.state.value if self.recording else "stopped"
-        self.svc.publish_contact(self, "contact.recording", action=action, state=state)
-        return {"recording": state, "recording_id": self.recording_id}
-
-    def _need_recording(self) -> Recording:
-        if self.recording is None:
-            raise OperationRefused("the contact is not being recorded")
-        return self.recording
-
-    async def op_monitor(
-        self, mode: str, device: str, supervisor_id: str | None = None
-    ) -> dict[str, Any]:
-        """A supervisor listens, whispers to the agent, or barges in."""
-        self._require_agent()
-        monitor = MonitorMode(mode)
-        if self.supervisor is not None and self.supervisor.leg.active:
-            self.supervisor.leg.monitor_mode = monitor
-            self.rejoin()
-            self.svc.publish_leg(self, self.supervisor.leg, "leg.monitor_mode")
-            return {"mode": monitor.value, "leg": self.supervisor.leg.id}
-        party = await self.new_party(LegRole.SUPERVISOR, device, supervisor_id)
-        party.leg.monitor_mode = monitor
-        self.svc.publish_leg(self, party.leg, "leg.created")
-        status = await self.dial(party, device, 30.0)
-        if status != "answered":
-            raise OperationRefused(f"the supervisor's phone did not answer ({status})")
-        self.supervisor = party
-        self.rejoin()
-        self.svc.publish_leg(self, party.leg, "leg.monitoring")
-        return {"mode": monitor.value, "leg": party.leg.id}
-
-    async def op_stop_monitor(self) -> dict[str, Any]:
-        if self.supervisor is None:
-            raise OperationRefused("nobody is monitoring this contact")
-        party, self.supervisor = self.supervisor, None
-        await self.hangup_party(party, "monitor_ended")
-        self.rejoin()
-        return {"ok": True}
-
-    async def op_intercept(self) -> tuple[dict[str, Any], Target | bool | None]:
-        """The monitoring supervisor takes the customer over; the agent is released."""
-        if self.supervisor is None or not self.supervisor.leg.active:
-            raise OperationRefused("intercepting needs a monitoring supervisor")
-        agent = self._require_agent()
-        supervisor, self.supervisor = self.supervisor, None
-        supervisor.leg.monitor_mode = None
-        self.agent = None
-        await self._release_agent(agent)
-        self.agent = supervisor
-        self.contact.transfers.append(
-            {"at": self.now, "kind": "intercept", "to": supervisor.leg.peer}
-        )
-        self.rejoin()
-        return {"intercepted": True}, False
-
-    async def op_refer(self, event: ReferReceived) -> tuple[dict[str, Any], Target | bool | None]:
-        """The agent's phone asked to transfer (REFER): a blind transfer to its target."""
-        target = _refer_user(event.target)
-        with contextlib.suppress(Exception):
-            await event.notify(100, "Trying")
-        try:
-            kind = await self.svc.classify_dialed(self.tenant_id, target)
-            result = await self.op_transfer(kind, target)
-        except Exception:
-            with contextlib.suppress(Exception):
-                await event.notify(503, "Service Unavailable")
-            raise
-        with contextlib.suppress(Exception):
-            await event.notify(200, "OK")
-        return result
-
     # --- recordings ---------------------------------------------------------------------
 
     async def start_recording(self) -> None:
@@ -1069,7 +805,7 @@ class ContactSession:
         self.recording = self.svc.media.record(str(path), left=self.customer.media, right=right)
         self.recording_id = rid
         self.contact.recordings.append(rid)
-        await self.svc.recordings.started(
+        self.svc.recordings.started(
             rid,
             self.tenant_id,
             self.contact.id,
@@ -1089,7 +825,7 @@ class ContactSession:
         if recording is None or rid is None:
             return
         info = await recording.stop()
-        await self.svc.recordings.finished(rid, info.duration_s, info.bytes, info.sha256, self.now)
+        self.svc.recordings.finished(rid, info.duration_s, info.bytes, info.sha256, self.now)
         self.svc.publish_contact(
             self,
             "recording.stopped",
@@ -1179,16 +915,14 @@ class ContactSession:
         recording = self.svc.media.record(str(path), left=self.customer.media, stereo=False)
         self.contact.recordings.append(rid)
         self.contact.attributes["voicemail"] = target.name
-        await self.svc.recordings.started(
+        self.svc.recordings.started(
             rid, self.tenant_id, self.contact.id, None, path, 1, self.now, [self.customer.leg.id]
         )
         try:
             await asyncio.sleep(120)
         finally:
             info = await recording.stop()
-            await self.svc.recordings.finished(
-                rid, info.duration_s, info.bytes, info.sha256, self.now
-            )
+            self.svc.recordings.finished(rid, info.duration_s, info.bytes, info.sha256, self.now)
         self.contact.end_cause = EndCause.SYSTEM_HANGUP
         return None
 
@@ -1225,10 +959,9 @@ class ContactSession:
             return
         self._finished = True
         contact = self.contact
-        try:
-            await self.stop_recording()
-        except Exception:
-            log.exception("contact %s: stopping the recording failed", contact.id)
+        ended_at = contact.customer_left_at or self.now
+        # Everyone still on the line gets a BYE first: nobody hears dead air while the
+        # files are closed and the records written.
         for party in list(self.parties):
             if party.leg.active:
                 cause = contact.end_cause.value if contact.end_cause else "ended"
@@ -1237,6 +970,10 @@ class ContactSession:
         for party in self.parties:
             if party.pump is not None and party.pump is not asyncio.current_task():
                 party.pump.cancel()
+        try:
+            await self.stop_recording()
+        except Exception:
+            log.exception("contact %s: stopping the recording failed", contact.id)
         if self._queued_id is not None:
             with contextlib.suppress(Exception):
                 await self.svc.acd.call(self.tenant_id, "contact_abandoned", self.acd_id)
@@ -1252,13 +989,16 @@ class ContactSession:
             and contact.state is ContactState.CONNECTED
             and self.svc.in_wrapup(self.tenant_id, agent_wraps)
         ):
-            contact.go(ContactState.WRAPUP, self.now)
+            contact.go(ContactState.WRAPUP, ended_at)
             self.svc.save(self)
             self.svc.publish_contact(self, "contact.wrapup_started", agent_id=agent_wraps)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wait_wrapup(agent_wraps), self.svc.max_wrapup_seconds)
         if contact.state is not ContactState.ENDED:
-            contact.go(ContactState.ENDED, self.now)
+            contact.go(
+                ContactState.ENDED,
+                max(ended_at, self.now) if contact.state is ContactState.WRAPUP else ended_at,
+            )
         self.svc.save(self)
         self.svc.publish_contact(
             self,
@@ -1309,10 +1049,3 @@ def _quality(media: MediaLeg) -> dict[str, Any]:
 
 def _jsonable(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool | list | dict)
-
-
-def _refer_user(target: str) -> str:
-    text = target.strip("<>")
-    if text.startswith(("sip:", "sips:", "tel:")):
-        text = text.split(":", 1)[1]
-    return text.split("@", 1)[0].split(";", 1)[0]

@@ -37,6 +37,12 @@ from cloudcc.contacts.model import (
     LegRole,
     LegState,
 )
+from cloudcc.contacts.outbound import (
+    AgentFirstSession,
+    CallbackSession,
+    CustomerFirstSession,
+    OutboundSession,
+)
 from cloudcc.contacts.records import ContactStore, RecordingStore
 from cloudcc.contacts.session import (
     ContactSession,
@@ -60,8 +66,7 @@ from cloudcc.routing.events import (
     Overflow,
     QueueAction,
 )
-from cloudcc.routing.model import AgentState, SkillRequirement
-from cloudcc.routing.model import Channel as RoutingChannel
+from cloudcc.routing.model import AgentState
 from cloudcc.sip.auth import Credential
 from cloudcc.sip.call import IncomingCall, RequestInfo
 from cloudcc.sip.endpoint import SipEndpoint
@@ -144,6 +149,20 @@ class VoiceService:
         sip.registrar.subscribe(self._bindings_changed)
         acd.handlers.append(self._on_decision)
         bus.on(lambda e: e.type.startswith("tenant."), lambda e: self._forget_tenant(e.tenant_id))
+        # Lookups on every call's path are cached, and dropped when what they read changes.
+        self._numbers: dict[str, PhoneNumber | None] = {}
+        self._agent_refs: dict[tuple[str, str], str | None] = {}
+        self._schedules: dict[str, dict[str, Schedule]] = {}
+        bus.on(lambda e: e.type.startswith("number."), lambda e: self._numbers.clear())
+        bus.on(
+            lambda e: (
+                e.type.startswith("agent.")
+                and e.type.count(".") == 1
+                and e.type.split(".")[1] in ("created", "updated", "deleted")
+            ),
+            lambda e: self._agent_refs.clear(),
+        )
+        bus.on(lambda e: e.type.startswith("business_hours."), self._forget_schedules)
         bus.on(lambda e: e.type == "agent.state_changed", self._agent_state_changed)
 
     # --- lifecycle --------------------------------------------------------------------
@@ -176,6 +195,9 @@ class VoiceService:
             self._tenants[tenant_id] = tenant
         return tenant
 
+    def _forget_schedules(self, event: Any) -> None:
+        self._schedules.pop(event.tenant_id, None)
+
     def _forget_tenant(self, tenant_id: str) -> None:
         self._tenants.pop(tenant_id, None)
 
@@ -200,6 +222,14 @@ class VoiceService:
         return True
 
     async def schedules(self, tenant_id: str) -> dict[str, Schedule]:
+        """The tenant's business hours as IVR schedules (cached until they change)."""
+        cached = self._schedules.get(tenant_id)
+        if cached is not None:
+            return cached
+        self._schedules[tenant_id] = await self._load_schedules(tenant_id)
+        return self._schedules[tenant_id]
+
+    async def _load_schedules(self, tenant_id: str) -> dict[str, Schedule]:
         async with self.db.session() as s:
             rows = (
                 await s.scalars(select(BusinessHours).where(BusinessHours.tenant_id == tenant_id))
@@ -273,10 +303,18 @@ class VoiceService:
 
     async def admit_unauthenticated(self, source: Any, info: RequestInfo) -> bool:
         """Calls to a tenant's number need no digest (they come from carriers and callers)."""
-        number = info.request_user or ""
+        return await self.number(info.request_user or "") is not None
+
+    async def number(self, dialed: str) -> PhoneNumber | None:
+        """The number row a call dials (cached: every call looks it up, twice)."""
+        if dialed in self._numbers:
+            return self._numbers[dialed]
         async with self.db.session() as s:
-            found = await s.scalar(select(PhoneNumber.id).where(PhoneNumber.number == number))
-        return found is not None
+            found = await s.scalar(select(PhoneNumber).where(PhoneNumber.number == dialed))
+        if len(self._numbers) > 100_000:
+            self._numbers.clear()
+        self._numbers[dialed] = found
+        return found
 
     def _bindings_changed(self, aor: str, bindings: list[Binding]) -> None:
         owners = {b.owner for b in bindings if b.owner is not None}
@@ -306,12 +344,18 @@ class VoiceService:
         return None
 
     async def agent_id_for(self, tenant_id: str, ref: str) -> str | None:
+        """An agent of the tenant by id or extension (cached until agents change)."""
+        key = (tenant_id, ref)
+        if key in self._agent_refs:
+            return self._agent_refs[key]
         async with self.db.session() as s:
-            return await s.scalar(
+            found = await s.scalar(
                 select(Agent.id).where(
                     Agent.tenant_id == tenant_id, (Agent.id == ref) | (Agent.extension == ref)
                 )
             )
+        self._agent_refs[key] = found
+        return found
 
     async def on_call(self, call: IncomingCall) -> None:
         """A new INVITE: decide which tenant and what it reaches, then start a contact."""
@@ -325,8 +369,7 @@ class VoiceService:
             if isinstance(owner, tuple) and len(owner) == 2:
                 await self._from_agent_phone(call, owner[0], owner[1], dialed)
                 return
-            async with self.db.session() as s:
-                number = await s.scalar(select(PhoneNumber).where(PhoneNumber.number == dialed))
+            number = await self.number(dialed)
             if number is None:
                 await call.reject(404, "Number Not Assigned")
                 return
@@ -396,8 +439,7 @@ class VoiceService:
         """An agent dials from its phone: another extension, or an outside number."""
         kind = await self.classify_dialed(tenant_id, dialed)
         if kind == "number":
-            async with self.db.session() as s:
-                number = await s.scalar(select(PhoneNumber).where(PhoneNumber.number == dialed))
+            number = await self.number(dialed)
             if number is not None:  # the agent calls its own tenant's entry point
                 await self._admit(
                     call,
@@ -674,9 +716,8 @@ class VoiceService:
         else:
             self._static_devices.pop((tenant_id, agent_id), None)
         presence = Presence.READY if ready else Presence.NOT_READY
-        engine = await self.acd.engine(tenant_id)
-        if agent_id not in set(engine.agent_ids()):
-            raise BadTarget("the agent is disabled or unknown to routing")
+        if not await self.acd.ensure_agent(tenant_id, agent_id):
+            raise BadTarget("the agent is disabled")
         await self.acd.call(
             tenant_id, "agent_login", agent_id, presence=presence, reason=None if ready else "busy"
         )
@@ -763,268 +804,3 @@ class VoiceService:
         if not _NUMBER.match(to) and not to.startswith("sip:"):
             raise BadTarget(f"{to!r} is not a phone number or SIP URI")
         return self.new_contact(tenant_id, Direction.OUTBOUND, to, await self.caller_id(tenant_id))
-
-
-async def _customer_party(session: ContactSession, number: str) -> tuple[Party, str]:
-    """Dial the customer of an outbound contact; the party and the dial outcome."""
-    svc = session.svc
-    uri, credentials = await svc.trunk_route(session.tenant_id, number)
-    media = await svc.media.open_leg()
-    leg = session.contact.add_leg(LegRole.CUSTOMER, number, svc.clock())
-    party = Party(leg, media)
-    session.parties.append(party)
-    session.customer = party
-    status = await session.dial(
-        party, uri, 45.0, from_uri=svc.caller_uri(session.contact.dialed), credentials=credentials
-    )
-    return party, status
-
-
-class CustomerFirstSession(ContactSession):
-    """Dial the customer; when they answer, run the flow or queue (return-visit calls)."""
-
-    def __init__(self, svc: VoiceService, contact: Contact, number: str, target: Target):
-        media_placeholder: Any = None
-        leg = Leg("pending", contact.id, LegRole.CUSTOMER, number, contact.created_at)
-        super().__init__(svc, contact, Party(leg, media_placeholder), target)
-        self.parties = []
-        self.number = number
-
-    async def _run(self) -> None:
-        self.contact.go(ContactState.DIALING, self.now)
-        self.svc.save(self)
-        try:
-            _party, status = await _customer_party(self, self.number)
-        except Exception:
-            log.exception("outbound contact %s could not dial", self.contact.id)
-            status = "failed"
-        if status != "answered":
-            from cloudcc.contacts.model import Disposition
-
-            self.contact.disposition = Disposition.NO_ANSWER
-            self.contact.end_cause = EndCause.PEER_LOST if status == "failed" else None
-            await asyncio.shield(self.finish())
-            return
-        await super()._run()
-
-
-class AgentFirstSession(ContactSession):
-    """Click-to-call: the agent's phone rings; when it answers, the customer is dialed."""
-
-    def __init__(
-        self, svc: VoiceService, contact: Contact, agent_id: str, device: str, number: str
-    ) -> None:
-        leg = Leg("pending", contact.id, LegRole.CUSTOMER, number, contact.created_at)
-        placeholder: Any = None
-        super().__init__(svc, contact, Party(leg, placeholder), Target("hangup"))
-        self.parties = []
-        self.agent_id = agent_id
-        self.device = device
-        self.number = number
-
-    async def _run(self) -> None:
-        from cloudcc.contacts.model import Disposition
-
-        tenant = self.tenant_id
-        try:
-            await self.svc.acd.call(tenant, "outbound_reserved", self.agent_id, self.contact.id)
-            self._acd_work[self.agent_id] = self.contact.id
-        except Exception:
-            log.info("agent %s could not be reserved for an outbound call", self.agent_id)
-        agent = await self.new_party(LegRole.AGENT, self.device, self.agent_id)
-        self.contact.go(ContactState.DIALING, self.now)
-        status = await self.dial(
-            agent, self.device, 30.0, from_uri=self.svc.caller_uri(self.number)
-        )
-        if status != "answered":
-            self.contact.disposition = Disposition.FAILED
-            await asyncio.shield(self.finish())
-            return
-        self.watch(agent)
-        self.agent = agent
-        try:
-            _customer, status = await _customer_party(self, self.number)
-        except Exception:
-            log.exception("dialing the customer of %s failed", self.contact.id)
-            status = "failed"
-        if status != "answered":
-            await self.say(agent, "The customer did not answer.")
-            self.contact.disposition = Disposition.NO_ANSWER
-            await asyncio.shield(self.finish())
-            return
-        with contextlib.suppress(Exception):
-            await self.svc.acd.call(tenant, "outbound_connected", self.contact.id)
-        self.entry = Target("talk", party=agent)
-        await super()._run()
-
-
-class CallbackSession(ContactSession):
-    """A callback waiting its turn in a queue; routed like a call, then both sides dialed."""
-
-    def __init__(
-        self,
-        svc: VoiceService,
-        contact: Contact,
-        queue: str,
-        skills: tuple[str, ...],
-        priority: int,
-        acd_id: str | None = None,
-    ) -> None:
-        leg = Leg("pending", contact.id, LegRole.CUSTOMER, contact.customer, contact.created_at)
-        placeholder: Any = None
-        super().__init__(svc, contact, Party(leg, placeholder), Target("queue", queue))
-        self.parties = []
-        # A queued caller turned into a callback keeps its place: the ACD knows it by the
-        # original contact's id. A callback asked for in the IVR is queued anew.
-        self.acd_id = acd_id or contact.id
-        self.already_queued = acd_id is not None
-        self.queue = queue
-        self.skills = skills
-        self.priority = priority
-
-    def start_music(self) -> None:  # nobody is on the line while a callback waits
-        return None
-
-    async def say(self, party: Party, text: str, language: str = "en-US") -> None:
-        if party.media is not None:
-            await super().say(party, text, language)
-
-    async def _run(self) -> None:
-        from cloudcc.contacts.model import Disposition
-
-        queue_id = await self.svc.acd.queue_id(self.tenant_id, self.queue)
-        if queue_id is None:
-            self.contact.disposition = Disposition.FAILED
-            await asyncio.shield(self.finish())
-            return
-        self.contact.queue = self.queue
-        self.contact.go(ContactState.QUEUED, self.now)
-        self.contact.note_path("queue", self.queue, self.now, callback=True)
-        self._queued_id = queue_id
-        if not self.already_queued:
-            await self.svc.acd.call(
-                self.tenant_id,
-                "contact_queued",
-                self.acd_id,
-                queue_id,
-                RoutingChannel.VOICE,
-                priority=self.priority,
-                required_skills=tuple(SkillRequirement(s) for s in self.skills),
-            )
-            await self.svc.acd.call(self.tenant_id, "callback_requested", self.acd_id)
-        try:
-            while True:
-                msg = await self.mailbox.get()
-                if isinstance(msg, Offer):
-                    agent_id = msg.agent_ids[0]
-                    device = await self.svc.agent_device(self.tenant_id, agent_id)
-                    if device is None:
-                        await self.svc.acd.call(
-                            self.tenant_id, "offer_rejected", self.acd_id, agent_id
-                        )
-                        continue
-                    self.contact.go(ContactState.OFFERED, self.now)
-                    agent = await self.new_party(LegRole.AGENT, device, agent_id)
-                    status = await self.dial(agent, device, msg.ring_timeout + 5)
-                    if status != "answered":
-                        method = "offer_timed_out" if status == "timeout" else "offer_rejected"
-                        await self.svc.acd.call(self.tenant_id, method, self.acd_id, agent_id)
-                        self.contact.go(ContactState.QUEUED, self.now)
-                        continue
-                    await self.svc.acd.call(self.tenant_id, "offer_accepted", self.acd_id, agent_id)
-                    self._queued_id = None
-                    self._acd_work[agent_id] = self.acd_id
-                    self.watch(agent)
-                    await self.say(agent, "Callback. Calling the customer now.")
-                    _customer, status = await _customer_party(self, self.contact.customer)
-                    if status != "answered":
-                        await self.say(agent, "The customer did not answer the callback.")
-                        self.contact.disposition = Disposition.NO_ANSWER
-                        break
-                    self.entry = Target("talk", party=agent)
-                    self.watch(self.customer)
-                    await ContactSession._run(self)
-                    return
-                if isinstance(msg, QueueAction):
-                    self.contact.disposition = Disposition.OVERFLOWED
-                    self._queued_id = None
-                    break
-        except asyncio.CancelledError:
-            self.contact.end_cause = self.contact.end_cause or EndCause.NODE_SHUTDOWN
-        finally:
-            if not self._finished and self.contact.state is not ContactState.CONNECTED:
-                await asyncio.shield(self.finish())
-
-
-class OutboundSession(ContactSession):
-    """An agent's own call from its phone to a colleague or an outside number."""
-
-    pending_answer: Any = None
-
-    async def _run(self) -> None:
-        from cloudcc.contacts.model import Disposition
-
-        agent = self.customer  # the first leg here is the agent's phone
-        self.agent = agent
-        self.watch(agent)
-        tenant = self.tenant_id
-        if agent.agent_id:
-            with contextlib.suppress(Exception):
-                await self.svc.acd.call(
-                    tenant,
-                    "direct_contact_started",
-                    agent.agent_id,
-                    self.contact.id,
-                    RoutingChannel.VOICE,
-                )
-                self._acd_work[agent.agent_id] = self.contact.id
-        self.contact.go(ContactState.DIALING, self.now)
-        target = self.entry
-        try:
-            if target.kind == "agent":
-                callee_id = await self.svc.agent_id_for(tenant, target.name)
-                device = await self.svc.agent_device(tenant, callee_id) if callee_id else None
-                if device is None:
-                    await self._refuse(404)
-                    return
-                other = await self.new_party(LegRole.AGENT, device, callee_id)
-                status = await self.dial(
-                    other, device, 30.0, from_uri=self.svc.caller_uri(agent.leg.peer)
-                )
-            else:
-                uri, credentials = await self.svc.trunk_route(tenant, target.name)
-                other = await self.new_party(LegRole.CUSTOMER, target.name)
-                status = await self.dial(
-                    other,
-                    uri,
-                    45.0,
-                    credentials=credentials,
-                    from_uri=self.svc.caller_uri(self.contact.dialed),
-                )
-        except BadTarget:
-            await self._refuse(404)
-            return
-        if status != "answered":
-            await self._refuse(486 if status == "rejected" else 480)
-            self.contact.disposition = Disposition.NO_ANSWER
-            await asyncio.shield(self.finish())
-            return
-        call, answer = self.pending_answer
-        try:
-            await call.answer(answer)
-        except Exception:
-            await asyncio.shield(self.finish())
-            return
-        agent.leg.go(LegState.UP, self.now)
-        # From here the dialed party is "the customer" of the contact.
-        self.customer = other
-        self.watch(other)
-        self.entry = Target("talk", party=agent)
-        await super()._run()
-
-    async def _refuse(self, status: int) -> None:
-        call, _ = self.pending_answer
-        with contextlib.suppress(Exception):
-            await call.reject(status)
-        self.agent = None
-        await asyncio.shield(self.finish())

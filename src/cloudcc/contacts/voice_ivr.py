@@ -34,6 +34,7 @@ from cloudcc.ivr import (
     Play,
     PlaybackDone,
     RouteToQueue,
+    SessionState,
     StartVoicemail,
     StopPlayback,
     Timeout,
@@ -46,6 +47,9 @@ from cloudcc.ivr.webhook import WebhookRunner
 from cloudcc.media.engine import Leg, MediaEngine, Playback
 
 log = logging.getLogger("cloudcc.contacts.ivr")
+
+# While the flow plays a message (not a menu), keys are kept for the next question.
+_NOT_LISTENING = frozenset({SessionState.PLAYING, SessionState.RUNNING})
 
 Terminal = RouteToQueue | TransferToAgent | TransferExternal | StartVoicemail | Hangup
 
@@ -90,6 +94,7 @@ class VoiceIvr:
     async def run(self, session: FlowSession) -> Terminal | None:
         """Run until the flow ends; the terminal action, or None if the flow just ended."""
         unsubscribe = self.leg.on_dtmf(lambda e: self.inputs.put_nowait(DigitPressed(e.digit)))
+        typeahead: list[DigitPressed] = []
         try:
             outputs = session.start(self.clock())
             while True:
@@ -98,7 +103,14 @@ class VoiceIvr:
                     return terminal
                 if session.end_reason is not None:
                     return None
-                outputs = session.on_input(await self._next_input(session), self.clock())
+                if typeahead and session.state is SessionState.COLLECTING:
+                    inp: Input = typeahead.pop(0)  # keys pressed before the menu asked
+                else:
+                    inp = await self._next_input(session)
+                    if isinstance(inp, DigitPressed) and session.state in _NOT_LISTENING:
+                        typeahead.append(inp)  # callers who know the menu press early
+                        continue
+                outputs = session.on_input(inp, self.clock())
         finally:
             unsubscribe()
             await self._stop_all()

@@ -24,7 +24,7 @@ from cloudcc.store.tables import (
     Trunk,
     User,
 )
-from cloudcc.tenancy.credentials import SecretBox, hash_password, sip_ha1
+from cloudcc.tenancy.credentials import SecretBox, hash_password_off_loop, sip_ha1
 from cloudcc.tenancy.crud import Resource
 from cloudcc.tenancy.exceptions import Conflict, Invalid, QuotaExceeded
 from cloudcc.tenancy.iam import check_grant, resolve_role
@@ -85,7 +85,9 @@ class AgentResource(Resource):
             username=username,
             display_name=data["name"],
             email=data.get("email"),
-            password_hash=hash_password(data.get("password") or data["sip_password"]),
+            password_hash=await hash_password_off_loop(
+                data.get("password") or data["sip_password"]
+            ),
             role_id=role.id,
         )
         s.add(user)
@@ -140,7 +142,7 @@ class AgentResource(Resource):
                 check_grant(actor, role)
                 user.role_id = role.id
             if "password" in data:
-                user.password_hash = hash_password(data["password"])
+                user.password_hash = await hash_password_off_loop(data["password"])
             if "email" in data:
                 user.email = data["email"]
             if "name" in data:

@@ -29,7 +29,9 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             # One writer at a time is SQLite's nature; WAL lets readers go on meanwhile.
+            # Connections are kept (no overflow): each new one is a thread and four PRAGMAs.
             kwargs["connect_args"] = {"timeout": 30}
+            kwargs.update(pool_size=20, max_overflow=0, pool_timeout=60)
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)

@@ -17,7 +17,7 @@ from cloudcc.tenancy.credentials import (
     SecretBox,
     TokenSigner,
     sign_request,
-    verify_password,
+    verify_password_off_loop,
 )
 from cloudcc.tenancy.exceptions import AuthenticationError
 from cloudcc.tenancy.model import Actor, Principal, PrincipalKind
@@ -64,7 +64,7 @@ class AuthService:
             ok = (
                 user is not None
                 and tenant is not None
-                and verify_password(password, user.password_hash)
+                and await verify_password_off_loop(password, user.password_hash)
                 and user.status == "active"
                 and tenant.status == "active"
             )

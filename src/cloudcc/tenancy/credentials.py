@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -47,6 +48,16 @@ def verify_password(password: str, stored: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, _unb64(digest))
+
+
+async def hash_password_off_loop(password: str) -> str:
+    """``hash_password`` in a worker thread: scrypt takes ~60 ms of CPU, too long for the
+    event loop that also moves RTP."""
+    return await asyncio.to_thread(hash_password, password)
+
+
+async def verify_password_off_loop(password: str, stored: str) -> bool:
+    return await asyncio.to_thread(verify_password, password, stored)
 
 
 def sip_ha1(username: str, realm: str, password: str) -> tuple[str, str]:

@@ -11,7 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cloudcc.bus import LocalBus
 from cloudcc.store.db import Database
 from cloudcc.store.tables import ApiKey, Role, User
-from cloudcc.tenancy.credentials import SecretBox, hash_password, new_access_key, new_secret
+from cloudcc.tenancy.credentials import (
+    SecretBox,
+    hash_password_off_loop,
+    new_access_key,
+    new_secret,
+)
 from cloudcc.tenancy.crud import Resource
 from cloudcc.tenancy.exceptions import Conflict, Invalid, NotFound, PermissionDenied
 from cloudcc.tenancy.model import TENANT_PERMISSIONS, Actor, Permission
@@ -110,7 +115,7 @@ class UserResource(Resource):
         check_grant(actor, role)
         values = {k: v for k, v in data.items() if k not in ("role", "password")}
         values["role_id"] = role.id
-        values["password_hash"] = hash_password(data["password"])
+        values["password_hash"] = await hash_password_off_loop(data["password"])
         return values
 
     async def prepare_update(
@@ -123,7 +128,7 @@ class UserResource(Resource):
             check_grant(actor, role)
             values["role_id"] = role.id
         if "password" in data:
-            values["password_hash"] = hash_password(data["password"])
+            values["password_hash"] = await hash_password_off_loop(data["password"])
         if {"password", "status", "role"} & data.keys():
             values["token_version"] = row.token_version + 1  # revokes issued tokens
         return values

@@ -14,7 +14,7 @@ from cloudcc.bus import LocalBus
 from cloudcc.store.db import Database
 from cloudcc.store.tables import Role, Tenant, User
 from cloudcc.tenancy import audit
-from cloudcc.tenancy.credentials import hash_password
+from cloudcc.tenancy.credentials import hash_password_off_loop
 from cloudcc.tenancy.exceptions import Conflict, Invalid, NotFound, PermissionDenied
 from cloudcc.tenancy.model import (
     BUILTIN_ROLES,
@@ -117,7 +117,7 @@ class TenantService:
                 tenant_id=tenant.id,
                 username=admin_username,
                 display_name="Administrator",
-                password_hash=hash_password(admin_password),
+                password_hash=await hash_password_off_loop(admin_password),
                 role_id=admin_role.id,
             )
             s.add(admin)
