@@ -11,9 +11,10 @@ of its lanes; a new contact pops the best parked agent of its lane. Nothing scan
 from __future__ import annotations
 
 import heapq
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from cloudcc.routing import snapshot as _snapshot
 from cloudcc.routing.events import (
@@ -161,6 +162,8 @@ _TK_QUEUE = TreatmentKind.QUEUE
 
 
 _HEAD = attrgetter("head")
+_NOBODY = NO_HEAD[0]
+_SCRATCH = 1  # the ``_places`` slot of preferred-agent lanes
 
 
 def _settle(lane: Lane) -> None:
@@ -185,9 +188,10 @@ def _settle(lane: Lane) -> None:
     else:
         head = heap[0] if heap else NO_HEAD
     lane.head = head
+    lane.places[lane.ix] = head[0]
 
 
-def _by_state(counts: list[int]) -> dict[AgentState, int]:
+def _by_state(counts: Iterable[int]) -> dict[AgentState, int]:
     return dict(zip(STATES, counts, strict=True))
 
 
@@ -225,6 +229,14 @@ class RoutingEngine:
         self._contacts: dict[str, QueuedContact] = {}
         self._direct: dict[str, AgentRecord] = {}  # direct and outbound contacts -> their agent
         self._timers = TimerQueue()
+        # The place of each lane's head contact, at ``Lane.ix`` (_NOBODY if none). Slot 0
+        # stays _NOBODY; slot 1 is written by preferred-agent lanes, which nobody scans.
+        self._places = array("d", (_NOBODY, _NOBODY))
+        # Member agents per state per queue: ``_members_in[state][Queue.slot]``. One compact
+        # array per state keeps an agent's state change off its queues' own records.
+        self._members_in: list[array[int]] = [array("l") for _ in STATES]
+        self._free_queue_slots: list[int] = []
+        self._free_slots: list[int] = []
         self._reasons: dict[str, ReasonCode] = {r.code: r for r in BUILTIN_REASONS}
         self._by_state: list[int] = [0] * len(STATES)
         self._ranks = 0
@@ -338,7 +350,7 @@ class RoutingEngine:
         out = self._advance(now)
         q = self._queues.get(config.queue_id)
         if q is None:
-            q = QueueRecord(config)
+            q = QueueRecord(config, self._members_in, self._queue_slot())
             self._queues[q.queue_id] = q
             self._index_queue(q)
             return out
@@ -374,6 +386,7 @@ class RoutingEngine:
         out = self._advance(now)
         self._unindex_queue(q)
         del self._queues[queue_id]
+        self._free_queue_slots.append(q.slot)
         return out
 
     def configure_agent(self, config: AgentConfig, now: float) -> list[Decision]:
@@ -794,7 +807,7 @@ class RoutingEngine:
             waiting=q.waiting,
             callbacks_waiting=q.callbacks_waiting,
             longest_wait=max(0.0, longest),
-            agents_by_state=_by_state(q.by_state),
+            agents_by_state=_by_state([counts[q.slot] for counts in self._members_in]),
         )
 
     def agent_stats(self, agent_id: str, now: float) -> AgentStats:
@@ -1128,6 +1141,7 @@ class RoutingEngine:
         lane.fifo.clear()
         lane.contacts.clear()
         lane.head = NO_HEAD
+        lane.places[lane.ix] = _NOBODY
         lane.waiting = 0
         for c in waiting:
             c.lane = None
@@ -1181,10 +1195,12 @@ class RoutingEngine:
             counts[old] -= 1
             counts[si] += 1
             if count and a.counted != si:
-                old = a.counted
-                for counts in a.queue_counts:
-                    counts[old] -= 1
-                    counts[si] += 1
+                members_in = self._members_in
+                leaving = members_in[a.counted]
+                entering = members_in[si]
+                for slot in a.queue_slots:
+                    leaving[slot] -= 1
+                    entering[slot] += 1
                 a.counted = si
         a.history.append((at, state, reason))
         code = _CTI_BY_INDEX[si] if si != I_NOT_READY else cti_code(state, reason, self._reasons)
@@ -1243,15 +1259,16 @@ class RoutingEngine:
         self._serve(a, at, out)
         self._count(a)
 
-    @staticmethod
-    def _count(a: AgentRecord) -> None:
-        """Bring the per-state counts of the agent's queues up to its state."""
-        old, si = a.counted, a.si
-        if old != si:
-            for counts in a.queue_counts:
-                counts[old] -= 1
-                counts[si] += 1
-            a.counted = si
+    def _count(self, a: AgentRecord) -> None:
+        """Bring the per-state member counts of the agent's queues up to its state."""
+        if a.counted != a.si:
+            members_in = self._members_in
+            leaving = members_in[a.counted]
+            entering = members_in[a.si]
+            for slot in a.queue_slots:
+                leaving[slot] -= 1
+                entering[slot] += 1
+            a.counted = a.si
 
     # ------------------------------------------------------------------ internals: matching
 
@@ -1269,12 +1286,32 @@ class RoutingEngine:
                 if a.can_take(c.channel):
                     best_lane = personal
             if best_lane is None:
-                # The oldest head among the agent's lanes: heads are always live, so this
-                # is one C-level ``min`` per channel.
+                # The oldest head among the agent's lanes. Heads are always live and their
+                # places sit in one compact engine-wide array (no lane, tuple or float
+                # object to fetch from memory per lane): the agent's getter reads its lanes'
+                # places in one C call (slot 0, always _NOBODY, keeps it a tuple), and a
+                # C-level ``min`` finds the oldest; equal places (same arrival time) are
+                # decided by arrival order.
                 best: tuple[float, float, QueuedContact | None] = NO_HEAD
+                scan = a.scan
+                if scan is None:
+                    scan = a.scan = {
+                        ch: itemgetter(0, *(lane.ix for lane in lanes))
+                        for ch, lanes in a.lanes.items()
+                    }
                 for ch, lanes in a.lanes.items():
                     if lanes and a.can_take(ch):
-                        lane = min(lanes, key=_HEAD)
+                        places = scan[ch](self._places)
+                        place = min(places)
+                        if place > best[0] or place == _NOBODY:
+                            continue
+                        if places.count(place) == 1:
+                            lane = lanes[places.index(place) - 1]
+                        else:
+                            lane = min(
+                                (ln for ln, p in zip(lanes, places[1:], strict=True) if p == place),
+                                key=_HEAD,
+                            )
                         if lane.head < best:
                             best = lane.head
                             best_lane = lane
@@ -1369,7 +1406,7 @@ class RoutingEngine:
                         self._park(pa)
                     return
                 if pa.personal is None:
-                    pa.personal = Lane(None, (), None, None)
+                    pa.personal = Lane(None, (), None, None, self._places, _SCRATCH)
                 self._enlane(c, pa.personal)
                 return
             c.preferred = None
@@ -1407,6 +1444,7 @@ class RoutingEngine:
         c.lane = lane
         if entry < lane.head:
             lane.head = entry
+            lane.places[lane.ix] = entry[0]
 
     @staticmethod
     def _unlane(c: QueuedContact) -> None:
@@ -1711,7 +1749,9 @@ class RoutingEngine:
         lane = q.lanes.get(key)
         if lane is not None:
             return lane
-        lane = Lane(q, normalise(stage_req, extra), c.channel, q.key_fn, c.stage)
+        requirement = normalise(stage_req, extra)
+        ix = self._place_slot()
+        lane = Lane(q, requirement, c.channel, q.key_fn, self._places, ix, c.stage)
         q.lanes[key] = lane
         self._index_lane(lane)
         return lane
@@ -1740,6 +1780,7 @@ class RoutingEngine:
         within = q.members.values() if q is not None and lane.stage == 0 else None
         for a in self._eligible(lane.requirement, within):
             a.lanes.setdefault(ch, []).append(lane)
+            a.scan = None
             lane.eligible += 1
             if a.can_take(ch):  # a free agent is parked everywhere it can take work
                 key_fn = lane.key_fn
@@ -1753,8 +1794,8 @@ class RoutingEngine:
         for a in self._eligible(q.base):
             q.members[a.agent_id] = a
             a.queues.append(q)
-            a.queue_counts.append(q.by_state)
-            q.by_state[a.counted] += 1
+            a.queue_slots.append(q.slot)
+            self._members_in[a.counted][q.slot] += 1
 
     def _unindex_queue(self, q: QueueRecord) -> None:
         for lanes in self._lanes_by_skill.values():
@@ -1762,13 +1803,17 @@ class RoutingEngine:
         for a in self._agents.values():
             for ch, lanes in a.lanes.items():
                 a.lanes[ch] = [lane for lane in lanes if lane.queue is not q]
-        counts = q.by_state
+            a.scan = None
+        for lane in q.lanes.values():
+            self._places[lane.ix] = _NOBODY
+            self._free_slots.append(lane.ix)
         for a in q.members.values():
             a.queues.remove(q)
-            a.queue_counts = [x for x in a.queue_counts if x is not counts]
+            a.queue_slots.remove(q.slot)
         self._queues_by_skill[q.base[0][0] if q.base else ""].remove(q)
         q.members.clear()
-        counts[:] = [0] * len(STATES)  # in place: members' queue_counts share the list
+        for counts in self._members_in:
+            counts[q.slot] = 0
         q.lanes.clear()
 
     def _index_agent(self, a: AgentRecord) -> None:
@@ -1779,12 +1824,13 @@ class RoutingEngine:
                 if a.meets(q.base):
                     q.members[a.agent_id] = a
                     a.queues.append(q)
-                    a.queue_counts.append(q.by_state)
-                    q.by_state[a.counted] += 1
+                    a.queue_slots.append(q.slot)
+                    self._members_in[a.counted][q.slot] += 1
             for lane in self._lanes_by_skill.get(key, ()):
                 if a.meets(lane.requirement):
                     assert lane.channel is not None
                     a.lanes.setdefault(lane.channel, []).append(lane)
+                    a.scan = None
                     lane.eligible += 1
 
     def _unindex_agent(self, a: AgentRecord) -> None:
@@ -1794,11 +1840,27 @@ class RoutingEngine:
                 pool.pop(a.agent_id, None)
         for q in a.queues:
             del q.members[a.agent_id]
-            q.by_state[a.counted] -= 1
+            self._members_in[a.counted][q.slot] -= 1
         a.queues = []
-        a.queue_counts = []
+        a.queue_slots = array("l")
         for lanes in a.lanes.values():
             for lane in lanes:
                 lane.eligible -= 1
         a.lanes = {}
+        a.scan = None
         a.version += 1
+
+    def _queue_slot(self) -> int:
+        """A free slot of the ``_members_in`` arrays for a new queue (zeroed)."""
+        if self._free_queue_slots:
+            return self._free_queue_slots.pop()
+        for counts in self._members_in:
+            counts.append(0)
+        return len(self._members_in[0]) - 1
+
+    def _place_slot(self) -> int:
+        """A free slot of ``_places`` for a new lane."""
+        if self._free_slots:
+            return self._free_slots.pop()
+        self._places.append(_NOBODY)
+        return len(self._places) - 1

@@ -6,6 +6,7 @@ mutates them; nothing outside the engine should hold one (queries return frozen 
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -104,8 +105,9 @@ class Lane(_Record):
     Waiting contacts are (place, order, contact) entries in ``fifo`` when they come in place
     order (nearly always: arrivals of equal priority) and in the heap ``contacts`` otherwise
     (a higher priority, a declined offer back at its place). Removal is lazy, but ``head``
-    is always the smallest live entry (or ``NO_HEAD``): a free agent compares its lanes'
-    heads without touching their contacts."""
+    is always the smallest live entry (or ``NO_HEAD``), and its place is mirrored in the
+    engine's array ``places`` at ``ix``: a free agent compares its lanes' head places there
+    without touching the lanes."""
 
     __slots__ = (
         "agents",
@@ -114,7 +116,9 @@ class Lane(_Record):
         "eligible",
         "fifo",
         "head",
+        "ix",
         "key_fn",
+        "places",
         "queue",
         "queue_id",
         "requirement",
@@ -128,6 +132,8 @@ class Lane(_Record):
         requirement: Requirement,
         channel: Channel | None,
         key_fn: StrategyKey | None,
+        places: array[float],
+        ix: int,
         stage: int = 0,
     ) -> None:
         self.queue = queue
@@ -139,6 +145,9 @@ class Lane(_Record):
         self.fifo: deque[tuple[float, int, QueuedContact]] = deque()
         self.contacts: list[tuple[float, int, QueuedContact]] = []
         self.head: tuple[float, float, QueuedContact | None] = NO_HEAD
+        self.places = places
+        self.ix = ix
+        places[ix] = NO_HEAD[0]
         self.waiting = 0  # valid entries in ``contacts``
         self.agents: list[tuple[float, float, int, int, AgentRecord]] = []
         self.eligible = 0  # agents whose skills meet ``requirement``
@@ -273,13 +282,14 @@ class AgentRecord(_Record):
         "offered",
         "personal",
         "presence",
-        "queue_counts",
+        "queue_slots",
         "queues",
         "rank",
         "reason",
         "rejected",
         "ring_timeouts",
         "rr",
+        "scan",
         "shown_reason",
         "si",
         "skills",
@@ -310,8 +320,10 @@ class AgentRecord(_Record):
         self.version = 0
         self.available_since = now
         self.lanes: dict[Channel, list[Lane]] = {}
+        # Per channel, reads the ``Lane.ix`` places of ``lanes`` (None: to rebuild).
+        self.scan: dict[Channel, Callable[[array[float]], tuple[float, ...]]] | None = None
         self.queues: list[QueueRecord] = []
-        self.queue_counts: list[list[int]] = []  # those queues' ``by_state`` lists
+        self.queue_slots = array("l")  # those queues' ``QueueRecord.slot``
         self.personal: Lane | None = None
         self.rr: dict[str, int] = {}
         self.nr_seq = -1
@@ -348,7 +360,6 @@ class AgentRecord(_Record):
 
 class QueueRecord(_Record):
     __slots__ = (
-        "by_state",
         "callbacks_waiting",
         "cfg",
         "counters",
@@ -356,19 +367,23 @@ class QueueRecord(_Record):
         "key_fn",
         "lanes",
         "members",
+        "members_in",
         "pace",
         "queue_id",
         "ranked",
         "rr_counter",
+        "slot",
         "stages",
         "waiting",
     )
 
-    def __init__(self, cfg: QueueConfig) -> None:
+    def __init__(self, cfg: QueueConfig, members_in: list[array[int]], slot: int) -> None:
         self.queue_id = cfg.queue_id
         self.lanes: dict[tuple[int, Requirement, Channel], Lane] = {}
         self.members: dict[str, AgentRecord] = {}
-        self.by_state: list[int] = [0] * len(STATES)
+        # the engine's per-state member counts; this queue's are at ``slot``
+        self.members_in = members_in
+        self.slot = slot
         self.waiting = 0
         self.callbacks_waiting = 0
         self.ranked = RankedKeys()
@@ -393,4 +408,4 @@ class QueueRecord(_Record):
         return self.stages[0][1]
 
     def staffed(self) -> int:
-        return len(self.members) - self.by_state[I_OFFLINE]
+        return len(self.members) - self.members_in[I_OFFLINE][self.slot]

@@ -24,12 +24,17 @@ class _Unset:
 _MAGIC = "cloudcc.routing.snapshot/2"
 _ALLOWED_MODULES = ("cloudcc.routing.", "collections", "copyreg")
 _ALLOWED_BUILTINS = frozenset({"frozenset", "set", "object", "getattr"})
+_ALLOWED_OTHERS = frozenset(
+    {("operator", "itemgetter"), ("array", "array"), ("array", "_array_reconstructor")}
+)
 
 
 class _Reader(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if module.startswith(_ALLOWED_MODULES) or (
-            module == "builtins" and name in _ALLOWED_BUILTINS
+        if (
+            module.startswith(_ALLOWED_MODULES)
+            or (module == "builtins" and name in _ALLOWED_BUILTINS)
+            or (module, name) in _ALLOWED_OTHERS
         ):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"{module}.{name} has no place in a routing snapshot")
