@@ -76,7 +76,14 @@ def _convert_and_store(data: bytes, target: Path) -> dict[str, Any]:
     "/{name}",
     response_model=PromptOut,
     operation_id="upload_prompt",
-    openapi_extra={"requestBody": {"content": {"audio/wav": {}}, "required": True}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
 )
 async def upload_prompt(actor: Authenticated, ctx: Ctx, name: PromptName, request: Request) -> Any:
     """Store (or replace) a prompt from a WAV body; it is converted to 8 kHz mono."""
