@@ -233,8 +233,9 @@ class RoutingEngine:
         # stays _NOBODY; slot 1 is written by preferred-agent lanes, which nobody scans.
         self._places = array("d", (_NOBODY, _NOBODY))
         # Member agents per state per queue: ``_members_in[state][Queue.slot]``. One compact
-        # array per state keeps an agent's state change off its queues' own records.
-        self._members_in: list[array[int]] = [array("l") for _ in STATES]
+        # list per state keeps an agent's state change off its queues' own records (lists,
+        # not arrays: storing into an array parses its argument, ten times the cost).
+        self._members_in: list[list[int]] = [[] for _ in STATES]
         self._free_queue_slots: list[int] = []
         self._free_slots: list[int] = []
         self._reasons: dict[str, ReasonCode] = {r.code: r for r in BUILTIN_REASONS}
@@ -1842,7 +1843,7 @@ class RoutingEngine:
             del q.members[a.agent_id]
             self._members_in[a.counted][q.slot] -= 1
         a.queues = []
-        a.queue_slots = array("l")
+        a.queue_slots = []
         for lanes in a.lanes.values():
             for lane in lanes:
                 lane.eligible -= 1
@@ -1851,7 +1852,7 @@ class RoutingEngine:
         a.version += 1
 
     def _queue_slot(self) -> int:
-        """A free slot of the ``_members_in`` arrays for a new queue (zeroed)."""
+        """A free slot of the ``_members_in`` lists for a new queue (zeroed)."""
         if self._free_queue_slots:
             return self._free_queue_slots.pop()
         for counts in self._members_in:

@@ -323,7 +323,7 @@ class AgentRecord(_Record):
         # Per channel, reads the ``Lane.ix`` places of ``lanes`` (None: to rebuild).
         self.scan: dict[Channel, Callable[[array[float]], tuple[float, ...]]] | None = None
         self.queues: list[QueueRecord] = []
-        self.queue_slots = array("l")  # those queues' ``QueueRecord.slot``
+        self.queue_slots: list[int] = []  # those queues' ``QueueRecord.slot``
         self.personal: Lane | None = None
         self.rr: dict[str, int] = {}
         self.nr_seq = -1
@@ -377,7 +377,7 @@ class QueueRecord(_Record):
         "waiting",
     )
 
-    def __init__(self, cfg: QueueConfig, members_in: list[array[int]], slot: int) -> None:
+    def __init__(self, cfg: QueueConfig, members_in: list[list[int]], slot: int) -> None:
         self.queue_id = cfg.queue_id
         self.lanes: dict[tuple[int, Requirement, Channel], Lane] = {}
         self.members: dict[str, AgentRecord] = {}
