@@ -162,6 +162,7 @@ _TK_QUEUE = TreatmentKind.QUEUE
 
 
 _HEAD = attrgetter("head")
+_IX = attrgetter("ix")
 _NOBODY = NO_HEAD[0]
 _SCRATCH = 1  # the ``_places`` slot of preferred-agent lanes
 
@@ -607,18 +608,24 @@ class RoutingEngine:
             w = a.items.get(contact_id)
             if w is None or w.contact is not c:
                 raise NotOffered(contact_id, agent_id)
-            self._check_phase(w, _PH_ACTIVE, agent_id)
+            phase = w.phase
+            if _PH_ACTIVE not in WORK_TRANSITIONS[phase]:
+                self._check_phase(w, _PH_ACTIVE, agent_id)
         except RoutingError:
             self._carry = out
             raise
         # A ringing work item means its agent is among ``offered_to``.
-        others = [o for o in c.offered_to if o is not a] if len(c.offered_to) > 1 else []
+        offered_to = c.offered_to
+        others = [o for o in offered_to if o is not a] if len(offered_to) > 1 else ()
         c.offered_to = []
         c.ring_seq = -1
         c.state = _CONNECTED
         c.agent = a
         c.connected_at = now
-        self._count_phase(a, w.phase, -1)
+        if phase is _PH_OFFERED:
+            a.n_offered -= 1
+        else:
+            self._count_phase(a, phase, -1)
         a.n_active += 1
         w.phase = _PH_ACTIVE
         w.since = now
@@ -696,7 +703,12 @@ class RoutingEngine:
             if wrap == 0:
                 self._drop_item(a, w)
             else:
-                self._set_phase(a, w, _PH_WRAP)
+                if w.phase is _PH_ACTIVE:  # _set_phase inlined for the usual case
+                    a.n_active -= 1
+                    a.n_wrap += 1
+                    w.phase = _PH_WRAP
+                else:
+                    self._set_phase(a, w, _PH_WRAP)
                 w.since = now
                 if wrap is not None:
                     self._seq = seq = self._seq + 1
@@ -789,9 +801,13 @@ class RoutingEngine:
         """When ``tick`` must next be called, or None if no timer is pending."""
         timers = self._timers
         heap = timers.heap
+        live = self._live
         while heap:
             at, seq, kind, obj, _ = heap[0]
-            if self._live(seq, kind, obj):
+            if kind == _T_RING:  # the usual head: a ring timer, dead once answered
+                if obj.ring_seq == seq and obj.state is _OFFERED:  # type: ignore[attr-defined]
+                    return at
+            elif live(seq, kind, obj):
                 return at
             timers.pop()
         return None
@@ -1254,7 +1270,16 @@ class RoutingEngine:
             a.n_pre += n
 
     def _end_wrap(self, a: AgentRecord, w: WorkItem, at: float, out: list[Decision]) -> None:
-        self._drop_item(a, w)
+        # _drop_item inlined: WRAP_UP -> DONE is always allowed
+        a.n_wrap -= 1
+        w.phase = _PH_DONE
+        w.wrap_seq = -1
+        del a.items[w.contact_id]
+        ch = w.channel
+        a.load[ch] -= 1
+        a.total -= 1
+        if ch in _CALLS:
+            a.call_items -= 1
         a.available_since = at
         self._publish(a, at, out, count=False)
         self._serve(a, at, out)
@@ -1297,8 +1322,7 @@ class RoutingEngine:
                 scan = a.scan
                 if scan is None:
                     scan = a.scan = {
-                        ch: itemgetter(0, *(lane.ix for lane in lanes))
-                        for ch, lanes in a.lanes.items()
+                        ch: itemgetter(0, *map(_IX, lanes)) for ch, lanes in a.lanes.items()
                     }
                 for ch, lanes in a.lanes.items():
                     if lanes and a.can_take(ch):
@@ -1365,9 +1389,13 @@ class RoutingEngine:
                     entry = (k1, k2, a.rank, v, a)
                     if key_fn in AGENT_ONLY_KEYS:  # the same entry serves all such lanes
                         shared[key_fn] = entry
+                fifo = lane.agent_fifo
                 heap = lane.agents
-                heapq.heappush(heap, entry)
-                if len(heap) > 2 * lane.eligible + 64:
+                if not fifo or fifo[-1] < entry:
+                    fifo.append(entry)  # in key order: stale entries leave at O(1)
+                else:
+                    heapq.heappush(heap, entry)
+                if len(heap) + len(fifo) > 2 * lane.eligible + 64:
                     self._compact(lane)
 
     @staticmethod
@@ -1377,17 +1405,31 @@ class RoutingEngine:
         live = [e for e in lane.agents if e[3] == e[4].version and e[4].can_take(ch)]
         heapq.heapify(live)
         lane.agents = live
+        fifo = lane.agent_fifo
+        fifo_live = [e for e in fifo if e[3] == e[4].version and e[4].can_take(ch)]
+        fifo.clear()
+        fifo.extend(fifo_live)
 
     @staticmethod
     def _pop_agent(lane: Lane) -> AgentRecord | None:
+        """The best free agent of the lane (stale entries are dropped on the way)."""
         heap = lane.agents
+        fifo = lane.agent_fifo
         ch = lane.channel
         assert ch is not None
-        while heap:
-            _, _, _, v, a = heapq.heappop(heap)
+        heappop = heapq.heappop
+        popleft = fifo.popleft
+        while True:
+            if fifo:
+                entry = heappop(heap) if heap and heap[0] < fifo[0] else popleft()
+            elif heap:
+                entry = heappop(heap)
+            else:
+                return None
+            v = entry[3]
+            a = entry[4]
             if v == a.version and a.can_take(ch):
                 return a
-        return None
 
     def _place(self, c: QueuedContact, at: float, out: list[Decision]) -> None:
         """Offer a waiting contact to the best free agent, or make it wait in its lane."""
@@ -1412,7 +1454,7 @@ class RoutingEngine:
                 return
             c.preferred = None
         lane = self._lane(q, c)
-        if not lane.agents:  # nobody free here (always so while contacts wait in the lane)
+        if not lane.agents and not lane.agent_fifo:  # nobody free (so while contacts wait)
             self._enlane(c, lane)
             return
         if q.cfg.strategy is _RING_ALL:

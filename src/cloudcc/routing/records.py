@@ -107,9 +107,14 @@ class Lane(_Record):
     (a higher priority, a declined offer back at its place). Removal is lazy, but ``head``
     is always the smallest live entry (or ``NO_HEAD``), and its place is mirrored in the
     engine's array ``places`` at ``ix``: a free agent compares its lanes' head places there
-    without touching the lanes."""
+    without touching the lanes.
+
+    Free agents are parked the same way: (key, ..., agent) entries in ``agent_fifo`` when
+    they come in key order (agents freed one after another under a longest-idle key) and
+    in the heap ``agents`` otherwise; the best is the smaller of the two heads."""
 
     __slots__ = (
+        "agent_fifo",
         "agents",
         "channel",
         "contacts",
@@ -150,6 +155,7 @@ class Lane(_Record):
         places[ix] = NO_HEAD[0]
         self.waiting = 0  # valid entries in ``contacts``
         self.agents: list[tuple[float, float, int, int, AgentRecord]] = []
+        self.agent_fifo: deque[tuple[float, float, int, int, AgentRecord]] = deque()
         self.eligible = 0  # agents whose skills meet ``requirement``
 
 
