@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 
 import httpx
+import websockets
 
 from tests.conftest import LiveNode, free_port
 
@@ -29,6 +31,26 @@ def test_serve_creates_the_demo_tenant_and_answers_health(live_node):
     assert r.status_code == 200
     assert httpx.get(live_node.base + "/api/openapi.json").json()["info"]["title"] == "cloudcc"
     assert httpx.get(live_node.base + "/api/docs").status_code == 200
+
+
+def test_a_token_in_a_websocket_url_stays_out_of_the_log(live_node):
+    demo = live_node.demo
+    r = httpx.post(
+        live_node.base + "/api/v1/auth/login",
+        json={"tenant": "demo", "username": "admin", "password": demo["admin"]["password"]},
+    )
+    token = r.json()["access_token"]
+    url = live_node.base.replace("http://", "ws://") + "/api/v1/events/ws"
+
+    async def connect() -> None:
+        async with websockets.connect(f"{url}?scope=tenant&access_token={token}") as ws:
+            await ws.send(json.dumps({"type": "ping"}))
+            await asyncio.wait_for(ws.recv(), 5)
+
+    asyncio.run(connect())
+    log = live_node.log()
+    assert "/api/v1/events/ws?scope=tenant&access_token=[redacted]" in log
+    assert token not in log
 
 
 def test_sigterm_stops_the_node_cleanly_and_a_restart_keeps_the_data(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
 import signal
 import socket
@@ -37,6 +38,23 @@ from cloudcc.tenancy.tenants import TenantService
 log = logging.getLogger("cloudcc")
 
 _IAM_EVENTS = ("user.", "role.", "api_key.", "agent.", "tenant.")
+
+
+class RedactTokens(logging.Filter):
+    """Blank ``access_token`` query values in log records: uvicorn logs every WebSocket
+    handshake with its query string, where a browser may carry its token."""
+
+    _token = re.compile(r"(access_token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._token.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        if isinstance(record.msg, str) and "access_token=" in record.msg:
+            record.msg = self._token.sub(r"\1[redacted]", record.msg)
+        return True
 
 
 def node_key(settings: Settings) -> bytes:
@@ -130,6 +148,9 @@ class Node:
             lifespan="off",
         )
         self._server = uvicorn.Server(config)
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        if not any(isinstance(f, RedactTokens) for f in uvicorn_log.filters):
+            uvicorn_log.addFilter(RedactTokens())
         # The node owns SIGINT/SIGTERM (it stops SIP and media too), not uvicorn.
         self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         stop = stop or asyncio.Event()
