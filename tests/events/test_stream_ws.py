@@ -308,6 +308,33 @@ async def test_signed_api_key_opens_a_stream(events_node: EventsNode) -> None:
     assert code == 4401 and "signature" in reason
 
 
+async def test_disabled_api_key_ends_its_busy_stream(events_node: EventsNode) -> None:
+    # The stream was opened by one signed request; the key is asked again while it lasts,
+    # also when events keep coming and no heartbeat is ever due.
+    en = events_node
+    en.service.revalidate_seconds = 0.2
+    admin = await demo_admin(en.client, en.node)
+    r = await en.client.post(
+        "/api/v1/api-keys", json={"name": "crm", "role": "admin"}, headers=admin
+    )
+    key = r.json()
+    path = "/api/v1/events/ws?scope=tenant&types=test.*"
+    headers, _ = signed(key["access_key"], key["secret"], "GET", path)
+    async with connect(f"ws://127.0.0.1:{en.port}{path}", additional_headers=headers) as ws:
+        await hello(ws)
+        r = await en.client.patch(
+            f"/api/v1/api-keys/{key['id']}", json={"status": "disabled"}, headers=admin
+        )
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 5
+        with pytest.raises(ConnectionClosed) as info:
+            while time.monotonic() < deadline:
+                en.bus.publish(en.demo_tenant, "test.tick", {})
+                await asyncio.wait_for(ws.recv(), 1)
+    rcvd = info.value.rcvd
+    assert rcvd is not None and rcvd.code == 4401 and "disabled" in rcvd.reason
+
+
 REFUSALS: list[tuple[dict[str, str], Any, int, str]] = [
     ({}, {"type": "hello"}, 4401, "authenticate first"),
     ({}, "not json", 4401, "authenticate first"),

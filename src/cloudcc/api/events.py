@@ -27,6 +27,7 @@ from cloudcc.events import model
 from cloudcc.events.model import Selection, select_for
 from cloudcc.events.service import EventsService
 from cloudcc.events.stream import CutOff, Feed
+from cloudcc.tenancy.auth import AuthService
 from cloudcc.tenancy.credentials import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from cloudcc.tenancy.model import Principal, PrincipalKind
 
@@ -188,6 +189,14 @@ class _Credentials:
     principal: Principal
     token: str | None  # checked again while the stream lasts
     first: dict[str, Any]  # the first message when it carried the credentials
+    access_key: str | None = None  # a signed API key's, checked again too
+
+    async def recheck(self, auth: AuthService) -> None:
+        """Raise AuthenticationError once the token is revoked or the key disabled."""
+        if self.token:
+            await auth.from_token(self.token)
+        elif self.access_key:
+            await auth.from_access_key(self.access_key)
 
 
 @stream.websocket("/events/ws")
@@ -295,15 +304,13 @@ class _Pump:
         checked = time.monotonic()
         while True:
             message = await feed.next(heartbeat)
+            # Busy or idle, the credentials are asked again every revalidate_seconds.
+            if time.monotonic() - checked > self.service.revalidate_seconds:
+                await self.creds.recheck(self.ctx.auth)
+                checked = time.monotonic()
             if message is None:
                 position = feed.idle_position()
                 await self.send(model.control(model.HEARTBEAT, position, {}), position)
-                if (
-                    self.creds.token
-                    and time.monotonic() - checked > self.service.revalidate_seconds
-                ):
-                    await self.ctx.auth.from_token(self.creds.token)
-                    checked = time.monotonic()
                 continue
             seq = message["seq"] if isinstance(message, dict) else message.seq
             await self.send(message, seq)
@@ -353,7 +360,7 @@ async def _authenticate(websocket: WebSocket, ctx: ApiContext, wait: float) -> _
         principal = await ctx.auth.from_signature(
             headers[KEY_HEADER], timestamp, signature, "GET", path, b""
         )
-        return _Credentials(principal, None, {})
+        return _Credentials(principal, None, {}, access_key=headers[KEY_HEADER])
     try:
         async with asyncio.timeout(wait):
             message = await websocket.receive()

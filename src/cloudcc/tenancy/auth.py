@@ -150,14 +150,24 @@ class AuthService:
     ) -> Principal:
         """Verify an HMAC-signed request (see ``credentials.canonical_request``)."""
         now = time.time() if now is None else now
-        key = await self._key(access_key, now)
-        if key.expires_at is not None and key.expires_at < now:
-            raise AuthenticationError("the API key has expired")
+        key = await self._live_key(access_key, now)
         expected = sign_request(key.secret, method, path_and_query, timestamp, body)
         if not hmac.compare_digest(expected, signature.lower()):
             raise AuthenticationError("bad request signature")
         self.replays.check(timestamp, signature.lower(), now)
         return key.principal
+
+    async def from_access_key(self, access_key: str, now: float | None = None) -> Principal:
+        """The principal of an API key that is still active and unexpired: what a long-lived
+        stream, opened by one signed request, asks again while it lasts."""
+        now = time.time() if now is None else now
+        return (await self._live_key(access_key, now)).principal
+
+    async def _live_key(self, access_key: str, now: float) -> _CachedKey:
+        key = await self._key(access_key, now)
+        if key.expires_at is not None and key.expires_at < now:
+            raise AuthenticationError("the API key has expired")
+        return key
 
     async def _key(self, access_key: str, now: float) -> _CachedKey:
         cached = self._keys.get(access_key)
