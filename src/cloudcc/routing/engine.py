@@ -850,7 +850,7 @@ class RoutingEngine:
 
     def agent_history(self, agent_id: str) -> list[tuple[float, AgentState, str | None]]:
         """The agent's last state changes (time, state, reason), oldest first."""
-        return list(self._agent(agent_id).history)
+        return [(at, STATES[si], reason) for at, si, reason in self._agent(agent_id).history]
 
     def agent_work(self, agent_id: str) -> dict[str, WorkPhase]:
         """The contacts the agent holds and their phase."""
@@ -978,7 +978,12 @@ class RoutingEngine:
         heap = timers.heap
         while heap and heap[0][0] <= now:
             at, seq, kind, obj, _ = timers.pop()
-            self._fire(at, seq, kind, obj, out)
+            if kind == _T_WRAP:  # the usual one, checked inline (see ``_fire``)
+                w: WorkItem = obj  # type: ignore[assignment]
+                if w.wrap_seq == seq and w.phase is _PH_WRAP:
+                    self._end_wrap(w.agent, w, at, out)
+            else:
+                self._fire(at, seq, kind, obj, out)
         return out
 
     def _timer(self, at: float, kind: int, obj: object, delay: float) -> int:
@@ -1219,7 +1224,7 @@ class RoutingEngine:
                     leaving[slot] -= 1
                     entering[slot] += 1
                 a.counted = si
-        a.history.append((at, state, reason))
+        a.history.append((at, si, reason))  # atoms only: the collector untracks it
         code = _CTI_BY_INDEX[si] if si != I_NOT_READY else cti_code(state, reason, self._reasons)
         out.append(AgentStateChanged(a.agent_id, state, previous, reason, at, code, by))
 
@@ -1283,7 +1288,8 @@ class RoutingEngine:
         a.available_since = at
         self._publish(a, at, out, count=False)
         self._serve(a, at, out)
-        self._count(a)
+        if a.counted != a.si:
+            self._count(a)
 
     def _count(self, a: AgentRecord) -> None:
         """Bring the per-state member counts of the agent's queues up to its state."""
@@ -1369,7 +1375,8 @@ class RoutingEngine:
             else:
                 self._offer(c, [a], at, out)
                 _settle(best_lane)  # after the offer: ``c`` may have stale twins behind it
-        self._park(a)
+        if a.total < a.max_total:
+            self._park(a)
 
     def _park(self, a: AgentRecord) -> None:
         """Put a free agent in the agent heaps of the lanes it can take work from."""

@@ -318,7 +318,8 @@ class AgentRecord(_Record):
         self.si = I_OFFLINE
         self.counted = I_OFFLINE  # the state its queues' per-state counts include
         self.time_in: list[float] = [0.0] * len(STATES)
-        self.history: deque[tuple[float, AgentState, str | None]] = deque(maxlen=HISTORY_LENGTH)
+        # (time, index in STATES, reason)
+        self.history: deque[tuple[float, int, str | None]] = deque(maxlen=HISTORY_LENGTH)
         self.items: dict[str, WorkItem] = {}
         self.load: dict[Channel, int] = {}
         self.total = self.call_items = 0
