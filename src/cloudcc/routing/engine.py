@@ -694,7 +694,9 @@ class RoutingEngine:
                 counters = q.counters
                 counters.handled += 1
                 counters.handle_total += now - c.connected_at
-                self._forget(c)
+                c.state = _ENDED  # _forget inlined
+                c.lane = None
+                del self._contacts[contact_id]
             else:
                 del self._direct[contact_id]
             wrap = a.cfg.wrap_up_seconds
@@ -951,7 +953,7 @@ class RoutingEngine:
     def _check_presence(self, a: AgentRecord, target: Presence, reason: str | None) -> None:
         if target not in PRESENCE_TRANSITIONS[a.presence]:
             raise IllegalTransition(f"agent {a.agent_id}", a.presence, target)
-        if target is Presence.NOT_READY and reason is not None and reason not in self._reasons:
+        if target is _NOT_READY and reason is not None and reason not in self._reasons:
             raise UnknownReasonCode(reason)
 
     def _check_phase(self, w: WorkItem, target: WorkPhase, agent_id: str) -> None:
@@ -1085,7 +1087,8 @@ class RoutingEngine:
             self._publish(a, at, out, by=by, count=False)
             a.available_since = at
             self._serve(a, at, out)
-            self._count(a)
+            if a.counted != a.si:
+                self._count(a)
         else:
             self._publish(a, at, out, by=by)
             a.version += 1
@@ -1100,13 +1103,13 @@ class RoutingEngine:
         seconds: float | None = None,
     ) -> None:
         """Set presence and reason; arm the reason's time limit (rest with a duration)."""
-        if presence is Presence.NOT_READY and reason is None:
+        if presence is _NOT_READY and reason is None:
             reason = REASON_BUSY
         a.presence = presence
         a.reason = reason if presence is not _READY else None
         a.by = by
         a.nr_seq = -1
-        if presence is Presence.NOT_READY:
+        if presence is _NOT_READY:
             rc = self._reasons[reason or REASON_BUSY]
             limit = seconds if seconds is not None else rc.max_seconds
             if limit is not None:
@@ -1524,7 +1527,12 @@ class RoutingEngine:
         c.ring_all = strategy is _RING_ALL
         c.offer_expires = expires
         self._seq = seq = self._seq + 1
-        self._timers.add(expires, seq, _T_RING, c, ring)
+        timers = self._timers
+        fifo = timers.fifos.get(ring)
+        if fifo and fifo[-1][0] <= expires:  # TimerQueue.add's usual case, inline
+            fifo.append((expires, seq, _T_RING, c, fifo))
+        else:
+            timers.add(expires, seq, _T_RING, c, ring)
         c.ring_seq = seq
         q.counters.offers += 1
         ids = (agents[0].agent_id,) if len(agents) == 1 else tuple(a.agent_id for a in agents)
@@ -1563,18 +1571,18 @@ class RoutingEngine:
         q = c.queue
         assert q is not None
         not_ready: str | None = None
-        if reason is WithdrawReason.RING_TIMEOUT:
+        if reason is _W_RING_TIMEOUT:
             q.counters.ring_timeouts += 1
             a.ring_timeouts += 1
             if q.cfg.rona_not_ready and not c.ring_all:
                 not_ready = REASON_RONA
-        elif reason is WithdrawReason.REJECTED:
+        elif reason is _W_REJECTED:
             q.counters.rejects += 1
             a.rejected += 1
             if q.cfg.reject_not_ready and not c.ring_all:
                 not_ready = REASON_REJECTED
         if not_ready is not None and a.presence is not _OFFLINE:
-            self._apply_presence(a, Presence.NOT_READY, not_ready, at)
+            self._apply_presence(a, _NOT_READY, not_ready, at)
         self._publish(a, at, out)
         a.version += 1
         if a.presence is _READY:
@@ -1709,7 +1717,11 @@ class RoutingEngine:
         if rank is None:
             rank = q.ranked.rank((c.vkey, c.order))
         position = rank + 1
-        ewt = q.pace.estimate(position, q.cfg.default_handle_seconds, q.staffed)
+        pace = q.pace
+        if pace.samples >= 3:
+            ewt = position * pace.interval
+        else:
+            ewt = pace.estimate(position, q.cfg.default_handle_seconds, q.staffed)
         out.append(AnnounceWait(c.contact_id, q.queue_id, position, ewt))
 
     def _make_callback(self, c: QueuedContact) -> None:
@@ -1727,7 +1739,10 @@ class RoutingEngine:
         assert q is not None
         if c.in_queue:
             if c.lane is not None:
-                self._unlane(c)
+                if c.state is _WAITING:
+                    self._unlane(c)
+                else:
+                    c.lane = None
             c.in_queue = False
             q.waiting -= 1
             if c.callback:
