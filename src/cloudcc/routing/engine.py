@@ -14,6 +14,7 @@ import heapq
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from operator import attrgetter, itemgetter
 
 from cloudcc.routing import snapshot as _snapshot
@@ -190,6 +191,21 @@ def _settle(lane: Lane) -> None:
         head = heap[0] if heap else NO_HEAD
     lane.head = head
     lane.places[lane.ix] = head[0]
+
+
+@lru_cache(maxsize=1024)
+def _normalised(required: tuple[SkillRequirement, ...]) -> Requirement:
+    return normalise(required)
+
+
+def _contact_extra(required: tuple[SkillRequirement, ...]) -> Requirement:
+    """A contact's own skills, normalised (IVRs send the same few sets over and over)."""
+    if not required:
+        return ()
+    try:
+        return _normalised(required)
+    except TypeError:  # not hashable (a list): no cache
+        return normalise(required)
 
 
 def _by_state(counts: Iterable[int]) -> dict[AgentState, int]:
@@ -551,7 +567,7 @@ class RoutingEngine:
                 raise UnknownQueue(queue_id)
             if not isinstance(channel, Channel):
                 raise InvalidConfig("contact", f"{contact_id}: unknown channel {channel!r}")
-            extra = normalise(required_skills) if required_skills else ()
+            extra = _contact_extra(required_skills)
         except RoutingError:
             self._carry = out
             raise
@@ -617,7 +633,7 @@ class RoutingEngine:
         # A ringing work item means its agent is among ``offered_to``.
         offered_to = c.offered_to
         others = [o for o in offered_to if o is not a] if len(offered_to) > 1 else ()
-        c.offered_to = []
+        c.offered_to = ()
         c.ring_seq = -1
         c.state = _CONNECTED
         c.agent = a
@@ -806,8 +822,13 @@ class RoutingEngine:
         live = self._live
         while heap:
             at, seq, kind, obj, _ = heap[0]
-            if kind == _T_RING:  # the usual head: a ring timer, dead once answered
+            # The usual heads, checked inline (see ``_live``): a ring timer, dead once
+            # answered, and a wrap-up end.
+            if kind == _T_RING:
                 if obj.ring_seq == seq and obj.state is _OFFERED:  # type: ignore[attr-defined]
+                    return at
+            elif kind == _T_WRAP:
+                if obj.wrap_seq == seq and obj.phase is _PH_WRAP:  # type: ignore[attr-defined]
                     return at
             elif live(seq, kind, obj):
                 return at
@@ -1128,7 +1149,7 @@ class RoutingEngine:
         for w in list(a.items.values()):
             c = w.contact
             if (w.phase is WorkPhase.OFFERED or w.phase is _ALERTING) and c is not None:
-                c.offered_to.remove(a)
+                c.offered_to = [o for o in c.offered_to if o is not a]
                 self._drop_item(a, w)
                 gone = WithdrawReason.AGENT_SIGNED_OUT
                 out.append(OfferWithdrawn(c.contact_id, a.agent_id, gone))
@@ -1565,7 +1586,7 @@ class RoutingEngine:
     ) -> None:
         """Take one ringing offer back from ``a``; RONA / reject rules apply to single offers."""
         w = a.items[c.contact_id]
-        c.offered_to.remove(a)
+        c.offered_to = [o for o in c.offered_to if o is not a]
         self._drop_item(a, w)
         out.append(OfferWithdrawn(c.contact_id, a.agent_id, reason))
         q = c.queue
@@ -1643,7 +1664,7 @@ class RoutingEngine:
             self._drop_item(a, a.items[c.contact_id])
             out.append(OfferWithdrawn(c.contact_id, a.agent_id, reason))
             self._publish(a, at, out)
-        c.offered_to = []
+        c.offered_to = ()
         c.ring_seq = -1
         return freed
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, SupportsIndex
 
@@ -218,7 +218,7 @@ class QueuedContact(_Record):
         self.stage = 0
         self.callback = False
         self.hops = 0
-        self.offered_to: list[AgentRecord] = []
+        self.offered_to: Sequence[AgentRecord] = ()  # ringing agents (a list while any)
         self.offer_expires = 0.0
         self.ring_all = False
         self.agent: AgentRecord | None = None
