@@ -891,7 +891,19 @@ class ContactSession:
             self.contact.end_cause = EndCause.SYSTEM_HANGUP
             return None
         self.contact.disposition = Disposition.TRANSFERRED_OUT
-        self.contact.transfers.append({"at": self.now, "kind": "external", "to": target.name})
+        last = self.contact.transfers[-1] if self.contact.transfers else None
+        if last and last.get("to_type") == "external" and "connected_at" not in last:
+            last["connected_at"] = self.now  # the agent's blind transfer, now answered
+        else:  # the flow sent the caller out
+            self.contact.transfers.append(
+                {
+                    "at": self.now,
+                    "kind": "flow",
+                    "to_type": "external",
+                    "to": target.name,
+                    "connected_at": self.now,
+                }
+            )
         self.agent = party  # the external party takes the agent's place in the bridge
         self.rejoin()
         self.contact.go(ContactState.CONNECTED, self.now)
