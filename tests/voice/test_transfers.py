@@ -64,9 +64,7 @@ async def test_blind_transfer_to_a_queue_reaches_another_agent(voice_node, api, 
     assert [step["type"] for step in cdr["path"]] == ["flow", "queue", "agent", "queue", "agent"]
 
 
-async def test_blind_transfer_to_a_flow_puts_the_caller_back_in_the_menu(
-    voice_node, api, tmp_path
-):
+async def test_blind_transfer_to_a_flow_puts_the_caller_back_in_the_menu(voice_node, api, tmp_path):
     # No after-call work: the agent is free again as soon as the caller leaves it.
     api.patch(f"/queues/{api.queue_id('support')}", {"wrapup_seconds": 0})
     async with phones(api, voice_node, tmp_path, ("1001",)) as p:
@@ -90,9 +88,10 @@ async def test_blind_transfer_to_a_flow_puts_the_caller_back_in_the_menu(
 async def test_blind_transfer_to_an_outside_number_goes_through_the_trunk(
     voice_node, api, tmp_path
 ):
-    async with phones(api, voice_node, tmp_path, ("1001",)) as p, outside_party(
-        tmp_path, api
-    ) as far:
+    async with (
+        phones(api, voice_node, tmp_path, ("1001",)) as p,
+        outside_party(tmp_path, api) as far,
+    ):
         api.login("1001")
         cid = await connect_caller(api, voice_node, p)
         await asyncio.sleep(1)
@@ -111,9 +110,10 @@ async def test_blind_transfer_to_an_outside_number_goes_through_the_trunk(
 
 
 async def test_consultative_transfer_to_an_outside_number(voice_node, api, tmp_path):
-    async with phones(api, voice_node, tmp_path, ("1001",)) as p, outside_party(
-        tmp_path, api
-    ) as far:
+    async with (
+        phones(api, voice_node, tmp_path, ("1001",)) as p,
+        outside_party(tmp_path, api) as far,
+    ):
         api.login("1001")
         cid = await connect_caller(api, voice_node, p)
         await asyncio.sleep(1)
