@@ -997,10 +997,17 @@ class RoutingEngine:
         self._now = now
         out = self._carry
         self._carry = []
-        timers = self._timers
-        heap = timers.heap
+        heap = self._timers.heap
         while heap and heap[0][0] <= now:
-            at, seq, kind, obj, _ = timers.pop()
+            at, seq, kind, obj, fifo = heap[0]  # TimerQueue.pop, inline
+            if fifo is None:
+                heapq.heappop(heap)
+            else:
+                fifo.popleft()
+                if fifo:
+                    heapq.heapreplace(heap, fifo[0])
+                else:
+                    heapq.heappop(heap)
             if kind == _T_WRAP:  # the usual one, checked inline (see ``_fire``)
                 w: WorkItem = obj  # type: ignore[assignment]
                 if w.wrap_seq == seq and w.phase is _PH_WRAP:
