@@ -130,3 +130,32 @@ async def test_consultative_transfer_to_an_outside_number(voice_node, api, tmp_p
     cdr = wait_until_cdr(api, lambda c: c["state"] in ("ended", "wrapup"))
     assert cdr["transfers"][-1]["kind"] == "consultative"
     assert [leg["role"] for leg in cdr["legs"]] == ["customer", "agent", "consult"]
+
+
+async def test_consultation_in_a_queue_reaches_the_agent_the_acd_offers(voice_node, api, tmp_path):
+    async with phones(api, voice_node, tmp_path, ("1001", "1002")) as p:
+        api.login("1001")
+        cid = await connect_caller(api, voice_node, p)
+        r = api.post(
+            f"/contacts/{cid}/consult", {"target_type": "queue", "target": "nowhere"}, expect=422
+        )
+        assert "nowhere" in r["detail"]
+        api.login("1002")
+        # The ACD chooses 1002 (1001 is busy with the call) and its phone answers.
+        api.post(f"/contacts/{cid}/consult", {"target_type": "queue", "target": "support"})
+        await asyncio.sleep(2)
+        assert hears(p["1001"], "1002") > HEARD and hears(p["1002"], "1001") > HEARD
+        assert hears(p["1002"], "caller") < SILENT, "the customer waits on hold"
+        status = api.get(f"/agents/{api.agents['1002']['id']}/status")
+        assert status["state"] == "busy", "the ACD counts the consultation as the agent's work"
+        api.post(f"/contacts/{cid}/complete-transfer")
+        await asyncio.sleep(2)
+        assert hears(p["caller"], "1002") > HEARD and hears(p["1002"], "caller") > HEARD
+        await hang_up(api, p["caller"])
+    cdr = wait_until_cdr(
+        api,
+        lambda c: c["state"] in ("ended", "wrapup") and c["agent_id"] == api.agents["1002"]["id"],
+    )
+    assert cdr["transfers"][-1]["kind"] == "consultative"
+    assert [leg["role"] for leg in cdr["legs"]] == ["customer", "agent", "consult"]
+    assert api.get(f"/agents/{api.agents['1002']['id']}/status")["state"] == "wrap_up"

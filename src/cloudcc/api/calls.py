@@ -145,7 +145,7 @@ class TransferIn(Body):
 
 
 class ConsultIn(Body):
-    target_type: Literal["agent", "external"]
+    target_type: Literal["agent", "queue", "external"]
     target: TargetName
 
 

@@ -6,12 +6,14 @@ sometimes with the contact's next target (a blind transfer sends the customer on
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from cloudcc.contacts.exceptions import OperationRefused
+from cloudcc.contacts.exceptions import BadTarget, OperationRefused
 from cloudcc.contacts.model import EndCause, LegRole, LegState, MonitorMode
 from cloudcc.media.engine import Recording
+from cloudcc.routing.events import Decision, Offer, QueueAction
 from cloudcc.routing.model import Channel as RoutingChannel
 from cloudcc.sip.call import ReferReceived
 
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
 # What an operation returns: the API's answer, and possibly where the contact goes next
 # (False: it stays where it is; None: it ends).
 Outcome = tuple[dict[str, Any], "Target | bool | None"]
+
+#: How long a consultation waits in a queue for the ACD to offer it to an agent.
+CONSULT_QUEUE_WAIT = 30.0
 
 
 class CallControl:
@@ -116,12 +121,26 @@ class CallControl:
         return {"transferred": True}, nxt
 
     async def op_consult(self, target_type: str, target: str) -> dict[str, Any]:
-        """Put the customer on hold and call the target from the agent's side."""
+        """Put the customer on hold and call the target from the agent's side: an agent, an
+        outside number, or whichever agent the ACD offers a consultation queued in a queue."""
         agent = self._require_agent()
         if self.s.consult is not None and self.s.consult.leg.active:
             raise OperationRefused("a consultation is already in progress")
-        device, agent_id = await self.s.svc.consult_device(self.s.tenant_id, target_type, target)
-        await self.op_hold()
+        queued: str | None = None  # the consultation's ACD contact id, when queued
+        agent_id: str | None
+        ring = 30.0
+        if target_type == "queue":
+            await self.op_hold()
+            try:
+                device, agent_id, queued, ring = await self._consult_in_queue(target)
+            except BaseException:
+                await self.op_unhold()
+                raise
+        else:
+            device, agent_id = await self.s.svc.consult_device(
+                self.s.tenant_id, target_type, target
+            )
+            await self.op_hold()
         role = LegRole.CONSULT
         party = await self.s.new_party(role, device, agent_id)
         self.s.consult = party
@@ -132,15 +151,21 @@ class CallControl:
         status = await self.s.dial(
             party,
             device,
-            30.0,
+            ring,
             credentials=credentials,
             from_uri=self.s.svc.caller_uri(self.s.contact.dialed),
         )
+        if queued is not None and agent_id:
+            status = await self._queued_consult_answered(queued, agent_id, status)
         if status != "answered":
             self.s.consult = None
+            if party.leg.active:
+                await self.s.hangup_party(party, "offer_withdrawn")
             await self.op_unhold()
             raise OperationRefused(f"the consulted party did not answer ({status})")
-        if agent_id:
+        if queued is not None and agent_id:
+            self.s._acd_work[agent_id] = queued
+        elif agent_id:
             self.s._consults += 1
             work = f"{self.s.contact.id}:c{self.s._consults}"
             with contextlib.suppress(Exception):
@@ -154,6 +179,60 @@ class CallControl:
             self.s.bridge = None
         self.s.bridge = self.s.svc.media.bridge(agent.media, party.media)
         return {"consult_leg": party.leg.id}
+
+    async def _consult_in_queue(self, name: str) -> tuple[str, str, str, float]:
+        """Queue a consultation in queue ``name`` and wait for the ACD to offer it: the
+        offered agent's device and id, the consultation's ACD contact id, the ring time."""
+        svc, tenant = self.s.svc, self.s.tenant_id
+        queue_id = await svc.acd.queue_id(tenant, name)
+        if queue_id is None:
+            raise BadTarget(f"queue {name!r} does not exist")
+        self.s._consults += 1
+        queued = f"{self.s.contact.id}:c{self.s._consults}"
+        inbox: asyncio.Queue[Decision] = asyncio.Queue()
+        svc.consult_inboxes[queued] = inbox
+        offer: Offer | None = None
+        try:
+            await svc.acd.call(tenant, "contact_queued", queued, queue_id, RoutingChannel.VOICE)
+            try:
+                async with asyncio.timeout(CONSULT_QUEUE_WAIT):
+                    while True:
+                        decision = await inbox.get()
+                        if isinstance(decision, QueueAction):  # the queue's max-wait treatment
+                            raise TimeoutError
+                        if isinstance(decision, Offer):
+                            offer = decision
+                            break
+            except TimeoutError:
+                with contextlib.suppress(Exception):
+                    await svc.acd.call(tenant, "contact_abandoned", queued)
+                raise OperationRefused(f"nobody in queue {name!r} took the consultation") from None
+        finally:
+            svc.consult_inboxes.pop(queued, None)
+        agent_id = offer.agent_ids[0]
+        device = await svc.agent_device(tenant, agent_id)
+        if device is None:
+            with contextlib.suppress(Exception):
+                await svc.acd.call(tenant, "offer_rejected", queued, agent_id)
+                await svc.acd.call(tenant, "contact_abandoned", queued)
+            raise OperationRefused(f"agent {agent_id} of queue {name!r} has no reachable phone")
+        return device, agent_id, queued, offer.ring_timeout
+
+    async def _queued_consult_answered(self, queued: str, agent_id: str, status: str) -> str:
+        """Tell the ACD how the offered agent's phone answered the queued consultation."""
+        acd, tenant = self.s.svc.acd, self.s.tenant_id
+        if status == "answered":
+            try:
+                await acd.call(tenant, "offer_accepted", queued, agent_id)
+                return status
+            except Exception:
+                status = "withdrawn"  # the ACD's ring timer ran out first
+        method = "offer_timed_out" if status == "timeout" else "offer_rejected"
+        with contextlib.suppress(Exception):
+            await acd.call(tenant, method, queued, agent_id)
+        with contextlib.suppress(Exception):
+            await acd.call(tenant, "contact_abandoned", queued)
+        return status
 
     async def op_complete_transfer(self) -> tuple[dict[str, Any], Target | bool | None]:
         """The consulted party takes over the customer; the agent leaves."""

@@ -134,6 +134,8 @@ class VoiceService:
         self.sessions: dict[str, ContactSession] = {}
         # ACD contact id -> session, where they differ (a callback of an earlier call)
         self.acd_index: dict[str, ContactSession] = {}
+        # ACD contact id of a consultation waiting in a queue -> where its offer goes
+        self.consult_inboxes: dict[str, asyncio.Queue[Decision]] = {}
         self._devices: dict[tuple[str, str], str] = {}  # (tenant, agent) -> registered AOR
         self._static_devices: dict[tuple[str, str], str] = {}  # logged in with a URI
         self._tenants: dict[str, Tenant] = {}
@@ -578,6 +580,10 @@ class VoiceService:
     def _on_decision(self, tenant_id: str, decision: Decision) -> None:
         if isinstance(decision, Offer | OfferWithdrawn | Overflow | QueueAction | AnnounceWait):
             cid = decision.contact_id
+            inbox = self.consult_inboxes.get(cid)
+            if inbox is not None:
+                inbox.put_nowait(decision)
+                return
             session = self.acd_index.get(cid) or self.sessions.get(cid)
             if session is not None:
                 session.mailbox.put_nowait(decision)
