@@ -38,6 +38,7 @@ from cloudcc.routing import (
 )
 from cloudcc.routing.model import Requirement, normalise
 from cloudcc.routing.strategies import STRATEGY_KEYS
+from cloudcc.runtime import tune_gc
 
 N_AGENTS = 10_000
 N_QUEUES = 1_000
@@ -342,9 +343,10 @@ def drive(
         engine.loading = False
     gc.collect()
     per_contact = (rss_bytes() - rss0) / n_waiting if n_waiting else 0.0
-    # A long-running node loads its state once: moving it out of the collector's reach
-    # (gc.freeze) keeps full collections from walking a million settled objects.
-    gc.freeze()
+    # A long-running node loads its state once and then runs with the collector set up as
+    # ``cloudcc serve`` sets it (cloudcc.runtime.tune_gc): what exists is frozen, out of
+    # the full collections' reach, and young collections run every 50,000 allocations.
+    tune_gc()
 
     events: list[tuple[float, int, str, Any]] = []
     seq = 0

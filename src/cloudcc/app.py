@@ -27,6 +27,7 @@ from cloudcc.directory.resources import (
     TrunkResource,
 )
 from cloudcc.events import install as install_events
+from cloudcc.runtime import tune_gc
 from cloudcc.store.db import Database
 from cloudcc.tenancy.audit import AuditLog
 from cloudcc.tenancy.auth import AuthService
@@ -139,6 +140,7 @@ class Node:
         await self.prepare()
         if self.settings.sip.enabled:
             await self.start_voice()
+        tune_gc(self.settings.gc_young_threshold)
         config = uvicorn.Config(
             self.app,
             host=self.settings.host,

@@ -83,6 +83,7 @@ class Settings(_Section):
         description="this node's name in a cluster; generated once into <data_dir>/node-id",
     )
     log_level: str = "info"
+    gc_young_threshold: int = 50_000  # allocations between young collections; 0: Python's 700
     webhook_allowed_networks: list[str] = Field(
         default=[],
         description="networks outgoing webhooks may reach although private (SSRF guard)",
