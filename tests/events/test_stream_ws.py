@@ -289,15 +289,23 @@ async def test_tenants_never_see_each_others_events(events_node: EventsNode) -> 
     assert got_spy == []
 
 
-async def test_signed_api_key_opens_a_stream(events_node: EventsNode) -> None:
-    en = events_node
-    admin = await demo_admin(en.client, en.node)
+async def signed_stream(
+    en: EventsNode, admin: dict[str, str]
+) -> tuple[dict[str, Any], str, dict[str, str]]:
+    """A new admin API key, a stream path, and the signed headers of that one handshake."""
     r = await en.client.post(
         "/api/v1/api-keys", json={"name": "crm", "role": "admin"}, headers=admin
     )
     key = r.json()
     path = "/api/v1/events/ws?scope=tenant&types=test.*"
     headers, _ = signed(key["access_key"], key["secret"], "GET", path)
+    return key, path, headers
+
+
+async def test_signed_api_key_opens_a_stream(events_node: EventsNode) -> None:
+    en = events_node
+    admin = await demo_admin(en.client, en.node)
+    _, path, headers = await signed_stream(en, admin)
     async with connect(f"ws://127.0.0.1:{en.port}{path}", additional_headers=headers) as ws:
         await hello(ws)
         seq = en.bus.publish(en.demo_tenant, "test.tick", {}).seq
@@ -314,12 +322,7 @@ async def test_disabled_api_key_ends_its_busy_stream(events_node: EventsNode) ->
     en = events_node
     en.service.revalidate_seconds = 0.2
     admin = await demo_admin(en.client, en.node)
-    r = await en.client.post(
-        "/api/v1/api-keys", json={"name": "crm", "role": "admin"}, headers=admin
-    )
-    key = r.json()
-    path = "/api/v1/events/ws?scope=tenant&types=test.*"
-    headers, _ = signed(key["access_key"], key["secret"], "GET", path)
+    key, path, headers = await signed_stream(en, admin)
     async with connect(f"ws://127.0.0.1:{en.port}{path}", additional_headers=headers) as ws:
         await hello(ws)
         r = await en.client.patch(

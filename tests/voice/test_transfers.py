@@ -38,6 +38,23 @@ async def outside_party(tmp_path, api) -> AsyncIterator[Baresip]:
         await far.stop()
 
 
+@asynccontextmanager
+async def talking_with_an_outside_party(
+    voice_node, api, tmp_path
+) -> AsyncIterator[tuple[dict[str, Baresip], Baresip, str]]:
+    """Agent 1001 talking with a caller, an outside party behind the trunk; the caller hangs
+    up at the end. Yields the phones, the outside party and the contact id."""
+    async with (
+        phones(api, voice_node, tmp_path, ("1001",)) as p,
+        outside_party(tmp_path, api) as far,
+    ):
+        api.login("1001")
+        cid = await connect_caller(api, voice_node, p)
+        await asyncio.sleep(1)
+        yield p, far, cid
+        await hang_up(api, p["caller"])
+
+
 def connected_to(api, ext: str) -> list[dict]:
     agent_id = api.agents[ext]["id"]
     return [c for c in api.live() if c["state"] == "connected" and c["agent_id"] == agent_id]
@@ -88,19 +105,12 @@ async def test_blind_transfer_to_a_flow_puts_the_caller_back_in_the_menu(voice_n
 async def test_blind_transfer_to_an_outside_number_goes_through_the_trunk(
     voice_node, api, tmp_path
 ):
-    async with (
-        phones(api, voice_node, tmp_path, ("1001",)) as p,
-        outside_party(tmp_path, api) as far,
-    ):
-        api.login("1001")
-        cid = await connect_caller(api, voice_node, p)
-        await asyncio.sleep(1)
+    async with talking_with_an_outside_party(voice_node, api, tmp_path) as (p, far, cid):
         api.post(f"/contacts/{cid}/transfer", {"target_type": "external", "target": OUTSIDE})
         await asyncio.sleep(4)
         assert level(p["caller"].heard_since(1.5), OUTSIDE_HZ) > HEARD
         assert level(far.heard_since(1.5), TONES["caller"]) > HEARD
         assert hears(p["caller"], "1001") < SILENT
-        await hang_up(api, p["caller"])
     cdr = wait_until_cdr(api, lambda c: c["state"] in ("ended", "wrapup"))
     (transfer,) = cdr["transfers"]
     assert transfer["kind"] == "blind" and transfer["to_type"] == "external"
@@ -110,13 +120,7 @@ async def test_blind_transfer_to_an_outside_number_goes_through_the_trunk(
 
 
 async def test_consultative_transfer_to_an_outside_number(voice_node, api, tmp_path):
-    async with (
-        phones(api, voice_node, tmp_path, ("1001",)) as p,
-        outside_party(tmp_path, api) as far,
-    ):
-        api.login("1001")
-        cid = await connect_caller(api, voice_node, p)
-        await asyncio.sleep(1)
+    async with talking_with_an_outside_party(voice_node, api, tmp_path) as (p, far, cid):
         api.post(f"/contacts/{cid}/consult", {"target_type": "external", "target": OUTSIDE})
         await asyncio.sleep(3.5)
         assert level(p["1001"].heard_since(1.5), OUTSIDE_HZ) > HEARD, "agent and outside talk"
@@ -126,7 +130,6 @@ async def test_consultative_transfer_to_an_outside_number(voice_node, api, tmp_p
         await asyncio.sleep(2.5)
         assert level(p["caller"].heard_since(1.5), OUTSIDE_HZ) > HEARD
         assert level(far.heard_since(1.5), TONES["caller"]) > HEARD
-        await hang_up(api, p["caller"])
     cdr = wait_until_cdr(api, lambda c: c["state"] in ("ended", "wrapup"))
     assert cdr["transfers"][-1]["kind"] == "consultative"
     assert [leg["role"] for leg in cdr["legs"]] == ["customer", "agent", "consult"]
