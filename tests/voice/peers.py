@@ -92,6 +92,7 @@ class SippAgentPhone:
             cwd=self.dir,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # stop() kills `timeout` and SIPp together
         )
         time.sleep(0.3)
         return self
@@ -100,9 +101,8 @@ class SippAgentPhone:
         return "".join(p.read_text(errors="replace") for p in self.dir.glob("*_errors.log"))
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            kill_group(self.proc)
 
 
 def sipp_caller_args(
@@ -151,13 +151,24 @@ def sipp_call(
 
 
 def start_sipp_call(workdir: Path, sip_port: int, **kw: Any) -> subprocess.Popen[bytes]:
-    """Start a SIPp customer in the background (a call the test interrupts)."""
+    """Start a SIPp customer in the background (a call the test interrupts with
+    ``kill_group``)."""
     return subprocess.Popen(
         sipp_caller_args(workdir, sip_port, **kw),
         cwd=workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a process started in its own session and its children (``timeout`` and the
+    SIPp under it: killing ``timeout`` alone leaves SIPp running with no time limit)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 class Baresip:

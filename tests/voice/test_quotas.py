@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.voice.conftest import Api
-from tests.voice.peers import SIPP, VOICE_DATA, sipp_caller_args, wait_until
+from tests.voice.peers import SIPP, VOICE_DATA, kill_group, start_sipp_call, wait_until
 
 pytestmark = [pytest.mark.peer, pytest.mark.slow]
 
@@ -43,12 +43,7 @@ async def test_a_call_over_the_tenants_quota_is_refused_and_the_others_go_on(
     voice_node, api, tmp_path
 ):
     _set_quota(api, 1)
-    first = subprocess.Popen(
-        sipp_caller_args(tmp_path / "first", voice_node.sip_port, talk_ms=12_000, timeout=60),
-        cwd=tmp_path / "first",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    first = start_sipp_call(tmp_path / "first", voice_node.sip_port, talk_ms=12_000, timeout=60)
     try:
         await wait_until(lambda: len(api.live()) == 1, 15)
         refused = _refused_call(tmp_path, voice_node.sip_port)
@@ -58,15 +53,9 @@ async def test_a_call_over_the_tenants_quota_is_refused_and_the_others_go_on(
         assert len(api.live()) == 1, "the call within the quota goes on"
         # The platform raises the quota: the next call is admitted while the first talks.
         _set_quota(api, 2)
-        second = subprocess.Popen(
-            sipp_caller_args(tmp_path / "second", voice_node.sip_port, talk_ms=1_000),
-            cwd=tmp_path / "second",
-            stdout=subprocess.DEVNULL,
-        )
+        second = start_sipp_call(tmp_path / "second", voice_node.sip_port, talk_ms=1_000)
         await wait_until(lambda: len(api.live()) == 2, 15)
-        second.kill()
-        second.wait()
+        kill_group(second)
         assert first.poll() is None, "the first call is still on"
     finally:
-        first.kill()
-        first.wait()
+        kill_group(first)

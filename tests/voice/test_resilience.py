@@ -15,7 +15,14 @@ from cloudcc.app import Node
 from cloudcc.contacts.session import ContactSession
 from tests.conftest import LiveNode, free_port, make_settings
 from tests.voice.conftest import Api
-from tests.voice.peers import Baresip, SippAgentPhone, sipp_call, start_sipp_call, wait_until
+from tests.voice.peers import (
+    Baresip,
+    SippAgentPhone,
+    kill_group,
+    sipp_call,
+    start_sipp_call,
+    wait_until,
+)
 from tests.voice.test_inbound import wait_until_cdr
 
 pytestmark = [pytest.mark.peer, pytest.mark.slow]
@@ -93,6 +100,27 @@ def _later(delay: float, fn):  # type: ignore[no-untyped-def]
     return fn()
 
 
+def test_an_agent_phone_that_vanished_does_not_hold_the_record_back(voice_node, api, tmp_path):
+    # The agent's phone dies mid-call (no BYE); when the customer hangs up, the node's BYE to
+    # the phone goes unanswered for 32 s, but the record and the agent's wrap-up do not wait.
+    phone = SippAgentPhone(tmp_path / "agent").start()
+    api.login("1001", phone.uri)
+    caller = start_sipp_call(tmp_path / "caller", voice_node.sip_port, talk_ms=8000, timeout=60)
+    try:
+        _wait_connected(api)
+        phone.stop()
+        assert caller.wait(30) == 0
+        hung_up = time.monotonic()
+        cdr = wait_until_cdr(api, lambda c: c["state"] in ("wrapup", "ended"), timeout=10)
+        assert time.monotonic() - hung_up < 5
+    finally:
+        kill_group(caller)
+    assert cdr["end_cause"] == "customer_hangup" and cdr["disposition"] == "answered"
+    assert all(leg["state"] == "ended" for leg in cdr["legs"])
+    agent = api.agents["1001"]["id"]
+    assert api.get(f"/agents/{agent}/status")["state"] == "wrap_up"
+
+
 def test_a_shutdown_mid_call_writes_the_cdr_and_closes_the_recording(tmp_path):
     node = LiveNode(tmp_path / "data")
     node.wait_ready()
@@ -135,8 +163,7 @@ def test_a_killed_node_leaves_its_calls_recorded_and_closed_after_restart(tmp_pa
         node.proc.wait()
         node.stop()
     finally:
-        caller.kill()
-        caller.wait()
+        kill_group(caller)
         phone.stop()
     restarted = LiveNode(tmp_path / "data")
     try:

@@ -72,6 +72,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cloudcc.contacts.session")
 
+#: BYEs still waiting for their answer after their contact ended (kept from the collector).
+_BYES: set[asyncio.Future[None]] = set()
+
 
 @dataclass
 class Target:
@@ -973,12 +976,20 @@ class ContactSession:
         contact = self.contact
         ended_at = contact.customer_left_at or self.now
         # Everyone still on the line gets a BYE first: nobody hears dead air while the
-        # files are closed and the records written.
-        for party in list(self.parties):
-            if party.leg.active:
-                cause = contact.end_cause.value if contact.end_cause else "ended"
-                with contextlib.suppress(Exception):
-                    await self.hangup_party(party, cause)
+        # files are closed and the records written. Their answers are not waited for: a
+        # phone that vanished would hold the record and the agent's wrap-up back for the
+        # whole BYE transaction (64*T1 = 32 s, RFC 3261 §17.1.2.2).
+        cause = contact.end_cause.value if contact.end_cause else "ended"
+        byes = [
+            asyncio.ensure_future(self.hangup_party(party, cause))
+            for party in list(self.parties)
+            if party.leg.active
+        ]
+        for bye in byes:
+            _BYES.add(bye)
+            bye.add_done_callback(_BYES.discard)
+        if byes:
+            await asyncio.sleep(0)  # each sends its BYE now
         for party in self.parties:
             if party.pump is not None and party.pump is not asyncio.current_task():
                 party.pump.cancel()
