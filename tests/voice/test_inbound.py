@@ -9,7 +9,16 @@ import time
 import numpy as np
 import pytest
 
-from tests.voice.peers import Baresip, SippAgentPhone, level, read_wav, sipp_call, wait_until
+from tests.voice.peers import (
+    Baresip,
+    SippAgentPhone,
+    kill_group,
+    level,
+    read_wav,
+    sipp_call,
+    start_sipp_call,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.peer, pytest.mark.slow]
 
@@ -276,3 +285,22 @@ def test_a_flow_plays_an_uploaded_prompt(voice_node, api, tmp_path):
     cdr = api.contacts()[0]
     assert cdr["disposition"] == "self_service" and cdr["end_cause"] == "system_hangup"
     assert 2.5 < cdr["ivr_seconds"] < 5
+
+
+def test_an_operation_the_contacts_phase_cannot_take_is_refused_at_once(voice_node, api, tmp_path):
+    # In the IVR nobody reads the contact's operations: asking for one is a 409 now, not a
+    # wait of a minute, nor a transfer carried out later when the caller reaches the queue.
+    caller = start_sipp_call(tmp_path / "caller", voice_node.sip_port, dtmf_after_ms=20_000)
+    try:
+        deadline = time.monotonic() + 10
+        while not (live := [c for c in api.live() if c["state"] == "ivr"]):
+            assert time.monotonic() < deadline, "the call never reached the IVR"
+            time.sleep(0.1)
+        cid = live[0]["contact_id"]
+        for op, body in (("hold", None), ("transfer", {"target_type": "queue", "target": "sales"})):
+            started = time.monotonic()
+            r = api.post(f"/contacts/{cid}/{op}", body, expect=409)
+            assert "ivr" in r["detail"] and time.monotonic() - started < 2
+        assert api.live()[0]["state"] == "ivr"
+    finally:
+        kill_group(caller)

@@ -683,6 +683,8 @@ class ContactSession:
         return Target("hangup", message=msg.message or "Sorry, nobody can take your call now.")
 
     async def _operate_waiting(self, op: Operation) -> None:
+        if op.future.done():
+            return  # its caller gave up waiting: too late to act on it
         if op.name in ("hangup", "force_release"):
             self.contact.end_cause = EndCause.SUPERVISOR_RELEASE
             op.future.set_result({"ok": True})
@@ -778,6 +780,8 @@ class ContactSession:
         self._wrapping = agent_id
 
     async def _operate(self, op: Operation) -> Target | bool | None:
+        if op.future.done():
+            return False  # its caller gave up waiting: too late to act on it
         handler = getattr(self.control, f"op_{op.name}", None)
         if handler is None:
             op.future.set_exception(OperationRefused(f"unknown operation {op.name!r}"))
@@ -915,6 +919,17 @@ class ContactSession:
             if isinstance(msg, PartyEnded) and msg.party is party:
                 await self.hangup_party(self.customer, "external_hangup")
                 return None
+            if isinstance(msg, Operation) and not msg.future.done():
+                if msg.name not in ("hangup", "force_release"):
+                    msg.future.set_exception(
+                        OperationRefused("the contact was transferred to an outside number")
+                    )
+                    continue
+                self.contact.end_cause = EndCause.SUPERVISOR_RELEASE
+                msg.future.set_result({"ok": True})
+                await self.hangup_party(party, "released")
+                await self.hangup_party(self.customer, "released")
+                return None
 
     async def _voicemail(self, target: Target) -> Target | None:
         """Record a message for the queue's or mailbox's owners."""
@@ -1040,7 +1055,7 @@ class ContactSession:
             msg = await self.mailbox.get()
             if isinstance(msg, WrapUpFinished) and msg.agent_id in (agent_id, "*"):
                 return
-            if isinstance(msg, Operation):
+            if isinstance(msg, Operation) and not msg.future.done():
                 if msg.name == "wrapup":
                     self.contact.wrapup_code = msg.params.get("code")
                     self.contact.wrapup_notes = msg.params.get("notes")

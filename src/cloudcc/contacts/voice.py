@@ -88,6 +88,15 @@ MOH_DIR = Path("/usr/share/asterisk/moh")
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 
 
+# The contact states in which an operation is taken (the phase reads its mailbox).
+_CONNECTED_ONLY = frozenset({ContactState.CONNECTED})
+_OPERABLE: dict[str, frozenset[ContactState]] = {
+    "hangup": frozenset({ContactState.QUEUED, ContactState.OFFERED, ContactState.CONNECTED}),
+    "force_release": frozenset({ContactState.QUEUED, ContactState.OFFERED, ContactState.CONNECTED}),
+    "wrapup": frozenset({ContactState.WRAPUP}),
+}
+
+
 class VoiceService:
     def __init__(
         self,
@@ -704,6 +713,11 @@ class VoiceService:
             actor.principal.can(Permission.CALLS_MONITOR)
         ):
             raise PermissionDenied(f"{name} needs calls:monitor")
+        state = session.contact.state
+        if state not in _OPERABLE.get(name, _CONNECTED_ONLY):
+            # Asked now or never: the contact's current phase would not read it (an IVR,
+            # a dialing customer), and a late transfer or hangup is worse than a refusal.
+            raise OperationRefused(f"cannot {name.replace('_', '-')} a contact that is {state}")
         op = Operation(name, params, actor.principal.id)
         session.mailbox.put_nowait(op)
         return await asyncio.wait_for(op.future, 60.0)
