@@ -96,6 +96,24 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(s.getsockname()[1])
 
 
+def core_busy(seconds: float = 0.5) -> list[float]:
+    """Busy share of each core over a short sample (/proc/stat)."""
+
+    def sample() -> list[tuple[int, int]]:
+        out = []
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("cpu") and line[3].isdigit():
+                    v = [int(x) for x in line.split()[1:]]
+                    out.append((v[3] + v[4], sum(v)))  # idle + iowait, total
+        return out
+
+    a = sample()
+    time.sleep(seconds)
+    b = sample()
+    return [1 - (y[0] - x[0]) / max(1, y[1] - x[1]) for x, y in zip(a, b, strict=True)]
+
+
 def cpu_seconds(pid: int | None = None) -> float:
     """User+system CPU seconds of a process (this one when pid is None)."""
     if pid is None:

@@ -57,9 +57,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from voice_load import REALTIME_PRIORITY, Admin, core_busy, pin_node
+from voice_load import REALTIME_PRIORITY, Admin, pin_node
 
-from _bench import Report, cpu_seconds, parse_args, percentile
+from _bench import Report, core_busy, cpu_seconds, parse_args, percentile
 
 RTP = struct.Struct("!BBHII")
 PCMU, PCMA, EVENT_PT = 0, 8, 101

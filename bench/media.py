@@ -27,7 +27,7 @@ import tempfile
 import time
 from typing import Any
 
-from _bench import ROOT, Report, cpu_seconds, free_port, parse_args
+from _bench import ROOT, Report, core_busy, cpu_seconds, free_port, parse_args
 
 CORES = {"engine": 0, "load": 1}  # re-chosen before every run: see choose_cores()
 REALTIME_PRIORITY = 10  # SCHED_RR priority of the measured processes (root only)
@@ -38,28 +38,10 @@ _HDR = struct.Struct("!BBHII")
 _STAMP = struct.Struct("!qII")  # send time ns, stream id, counter
 
 
-def _core_busy(seconds: float = 0.5) -> list[float]:
-    """Busy share of each core over a short sample (/proc/stat)."""
-
-    def sample() -> list[tuple[int, int]]:
-        out = []
-        with open("/proc/stat") as f:
-            for line in f:
-                if line.startswith("cpu") and line[3].isdigit():
-                    v = [int(x) for x in line.split()[1:]]
-                    out.append((v[3] + v[4], sum(v)))  # idle + iowait, total
-        return out
-
-    a = sample()
-    time.sleep(seconds)
-    b = sample()
-    return [1 - (bi[0] - ai[0]) / max(1, bi[1] - ai[1]) for ai, bi in zip(a, b, strict=True)]
-
-
 def choose_cores() -> None:
     """Put the system under test on the core that other people's work leaves idler (the
     machine is shared and their benchmarks pin to core 0 too), the load on the other."""
-    busy = _core_busy()
+    busy = core_busy()
     engine = min(range(len(busy)), key=lambda c: busy[c]) if len(busy) > 1 else 0
     CORES["engine"] = engine
     CORES["load"] = 1 - engine if len(busy) > 1 else 0

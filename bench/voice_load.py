@@ -67,7 +67,16 @@ from typing import Any
 
 import httpx
 
-from _bench import ROOT, Report, cpu_seconds, free_port, parse_args, percentile, rss_bytes
+from _bench import (
+    ROOT,
+    Report,
+    core_busy,
+    cpu_seconds,
+    free_port,
+    parse_args,
+    percentile,
+    rss_bytes,
+)
 
 sys.path.insert(0, ROOT)
 
@@ -84,24 +93,6 @@ REALTIME_PRIORITY = 10  # SCHED_RR of the node; SIPp runs at REALTIME_PRIORITY -
 
 
 # -------------------------------------------------------------------------- cores, priority
-
-
-def core_busy(seconds: float = 0.5) -> list[float]:
-    """Busy share of each core over a short sample (/proc/stat)."""
-
-    def sample() -> list[tuple[int, int]]:
-        out = []
-        with open("/proc/stat") as f:
-            for line in f:
-                if line.startswith("cpu") and line[3].isdigit():
-                    v = [int(x) for x in line.split()[1:]]
-                    out.append((v[3] + v[4], sum(v)))
-        return out
-
-    a = sample()
-    time.sleep(seconds)
-    b = sample()
-    return [1 - (y[0] - x[0]) / max(1, y[1] - x[1]) for x, y in zip(a, b, strict=True)]
 
 
 def pin_node(pid: int, core: int) -> str:
