@@ -522,6 +522,9 @@ class ContactSession:
                 "agent", terminal.agent, skills=terminal.skills, priority=terminal.priority
             )
         if isinstance(terminal, TransferExternal):
+            self.contact.transfers.append(
+                {"at": self.now, "kind": "flow", "to_type": "external", "to": terminal.number}
+            )
             return Target("external", terminal.number, caller_id=terminal.caller_id)
         if isinstance(terminal, StartVoicemail):
             return Target("voicemail", terminal.mailbox, language=terminal.language)
@@ -898,19 +901,10 @@ class ContactSession:
             self.contact.end_cause = EndCause.SYSTEM_HANGUP
             return None
         self.contact.disposition = Disposition.TRANSFERRED_OUT
-        last = self.contact.transfers[-1] if self.contact.transfers else None
-        if last and last.get("to_type") == "external" and "connected_at" not in last:
-            last["connected_at"] = self.now  # the agent's blind transfer, now answered
-        else:  # the flow sent the caller out
-            self.contact.transfers.append(
-                {
-                    "at": self.now,
-                    "kind": "flow",
-                    "to_type": "external",
-                    "to": target.name,
-                    "connected_at": self.now,
-                }
-            )
+        # Whoever sent the caller out (an agent's transfer, the flow) recorded it; now it is
+        # answered.
+        if self.contact.transfers:
+            self.contact.transfers[-1]["connected_at"] = self.now
         self.agent = party  # the external party takes the agent's place in the bridge
         self.rejoin()
         self.contact.go(ContactState.CONNECTED, self.now)
