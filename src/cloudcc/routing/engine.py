@@ -732,12 +732,9 @@ class RoutingEngine:
                     self._seq = seq = self._seq + 1
                     self._timers.add(now + wrap, seq, _T_WRAP, w, wrap)
                     w.wrap_seq = seq
-        if contact_id in a.items:  # wrap-up: the slot stays held
-            self._publish(a, now, out)
-        else:
-            self._publish(a, now, out, count=False)
-            self._serve(a, now, out)
-            self._count(a)
+        if contact_id not in a.items:  # no wrap-up: the slot is free again
+            self._serve(a, now, out)  # (see ``_end_wrap``)
+        self._publish(a, now, out)
         return out
 
     def wrapup_done(self, agent_id: str, contact_id: str, now: float) -> list[Decision]:
@@ -1317,10 +1314,10 @@ class RoutingEngine:
         if ch in _CALLS:
             a.call_items -= 1
         a.available_since = at
-        self._publish(a, at, out, count=False)
+        # Offered a waiting contact at once, the agent goes from WRAP_UP straight to
+        # RESERVED (its offer publishes that); a READY of no duration is not announced.
         self._serve(a, at, out)
-        if a.counted != a.si:
-            self._count(a)
+        self._publish(a, at, out)  # nothing to offer: WRAP_UP -> READY
 
     def _count(self, a: AgentRecord) -> None:
         """Bring the per-state member counts of the agent's queues up to its state."""
@@ -1358,12 +1355,15 @@ class RoutingEngine:
                 best: tuple[float, float, QueuedContact | None] = NO_HEAD
                 scan = a.scan
                 if scan is None:
-                    scan = a.scan = {
-                        ch: itemgetter(0, *map(_IX, lanes)) for ch, lanes in a.lanes.items()
-                    }
-                for ch, lanes in a.lanes.items():
-                    if lanes and a.can_take(ch):
-                        places = scan[ch](self._places)
+                    scan = a.scan = [
+                        (ch, lanes, itemgetter(0, *map(_IX, lanes)))
+                        for ch, lanes in a.lanes.items()
+                        if lanes
+                    ]
+                for ch, lanes, getter in scan:
+                    # one channel: the free slot the loop found is for it
+                    if (not a.n_pre) if a.single else a.can_take(ch):
+                        places = getter(self._places)
                         place = min(places)
                         if place > best[0] or place == _NOBODY:
                             continue

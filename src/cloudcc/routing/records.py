@@ -10,7 +10,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from typing import Any, SupportsIndex
+from typing import Any, SupportsIndex, TypeAlias
 
 from cloudcc.routing.model import (
     AgentConfig,
@@ -94,6 +94,9 @@ class _Record:
             raise TypeError(f"{type(self).__name__} is pickled by cloudcc.routing.snapshot only")
         return (_shell, (type(self), number(self)))
 
+
+#: What a free agent reads to find the oldest head among its lanes of one channel.
+Scan: TypeAlias = "tuple[Channel, list[Lane], Callable[[array[float]], tuple[float, ...]]]"
 
 #: ``Lane.head`` of a lane without waiting contacts: after every real entry (vkey, order, c).
 NO_HEAD: tuple[float, float, None] = (float("inf"), float("inf"), None)
@@ -298,6 +301,7 @@ class AgentRecord(_Record):
         "scan",
         "shown_reason",
         "si",
+        "single",
         "skills",
         "state",
         "state_since",
@@ -327,8 +331,9 @@ class AgentRecord(_Record):
         self.version = 0
         self.available_since = now
         self.lanes: dict[Channel, list[Lane]] = {}
-        # Per channel, reads the ``Lane.ix`` places of ``lanes`` (None: to rebuild).
-        self.scan: dict[Channel, Callable[[array[float]], tuple[float, ...]]] | None = None
+        # (channel, its lanes, a getter of those lanes' ``Lane.ix`` places) per channel with
+        # lanes; None: to rebuild.
+        self.scan: list[Scan] | None = None
         self.queues: list[QueueRecord] = []
         self.queue_slots: list[int] = []  # those queues' ``QueueRecord.slot``
         self.personal: Lane | None = None
@@ -344,6 +349,9 @@ class AgentRecord(_Record):
         self.capacity: dict[Channel, int] = dict(cfg.capacity)
         total = sum(self.capacity.values())
         self.max_total = total if cfg.max_contacts is None else min(total, cfg.max_contacts)
+        # One channel and no lower overall cap: a free slot is always for that channel,
+        # so ``can_take`` reduces to ready, not pre-occupied and ``total < max_total``.
+        self.single = len(self.capacity) == 1 and total == self.max_total
 
     def can_take(self, channel: Channel) -> bool:
         """Free capacity for a new ``channel`` contact, presence and mixing rules allowing."""
