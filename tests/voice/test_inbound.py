@@ -287,7 +287,7 @@ def test_a_flow_plays_an_uploaded_prompt(voice_node, api, tmp_path):
     assert 2.5 < cdr["ivr_seconds"] < 5
 
 
-def test_an_operation_the_contacts_phase_cannot_take_is_refused_at_once(voice_node, api, tmp_path):
+def test_in_the_ivr_operations_are_refused_at_once_but_a_hangup_is_taken(voice_node, api, tmp_path):
     # In the IVR nobody reads the contact's operations: asking for one is a 409 now, not a
     # wait of a minute, nor a transfer carried out later when the caller reaches the queue.
     caller = start_sipp_call(tmp_path / "caller", voice_node.sip_port, dtmf_after_ms=20_000)
@@ -302,5 +302,12 @@ def test_an_operation_the_contacts_phase_cannot_take_is_refused_at_once(voice_no
             r = api.post(f"/contacts/{cid}/{op}", body, expect=409)
             assert "ivr" in r["detail"] and time.monotonic() - started < 2
         assert api.live()[0]["state"] == "ivr"
+        # A hangup is the one operation every phase takes: the IVR is stopped from outside.
+        started = time.monotonic()
+        api.post(f"/contacts/{cid}/force-release", None)
+        assert time.monotonic() - started < 5 and not api.live()
     finally:
         kill_group(caller)
+    cdr = wait_until_cdr(api, lambda c: c["id"] == cid and c["state"] == "ended")
+    assert cdr["disposition"] == "released" and cdr["end_cause"] == "supervisor_release"
+    assert cdr["ivr_seconds"] > 0

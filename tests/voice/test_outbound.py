@@ -89,6 +89,33 @@ async def test_customer_first_call_is_routed_to_a_queue_when_answered(voice_node
     assert [x["type"] for x in cdr["path"]] == ["queue", "agent"]
 
 
+async def test_a_customer_first_call_still_ringing_is_hung_up_at_once(voice_node, api, tmp_path):
+    # Nobody answers the customer's phone: a supervisor's hangup CANCELs the dial now (RFC
+    # 3261 §9.1) instead of after the 45 s ring time, and the record says who ended it.
+    carrier = SippAgentPhone(tmp_path / "carrier", scenario="agent_no_answer.xml").start()
+    try:
+        api.post("/trunks", {"name": "carrier", "host": "127.0.0.1", "port": carrier.port})
+        out = api.post("/calls", {"to": "15550000", "queue": "support"})
+        cid = out["contact_id"]
+        await wait_until(
+            lambda: any(c["contact_id"] == cid and c["state"] == "dialing" for c in api.live()),
+            10,
+        )
+        await asyncio.sleep(1)  # the 180 Ringing is in
+        started = asyncio.get_running_loop().time()
+        api.post(f"/contacts/{cid}/hangup", None)
+        assert asyncio.get_running_loop().time() - started < 5
+        assert not any(c["contact_id"] == cid for c in api.live())
+        assert carrier.proc is not None
+        # SIPp's scenario passes only if the CANCEL came (then 200, 487, our ACK)
+        assert await asyncio.to_thread(carrier.proc.wait, 10) == 0, carrier.errors()
+    finally:
+        carrier.stop()
+    cdr = wait_until_cdr(api, lambda c: c["id"] == cid and c["state"] == "ended")
+    assert cdr["disposition"] == "released" and cdr["end_cause"] == "supervisor_release"
+    assert cdr["legs"][0]["end_cause"] == "cancelled"
+
+
 async def test_an_agent_calls_out_from_its_phone_through_the_trunk(voice_node, api, tmp_path):
     async with phones(api, voice_node, tmp_path, ("1001",)) as p:
         carrier = await _carrier(tmp_path, api, "15557777")

@@ -121,6 +121,27 @@ def test_an_agent_phone_that_vanished_does_not_hold_the_record_back(voice_node, 
     assert api.get(f"/agents/{agent}/status")["state"] == "wrap_up"
 
 
+def test_an_agent_hangup_towards_a_vanished_phone_is_not_held_back(voice_node, api, tmp_path):
+    # The agent's phone dies mid-call; the agent ends the call from the desktop. The BYE to
+    # the dead phone goes unanswered for 32 s, but the operation, the customer's BYE and the
+    # record do not wait for it.
+    phone = SippAgentPhone(tmp_path / "agent").start()
+    api.login("1001", phone.uri)
+    caller = start_sipp_call(tmp_path / "caller", voice_node.sip_port, talk_ms=40000, timeout=60)
+    try:
+        _wait_connected(api)
+        cid = api.live()[0]["contact_id"]
+        phone.stop()
+        started = time.monotonic()
+        api.post(f"/contacts/{cid}/hangup", None)
+        assert time.monotonic() - started < 5
+        assert caller.wait(10) == 0  # our BYE reached the customer (SIPp took it)
+        cdr = wait_until_cdr(api, lambda c: c["state"] in ("wrapup", "ended"), timeout=5)
+    finally:
+        kill_group(caller)
+    assert cdr["end_cause"] == "agent_hangup" and cdr["disposition"] == "answered"
+
+
 def test_a_shutdown_mid_call_writes_the_cdr_and_closes_the_recording(tmp_path):
     node = LiveNode(tmp_path / "data")
     node.wait_ready()

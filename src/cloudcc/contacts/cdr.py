@@ -40,6 +40,8 @@ def default_disposition(contact: Contact) -> Disposition:
     """The disposition when nothing more specific was decided."""
     if contact.answered_at is not None:
         return Disposition.ANSWERED
+    if contact.end_cause in (EndCause.SUPERVISOR_RELEASE, EndCause.AGENT_HANGUP):
+        return Disposition.RELEASED
     failed = contact.end_cause in (EndCause.NODE_FAILURE, EndCause.ERROR, EndCause.PEER_LOST)
     if failed and contact.queued_at is None and contact.ivr_started_at is None:
         return Disposition.FAILED

@@ -116,6 +116,7 @@ class Disposition(enum.StrEnum):
     CALLBACK = "callback"  # left the line with a callback scheduled
     TRANSFERRED_OUT = "transferred_out"  # sent to an external number
     NO_ANSWER = "no_answer"  # outbound: the customer did not answer
+    RELEASED = "released"  # a supervisor (or the agent) ended it before anyone answered
     FAILED = "failed"  # a technical failure ended it
 
 

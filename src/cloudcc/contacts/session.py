@@ -171,6 +171,10 @@ class ContactSession:
         self._wrapping: str | None = None  # the last agent released from the main contact
         self._ivr: Any = None
         self._finished = False
+        # True while the running phase reads operations from the mailbox (waiting in a
+        # queue, talking, after-call work, connected to an outside number). Other phases (the
+        # IVR, a voicemail, a dial in progress) are ended from outside by ``release``.
+        self.reads_operations = False
 
     @property
     def tenant_id(self) -> str:
@@ -184,8 +188,33 @@ class ContactSession:
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"contact-{self.contact.id}"
+            self._main(), name=f"contact-{self.contact.id}"
         )
+
+    async def _main(self) -> None:
+        """Run the contact; whatever ends it (a cancelled dial, a failure in a phase before
+        the base ``_run``'s own guard), ``finish`` writes its records."""
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            self.contact.end_cause = self.contact.end_cause or EndCause.NODE_SHUTDOWN
+        except Exception:
+            log.exception("contact %s failed", self.contact.id)
+            self.contact.end_cause = self.contact.end_cause or EndCause.ERROR
+        finally:
+            if not self._finished:
+                await asyncio.shield(self.finish())
+
+    async def release(self, cause: EndCause) -> None:
+        """End the contact from outside its phase, at once: the phase is cancelled (a dial
+        in progress is CANCELled, RFC 3261 §9.1), and ``finish`` sends the BYEs and writes
+        the records. For phases that read no operations (``reads_operations``)."""
+        if self._finished or self.task is None or self.task.done():
+            return
+        self.contact.end_cause = cause
+        self.task.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.finished.wait()), 10.0)
 
     async def _run(self) -> None:
         watchdog = asyncio.ensure_future(self._media_watchdog())
@@ -254,6 +283,11 @@ class ContactSession:
         gone = asyncio.ensure_future(self.customer_gone.wait())
         try:
             await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the contact is released or the node stops
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, CustomerLeft, Exception):
+                await task
+            raise
         finally:
             gone.cancel()
         if task.done():
@@ -316,13 +350,18 @@ class ContactSession:
         party.media.close()
 
     async def hangup_party(self, party: Party, cause: str) -> None:
+        """End a party's leg now. Its BYE (or the 480 of a call still ringing here) is sent
+        at once, but its answer is not waited for: a phone that vanished would hold the
+        operation back for the whole BYE transaction (64*T1 = 32 s, RFC 3261 §17.1.2.2)."""
         if party.leg.state is LegState.ENDED:
             return
         party.leg.end_cause = party.leg.end_cause or cause
         self._close_party(party)
         if party.call is not None:
-            with contextlib.suppress(SipError, Exception):
-                await party.call.hangup()
+            bye = asyncio.ensure_future(_hang_up(party.call))
+            _BYES.add(bye)
+            bye.add_done_callback(_BYES.discard)
+            await asyncio.sleep(0)  # the request leaves now, before anything that follows
         self.svc.publish_leg(self, party.leg, "leg.ended")
 
     def _on_reinvite(self, party: Party, event: ReinviteReceived) -> None:
@@ -585,6 +624,7 @@ class ContactSession:
             preferred_agent=self.contact.attributes.get("preferred_agent"),
         )
         announcement = target.announcement
+        self.reads_operations = True
         try:
             while True:
                 msg = await self.mailbox.get()
@@ -620,6 +660,7 @@ class ContactSession:
                 elif isinstance(msg, Operation):
                     await self._operate_waiting(msg)
         finally:
+            self.reads_operations = False
             for task in self._ringing.values():
                 task.cancel()
             self._ringing.clear()
@@ -715,6 +756,7 @@ class ContactSession:
         self.svc.publish_contact(self, "contact.connected")
         if await self.svc.records_calls(self.tenant_id):
             await self.start_recording()
+        self.reads_operations = True
         try:
             while True:
                 msg = await self.mailbox.get()
@@ -729,6 +771,7 @@ class ContactSession:
                 elif isinstance(msg, Offer | OfferWithdrawn):
                     pass  # stale routing news for an earlier phase
         finally:
+            self.reads_operations = False
             if not self.customer_gone.is_set():  # else finish() does it, after the BYEs
                 await self.stop_recording()
 
@@ -908,6 +951,13 @@ class ContactSession:
         self.agent = party  # the external party takes the agent's place in the bridge
         self.rejoin()
         self.contact.go(ContactState.CONNECTED, self.now)
+        self.reads_operations = True
+        try:
+            return await self._connected_outside(party)
+        finally:
+            self.reads_operations = False
+
+    async def _connected_outside(self, party: Party) -> Target | None:
         while True:
             msg = await self.mailbox.get()
             if isinstance(msg, PartyEnded) and msg.party is party:
@@ -989,16 +1039,9 @@ class ContactSession:
         # phone that vanished would hold the record and the agent's wrap-up back for the
         # whole BYE transaction (64*T1 = 32 s, RFC 3261 §17.1.2.2).
         cause = contact.end_cause.value if contact.end_cause else "ended"
-        byes = [
-            asyncio.ensure_future(self.hangup_party(party, cause))
-            for party in list(self.parties)
-            if party.leg.active
-        ]
-        for bye in byes:
-            _BYES.add(bye)
-            bye.add_done_callback(_BYES.discard)
-        if byes:
-            await asyncio.sleep(0)  # each sends its BYE now
+        for party in list(self.parties):
+            if party.leg.active:
+                await self.hangup_party(party, cause)
         for party in self.parties:
             if party.pump is not None and party.pump is not asyncio.current_task():
                 party.pump.cancel()
@@ -1045,6 +1088,13 @@ class ContactSession:
         self.finished.set()
 
     async def _wait_wrapup(self, agent_id: str) -> None:
+        self.reads_operations = True
+        try:
+            await self._wrapup_operations(agent_id)
+        finally:
+            self.reads_operations = False
+
+    async def _wrapup_operations(self, agent_id: str) -> None:
         while True:
             msg = await self.mailbox.get()
             if isinstance(msg, WrapUpFinished) and msg.agent_id in (agent_id, "*"):
@@ -1062,6 +1112,11 @@ class ContactSession:
                         return
                 else:
                     msg.future.set_exception(OperationRefused("the call has ended"))
+
+
+async def _hang_up(call: Any) -> None:
+    with contextlib.suppress(SipError, Exception):
+        await call.hangup()
 
 
 def _quality(media: MediaLeg) -> dict[str, Any]:

@@ -95,6 +95,19 @@ _OPERABLE: dict[str, frozenset[ContactState]] = {
     "force_release": frozenset({ContactState.QUEUED, ContactState.OFFERED, ContactState.CONNECTED}),
     "wrapup": frozenset({ContactState.WRAPUP}),
 }
+_RELEASES = frozenset({"hangup", "force_release"})
+# Where a hangup ends the contact even if its phase reads no operations (after-call work
+# has no call left to hang up).
+_RELEASABLE = frozenset(
+    {
+        ContactState.NEW,
+        ContactState.IVR,
+        ContactState.QUEUED,
+        ContactState.OFFERED,
+        ContactState.DIALING,
+        ContactState.CONNECTED,
+    }
+)
 
 
 class VoiceService:
@@ -714,9 +727,21 @@ class VoiceService:
         ):
             raise PermissionDenied(f"{name} needs calls:monitor")
         state = session.contact.state
-        if state not in _OPERABLE.get(name, _CONNECTED_ONLY):
+        if name in _RELEASES and state in _RELEASABLE and not session.reads_operations:
+            # The phase reads no operations (the IVR, a voicemail, a dial in progress): a
+            # hangup is carried out from outside it, now.
+            agent_id = actor.principal.agent_id
+            contact = session.contact
+            own = (
+                name == "hangup"
+                and agent_id is not None
+                and agent_id in {contact.agent_id, *(leg.agent_id for leg in contact.legs)}
+            )
+            await session.release(EndCause.AGENT_HANGUP if own else EndCause.SUPERVISOR_RELEASE)
+            return {"ok": True}
+        if state not in _OPERABLE.get(name, _CONNECTED_ONLY) or not session.reads_operations:
             # Asked now or never: the contact's current phase would not read it (an IVR,
-            # a dialing customer), and a late transfer or hangup is worse than a refusal.
+            # a dial in progress), and a late transfer is worse than a refusal.
             raise OperationRefused(f"cannot {name.replace('_', '-')} a contact that is {state}")
         op = Operation(name, params, actor.principal.id)
         session.mailbox.put_nowait(op)
