@@ -18,23 +18,20 @@ import random
 import time
 from array import array
 from bisect import insort
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from types import ModuleType
 from typing import Any
 
+import cloudcc.routing
 from _bench import Report, median, parse_args, percentile, rss_bytes
 from cloudcc.routing import (
     AgentConfig,
     Channel,
     Offer,
     OfferWithdrawn,
-    Overflow,
     Presence,
-    QueueAction,
     QueueConfig,
-    Relaxation,
     RoutingEngine,
-    SkillRequirement,
-    Strategy,
 )
 from cloudcc.routing.model import Requirement, normalise
 from cloudcc.routing.strategies import STRATEGY_KEYS
@@ -52,22 +49,27 @@ EXTRA_SKILLS = SKILLS[:3]  # the IVR adds these to some contacts (language, VIP)
 VOICE = Channel.VOICE
 
 
-def build_workload(seed: int = 42) -> tuple[list[QueueConfig], list[AgentConfig]]:
+def build_workload(
+    seed: int = 42, api: ModuleType = cloudcc.routing
+) -> tuple[list[Any], list[Any]]:
+    """Queues and agents, made of ``api``'s classes (``cloudcc.routing``, or a copy of
+    another version of it: bench/routing_ab.py)."""
     rng = random.Random(seed)
+    sr = api.SkillRequirement
     strategies = [
-        Strategy.LONGEST_IDLE,
-        Strategy.LONGEST_IDLE,
-        Strategy.MOST_SKILLED,
-        Strategy.LEAST_OCCUPIED,
-        Strategy.ROUND_ROBIN,
+        api.Strategy.LONGEST_IDLE,
+        api.Strategy.LONGEST_IDLE,
+        api.Strategy.MOST_SKILLED,
+        api.Strategy.LEAST_OCCUPIED,
+        api.Strategy.ROUND_ROBIN,
     ]
     queues = []
     for i in range(N_QUEUES):
         s1, s2 = rng.sample(SKILLS, 2)
-        req = (SkillRequirement(s1, rng.randint(1, 6)), SkillRequirement(s2, rng.randint(1, 6)))
-        relax = (Relaxation(600, (SkillRequirement(s1, 1),)),) if i % 10 == 0 else ()
+        req = (sr(s1, rng.randint(1, 6)), sr(s2, rng.randint(1, 6)))
+        relax = (api.Relaxation(600, (sr(s1, 1),)),) if i % 10 == 0 else ()
         queues.append(
-            QueueConfig(
+            api.QueueConfig(
                 f"q{i}",
                 required_skills=req,
                 strategy=strategies[i % len(strategies)],
@@ -77,10 +79,10 @@ def build_workload(seed: int = 42) -> tuple[list[QueueConfig], list[AgentConfig]
             )
         )
     agents = [
-        AgentConfig(
+        api.AgentConfig(
             f"a{i}",
             skills={s: rng.randint(1, 10) for s in rng.sample(SKILLS, 4)},
-            capacity={VOICE: 1},
+            capacity={api.Channel.VOICE: 1},
         )
         for i in range(N_AGENTS)
     ]
@@ -308,6 +310,144 @@ class Run:
         return out
 
 
+class Shift:
+    """The simulated shift that drives an engine: ``fill`` puts contacts in the queues
+    (untimed), then ``calls`` runs the shift and yields (kind, seconds, decisions) for each
+    engine call, timing only the call. ``api`` is the routing package whose decisions the
+    engine returns (``cloudcc.routing``, or a copy of another version of it)."""
+
+    def __init__(
+        self,
+        engine: Any,
+        queues: list[Any],
+        seed: int = 7,
+        load: float = 1.0,
+        api: ModuleType = cloudcc.routing,
+    ) -> None:
+        self.engine = engine
+        self.api = api
+        self.rng = random.Random(seed)
+        self.qids = [q.queue_id for q in queues]
+        self.extras = [api.SkillRequirement(s, 1) for s in EXTRA_SKILLS]
+        self.load = load
+        self.n = 0
+        self.now = 0.0
+
+    def new_contact(self, t: float) -> list[Any]:
+        self.n += 1
+        rng = self.rng
+        extra = (rng.choice(self.extras),) if rng.random() < 0.1 else ()
+        voice = self.api.Channel.VOICE
+        return self.engine.contact_queued(
+            f"c{self.n}", rng.choice(self.qids), voice, t, required_skills=extra
+        )
+
+    def fill(self, n_waiting: int) -> None:
+        engine = self.engine
+        if isinstance(engine, ScanRouter):
+            engine.loading = True
+        for _ in range(n_waiting):
+            self.now += 0.001
+            self.new_contact(self.now)
+        if isinstance(engine, ScanRouter):
+            engine.loading = False
+
+    def calls(self) -> Iterator[tuple[int, float, int]]:
+        """Agents start over a minute, then arrivals at ``load`` x what the agents can
+        answer. After each event, the engine is asked for its next deadline (that call
+        counts too, as ``K_DEADLINE``)."""
+        engine, rng, api = self.engine, self.rng, self.api
+        offer_t, withdrawn_t, routed_t = (
+            api.Offer,
+            api.OfferWithdrawn,
+            (api.Overflow, api.QueueAction),
+        )
+        ready = api.Presence.READY
+        events: list[tuple[float, int, str, Any]] = []
+        seq = 0
+
+        def push(t: float, kind: str, payload: Any) -> None:
+            nonlocal seq
+            seq += 1
+            heapq.heappush(events, (t, seq, kind, payload))
+
+        start = self.now
+        for i, aid in enumerate(list(getattr(engine, "agents", None) or engine.agent_ids())):
+            push(start + i * 60.0 / N_AGENTS, "ready", aid)  # the shift starts over a minute
+        rate = self.load * N_AGENTS / (HANDLE + WRAP + 1.0)
+        push(self.now + rng.expovariate(rate), "arrive", None)
+        ticks: set[float] = set()
+        ringing: dict[str, str] = {}
+        answered: set[str] = set()
+        perf = time.perf_counter
+        while events:
+            t, _, kind, payload = heapq.heappop(events)
+            self.now = t
+            if kind == "arrive":
+                push(t + rng.expovariate(rate), "arrive", None)
+                k = K_ARRIVAL
+                t0 = perf()
+                out = self.new_contact(t)
+                dt = perf() - t0
+                if rng.random() < 0.03:
+                    push(t + rng.expovariate(1 / 300), "abandon", f"c{self.n}")
+            elif kind == "ready":
+                k = K_READY
+                t0 = perf()
+                out = engine.agent_state_changed(payload, ready, t)
+                dt = perf() - t0
+            elif kind == "accept":
+                cid, aid = payload
+                if ringing.get(cid) != aid:
+                    continue
+                del ringing[cid]
+                answered.add(cid)
+                k = K_ANSWER
+                t0 = perf()
+                out = engine.offer_accepted(cid, aid, t)
+                dt = perf() - t0
+                push(t + rng.expovariate(1 / HANDLE), "end", cid)
+            elif kind == "end":
+                k = K_END
+                t0 = perf()
+                out = engine.contact_ended(payload, t)
+                dt = perf() - t0
+            elif kind == "abandon":
+                if payload in ringing or payload in answered:
+                    continue
+                k = K_ABANDON
+                t0 = perf()
+                out = engine.contact_abandoned(payload, t)
+                dt = perf() - t0
+            else:
+                ticks.discard(t)
+                k = K_TICK
+                t0 = perf()
+                out = engine.tick(t)
+                dt = perf() - t0
+            routed = 0
+            for d in out:
+                if isinstance(d, offer_t):
+                    routed += 1
+                    ringing[d.contact_id] = d.agent_ids[0]
+                    if rng.random() < 0.01:  # nobody answers: ring timeout, RONA
+                        push(t + RING + 30, "ready", d.agent_ids[0])
+                    else:
+                        push(t + rng.uniform(0.5, 3), "accept", (d.contact_id, d.agent_ids[0]))
+                elif isinstance(d, withdrawn_t):
+                    ringing.pop(d.contact_id, None)
+                elif isinstance(d, routed_t):
+                    routed += 1
+            yield k, dt, routed
+            t0 = perf()
+            deadline = engine.next_deadline()  # the edge asks after every event: it counts
+            dt = perf() - t0
+            yield K_DEADLINE, dt, 0
+            if deadline is not None and deadline not in ticks:
+                ticks.add(deadline)
+                push(deadline, "tick", None)
+
+
 def drive(
     engine: Any,
     queues: list[QueueConfig],
@@ -321,132 +461,35 @@ def drive(
     until ``decisions_wanted`` routing decisions were made, with arrivals at ``load`` x what
     the agents can answer. Returns every call's timing (a ``Run``), and the engine time spent
     when ``checkpoint`` decisions were reached (to compare equal prefixes)."""
-    rng = random.Random(seed)
-    qids = [q.queue_id for q in queues]
-    n = 0
-    now = 0.0
-
-    def new_contact(t: float) -> list[Any]:
-        nonlocal n
-        n += 1
-        extra = (SkillRequirement(rng.choice(EXTRA_SKILLS), 1),) if rng.random() < 0.1 else ()
-        return engine.contact_queued(f"c{n}", rng.choice(qids), VOICE, t, required_skills=extra)
-
+    shift = Shift(engine, queues, seed, load)
     gc.collect()
     rss0 = rss_bytes()
-    if isinstance(engine, ScanRouter):
-        engine.loading = True
-    for _ in range(n_waiting):
-        now += 0.001
-        new_contact(now)
-    if isinstance(engine, ScanRouter):
-        engine.loading = False
+    shift.fill(n_waiting)
     gc.collect()
     per_contact = (rss_bytes() - rss0) / n_waiting if n_waiting else 0.0
     # A long-running node loads its state once and then runs with the collector set up as
     # ``cloudcc serve`` sets it (cloudcc.runtime.tune_gc): what exists is frozen, out of
     # the full collections' reach, and young collections run every 50,000 allocations.
     tune_gc()
-
-    events: list[tuple[float, int, str, Any]] = []
-    seq = 0
-
-    def push(t: float, kind: str, payload: Any) -> None:
-        nonlocal seq
-        seq += 1
-        heapq.heappush(events, (t, seq, kind, payload))
-
-    start = now
-    for i, aid in enumerate(list(getattr(engine, "agents", None) or engine.agent_ids())):
-        push(start + i * 60.0 / N_AGENTS, "ready", aid)  # the shift starts over a minute
-    rate = load * N_AGENTS / (HANDLE + WRAP + 1.0)
-    push(now + rng.expovariate(rate), "arrive", None)
-    ticks: set[float] = set()
     run = Run()
     engine_time = 0.0
     decisions = 0
     time_at_checkpoint = 0.0
-    ringing: dict[str, str] = {}
-    answered: set[str] = set()
-    perf = time.perf_counter
-    t = now
-    while events and decisions < decisions_wanted:
-        t, _, kind, payload = heapq.heappop(events)
-        if kind == "arrive":
-            push(t + rng.expovariate(rate), "arrive", None)
-            k = K_ARRIVAL
-            t0 = perf()
-            out = new_contact(t)
-            dt = perf() - t0
-            if rng.random() < 0.03:
-                push(t + rng.expovariate(1 / 300), "abandon", f"c{n}")
-        elif kind == "ready":
-            k = K_READY
-            t0 = perf()
-            out = engine.agent_state_changed(payload, Presence.READY, t)
-            dt = perf() - t0
-        elif kind == "accept":
-            cid, aid = payload
-            if ringing.get(cid) != aid:
-                continue
-            del ringing[cid]
-            answered.add(cid)
-            k = K_ANSWER
-            t0 = perf()
-            out = engine.offer_accepted(cid, aid, t)
-            dt = perf() - t0
-            push(t + rng.expovariate(1 / HANDLE), "end", cid)
-        elif kind == "end":
-            k = K_END
-            t0 = perf()
-            out = engine.contact_ended(payload, t)
-            dt = perf() - t0
-        elif kind == "abandon":
-            if payload in ringing or payload in answered:
-                continue
-            k = K_ABANDON
-            t0 = perf()
-            out = engine.contact_abandoned(payload, t)
-            dt = perf() - t0
-        else:
-            ticks.discard(t)
-            k = K_TICK
-            t0 = perf()
-            out = engine.tick(t)
-            dt = perf() - t0
-        routed = 0
-        for d in out:
-            if isinstance(d, Offer):
-                routed += 1
-                ringing[d.contact_id] = d.agent_ids[0]
-                if rng.random() < 0.01:  # nobody answers: ring timeout, RONA
-                    push(t + RING + 30, "ready", d.agent_ids[0])
-                else:
-                    push(t + rng.uniform(0.5, 3), "accept", (d.contact_id, d.agent_ids[0]))
-            elif isinstance(d, OfferWithdrawn):
-                ringing.pop(d.contact_id, None)
-            elif isinstance(d, Overflow | QueueAction):
-                routed += 1
+    for k, dt, routed in shift.calls():
         run.add(k, dt, routed)
         engine_time += dt
         decisions += routed
         if checkpoint and not time_at_checkpoint and decisions >= checkpoint:
             time_at_checkpoint = engine_time
-        t0 = perf()
-        deadline = engine.next_deadline()  # the edge asks after every event: it counts
-        dt = perf() - t0
-        run.add(K_DEADLINE, dt, 0)
-        engine_time += dt
-        if deadline is not None and deadline not in ticks:
-            ticks.add(deadline)
-            push(deadline, "tick", None)
+        if k == K_DEADLINE and decisions >= decisions_wanted:
+            break
     return {
         "run": run,
         "decisions": decisions,
         "engine_time": engine_time,
         "per_contact": per_contact,
         "time_at_checkpoint": time_at_checkpoint,
-        "sim_seconds": t,
+        "sim_seconds": shift.now,
     }
 
 
@@ -478,25 +521,26 @@ def summarise(label: str, parts: list[dict[str, float]]) -> dict[str, float]:
     return med
 
 
-def prime_lanes(engine: RoutingEngine, queues: list[QueueConfig]) -> None:
+def prime_lanes(engine: Any, queues: list[Any], api: ModuleType = cloudcc.routing) -> None:
     """Make the engine meet every kind of contact once (each queue, with and without each
     extra skill), as a running engine has: the lanes they wait in then exist, and their
     one-off creation (finding the qualified agents) is not timed as a routing decision."""
     n = 0
     for q in queues:
-        for extra in ((), *((SkillRequirement(s, 1),) for s in EXTRA_SKILLS)):
+        for extra in ((), *((api.SkillRequirement(s, 1),) for s in EXTRA_SKILLS)):
             n += 1
-            engine.contact_queued(f"prime{n}", q.queue_id, VOICE, 0.0, required_skills=extra)
+            voice = api.Channel.VOICE
+            engine.contact_queued(f"prime{n}", q.queue_id, voice, 0.0, required_skills=extra)
             engine.contact_abandoned(f"prime{n}", 0.0)
 
 
-def load_engine(queues: list[QueueConfig], agents: list[AgentConfig]) -> RoutingEngine:
-    engine = RoutingEngine("bench")
+def load_engine(queues: list[Any], agents: list[Any], api: ModuleType = cloudcc.routing) -> Any:
+    engine = api.RoutingEngine("bench")
     for q in queues:
         engine.configure_queue(q, 0.0)
     for a in agents:
         engine.configure_agent(a, 0.0)
-        engine.agent_login(a.agent_id, 0.0, presence=Presence.NOT_READY)
+        engine.agent_login(a.agent_id, 0.0, presence=api.Presence.NOT_READY)
     return engine
 
 

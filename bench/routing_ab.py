@@ -1,0 +1,142 @@
+"""Compare two versions of the routing engine on the routing benchmark's workload, in one
+process, interleaved: a development tool, not a benchmark (it prints no figures).
+
+Runs of ``bench/routing.py`` on a shared 2-core VM vary by ±15 % from one run to the next,
+more than most changes to the engine are worth. Here both versions run side by side in the
+same process: each gets its own engine and shift, they take turns every ``--chunk``
+decisions (so a slow moment of the machine hits both), the collector is off (a collection
+lands in whichever call crosses its threshold: with few of them, that biases one side), and
+the first third of the run (the agents' first offers) is left out.
+
+    python bench/routing_ab.py HEAD                  # HEAD against the working tree
+    python bench/routing_ab.py HEAD~3 HEAD --idle    # two commits, idle-agents workload
+
+A version is a git revision or ``WORKTREE``. Each is copied into a temporary directory as
+a top-level package (``routing_a``, ``routing_b``) with its imports renamed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import routing as bench
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "src/cloudcc/routing"
+
+
+def materialise(version: str, name: str, into: Path) -> None:
+    """Write the routing package of ``version`` as the top-level package ``name``."""
+    target = into / name
+    target.mkdir()
+    if version == "WORKTREE":
+        files = {p.name: p.read_text() for p in (ROOT / PACKAGE).glob("*.py")}
+    else:
+        listing = subprocess.run(
+            ["git", "ls-tree", "--name-only", f"{version}:{PACKAGE}"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        files = {
+            f: subprocess.run(
+                ["git", "show", f"{version}:{PACKAGE}/{f}"],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            for f in listing
+            if f.endswith(".py")
+        }
+    for filename, text in files.items():
+        (target / filename).write_text(re.sub(r"\bcloudcc\.routing\b", name, text))
+
+
+class Side:
+    """One version's engine and shift, and what its calls cost."""
+
+    def __init__(self, api: ModuleType, idle: bool) -> None:
+        queues, agents = bench.build_workload(api=api)
+        self.engine = bench.load_engine(queues, agents, api)
+        if idle:
+            bench.prime_lanes(self.engine, queues, api)
+        self.shift = bench.Shift(self.engine, queues, load=0.8 if idle else 1.0, api=api)
+        self.shift.fill(0 if idle else bench.N_WAITING)
+        self.calls = self.shift.calls()
+        self.decisions = 0
+        # (kind, decided) -> [calls, seconds, decisions], counted once ``counting`` is set
+        self.stats: dict[tuple[int, bool], list[float]] = {}
+        self.counting = False
+
+    def run_until(self, decisions: int) -> None:
+        for kind, dt, routed in self.calls:
+            self.decisions += routed
+            if self.counting:
+                s = self.stats.setdefault((kind, routed > 0), [0, 0.0, 0])
+                s[0] += 1
+                s[1] += dt
+                s[2] += routed
+            if kind == bench.K_DEADLINE and self.decisions >= decisions:
+                return
+
+    def rates(self) -> tuple[float, float]:
+        decisions = sum(s[2] for s in self.stats.values())
+        deciding = sum(s[1] for (_, decided), s in self.stats.items() if decided)
+        every = sum(s[1] for s in self.stats.values())
+        return decisions / deciding, decisions / every
+
+    def means(self) -> dict[str, float]:
+        return {
+            f"{bench.KINDS[k]}{'+decision' if d else ''}": round(s[1] / s[0] * 1e6, 1)
+            for (k, d), s in sorted(self.stats.items())
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("a", help="a git revision, or WORKTREE")
+    parser.add_argument("b", nargs="?", default="WORKTREE", help="default: WORKTREE")
+    parser.add_argument("--idle", action="store_true", help="the idle-agents workload")
+    parser.add_argument("--decisions", type=int, default=60_000)
+    parser.add_argument("--chunk", type=int, default=2_000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sides: dict[str, Side] = {}
+        sys.path.insert(0, tmp)
+        for label, version in (("routing_a", args.a), ("routing_b", args.b)):
+            materialise(version, label, Path(tmp))
+            api = importlib.import_module(label)
+            sides[f"{label[-1].upper()} {version}"] = Side(api, args.idle)
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        done = 0
+        while done < args.decisions:
+            done += args.chunk
+            for side in sides.values():
+                side.counting = done > args.decisions // 3
+                side.run_until(done)
+    results: dict[str, Any] = {}
+    for label, side in sides.items():
+        deciding, every = side.rates()
+        results[label] = deciding
+        print(f"{label}: deciding calls {deciding:,.0f} decisions/s, all events {every:,.0f}")
+        print(f"  mean microseconds per call: {side.means()}")
+    (la, a), (lb, b) = results.items()
+    print(f"deciding calls: {lb.split()[0]} / {la.split()[0]} = {b / a:.3f}")
+
+
+if __name__ == "__main__":
+    main()
