@@ -235,7 +235,15 @@ async def test_a_caller_tired_of_waiting_is_called_back_when_an_agent_is_free(
             await hang_up(api, carrier)
         finally:
             await carrier.stop()
-    records = api.contacts()
+
+    # The records are written as the contacts finish (the callback's after the recording
+    # is closed): wait for both.
+    def both_written():  # type: ignore[no-untyped-def]
+        records = api.contacts()
+        done = [c for c in records if c["state"] in ("wrapup", "ended") and c["disposition"]]
+        return records if len(records) == 2 and len(done) == 2 else None
+
+    records = await wait_until(both_written, 10)
     callback = next(c for c in records if c["direction"] == "outbound")
     original = next(c for c in records if c["direction"] == "inbound")
     assert original["disposition"] == "callback" and original["attributes"]
