@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import attrgetter, itemgetter
+from typing import cast
 
 from cloudcc.routing import snapshot as _snapshot
 from cloudcc.routing.events import (
@@ -870,7 +871,9 @@ class RoutingEngine:
 
     def agent_history(self, agent_id: str) -> list[tuple[float, AgentState, str | None]]:
         """The agent's last state changes (time, state, reason), oldest first."""
-        return [(at, STATES[si], reason) for at, si, reason in self._agent(agent_id).history]
+        it = iter(self._agent(agent_id).history)
+        triples = cast("list[tuple[float, int, str | None]]", list(zip(it, it, it, strict=True)))
+        return [(at, STATES[si], reason) for at, si, reason in triples]
 
     def agent_work(self, agent_id: str) -> dict[str, WorkPhase]:
         """The contacts the agent holds and their phase."""
@@ -1005,10 +1008,14 @@ class RoutingEngine:
                     heapq.heapreplace(heap, fifo[0])
                 else:
                     heapq.heappop(heap)
-            if kind == _T_WRAP:  # the usual one, checked inline (see ``_fire``)
+            if kind == _T_WRAP:  # the usual ones, checked inline (see ``_fire``)
                 w: WorkItem = obj  # type: ignore[assignment]
                 if w.wrap_seq == seq and w.phase is _PH_WRAP:
                     self._end_wrap(w.agent, w, at, out)
+            elif kind == _T_RING:  # nearly always answered since: a dead timer
+                c: QueuedContact = obj  # type: ignore[assignment]
+                if c.ring_seq == seq and c.state is _OFFERED:
+                    self._fire(at, seq, kind, obj, out)
             else:
                 self._fire(at, seq, kind, obj, out)
         return out
@@ -1252,7 +1259,9 @@ class RoutingEngine:
                     leaving[slot] -= 1
                     entering[slot] += 1
                 a.counted = si
-        a.history.append((at, si, reason))  # atoms only: the collector untracks it
+        # Flat (time, state index, reason) triples: a tuple per change would live on in the
+        # deque, and the collector would walk every one of them at least once.
+        a.history.extend((at, si, reason))
         code = _CTI_BY_INDEX[si] if si != I_NOT_READY else cti_code(state, reason, self._reasons)
         out.append(AgentStateChanged(a.agent_id, state, previous, reason, at, code, by))
 

@@ -322,8 +322,8 @@ class AgentRecord(_Record):
         self.si = I_OFFLINE
         self.counted = I_OFFLINE  # the state its queues' per-state counts include
         self.time_in: list[float] = [0.0] * len(STATES)
-        # (time, index in STATES, reason)
-        self.history: deque[tuple[float, int, str | None]] = deque(maxlen=HISTORY_LENGTH)
+        # (time, index in STATES, reason) of the last changes, flattened: 3 items a change
+        self.history: deque[float | int | str | None] = deque(maxlen=3 * HISTORY_LENGTH)
         self.items: dict[str, WorkItem] = {}
         self.load: dict[Channel, int] = {}
         self.total = self.call_items = 0
