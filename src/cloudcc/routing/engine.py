@@ -173,7 +173,7 @@ def _settle(lane: Lane) -> None:
     """Drop dead entries from the fronts of a lane's FIFO and heap; record its live head."""
     fifo = lane.fifo
     while fifo:
-        c = fifo[0][2]
+        c = fifo[0]
         if c.lane is lane and c.state is _WAITING:
             break
         fifo.popleft()
@@ -185,7 +185,8 @@ def _settle(lane: Lane) -> None:
         heapq.heappop(heap)
     head: tuple[float, float, QueuedContact | None]
     if fifo:
-        head = fifo[0]
+        c = fifo[0]
+        head = (c.vkey, c.order, c)
         if heap and heap[0] < head:
             head = heap[0]
     else:
@@ -1190,7 +1191,7 @@ class RoutingEngine:
         waiting = sorted(
             (
                 c
-                for _, _, c in (*lane.fifo, *lane.contacts)
+                for c in (*lane.fifo, *(entry[2] for entry in lane.contacts))
                 if c.lane is lane and c.state is _WAITING
             ),
             key=lambda c: (c.vkey, c.order),
@@ -1392,7 +1393,7 @@ class RoutingEngine:
             c = head[2]
             assert c is not None
             fifo = best_lane.fifo
-            if fifo and fifo[0][2] is c:  # (twins of ``c`` are interchangeable)
+            if fifo and fifo[0] is c:  # (twins of ``c`` are interchangeable)
                 fifo.popleft()
             else:
                 heapq.heappop(best_lane.contacts)
@@ -1526,8 +1527,11 @@ class RoutingEngine:
     def _enlane(c: QueuedContact, lane: Lane) -> None:
         entry = (c.vkey, c.order, c)
         fifo = lane.fifo
-        if not fifo or fifo[-1] < entry:
-            fifo.append(entry)  # in place order: the usual case
+        last = fifo[-1] if fifo else None
+        if last is None or (last.vkey, last.order) < entry:
+            # In place order, the usual case: the FIFO holds the contact itself (an entry
+            # tuple would live as long as the wait, for the collector to walk).
+            fifo.append(c)
         else:
             heapq.heappush(lane.contacts, entry)
         lane.waiting += 1

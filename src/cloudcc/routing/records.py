@@ -105,12 +105,12 @@ NO_HEAD: tuple[float, float, None] = (float("inf"), float("inf"), None)
 class Lane(_Record):
     """Contacts of one queue, stage, extra-skill set and channel, with their free agents.
 
-    Waiting contacts are (place, order, contact) entries in ``fifo`` when they come in place
-    order (nearly always: arrivals of equal priority) and in the heap ``contacts`` otherwise
-    (a higher priority, a declined offer back at its place). Removal is lazy, but ``head``
-    is always the smallest live entry (or ``NO_HEAD``), and its place is mirrored in the
-    engine's array ``places`` at ``ix``: a free agent compares its lanes' head places there
-    without touching the lanes.
+    Waiting contacts are in ``fifo`` when they come in place order (nearly always: arrivals
+    of equal priority) and as (place, order, contact) entries in the heap ``contacts``
+    otherwise (a higher priority, a declined offer back at its place). Removal is lazy, but
+    ``head`` is always the smallest live entry (or ``NO_HEAD``), and its place is mirrored
+    in the engine's array ``places`` at ``ix``: a free agent compares its lanes' head places
+    there without touching the lanes.
 
     Free agents are parked the same way: (key, ..., agent) entries in ``agent_fifo`` when
     they come in key order (agents freed one after another under a longest-idle key) and
@@ -150,7 +150,7 @@ class Lane(_Record):
         self.requirement = requirement
         self.channel = channel
         self.key_fn = key_fn
-        self.fifo: deque[tuple[float, int, QueuedContact]] = deque()
+        self.fifo: deque[QueuedContact] = deque()
         self.contacts: list[tuple[float, int, QueuedContact]] = []
         self.head: tuple[float, float, QueuedContact | None] = NO_HEAD
         self.places = places
