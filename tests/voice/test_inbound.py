@@ -126,6 +126,26 @@ def test_a_caller_who_hangs_up_in_the_queue_is_abandoned_with_its_wait(voice_nod
     assert stats["abandoned"] >= 1 and stats["waiting"] == 0
 
 
+def test_a_supervisor_releases_a_caller_waiting_in_the_queue(voice_node, api, tmp_path):
+    # Nobody is logged in; a supervisor ends the waiting call: the caller gets our BYE (SIPp
+    # passes only if it came while it waited) and the queue forgets the contact.
+    caller = start_sipp_call(tmp_path / "caller", voice_node.sip_port, digit="2", talk_ms=30_000)
+    try:
+        deadline = time.monotonic() + 15
+        while not (queued := [c for c in api.live() if c["state"] == "queued"]):
+            assert time.monotonic() < deadline, "the call never reached the queue"
+            time.sleep(0.1)
+        time.sleep(1.5)  # SIPp has played its key and waits for the BYE
+        api.post(f"/contacts/{queued[0]['contact_id']}/force-release", None)
+        assert caller.wait(10) == 0
+    finally:
+        kill_group(caller)
+    cdr = wait_until_cdr(api, lambda c: c["state"] == "ended")
+    assert cdr["disposition"] == "released" and cdr["end_cause"] == "supervisor_release"
+    assert cdr["queue"] == "support" and cdr["answered_at"] is None
+    assert api.get(f"/queues/{api.queue_id('support')}/stats")["waiting"] == 0
+
+
 def test_an_unanswered_offer_goes_back_to_the_queue_and_the_agent_is_made_not_ready(
     voice_node, api, tmp_path
 ):

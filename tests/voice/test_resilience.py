@@ -4,9 +4,13 @@ node, a caller that vanished. One call's failure never touches another."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -100,21 +104,31 @@ def _later(delay: float, fn):  # type: ignore[no-untyped-def]
     return fn()
 
 
-def test_an_agent_phone_that_vanished_does_not_hold_the_record_back(voice_node, api, tmp_path):
-    # The agent's phone dies mid-call (no BYE); when the customer hangs up, the node's BYE to
-    # the phone goes unanswered for 32 s, but the record and the agent's wrap-up do not wait.
+@contextlib.contextmanager
+def _agent_phone_dies_mid_call(
+    voice_node: LiveNode, api: Api, tmp_path: Path, talk_ms: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A SIPp caller connected to agent 1001's SIPp phone, which then dies (no BYE); yields
+    the caller, killed afterwards."""
     phone = SippAgentPhone(tmp_path / "agent").start()
     api.login("1001", phone.uri)
-    caller = start_sipp_call(tmp_path / "caller", voice_node.sip_port, talk_ms=8000, timeout=60)
+    caller = start_sipp_call(tmp_path / "caller", voice_node.sip_port, talk_ms=talk_ms, timeout=60)
     try:
         _wait_connected(api)
         phone.stop()
+        yield caller
+    finally:
+        kill_group(caller)
+
+
+def test_an_agent_phone_that_vanished_does_not_hold_the_record_back(voice_node, api, tmp_path):
+    # The agent's phone dies mid-call (no BYE); when the customer hangs up, the node's BYE to
+    # the phone goes unanswered for 32 s, but the record and the agent's wrap-up do not wait.
+    with _agent_phone_dies_mid_call(voice_node, api, tmp_path, talk_ms=8000) as caller:
         assert caller.wait(30) == 0
         hung_up = time.monotonic()
         cdr = wait_until_cdr(api, lambda c: c["state"] in ("wrapup", "ended"), timeout=10)
         assert time.monotonic() - hung_up < 5
-    finally:
-        kill_group(caller)
     assert cdr["end_cause"] == "customer_hangup" and cdr["disposition"] == "answered"
     assert all(leg["state"] == "ended" for leg in cdr["legs"])
     agent = api.agents["1001"]["id"]
@@ -125,20 +139,13 @@ def test_an_agent_hangup_towards_a_vanished_phone_is_not_held_back(voice_node, a
     # The agent's phone dies mid-call; the agent ends the call from the desktop. The BYE to
     # the dead phone goes unanswered for 32 s, but the operation, the customer's BYE and the
     # record do not wait for it.
-    phone = SippAgentPhone(tmp_path / "agent").start()
-    api.login("1001", phone.uri)
-    caller = start_sipp_call(tmp_path / "caller", voice_node.sip_port, talk_ms=40000, timeout=60)
-    try:
-        _wait_connected(api)
+    with _agent_phone_dies_mid_call(voice_node, api, tmp_path, talk_ms=40000) as caller:
         cid = api.live()[0]["contact_id"]
-        phone.stop()
         started = time.monotonic()
         api.post(f"/contacts/{cid}/hangup", None)
         assert time.monotonic() - started < 5
         assert caller.wait(10) == 0  # our BYE reached the customer (SIPp took it)
         cdr = wait_until_cdr(api, lambda c: c["state"] in ("wrapup", "ended"), timeout=5)
-    finally:
-        kill_group(caller)
     assert cdr["end_cause"] == "agent_hangup" and cdr["disposition"] == "answered"
 
 

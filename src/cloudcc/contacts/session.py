@@ -171,9 +171,8 @@ class ContactSession:
         self._wrapping: str | None = None  # the last agent released from the main contact
         self._ivr: Any = None
         self._finished = False
-        # True while the running phase reads operations from the mailbox (waiting in a
-        # queue, talking, after-call work, connected to an outside number). Other phases (the
-        # IVR, a voicemail, a dial in progress) are ended from outside by ``release``.
+        # True while the running phase reads operations from the mailbox: the talk with an
+        # agent and after-call work. Any other phase is ended from outside by ``release``.
         self.reads_operations = False
 
     @property
@@ -192,8 +191,8 @@ class ContactSession:
         )
 
     async def _main(self) -> None:
-        """Run the contact; whatever ends it (a cancelled dial, a failure in a phase before
-        the base ``_run``'s own guard), ``finish`` writes its records."""
+        """Run the contact; however it ends (its phases, a release or a node shutdown
+        cancelling it, a failure), ``finish`` hangs up and writes its records."""
         try:
             await self._run()
         except asyncio.CancelledError:
@@ -208,7 +207,8 @@ class ContactSession:
     async def release(self, cause: EndCause) -> None:
         """End the contact from outside its phase, at once: the phase is cancelled (a dial
         in progress is CANCELled, RFC 3261 §9.1), and ``finish`` sends the BYEs and writes
-        the records. For phases that read no operations (``reads_operations``)."""
+        the records. Any phase but the talk with an agent, whose operations read the
+        mailbox (an agent's hangup there may hand the call to a consulted party)."""
         if self._finished or self.task is None or self.task.done():
             return
         self.contact.end_cause = cause
@@ -227,15 +227,8 @@ class ContactSession:
                 target = await self._phase(target)
         except CustomerLeft:
             pass
-        except asyncio.CancelledError:
-            if self.contact.end_cause is None:
-                self.contact.end_cause = EndCause.NODE_SHUTDOWN
-        except Exception:
-            log.exception("contact %s failed", self.contact.id)
-            self.contact.end_cause = self.contact.end_cause or EndCause.ERROR
         finally:
-            watchdog.cancel()
-            await asyncio.shield(self.finish())
+            watchdog.cancel()  # a cancel or a failure goes on to ``_main``, which finishes
 
     async def _media_watchdog(self) -> None:
         """End a party whose RTP stopped (a phone that vanished without a BYE)."""
@@ -624,7 +617,6 @@ class ContactSession:
             preferred_agent=self.contact.attributes.get("preferred_agent"),
         )
         announcement = target.announcement
-        self.reads_operations = True
         try:
             while True:
                 msg = await self.mailbox.get()
@@ -660,7 +652,6 @@ class ContactSession:
                 elif isinstance(msg, Operation):
                     await self._operate_waiting(msg)
         finally:
-            self.reads_operations = False
             for task in self._ringing.values():
                 task.cancel()
             self._ringing.clear()
@@ -727,18 +718,9 @@ class ContactSession:
         return Target("hangup", message=msg.message or "Sorry, nobody can take your call now.")
 
     async def _operate_waiting(self, op: Operation) -> None:
-        if op.future.done():
-            return  # its caller gave up waiting: too late to act on it
-        if op.name in ("hangup", "force_release"):
-            self.contact.end_cause = EndCause.SUPERVISOR_RELEASE
-            op.future.set_result({"ok": True})
-            await self.hangup_party(self.customer, "released")
-            self.customer_gone.set()
-            return
-        if op.name == "transfer":
+        """An operation asked while talking, left in the mailbox when the talk ended."""
+        if not op.future.done():
             op.future.set_exception(OperationRefused("the contact is not connected to an agent"))
-            return
-        op.future.set_exception(OperationRefused(f"{op.name} needs a connected contact"))
 
     # --- phase: talk ------------------------------------------------------------------
 
@@ -951,28 +933,10 @@ class ContactSession:
         self.agent = party  # the external party takes the agent's place in the bridge
         self.rejoin()
         self.contact.go(ContactState.CONNECTED, self.now)
-        self.reads_operations = True
-        try:
-            return await self._connected_outside(party)
-        finally:
-            self.reads_operations = False
-
-    async def _connected_outside(self, party: Party) -> Target | None:
-        while True:
+        while True:  # operations are refused, a hangup is a ``release``
             msg = await self.mailbox.get()
             if isinstance(msg, PartyEnded) and msg.party is party:
                 await self.hangup_party(self.customer, "external_hangup")
-                return None
-            if isinstance(msg, Operation) and not msg.future.done():
-                if msg.name not in ("hangup", "force_release"):
-                    msg.future.set_exception(
-                        OperationRefused("the contact was transferred to an outside number")
-                    )
-                    continue
-                self.contact.end_cause = EndCause.SUPERVISOR_RELEASE
-                msg.future.set_result({"ok": True})
-                await self.hangup_party(party, "released")
-                await self.hangup_party(self.customer, "released")
                 return None
 
     async def _voicemail(self, target: Target) -> Target | None:

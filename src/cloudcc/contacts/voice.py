@@ -88,16 +88,9 @@ MOH_DIR = Path("/usr/share/asterisk/moh")
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 
 
-# The contact states in which an operation is taken (the phase reads its mailbox).
-_CONNECTED_ONLY = frozenset({ContactState.CONNECTED})
-_OPERABLE: dict[str, frozenset[ContactState]] = {
-    "hangup": frozenset({ContactState.QUEUED, ContactState.OFFERED, ContactState.CONNECTED}),
-    "force_release": frozenset({ContactState.QUEUED, ContactState.OFFERED, ContactState.CONNECTED}),
-    "wrapup": frozenset({ContactState.WRAPUP}),
-}
 _RELEASES = frozenset({"hangup", "force_release"})
-# Where a hangup ends the contact even if its phase reads no operations (after-call work
-# has no call left to hang up).
+# Where a hangup or release ends the contact from outside its phase when the phase reads
+# no operations (after-call work has no call left to hang up).
 _RELEASABLE = frozenset(
     {
         ContactState.NEW,
@@ -108,6 +101,11 @@ _RELEASABLE = frozenset(
         ContactState.CONNECTED,
     }
 )
+
+
+def _agents_of(contact: Contact) -> set[str | None]:
+    """The agents on the contact now or before (their own contact to control)."""
+    return {contact.agent_id, *(leg.agent_id for leg in contact.legs)}
 
 
 class VoiceService:
@@ -709,12 +707,7 @@ class VoiceService:
         p = actor.principal
         if p.can(Permission.CALLS_CONTROL):
             return session
-        if (
-            p.can(Permission.CALLS_OWN)
-            and p.agent_id
-            and p.agent_id
-            in {session.contact.agent_id, *(leg.agent_id for leg in session.contact.legs)}
-        ):
+        if p.can(Permission.CALLS_OWN) and p.agent_id and p.agent_id in _agents_of(session.contact):
             return session
         raise PermissionDenied("this contact is not yours to control (calls:control)")
 
@@ -728,18 +721,13 @@ class VoiceService:
             raise PermissionDenied(f"{name} needs calls:monitor")
         state = session.contact.state
         if name in _RELEASES and state in _RELEASABLE and not session.reads_operations:
-            # The phase reads no operations (the IVR, a voicemail, a dial in progress): a
-            # hangup is carried out from outside it, now.
-            agent_id = actor.principal.agent_id
-            contact = session.contact
-            own = (
-                name == "hangup"
-                and agent_id is not None
-                and agent_id in {contact.agent_id, *(leg.agent_id for leg in contact.legs)}
-            )
+            # No talk with an agent (the IVR, a queue, a dial in progress, an outside
+            # number): the contact is ended from outside its phase, now.
+            own = name == "hangup" and actor.principal.agent_id in _agents_of(session.contact)
             await session.release(EndCause.AGENT_HANGUP if own else EndCause.SUPERVISOR_RELEASE)
             return {"ok": True}
-        if state not in _OPERABLE.get(name, _CONNECTED_ONLY) or not session.reads_operations:
+        wanted = ContactState.WRAPUP if name == "wrapup" else ContactState.CONNECTED
+        if state is not wanted or not session.reads_operations:
             # Asked now or never: the contact's current phase would not read it (an IVR,
             # a dial in progress), and a late transfer is worse than a refusal.
             raise OperationRefused(f"cannot {name.replace('_', '-')} a contact that is {state}")
