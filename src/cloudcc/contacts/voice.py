@@ -103,9 +103,9 @@ _RELEASABLE = frozenset(
 )
 
 
-def _agents_of(contact: Contact) -> set[str | None]:
+def _agents_of(contact: Contact) -> set[str]:
     """The agents on the contact now or before (their own contact to control)."""
-    return {contact.agent_id, *(leg.agent_id for leg in contact.legs)}
+    return {a for a in (contact.agent_id, *(leg.agent_id for leg in contact.legs)) if a}
 
 
 class VoiceService:
@@ -707,7 +707,7 @@ class VoiceService:
         p = actor.principal
         if p.can(Permission.CALLS_CONTROL):
             return session
-        if p.can(Permission.CALLS_OWN) and p.agent_id and p.agent_id in _agents_of(session.contact):
+        if p.can(Permission.CALLS_OWN) and p.agent_id in _agents_of(session.contact):
             return session
         raise PermissionDenied("this contact is not yours to control (calls:control)")
 
