@@ -13,6 +13,7 @@ from cloudcc.routing import (
     AnnounceWait,
     Channel,
     ContactReleased,
+    ForceAction,
     Offer,
     OfferWithdrawn,
     Overflow,
@@ -261,6 +262,78 @@ def test_no_agent_signed_in_applies_the_immediate_action() -> None:
     assert out == [QueueAction("c", "q", TreatmentKind.VOICEMAIL, None)]
     e.agent_login("a", 1, presence=Presence.NOT_READY)
     assert only(e.contact_queued("d", "q", VOICE, 2), QueueAction) == []
+
+
+def _closing_queue(agents: dict[str, dict[str, int]], **kw: object) -> RoutingEngine:
+    """Queue ``q`` (skill ``en`` >= 1) with voicemail when nobody is signed in; its agents
+    are not ready, and contacts ``c1``, ``c2`` wait."""
+    q = QueueConfig(
+        "q",
+        required_skills=(SkillRequirement("en", 1),),
+        on_no_agents=Treatment(TreatmentKind.VOICEMAIL, message="closed"),
+        **kw,  # type: ignore[arg-type]
+    )
+    e = engine_with([q], agents=agents)
+    for aid in agents:
+        e.agent_state_changed(aid, Presence.NOT_READY, 0)
+    e.contact_queued("c1", "q", VOICE, 1)
+    e.contact_queued("c2", "q", VOICE, 2)
+    return e
+
+
+def test_last_agent_signing_out_applies_the_no_agents_action_to_waiting_contacts() -> None:
+    e = _closing_queue({"a": {"en": 5}, "b": {"en": 5}})
+    e.contact_queued("cb", "q", VOICE, 3)
+    e.callback_requested("cb", 4)
+    assert only(e.agent_logout("a", 10), QueueAction) == []  # b is still signed in
+    out = e.agent_logout("b", 11)
+    assert only(out, QueueAction) == [
+        QueueAction("c1", "q", TreatmentKind.VOICEMAIL, "closed"),
+        QueueAction("c2", "q", TreatmentKind.VOICEMAIL, "closed"),
+    ]
+    assert set(e.contact_ids()) == {"cb"}  # the callback waits for the morning
+    stats = e.queue_stats("q", 11)
+    assert (stats.waiting, stats.treated) == (1, {TreatmentKind.VOICEMAIL: 2})
+    assert offers(e.agent_login("a", 20)) == [("cb", ("a",))]
+
+
+def test_forced_sign_out_of_the_last_agent_overflows_waiting_contacts() -> None:
+    to_b = Treatment(TreatmentKind.OVERFLOW, target_queue="b")
+    e = engine_with(
+        [QueueConfig("b"), QueueConfig("a", required_skills=(SkillRequirement("en", 1),))],
+        agents={"x": {"en": 1}},
+    )
+    e.configure_queue(
+        QueueConfig("a", required_skills=(SkillRequirement("en", 1),), on_no_agents=to_b), 0
+    )
+    e.configure_agent(AgentConfig("y", skills={}), 0)
+    e.agent_state_changed("x", Presence.NOT_READY, 0)
+    e.contact_queued("c", "a", VOICE, 1)
+    out = e.force_agent("x", ForceAction.SIGN_OUT, "sup", 5)
+    assert only(out, Overflow) == [Overflow("c", "a", "b")]
+    assert e.contact_info("c").queue_id == "b"  # b has no no-agents action: c waits there
+    assert offers(e.agent_login("y", 6)) == [("c", ("y",))]
+
+
+def test_a_skill_change_that_empties_a_queue_applies_its_no_agents_action() -> None:
+    e = _closing_queue({"a": {"en": 5}})
+    out = e.configure_agent(AgentConfig("a", skills={"fr": 5}), 10)
+    assert [d.contact_id for d in only(out, QueueAction)] == ["c1", "c2"]
+    assert e.queue_stats("q", 10).waiting == 0
+
+
+def test_a_queue_edit_that_leaves_nobody_signed_in_applies_its_no_agents_action() -> None:
+    e = _closing_queue({"a": {"en": 5}})
+    closed = Treatment(TreatmentKind.VOICEMAIL, message="closed")
+    edit = QueueConfig("q", required_skills=(SkillRequirement("en", 9),), on_no_agents=closed)
+    out = e.configure_queue(edit, 10)
+    assert [d.contact_id for d in only(out, QueueAction)] == ["c1", "c2"]
+
+
+def test_not_ready_agents_keep_a_queue_staffed() -> None:
+    e = _closing_queue({"a": {"en": 5}})
+    assert only(e.force_agent("a", ForceAction.REST, "sup", 10, seconds=60), QueueAction) == []
+    assert e.queue_stats("q", 10).waiting == 2
 
 
 def test_overflow_loops_end_in_a_disconnect() -> None:

@@ -394,6 +394,7 @@ class RoutingEngine:
         for c in sorted(in_queue, key=lambda c: (c.vkey, c.order)):
             if c.state is _WAITING and c.lane is None:
                 self._place(c, now, out)
+        self._unstaffed((q,), now, out)  # its new skills may leave nobody signed in
         return out
 
     def remove_queue(self, queue_id: str, now: float) -> list[Decision]:
@@ -421,6 +422,7 @@ class RoutingEngine:
             self._index_agent(a)
             return out
         skills_changed = dict(config.skills) != a.skills
+        before = a.queues
         if skills_changed:
             self._unindex_agent(a)
         a.apply(config)
@@ -429,6 +431,8 @@ class RoutingEngine:
             self._flush_personal(a, now, out)
         if a.presence is _READY:
             self._serve(a, now, out)
+        if skills_changed and a.presence is not _OFFLINE:
+            self._unstaffed([q for q in before if q not in a.queues], now, out)
         return out
 
     def remove_agent(self, agent_id: str, now: float) -> list[Decision]:
@@ -1182,6 +1186,7 @@ class RoutingEngine:
         self._flush_personal(a, at, out)
         for c in requeue:
             self._after_decline(c, [], at, out)
+        self._unstaffed(a.queues, at, out)
 
     def _flush_personal(self, a: AgentRecord, at: float, out: list[Decision]) -> None:
         """Contacts waiting for this preferred agent go to the normal lanes."""
@@ -1847,6 +1852,23 @@ class RoutingEngine:
         q.counters.treated[kind] = q.counters.treated.get(kind, 0) + 1
         out.append(QueueAction(c.contact_id, q.queue_id, kind, t.message))
         self._forget(c)
+
+    def _unstaffed(self, queues: Iterable[QueueRecord], at: float, out: list[Decision]) -> None:
+        """Queues left with no member agent signed in apply their no-agents action to the
+        contacts waiting there, as they would to a newcomer (callbacks keep waiting: nobody
+        is on the line)."""
+        for q in queues:
+            t = q.cfg.on_no_agents
+            if t is None or t.kind is _TK_QUEUE or not q.waiting or q.staffed():
+                continue
+            waiting = [
+                c
+                for _, order, c in q.entries
+                if c.in_queue and c.queue is q and c.order == order and c.state is _WAITING
+            ]
+            for c in waiting:
+                if not c.callback and c.in_queue and c.queue is q and c.state is _WAITING:
+                    self._treat(c, q, t, at, out)
 
     def _lane(self, q: QueueRecord, c: QueuedContact) -> Lane:
         _, stage_req, drop = q.stages[c.stage]
