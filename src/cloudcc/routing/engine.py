@@ -99,7 +99,7 @@ from cloudcc.routing.model import (
     cti_code,
     normalise,
 )
-from cloudcc.routing.positions import RankedKeys
+from cloudcc.routing.positions import AnswerPace, RankedKeys
 from cloudcc.routing.records import (
     I_ALERTING,
     I_BUSY,
@@ -164,6 +164,7 @@ _TK_QUEUE = TreatmentKind.QUEUE
 
 
 _HEAD = attrgetter("head")
+_PACE_ALPHA = AnswerPace.ALPHA
 _IX = attrgetter("ix")
 _NOBODY = NO_HEAD[0]
 _SCRATCH = 1  # the ``_places`` slot of preferred-agent lanes
@@ -1732,7 +1733,10 @@ class RoutingEngine:
         q.entries.append((at, c.order, c))
         # Timers armed by a previous queue (before an overflow) must not fire here.
         c.stage_seq = c.wait_seq = c.preferred_seq = c.announce_seq = -1
-        self._schedule_contact(c, q, at, at)
+        if q.timed or c.preferred is not None:
+            self._schedule_contact(c, q, at, at)
+        else:  # no timer to arm (most queues): ``_schedule_contact``'s outcome, inline
+            c.preferred_until = 0.0
         return rank
 
     def _schedule_contact(
@@ -1804,7 +1808,14 @@ class RoutingEngine:
             counters.answer_wait_total += wait
             if wait <= q.cfg.service_level_seconds:
                 counters.answered_in_sl += 1
-            q.pace.answered(at)
+            pace = q.pace  # AnswerPace.answered, inline
+            if pace.last is not None:
+                gap = at - pace.last
+                pace.interval = (
+                    gap if not pace.samples else pace.interval + _PACE_ALPHA * (gap - pace.interval)
+                )
+                pace.samples += 1
+            pace.last = at
         elif outcome is _ABANDONED:
             counters.abandoned += 1
         elif outcome is _OVERFLOWED:

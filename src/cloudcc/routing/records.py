@@ -389,6 +389,7 @@ class QueueRecord(_Record):
         "rr_counter",
         "slot",
         "stages",
+        "timed",
         "waiting",
     )
 
@@ -417,6 +418,11 @@ class QueueRecord(_Record):
         ]
         for r in cfg.relaxations:
             self.stages.append((r.after, normalise(r.required_skills), r.drop_contact_skills))
+        # Whether a contact entering this queue may need a timer (``_schedule_contact``).
+        # (A contact's preferred-agent wait is checked apart: it depends on the contact.)
+        self.timed = (
+            len(self.stages) > 1 or cfg.max_wait is not None or cfg.announce_interval is not None
+        )
 
     @property
     def base(self) -> Requirement:

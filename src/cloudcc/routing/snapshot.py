@@ -21,7 +21,7 @@ class _Unset:
     """Marks a field that was never set (a class pickles by reference, so ``is`` holds)."""
 
 
-_MAGIC = "cloudcc.routing.snapshot/5"
+_MAGIC = "cloudcc.routing.snapshot/6"
 _ALLOWED_MODULES = ("cloudcc.routing.", "collections", "copyreg")
 _ALLOWED_BUILTINS = frozenset({"frozenset", "set", "object", "getattr"})
 _ALLOWED_OTHERS = frozenset(
