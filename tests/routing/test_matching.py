@@ -233,6 +233,20 @@ def test_preferred_agent_freed_within_the_wait_takes_the_contact() -> None:
     assert offers(e.contact_ended("d", 5)) == [("x", ("b",))]
 
 
+def test_a_chat_waiting_for_its_agent_is_not_held_up_by_an_older_call() -> None:
+    q = QueueConfig("q", preferred_agent_wait=30)
+    both = {Channel.VOICE: 1, Channel.CHAT: 1}
+    b = AgentConfig("b", capacity=both, calls_block_other=False, other_blocks_calls=False)
+    e = engine_with([q], agents=[AgentConfig("a"), b])
+    e.agent_state_changed("a", Presence.NOT_READY, 0)
+    e.direct_contact_started("b", "call", VOICE, 0)
+    e.direct_contact_started("b", "chat", CHAT, 0)
+    e.contact_queued("x", "q", VOICE, 1, preferred_agent="b")  # b is on a call
+    e.contact_queued("y", "q", CHAT, 2, preferred_agent="b")  # and on a chat
+    assert offers(e.contact_ended("chat", 3)) == [("y", ("b",))]  # x is older, b can't take it
+    assert offers(e.contact_ended("call", 4)) == [("x", ("b",))]
+
+
 def test_signed_out_or_unknown_preferred_agent_is_not_waited_for() -> None:
     q = QueueConfig("q", preferred_agent_wait=30)
     e = engine_with([q], agents={"a": {}, "b": {}})

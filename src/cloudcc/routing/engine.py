@@ -1191,22 +1191,22 @@ class RoutingEngine:
 
     def _flush_personal(self, a: AgentRecord, at: float, out: list[Decision]) -> None:
         """Contacts waiting for this preferred agent go to the normal lanes."""
-        lane = a.personal
-        if lane is None or not lane.waiting:
+        if a.personal is None:
             return
-        waiting = sorted(
-            (
+        waiting: list[QueuedContact] = []
+        for lane in a.personal.values():
+            if not lane.waiting:
+                continue
+            waiting += (
                 c
                 for c in (*lane.fifo, *(entry[2] for entry in lane.contacts))
                 if c.lane is lane and c.state is _WAITING
-            ),
-            key=lambda c: (c.vkey, c.order),
-        )
-        lane.fifo.clear()
-        lane.contacts.clear()
-        lane.head = NO_HEAD
-        lane.places[lane.ix] = _NOBODY
-        lane.waiting = 0
+            )
+            lane.fifo.clear()
+            lane.contacts.clear()
+            lane.head = NO_HEAD
+            lane.waiting = 0
+        waiting.sort(key=lambda c: (c.vkey, c.order))
         for c in waiting:
             c.lane = None
             c.preferred = None
@@ -1355,12 +1355,14 @@ class RoutingEngine:
             return
         while a.total < a.max_total:  # room for one more contact of some channel
             best_lane: Lane | None = None
-            personal = a.personal
-            if personal is not None and personal.waiting:
-                c = personal.head[2]
-                assert c is not None
-                if a.can_take(c.channel):
-                    best_lane = personal
+            if a.personal is not None:  # customers waiting for this very agent come first
+                for lane in a.personal.values():
+                    if (
+                        lane.waiting
+                        and (best_lane is None or lane.head < best_lane.head)
+                        and a.can_take(lane.channel)  # type: ignore[arg-type]
+                    ):
+                        best_lane = lane
             if best_lane is None:
                 # The oldest head among the agent's lanes. Heads are always live and their
                 # places sit in one compact engine-wide array (no lane, tuple or float
@@ -1502,9 +1504,15 @@ class RoutingEngine:
                     if pa.presence is _READY:
                         self._park(pa)
                     return
+                # One lane per channel: a chat waiting for the agent is not held up by an
+                # older call the agent cannot take yet (and the other way round).
                 if pa.personal is None:
-                    pa.personal = Lane(None, (), None, None, self._places, _SCRATCH)
-                self._enlane(c, pa.personal)
+                    pa.personal = {}
+                lane = pa.personal.get(c.channel)
+                if lane is None:
+                    lane = Lane(None, (), c.channel, None, self._places, _SCRATCH)
+                    pa.personal[c.channel] = lane
+                self._enlane(c, lane)
                 return
             c.preferred = None
         lane = self._lane(q, c)

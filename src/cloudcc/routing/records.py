@@ -336,7 +336,7 @@ class AgentRecord(_Record):
         self.scan: list[Scan] | None = None
         self.queues: list[QueueRecord] = []
         self.queue_slots: list[int] = []  # those queues' ``QueueRecord.slot``
-        self.personal: Lane | None = None
+        self.personal: dict[Channel, Lane] | None = None  # preferred-agent lanes
         self.rr: dict[str, int] = {}
         self.nr_seq = -1
         self.nr_auto = False
