@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cloudcc.routing import (
     AgentConfig,
     AgentState,
@@ -245,6 +247,23 @@ def test_a_chat_waiting_for_its_agent_is_not_held_up_by_an_older_call() -> None:
     e.contact_queued("y", "q", CHAT, 2, preferred_agent="b")  # and on a chat
     assert offers(e.contact_ended("chat", 3)) == [("y", ("b",))]  # x is older, b can't take it
     assert offers(e.contact_ended("call", 4)) == [("x", ("b",))]
+
+
+@pytest.mark.parametrize("others", [2, 12])  # extra-skill lane borrows / parks its own
+def test_contact_skills_pick_among_free_agents_and_pass_nobody_over_for_good(others: int) -> None:
+    agents = {f"a{i}": {"en": 5} for i in range(others)}
+    agents["fr"] = {"en": 5, "fr": 3}
+    e = engine_with([QueueConfig("q", required_skills=(SkillRequirement("en", 1),))], agents)
+    french = (SkillRequirement("fr", 1),)
+    assert offers(e.contact_queued("x", "q", VOICE, 1, required_skills=french)) == [
+        ("x", ("fr",))
+    ]
+    e.offer_accepted("x", "fr", 1.5)
+    got = [offers(e.contact_queued(f"y{i}", "q", VOICE, 2 + i / 10)) for i in range(others)]
+    assert got == [[(f"y{i}", (f"a{i}",))] for i in range(others)]  # longest idle, in order
+    e.contact_queued("z", "q", VOICE, 4, required_skills=french)
+    assert e.contact_info("z").state.value == "waiting"
+    assert offers(e.contact_ended("x", 5)) == [("z", ("fr",))]
 
 
 def test_signed_out_or_unknown_preferred_agent_is_not_waited_for() -> None:

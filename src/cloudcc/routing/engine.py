@@ -119,7 +119,7 @@ from cloudcc.routing.records import (
     WorkItem,
 )
 from cloudcc.routing.stats import AgentStats, QueueStats, Wallboard, queue_stats
-from cloudcc.routing.strategies import AGENT_ONLY_KEYS, StrategyKey
+from cloudcc.routing.strategies import AGENT_ONLY_KEYS, LANE_FREE_KEYS, StrategyKey
 from cloudcc.routing.timers import TimerQueue
 
 _READY = Presence.READY
@@ -164,6 +164,9 @@ _TK_QUEUE = TreatmentKind.QUEUE
 
 
 _HEAD = attrgetter("head")
+#: A lane of extra skills borrows its base lane's free agents when at least 1 in this many
+#: of the base's agents has the extra skills (so a pop passes over a few agents at most).
+_BORROW_SHARE = 8
 _PACE_ALPHA = AnswerPace.ALPHA
 _IX = attrgetter("ix")
 _NOBODY = NO_HEAD[0]
@@ -1437,6 +1440,8 @@ class RoutingEngine:
             if not a.can_take(ch):
                 continue
             for lane in lanes:
+                if lane.pool is not lane:  # it takes its agents from its queue's base lane
+                    continue
                 key_fn = lane.key_fn
                 assert key_fn is not None
                 entry = shared.get(key_fn)
@@ -1469,6 +1474,8 @@ class RoutingEngine:
     @staticmethod
     def _pop_agent(lane: Lane) -> AgentRecord | None:
         """The best free agent of the lane (stale entries are dropped on the way)."""
+        if lane.pool is not lane:
+            return RoutingEngine._pop_borrowed(lane)
         heap = lane.agents
         fifo = lane.agent_fifo
         ch = lane.channel
@@ -1486,6 +1493,41 @@ class RoutingEngine:
             a = entry[4]
             if v == a.version and a.can_take(ch):
                 return a
+
+    @staticmethod
+    def _pop_borrowed(lane: Lane) -> AgentRecord | None:
+        """The best free agent for a lane that borrows its queue's base lane's parked agents:
+        the first live one meeting the lane's extra skills; live ones passed over go back
+        where they were (a borrowing lane has many of them: see ``_index_lane``)."""
+        pool = lane.pool
+        heap = pool.agents
+        fifo = pool.agent_fifo
+        ch = lane.channel
+        assert ch is not None
+        requirement = lane.requirement
+        passed: list[tuple[bool, tuple[float, float, int, int, AgentRecord]]] = []
+        found: AgentRecord | None = None
+        while True:
+            if fifo and not (heap and heap[0] < fifo[0]):
+                entry = fifo.popleft()
+                from_fifo = True
+            elif heap:
+                entry = heapq.heappop(heap)
+                from_fifo = False
+            else:
+                break
+            a = entry[4]
+            if entry[3] == a.version and a.can_take(ch):
+                if a.meets(requirement):
+                    found = a
+                    break
+                passed.append((from_fifo, entry))
+        for from_fifo, entry in reversed(passed):  # the FIFO's come back in order
+            if from_fifo:
+                fifo.appendleft(entry)
+            else:
+                heapq.heappush(heap, entry)
+        return found
 
     def _place(self, c: QueuedContact, at: float, out: list[Decision]) -> None:
         """Offer a waiting contact to the best free agent, or make it wait in its lane."""
@@ -1516,7 +1558,8 @@ class RoutingEngine:
                 return
             c.preferred = None
         lane = self._lane(q, c)
-        if not lane.agents and not lane.agent_fifo:  # nobody free (so while contacts wait)
+        pool = lane.pool
+        if not pool.agents and not pool.agent_fifo:  # nobody free (so while contacts wait)
             self._enlane(c, lane)
             return
         if q.cfg.strategy is _RING_ALL:
@@ -1890,17 +1933,23 @@ class RoutingEngine:
                     self._treat(c, q, t, at, out)
 
     def _lane(self, q: QueueRecord, c: QueuedContact) -> Lane:
-        _, stage_req, drop = q.stages[c.stage]
+        drop = q.stages[c.stage][2]
         extra = () if drop else c.extra
         key = (c.stage, extra, c.channel)
         lane = q.lanes.get(key)
-        if lane is not None:
-            return lane
-        requirement = normalise(stage_req, extra)
-        ix = self._place_slot()
-        lane = Lane(q, requirement, c.channel, q.key_fn, self._places, ix, c.stage)
-        q.lanes[key] = lane
-        self._index_lane(lane)
+        if lane is None:
+            lane = self._new_lane(q, c.stage, extra, c.channel)
+        return lane
+
+    def _new_lane(self, q: QueueRecord, stage: int, extra: Requirement, ch: Channel) -> Lane:
+        base: Lane | None = None
+        if stage == 0 and extra and q.key_fn in LANE_FREE_KEYS:
+            # Contacts with extra skills may take free agents from the queue's base lane.
+            base = q.lanes.get((0, (), ch)) or self._new_lane(q, 0, (), ch)
+        requirement = normalise(q.stages[stage][1], extra)
+        lane = Lane(q, requirement, ch, q.key_fn, self._places, self._place_slot(), stage)
+        q.lanes[(stage, extra, ch)] = lane
+        self._index_lane(lane, base)
         return lane
 
     # ------------------------------------------------------------------ internals: indexes
@@ -1917,7 +1966,14 @@ class RoutingEngine:
             within = min(pools, key=len).values()
         return [a for a in within if a.meets(requirement)]
 
-    def _index_lane(self, lane: Lane) -> None:
+    def _index_lane(self, lane: Lane, base: Lane | None = None) -> None:
+        """Tell the eligible agents about a new lane, and park the free ones in it.
+
+        A lane of contacts with extra skills whose agents are a good share of its queue's
+        (``base`` lane: stage 0, no extra skill; the queue's key must not depend on the
+        lane) parks nobody: it takes free agents from ``base``, passing over those without
+        the extra skills. A free agent is so parked in fewer lanes (fewer entries to make
+        and to find stale later); a lane of rare extra skills parks its own few agents."""
         key = lane.requirement[0][0] if lane.requirement else ""
         self._lanes_by_skill.setdefault(key, []).append(lane)
         ch = lane.channel
@@ -1925,11 +1981,14 @@ class RoutingEngine:
         q = lane.queue
         # A stage-0 lane only narrows its queue's requirement: its agents are queue members.
         within = q.members.values() if q is not None and lane.stage == 0 else None
-        for a in self._eligible(lane.requirement, within):
+        eligible = self._eligible(lane.requirement, within)
+        if base is not None and len(eligible) * _BORROW_SHARE >= base.eligible:
+            lane.pool = base
+        for a in eligible:
             a.lanes.setdefault(ch, []).append(lane)
             a.scan = None
             lane.eligible += 1
-            if a.can_take(ch):  # a free agent is parked everywhere it can take work
+            if lane.pool is lane and a.can_take(ch):  # a free agent is parked where it can work
                 key_fn = lane.key_fn
                 assert key_fn is not None
                 k1, k2 = key_fn(a, lane.requirement, lane.queue_id)

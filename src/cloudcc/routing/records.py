@@ -127,6 +127,7 @@ class Lane(_Record):
         "ix",
         "key_fn",
         "places",
+        "pool",
         "queue",
         "queue_id",
         "requirement",
@@ -160,6 +161,9 @@ class Lane(_Record):
         self.agents: list[tuple[float, float, int, int, AgentRecord]] = []
         self.agent_fifo: deque[tuple[float, float, int, int, AgentRecord]] = deque()
         self.eligible = 0  # agents whose skills meet ``requirement``
+        # The lane whose parked free agents this one takes (itself, or its queue's base lane
+        # for a lane of extra skills: ``RoutingEngine._index_lane``).
+        self.pool: Lane = self
 
 
 class QueuedContact(_Record):

@@ -56,6 +56,10 @@ def round_robin(agent: Candidate, requirement: Requirement, queue_id: str) -> tu
 #: agent's heap entry is built once and shared by all its lanes with such a key.
 AGENT_ONLY_KEYS: frozenset[StrategyKey] = frozenset({longest_idle, least_occupied})
 
+#: Keys that do not depend on the lane's requirement (only on the agent and the queue): the
+#: lanes of one queue may share parked agents under them (not under ``most_skilled``).
+LANE_FREE_KEYS: frozenset[StrategyKey] = AGENT_ONLY_KEYS | {round_robin}
+
 STRATEGY_KEYS: Mapping[Strategy, StrategyKey] = {
     Strategy.LONGEST_IDLE: longest_idle,
     Strategy.MOST_SKILLED: most_skilled,
