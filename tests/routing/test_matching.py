@@ -255,9 +255,7 @@ def test_contact_skills_pick_among_free_agents_and_pass_nobody_over_for_good(oth
     agents["fr"] = {"en": 5, "fr": 3}
     e = engine_with([QueueConfig("q", required_skills=(SkillRequirement("en", 1),))], agents)
     french = (SkillRequirement("fr", 1),)
-    assert offers(e.contact_queued("x", "q", VOICE, 1, required_skills=french)) == [
-        ("x", ("fr",))
-    ]
+    assert offers(e.contact_queued("x", "q", VOICE, 1, required_skills=french)) == [("x", ("fr",))]
     e.offer_accepted("x", "fr", 1.5)
     got = [offers(e.contact_queued(f"y{i}", "q", VOICE, 2 + i / 10)) for i in range(others)]
     assert got == [[(f"y{i}", (f"a{i}",))] for i in range(others)]  # longest idle, in order
