@@ -559,6 +559,7 @@ def main() -> None:
     gc.collect()
     per_agent = (rss_bytes() - rss0) / N_AGENTS
     print(f"configured {N_QUEUES} queues, {N_AGENTS} agents in {time.perf_counter() - t0:.1f} s")
+    print(f"engine build: {cloudcc.routing.BUILD} (cloudcc.routing.build)")
     wanted = 30_000 if quick else 300_000
     scan_wanted = 150 if quick else 1000
     rounds = 3 if quick else 5

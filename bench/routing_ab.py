@@ -10,9 +10,12 @@ the first third of the run (the agents' first offers) is left out.
 
     python bench/routing_ab.py HEAD                  # HEAD against the working tree
     python bench/routing_ab.py HEAD~3 HEAD --idle    # two commits, idle-agents workload
+    python bench/routing_ab.py WORKTREE BUILT        # the Python source against the build
 
-A version is a git revision or ``WORKTREE``. Each is copied into a temporary directory as
-a top-level package (``routing_a``, ``routing_b``) with its imports renamed.
+A version is a git revision, ``WORKTREE`` or ``BUILT``. A revision or the working tree is
+copied into a temporary directory as a top-level package (``routing_a``, ``routing_b``)
+with its imports renamed, so it runs as Python source; ``BUILT`` is ``cloudcc.routing`` as
+installed (compiled by setup.py when it could be: ``cloudcc.routing.BUILD``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from types import ModuleType
 from typing import Any
 
 import routing as bench
+
+import cloudcc.routing
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "src/cloudcc/routing"
@@ -105,7 +110,7 @@ class Side:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("a", help="a git revision, or WORKTREE")
+    parser.add_argument("a", help="a git revision, WORKTREE or BUILT")
     parser.add_argument("b", nargs="?", default="WORKTREE", help="default: WORKTREE")
     parser.add_argument("--idle", action="store_true", help="the idle-agents workload")
     parser.add_argument("--decisions", type=int, default=60_000)
@@ -116,8 +121,11 @@ def main() -> None:
         sides: dict[str, Side] = {}
         sys.path.insert(0, tmp)
         for label, version in (("routing_a", args.a), ("routing_b", args.b)):
-            materialise(version, label, Path(tmp))
-            api = importlib.import_module(label)
+            if version == "BUILT":  # the installed package: compiled, if it was built
+                api = cloudcc.routing
+            else:
+                materialise(version, label, Path(tmp))
+                api = importlib.import_module(label)
             sides[f"{label[-1].upper()} {version}"] = Side(api, args.idle)
         gc.collect()
         gc.freeze()

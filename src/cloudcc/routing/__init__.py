@@ -3,6 +3,7 @@
 Start with ``RoutingEngine`` (engine.py) and docs/routing.md.
 """
 
+from cloudcc.routing.build import BUILD  # first: picks the compiled or the source build
 from cloudcc.routing.engine import ContactInfo, RoutingEngine
 from cloudcc.routing.events import (
     AgentStateChanged,
@@ -35,6 +36,7 @@ from cloudcc.routing.model import (
 from cloudcc.routing.stats import AgentStats, QueueStats, Wallboard
 
 __all__ = [
+    "BUILD",
     "AgentConfig",
     "AgentState",
     "AgentStateChanged",

@@ -199,6 +199,114 @@ def _settle(lane: Lane) -> None:
     lane.places[lane.ix] = head[0]
 
 
+def _compact(lane: Lane) -> None:
+    ch = lane.channel
+    assert ch is not None
+    live = [e for e in lane.agents if e[3] == e[4].version and e[4].can_take(ch)]
+    heapq.heapify(live)
+    lane.agents = live
+    fifo = lane.agent_fifo
+    fifo_live = [e for e in fifo if e[3] == e[4].version and e[4].can_take(ch)]
+    fifo.clear()
+    fifo.extend(fifo_live)
+
+
+def _pop_agent(lane: Lane) -> AgentRecord | None:
+    """The best free agent of the lane (stale entries are dropped on the way)."""
+    if lane.pool is not lane:
+        return _pop_borrowed(lane)
+    heap = lane.agents
+    fifo = lane.agent_fifo
+    ch = lane.channel
+    assert ch is not None
+    heappop = heapq.heappop
+    popleft = fifo.popleft
+    while True:
+        if fifo:
+            entry = heappop(heap) if heap and heap[0] < fifo[0] else popleft()
+        elif heap:
+            entry = heappop(heap)
+        else:
+            return None
+        v = entry[3]
+        a = entry[4]
+        if v == a.version and a.can_take(ch):
+            return a
+
+
+def _pop_borrowed(lane: Lane) -> AgentRecord | None:
+    """The best free agent for a lane that borrows its queue's base lane's parked agents:
+    the first live one meeting the lane's extra skills; live ones passed over go back
+    where they were (a borrowing lane has many of them: see ``_index_lane``)."""
+    pool = lane.pool
+    heap = pool.agents
+    fifo = pool.agent_fifo
+    ch = lane.channel
+    assert ch is not None
+    requirement = lane.requirement
+    passed: list[tuple[bool, tuple[float, float, int, int, AgentRecord]]] = []
+    found: AgentRecord | None = None
+    while True:
+        if fifo and not (heap and heap[0] < fifo[0]):
+            entry = fifo.popleft()
+            from_fifo = True
+        elif heap:
+            entry = heapq.heappop(heap)
+            from_fifo = False
+        else:
+            break
+        a = entry[4]
+        if entry[3] == a.version and a.can_take(ch):
+            if a.meets(requirement):
+                found = a
+                break
+            passed.append((from_fifo, entry))
+    for from_fifo, entry in reversed(passed):  # the FIFO's come back in order
+        if from_fifo:
+            fifo.appendleft(entry)
+        else:
+            heapq.heappush(heap, entry)
+    return found
+
+
+def _enlane(c: QueuedContact, lane: Lane) -> None:
+    entry = (c.vkey, c.order, c)
+    fifo = lane.fifo
+    last = fifo[-1] if fifo else None
+    if last is None or (last.vkey, last.order) < entry:
+        # In place order, the usual case: the FIFO holds the contact itself (an entry
+        # tuple would live as long as the wait, for the collector to walk).
+        fifo.append(c)
+    else:
+        heapq.heappush(lane.contacts, entry)
+    lane.waiting += 1
+    c.lane = lane
+    if entry < lane.head:
+        lane.head = entry
+        lane.places[lane.ix] = entry[0]
+
+
+def _unlane(c: QueuedContact) -> None:
+    """Take a waiting contact out of its lane (its heap entry dies lazily, unless it is
+    the head: then the lane settles on its next live entry at once)."""
+    lane = c.lane
+    if lane is not None:
+        c.lane = None
+        if c.state is _WAITING:
+            lane.waiting -= 1
+            if lane.head[2] is c:
+                _settle(lane)
+
+
+def _trim_entries(q: QueueRecord) -> None:
+    entries = q.entries
+    while entries:
+        _, order, c = entries[0]
+        if c.in_queue and c.queue is q and c.order == order:
+            return
+        entries.popleft()
+
+
 @lru_cache(maxsize=1024)
 def _normalised(required: tuple[SkillRequirement, ...]) -> Requirement:
     return normalise(required)
@@ -239,6 +347,29 @@ class ContactInfo:
 class RoutingEngine:
     """The routing engine of one tenant. Every method that takes ``now`` is an event and
     returns the decisions it caused, in order; due timers run first."""
+
+    # Every attribute (a snapshot writes them all; the compiled engine's are C fields).
+    __slots__ = (
+        "_agents",
+        "_agents_by_skill",
+        "_by_state",
+        "_carry",
+        "_contacts",
+        "_direct",
+        "_free_queue_slots",
+        "_free_slots",
+        "_lanes_by_skill",
+        "_members_in",
+        "_now",
+        "_places",
+        "_queues",
+        "_queues_by_skill",
+        "_ranks",
+        "_reasons",
+        "_seq",
+        "_timers",
+        "tenant_id",
+    )
 
     def __init__(self, tenant_id: str = "") -> None:
         self.tenant_id = tenant_id
@@ -347,13 +478,17 @@ class RoutingEngine:
         """The whole state as bytes, to store with the position in the event stream it
         covers: a standby restores it and replays only the events after it. Restore only
         snapshots your own deployment wrote (they are pickles)."""
-        return _snapshot.dump(self.__dict__)
+        return _snapshot.dump({name: getattr(self, name) for name in self.__slots__})
 
     @classmethod
     def restore(cls, data: bytes) -> RoutingEngine:
         """The engine a ``snapshot`` was taken of."""
         engine = cls.__new__(cls)
-        engine.__dict__.update(_snapshot.load(data))
+        state = _snapshot.load(data)
+        if set(state) != set(cls.__slots__):
+            raise InvalidConfig("snapshot", "not a snapshot of this engine version")
+        for name, value in state.items():
+            setattr(engine, name, value)
         return engine
 
     # ------------------------------------------------------------------ configuration
@@ -846,7 +981,7 @@ class RoutingEngine:
 
     def queue_stats(self, queue_id: str, now: float) -> QueueStats:
         q = self._queue(queue_id)
-        self._trim_entries(q)
+        _trim_entries(q)
         longest = now - q.entries[0][0] if q.entries else 0.0
         return queue_stats(
             queue_id,
@@ -1092,7 +1227,7 @@ class RoutingEngine:
                 after = q.stages[c.stage + 1][0]
                 c.stage_seq = self._timer(c.entered_at + after, _T_STAGE, c, after)
             if c.state is _WAITING and c.lane is not None and c.lane.queue is q:
-                self._unlane(c)
+                _unlane(c)
                 self._place(c, at, out)
         elif kind == _T_MAXWAIT:
             if c.state is _OFFERED:
@@ -1102,7 +1237,7 @@ class RoutingEngine:
         elif kind == _T_PREFERRED:
             c.preferred = None
             if c.state is _WAITING and c.lane is not None and c.lane.queue is None:
-                self._unlane(c)
+                _unlane(c)
                 self._place(c, at, out)
         else:  # announce
             interval = q.cfg.announce_interval
@@ -1391,10 +1526,10 @@ class RoutingEngine:
                         if places.count(place) == 1:
                             lane = lanes[places.index(place) - 1]
                         else:
-                            lane = min(
-                                (ln for ln, p in zip(lanes, places[1:], strict=True) if p == place),
-                                key=_HEAD,
-                            )
+                            tied = [
+                                ln for ln, p in zip(lanes, places[1:], strict=True) if p == place
+                            ]
+                            lane = min(tied, key=_HEAD)
                         if lane.head < best:
                             best = lane.head
                             best_lane = lane
@@ -1414,7 +1549,7 @@ class RoutingEngine:
             if q.cfg.strategy is _RING_ALL and best_lane.queue is q:
                 ringing = [a]
                 while len(ringing) < q.cfg.ring_all_limit:
-                    other = self._pop_agent(best_lane)
+                    other = _pop_agent(best_lane)
                     if other is None:
                         break
                     if other is not a:
@@ -1457,77 +1592,7 @@ class RoutingEngine:
                 else:
                     heapq.heappush(heap, entry)
                 if len(heap) + len(fifo) > 2 * lane.eligible + 64:
-                    self._compact(lane)
-
-    @staticmethod
-    def _compact(lane: Lane) -> None:
-        ch = lane.channel
-        assert ch is not None
-        live = [e for e in lane.agents if e[3] == e[4].version and e[4].can_take(ch)]
-        heapq.heapify(live)
-        lane.agents = live
-        fifo = lane.agent_fifo
-        fifo_live = [e for e in fifo if e[3] == e[4].version and e[4].can_take(ch)]
-        fifo.clear()
-        fifo.extend(fifo_live)
-
-    @staticmethod
-    def _pop_agent(lane: Lane) -> AgentRecord | None:
-        """The best free agent of the lane (stale entries are dropped on the way)."""
-        if lane.pool is not lane:
-            return RoutingEngine._pop_borrowed(lane)
-        heap = lane.agents
-        fifo = lane.agent_fifo
-        ch = lane.channel
-        assert ch is not None
-        heappop = heapq.heappop
-        popleft = fifo.popleft
-        while True:
-            if fifo:
-                entry = heappop(heap) if heap and heap[0] < fifo[0] else popleft()
-            elif heap:
-                entry = heappop(heap)
-            else:
-                return None
-            v = entry[3]
-            a = entry[4]
-            if v == a.version and a.can_take(ch):
-                return a
-
-    @staticmethod
-    def _pop_borrowed(lane: Lane) -> AgentRecord | None:
-        """The best free agent for a lane that borrows its queue's base lane's parked agents:
-        the first live one meeting the lane's extra skills; live ones passed over go back
-        where they were (a borrowing lane has many of them: see ``_index_lane``)."""
-        pool = lane.pool
-        heap = pool.agents
-        fifo = pool.agent_fifo
-        ch = lane.channel
-        assert ch is not None
-        requirement = lane.requirement
-        passed: list[tuple[bool, tuple[float, float, int, int, AgentRecord]]] = []
-        found: AgentRecord | None = None
-        while True:
-            if fifo and not (heap and heap[0] < fifo[0]):
-                entry = fifo.popleft()
-                from_fifo = True
-            elif heap:
-                entry = heapq.heappop(heap)
-                from_fifo = False
-            else:
-                break
-            a = entry[4]
-            if entry[3] == a.version and a.can_take(ch):
-                if a.meets(requirement):
-                    found = a
-                    break
-                passed.append((from_fifo, entry))
-        for from_fifo, entry in reversed(passed):  # the FIFO's come back in order
-            if from_fifo:
-                fifo.appendleft(entry)
-            else:
-                heapq.heappush(heap, entry)
-        return found
+                    _compact(lane)
 
     def _place(self, c: QueuedContact, at: float, out: list[Decision]) -> None:
         """Offer a waiting contact to the best free agent, or make it wait in its lane."""
@@ -1554,60 +1619,31 @@ class RoutingEngine:
                 if lane is None:
                     lane = Lane(None, (), c.channel, None, self._places, _SCRATCH)
                     pa.personal[c.channel] = lane
-                self._enlane(c, lane)
+                _enlane(c, lane)
                 return
             c.preferred = None
         lane = self._lane(q, c)
         pool = lane.pool
         if not pool.agents and not pool.agent_fifo:  # nobody free (so while contacts wait)
-            self._enlane(c, lane)
+            _enlane(c, lane)
             return
         if q.cfg.strategy is _RING_ALL:
             agents: list[AgentRecord] = []
             while len(agents) < q.cfg.ring_all_limit:
-                a = self._pop_agent(lane)
+                a = _pop_agent(lane)
                 if a is None:
                     break
                 agents.append(a)
         else:
-            a = self._pop_agent(lane)
+            a = _pop_agent(lane)
             agents = [a] if a is not None else []
         if not agents:
-            self._enlane(c, lane)
+            _enlane(c, lane)
             return
         self._offer(c, agents, at, out)
         for a in agents:
             if a.presence is _READY:
                 self._park(a)  # a text agent may still have room for more
-
-    @staticmethod
-    def _enlane(c: QueuedContact, lane: Lane) -> None:
-        entry = (c.vkey, c.order, c)
-        fifo = lane.fifo
-        last = fifo[-1] if fifo else None
-        if last is None or (last.vkey, last.order) < entry:
-            # In place order, the usual case: the FIFO holds the contact itself (an entry
-            # tuple would live as long as the wait, for the collector to walk).
-            fifo.append(c)
-        else:
-            heapq.heappush(lane.contacts, entry)
-        lane.waiting += 1
-        c.lane = lane
-        if entry < lane.head:
-            lane.head = entry
-            lane.places[lane.ix] = entry[0]
-
-    @staticmethod
-    def _unlane(c: QueuedContact) -> None:
-        """Take a waiting contact out of its lane (its heap entry dies lazily, unless it is
-        the head: then the lane settles on its next live entry at once)."""
-        lane = c.lane
-        if lane is not None:
-            c.lane = None
-            if c.state is _WAITING:
-                lane.waiting -= 1
-                if lane.head[2] is c:
-                    _settle(lane)
 
     def _offer(
         self, c: QueuedContact, agents: list[AgentRecord], at: float, out: list[Decision]
@@ -1633,7 +1669,7 @@ class RoutingEngine:
             timers.add(expires, seq, _T_RING, c, ring)
         c.ring_seq = seq
         q.counters.offers += 1
-        ids = (agents[0].agent_id,) if len(agents) == 1 else tuple(a.agent_id for a in agents)
+        ids = (agents[0].agent_id,) if len(agents) == 1 else tuple([a.agent_id for a in agents])
         out.append(Offer(cid, q.queue_id, ch, ids, ring, expires, c.callback))
         rr = strategy is _ROUND_ROBIN
         call = ch in _CALLS
@@ -1709,11 +1745,11 @@ class RoutingEngine:
                 self._serve(a, at, out)
             return
         lane = self._lane(q, c)
-        self._enlane(c, lane)
+        _enlane(c, lane)
         for a in freed:
             self._serve(a, at, out)
         if c.state is _WAITING and c.lane is lane:
-            self._unlane(c)
+            _unlane(c)
             self._place(c, at, out)
 
     def _decline(
@@ -1841,7 +1877,7 @@ class RoutingEngine:
         if c.in_queue:
             if c.lane is not None:
                 if c.state is _WAITING:
-                    self._unlane(c)
+                    _unlane(c)
                 else:
                     c.lane = None
             c.in_queue = False
@@ -1851,7 +1887,7 @@ class RoutingEngine:
             q.ranked.remove((c.vkey, c.order))
             entries = q.entries
             if entries[0][2] is c:
-                self._trim_entries(q)
+                _trim_entries(q)
         counters = q.counters
         if outcome is _ANSWERED:
             wait = at - c.entered_at
@@ -1871,15 +1907,6 @@ class RoutingEngine:
             counters.abandoned += 1
         elif outcome is _OVERFLOWED:
             counters.overflowed += 1
-
-    @staticmethod
-    def _trim_entries(q: QueueRecord) -> None:
-        entries = q.entries
-        while entries:
-            _, order, c = entries[0]
-            if c.in_queue and c.queue is q and c.order == order:
-                return
-            entries.popleft()
 
     def _forget(self, c: QueuedContact) -> None:
         c.state = _ENDED

@@ -73,9 +73,9 @@ SNAPSHOT_SHELLS: ContextVar[dict[int, object] | None] = ContextVar(
 )
 
 
-def _shell(cls: type, number: int) -> object:
+def _shell(cls: type[_Record], number: int) -> object:
     """An empty record; ``routing.snapshot`` fills its fields afterwards."""
-    obj: object = object.__new__(cls)
+    obj: object = cls.__new__(cls)  # (a compiled record's fields start as None / 0)
     shells = SNAPSHOT_SHELLS.get()
     if shells is not None:
         shells[number] = obj

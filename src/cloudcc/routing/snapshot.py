@@ -45,7 +45,7 @@ def _fields(obj: Any) -> tuple[Any, ...]:
 
 
 def dump(state: dict[str, Any]) -> bytes:
-    """Write an engine's ``__dict__`` and every record it reaches."""
+    """Write an engine's state (its attributes by name) and every record it reaches."""
     numbers: dict[int, int] = {}
     records: list[Any] = []
 
@@ -72,7 +72,7 @@ def dump(state: dict[str, Any]) -> bytes:
 
 
 def load(data: bytes) -> dict[str, Any]:
-    """Read what ``dump`` wrote; returns the engine's ``__dict__`` with its records rebuilt."""
+    """Read what ``dump`` wrote; returns the engine's attributes with its records rebuilt."""
     shells: dict[int, Any] = {}
     token = SNAPSHOT_SHELLS.set(shells)
     try:

@@ -1,0 +1,69 @@
+"""The two builds of the engine: compiled (setup.py, Cython) and the Python source.
+
+The other routing tests run against whichever build is in use (the compiled one after a
+normal install); here the whole routing suite also runs against the source build, and an
+install that should have compiled the engine is checked to have done so."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cloudcc.routing
+from cloudcc.routing import build, engine, records
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("CLOUDCC_PURE_PYTHON")), reason="the source build is asked for"
+)
+def test_an_install_with_a_compiler_runs_the_compiled_engine() -> None:
+    # ./dev setup (pip install -e .) compiles it; a silent fall back to the source would
+    # leave the routing benchmark's figures to the slower build.
+    assert cloudcc.routing.BUILD == "compiled", build._why_source()
+    assert Path(engine.__file__).suffix != ".py"
+    assert Path(records.__file__).suffix != ".py"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    bool(os.environ.get("CLOUDCC_PURE_PYTHON")), reason="this run is the source build"
+)
+def test_the_source_build_passes_the_routing_suite() -> None:
+    env = {**os.environ, "CLOUDCC_PURE_PYTHON": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(TESTS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout
+
+
+def test_a_source_edited_after_compiling_runs_as_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edit not rebuilt yet must not leave the old compiled engine running."""
+    monkeypatch.delenv("CLOUDCC_PURE_PYTHON", raising=False)
+    monkeypatch.setattr(build, "_HERE", tmp_path)
+    assert build._why_source() == "not compiled"
+    for name in ("records", "engine"):
+        (tmp_path / f"{name}.py").write_text("")
+        (tmp_path / f"{name}.pxd").write_text("")
+        (tmp_path / f"{name}{build.EXTENSION_SUFFIXES[0]}").write_text("")
+    built = (tmp_path / f"engine{build.EXTENSION_SUFFIXES[0]}").stat().st_mtime
+    for path in tmp_path.iterdir():
+        os.utime(path, (built, built - 10 if path.suffix in (".py", ".pxd") else built))
+    assert build._why_source() is None
+    os.utime(tmp_path / "engine.py", (built, built + 10))
+    assert "engine.py" in (build._why_source() or "")
+    os.utime(tmp_path / "engine.py", (built, built - 10))
+    os.utime(tmp_path / "records.pxd", (built, built + 10))
+    assert "records" in (build._why_source() or "")
