@@ -14,7 +14,9 @@ from typing import Any
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-COMPILED = ["src/cloudcc/routing/records.py", "src/cloudcc/routing/engine.py"]
+COMPILED = [
+    f"src/cloudcc/routing/{name}.py" for name in ("positions", "timers", "records", "engine")
+]
 
 DIRECTIVES = {
     "language_level": 3,

@@ -54,7 +54,7 @@ def test_a_source_edited_after_compiling_runs_as_source(
     monkeypatch.delenv("CLOUDCC_PURE_PYTHON", raising=False)
     monkeypatch.setattr(build, "_HERE", tmp_path)
     assert build._why_source() == "not compiled"
-    for name in ("records", "engine"):
+    for name in build.COMPILED_MODULES:
         (tmp_path / f"{name}.py").write_text("")
         (tmp_path / f"{name}.pxd").write_text("")
         (tmp_path / f"{name}{build.EXTENSION_SUFFIXES[0]}").write_text("")

@@ -3,7 +3,9 @@
 # Public methods keep their Python signatures (cpdef: callable from Python as before).
 cimport cython
 
+from cloudcc.routing.positions cimport AnswerPace, RankedKeys
 from cloudcc.routing.records cimport AgentRecord, Lane, QueueRecord, QueuedContact, WorkItem
+from cloudcc.routing.timers cimport TimerQueue
 
 
 cdef class RoutingEngine:
@@ -24,7 +26,7 @@ cdef class RoutingEngine:
     cdef public long _ranks
     cdef public dict _reasons
     cdef public long long _seq
-    cdef public object _timers
+    cdef public TimerQueue _timers
     cdef public object tenant_id
 
     @cython.locals(c=QueuedContact, q=QueueRecord, contacts=dict)
@@ -59,9 +61,9 @@ cdef class RoutingEngine:
     cdef _enter(self, QueuedContact c, QueueRecord q, double at, list out)
     cdef long _join(self, QueuedContact c, QueueRecord q, double at)
     cdef _schedule_contact(self, QueuedContact c, QueueRecord q, double entered, double now)
-    @cython.locals(position=long)
+    @cython.locals(position=long, pace=AnswerPace)
     cdef _announce(self, QueuedContact c, QueueRecord q, list out, rank=*)
-    @cython.locals(wait=double)
+    @cython.locals(wait=double, pace=AnswerPace, gap=double)
     cdef _leave(self, QueuedContact c, object outcome, double at)
     cdef Lane _lane(self, QueueRecord q, QueuedContact c)
 

@@ -3,6 +3,8 @@
 # priorities stay Python objects (any value the pure engine takes); counters and times are
 # C fields.
 
+from cloudcc.routing.positions cimport AnswerPace, RankedKeys
+
 cdef class _Record:
     pass
 
@@ -118,9 +120,9 @@ cdef class QueueRecord(_Record):
     cdef public dict lanes
     cdef public dict members
     cdef public list members_in
-    cdef public object pace
+    cdef public AnswerPace pace
     cdef public object queue_id
-    cdef public object ranked
+    cdef public RankedKeys ranked
     cdef public long rr_counter
     cdef public long slot
     cdef public list stages
