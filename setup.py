@@ -14,9 +14,9 @@ from typing import Any
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-COMPILED = [
-    f"src/cloudcc/routing/{name}.py" for name in ("positions", "timers", "records", "engine")
-]
+#: In import order; cloudcc.routing.build.COMPILED_MODULES names the same.
+MODULES = ("positions", "timers", "stats", "records", "engine")
+COMPILED = [f"src/cloudcc/routing/{name}.py" for name in MODULES]
 
 DIRECTIVES = {
     "language_level": 3,

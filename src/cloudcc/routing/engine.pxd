@@ -4,6 +4,7 @@
 cimport cython
 
 from cloudcc.routing.positions cimport AnswerPace, RankedKeys
+from cloudcc.routing.stats cimport QueueCounters
 from cloudcc.routing.records cimport AgentRecord, Lane, QueueRecord, QueuedContact, WorkItem
 from cloudcc.routing.timers cimport TimerQueue
 
@@ -35,7 +36,7 @@ cdef class RoutingEngine:
     cpdef list contact_abandoned(self, contact_id, double now)
     @cython.locals(c=QueuedContact, a=AgentRecord, o=AgentRecord, w=WorkItem)
     cpdef list offer_accepted(self, contact_id, agent_id, double now)
-    @cython.locals(c=QueuedContact, a=AgentRecord, w=WorkItem, q=QueueRecord)
+    @cython.locals(c=QueuedContact, a=AgentRecord, w=WorkItem, q=QueueRecord, counters=QueueCounters)
     cpdef list contact_ended(self, contact_id, double now)
     cpdef list tick(self, double now)
     @cython.locals(heap=list, kind=long)
@@ -63,7 +64,7 @@ cdef class RoutingEngine:
     cdef _schedule_contact(self, QueuedContact c, QueueRecord q, double entered, double now)
     @cython.locals(position=long, pace=AnswerPace)
     cdef _announce(self, QueuedContact c, QueueRecord q, list out, rank=*)
-    @cython.locals(wait=double, pace=AnswerPace, gap=double)
+    @cython.locals(wait=double, pace=AnswerPace, gap=double, counters=QueueCounters)
     cdef _leave(self, QueuedContact c, object outcome, double at)
     cdef Lane _lane(self, QueueRecord q, QueuedContact c)
 

@@ -4,6 +4,7 @@
 # C fields.
 
 from cloudcc.routing.positions cimport AnswerPace, RankedKeys
+from cloudcc.routing.stats cimport QueueCounters
 
 cdef class _Record:
     pass
@@ -114,7 +115,7 @@ cdef class AgentRecord(_Record):
 cdef class QueueRecord(_Record):
     cdef public long callbacks_waiting
     cdef public object cfg
-    cdef public object counters
+    cdef public QueueCounters counters
     cdef public object entries
     cdef public object key_fn
     cdef public dict lanes
