@@ -67,3 +67,9 @@ def test_a_source_edited_after_compiling_runs_as_source(
     os.utime(tmp_path / "engine.py", (built, built - 10))
     os.utime(tmp_path / "records.pxd", (built, built + 10))
     assert "records" in (build._why_source() or "")
+
+
+def test_setup_compiles_the_modules_the_build_selects() -> None:
+    setup_py = (TESTS.parent.parent / "setup.py").read_text()
+    listed = ", ".join(f'"{name}"' for name in build.COMPILED_MODULES)
+    assert f"MODULES = ({listed})" in setup_py
