@@ -73,3 +73,14 @@ def test_setup_compiles_the_modules_the_build_selects() -> None:
     setup_py = (TESTS.parent.parent / "setup.py").read_text()
     listed = ", ".join(f'"{name}"' for name in build.COMPILED_MODULES)
     assert f"MODULES = ({listed})" in setup_py
+
+
+def test_a_snapshot_of_the_other_build_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloudcc.routing import snapshot
+    from cloudcc.routing.exceptions import InvalidConfig
+
+    taken = cloudcc.routing.RoutingEngine("t").snapshot()
+    other = "python" if build.BUILD == "compiled" else "compiled"
+    monkeypatch.setattr(snapshot, "_HEADER", (snapshot._MAGIC, other))
+    with pytest.raises(InvalidConfig, match=f"taken by the {build.BUILD} build"):
+        cloudcc.routing.RoutingEngine.restore(taken)

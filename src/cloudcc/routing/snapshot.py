@@ -13,6 +13,7 @@ import io
 import pickle
 from typing import Any
 
+from cloudcc.routing import build
 from cloudcc.routing.exceptions import InvalidConfig
 from cloudcc.routing.records import SNAPSHOT_NUMBER, SNAPSHOT_SHELLS
 
@@ -22,6 +23,9 @@ class _Unset:
 
 
 _MAGIC = "cloudcc.routing.snapshot/6"
+# The compiled and the source builds pickle their queue positions, timers and counters
+# differently: a snapshot restores on a node of the same build (a deployment's nodes are).
+_HEADER = (_MAGIC, build.BUILD)
 _ALLOWED_MODULES = ("cloudcc.routing.", "collections", "copyreg")
 _ALLOWED_BUILTINS = frozenset({"frozenset", "set", "object", "getattr"})
 _ALLOWED_OTHERS = frozenset(
@@ -60,7 +64,7 @@ def dump(state: dict[str, Any]) -> bytes:
     pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
     token = SNAPSHOT_NUMBER.set(number)
     try:
-        pickler.dump(_MAGIC)
+        pickler.dump(_HEADER)
         pickler.dump(state)
         done = 0
         while done < len(records):  # a record's fields may reach more records
@@ -77,8 +81,15 @@ def load(data: bytes) -> dict[str, Any]:
     token = SNAPSHOT_SHELLS.set(shells)
     try:
         reader = _Reader(io.BytesIO(data))
-        if reader.load() != _MAGIC:
+        header = reader.load()
+        if not isinstance(header, tuple) or len(header) != 2 or header[0] != _MAGIC:
             raise InvalidConfig("snapshot", "not a routing engine snapshot")
+        if header != _HEADER:
+            raise InvalidConfig(
+                "snapshot",
+                f"taken by the {header[1]} build of the engine, this node runs the "
+                f"{build.BUILD} build (cloudcc.routing.build)",
+            )
         state = reader.load()
         fields: list[tuple[Any, ...]] = []
         while True:
