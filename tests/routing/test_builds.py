@@ -81,6 +81,6 @@ def test_a_snapshot_of_the_other_build_is_refused_clearly(monkeypatch: pytest.Mo
 
     taken = cloudcc.routing.RoutingEngine("t").snapshot()
     other = "python" if build.BUILD == "compiled" else "compiled"
-    monkeypatch.setattr(snapshot, "_HEADER", (snapshot._MAGIC, other))
+    monkeypatch.setattr(snapshot, "_header", lambda: (snapshot._MAGIC, other))
     with pytest.raises(InvalidConfig, match=f"taken by the {build.BUILD} build"):
         cloudcc.routing.RoutingEngine.restore(taken)

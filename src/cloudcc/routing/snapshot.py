@@ -23,9 +23,16 @@ class _Unset:
 
 
 _MAGIC = "cloudcc.routing.snapshot/6"
-# The compiled and the source builds pickle their queue positions, timers and counters
-# differently: a snapshot restores on a node of the same build (a deployment's nodes are).
-_HEADER = (_MAGIC, build.BUILD)
+
+
+def _header() -> tuple[str, str]:
+    """What a snapshot starts with. The compiled and the source builds pickle their queue
+    positions, timers and counters differently: a snapshot restores on a node of the same
+    build (a deployment's nodes are). Read when used: the source build imports this module
+    while ``build`` is still choosing."""
+    return (_MAGIC, build.BUILD)
+
+
 _ALLOWED_MODULES = ("cloudcc.routing.", "collections", "copyreg")
 _ALLOWED_BUILTINS = frozenset({"frozenset", "set", "object", "getattr"})
 _ALLOWED_OTHERS = frozenset(
@@ -64,7 +71,7 @@ def dump(state: dict[str, Any]) -> bytes:
     pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
     token = SNAPSHOT_NUMBER.set(number)
     try:
-        pickler.dump(_HEADER)
+        pickler.dump(_header())
         pickler.dump(state)
         done = 0
         while done < len(records):  # a record's fields may reach more records
@@ -84,7 +91,7 @@ def load(data: bytes) -> dict[str, Any]:
         header = reader.load()
         if not isinstance(header, tuple) or len(header) != 2 or header[0] != _MAGIC:
             raise InvalidConfig("snapshot", "not a routing engine snapshot")
-        if header != _HEADER:
+        if header != _header():
             raise InvalidConfig(
                 "snapshot",
                 f"taken by the {header[1]} build of the engine, this node runs the "
