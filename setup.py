@@ -1,6 +1,6 @@
 """Build hook: the routing engine's hot modules compiled with Cython (metadata: pyproject.toml).
 
-``src/cloudcc/routing/engine.py`` and ``records.py`` stay plain Python; the ``.pxd`` files
+The modules in ``MODULES`` (``src/cloudcc/routing/``) stay plain Python; the ``.pxd`` files
 beside them give Cython their C types. Without Cython or a C compiler, or with
 ``CLOUDCC_PURE_PYTHON=1``, nothing is compiled and the Python source runs (the same
 behaviour, slower): see ``cloudcc.routing.build``.

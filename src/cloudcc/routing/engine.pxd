@@ -64,7 +64,7 @@ cdef class RoutingEngine:
     cdef _schedule_contact(self, QueuedContact c, QueueRecord q, double entered, double now)
     @cython.locals(position=long, pace=AnswerPace)
     cdef _announce(self, QueuedContact c, QueueRecord q, list out, rank=*)
-    @cython.locals(wait=double, pace=AnswerPace, gap=double, counters=QueueCounters)
+    @cython.locals(wait=double, counters=QueueCounters)
     cdef _leave(self, QueuedContact c, object outcome, double at)
     cdef Lane _lane(self, QueueRecord q, QueuedContact c)
 

@@ -99,7 +99,7 @@ from cloudcc.routing.model import (
     cti_code,
     normalise,
 )
-from cloudcc.routing.positions import AnswerPace, RankedKeys
+from cloudcc.routing.positions import RankedKeys
 from cloudcc.routing.records import (
     I_ALERTING,
     I_BUSY,
@@ -167,7 +167,6 @@ _HEAD = attrgetter("head")
 #: A lane of extra skills borrows its base lane's free agents when at least 1 in this many
 #: of the base's agents has the extra skills (so a pop passes over a few agents at most).
 _BORROW_SHARE = 8
-_PACE_ALPHA = AnswerPace.ALPHA
 _IX = attrgetter("ix")
 _NOBODY = NO_HEAD[0]
 _SCRATCH = 1  # the ``_places`` slot of preferred-agent lanes
@@ -1895,14 +1894,7 @@ class RoutingEngine:
             counters.answer_wait_total += wait
             if wait <= q.cfg.service_level_seconds:
                 counters.answered_in_sl += 1
-            pace = q.pace  # AnswerPace.answered, inline
-            if pace.last is not None:
-                gap = at - pace.last
-                pace.interval = (
-                    gap if not pace.samples else pace.interval + _PACE_ALPHA * (gap - pace.interval)
-                )
-                pace.samples += 1
-            pace.last = at
+            q.pace.answered(at)
         elif outcome is _ABANDONED:
             counters.abandoned += 1
         elif outcome is _OVERFLOWED:
@@ -1950,14 +1942,15 @@ class RoutingEngine:
             t = q.cfg.on_no_agents
             if t is None or t.kind is _TK_QUEUE or not q.waiting or q.staffed():
                 continue
+            # (A treatment moves only its own contact: the list stays true while it runs.)
             waiting = [
                 c
                 for _, order, c in q.entries
-                if c.in_queue and c.queue is q and c.order == order and c.state is _WAITING
+                if c.in_queue and c.queue is q and c.order == order
+                if c.state is _WAITING and not c.callback
             ]
             for c in waiting:
-                if not c.callback and c.in_queue and c.queue is q and c.state is _WAITING:
-                    self._treat(c, q, t, at, out)
+                self._treat(c, q, t, at, out)
 
     def _lane(self, q: QueueRecord, c: QueuedContact) -> Lane:
         drop = q.stages[c.stage][2]

@@ -12,3 +12,4 @@ cdef class AnswerPace:
     cdef public double interval
     cdef public object last
     cdef public long samples
+    cpdef answered(self, double now)
