@@ -11,18 +11,23 @@ the first third of the run (the agents' first offers) is left out.
     python bench/routing_ab.py HEAD                  # HEAD against the working tree
     python bench/routing_ab.py HEAD~3 HEAD --idle    # two commits, idle-agents workload
     python bench/routing_ab.py WORKTREE BUILT        # the Python source against the build
+    python bench/routing_ab.py HEAD+c WORKTREE+c     # both compiled (needs Cython importable)
 
 A version is a git revision, ``WORKTREE`` or ``BUILT``. A revision or the working tree is
 copied into a temporary directory as a top-level package (``routing_a``, ``routing_b``)
-with its imports renamed, so it runs as Python source; ``BUILT`` is ``cloudcc.routing`` as
-installed (compiled by setup.py when it could be: ``cloudcc.routing.BUILD``).
+with its imports renamed, so it runs as Python source, or compiled with setup.py's
+modules and directives when suffixed ``+c`` (``pip install cython`` first); ``BUILT`` is
+``cloudcc.routing`` as installed (compiled by setup.py when it could be:
+``cloudcc.routing.BUILD``).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import gc
 import importlib
+import os
 import re
 import subprocess
 import sys
@@ -39,12 +44,48 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "src/cloudcc/routing"
 
 
+def setup_constants() -> dict[str, Any]:
+    """``MODULES`` and ``DIRECTIVES`` as setup.py has them (read, not imported: importing
+    setup.py runs the install)."""
+    found = {}
+    for node in ast.parse((ROOT / "setup.py").read_text()).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name in ("MODULES", "DIRECTIVES"):
+                found[name] = ast.literal_eval(node.value)
+    return found
+
+
+def compile_package(target: Path) -> None:
+    """Compile the package written at ``target`` in place, as setup.py compiles the engine."""
+    from Cython.Build import cythonize  # a development tool: pip install cython
+    from setuptools import Distribution
+
+    constants = setup_constants()
+    sources = [str(target / f"{m}.py") for m in constants["MODULES"]]
+    modules = cythonize(
+        sources, compiler_directives=constants["DIRECTIVES"], quiet=True, nthreads=2
+    )
+    dist = Distribution({"ext_modules": modules, "script_args": ["-q", "build_ext", "--inplace"]})
+    dist.parse_command_line()
+    cwd = os.getcwd()
+    os.chdir(target.parent)  # extension names are dotted from the package's parent
+    try:
+        dist.run_commands()
+    finally:
+        os.chdir(cwd)
+
+
 def materialise(version: str, name: str, into: Path) -> None:
-    """Write the routing package of ``version`` as the top-level package ``name``."""
+    """Write the routing package of ``version`` as the top-level package ``name``, compiled
+    if ``version`` ends in ``+c``."""
+    compiled = version.endswith("+c")
+    version = version.removesuffix("+c")
     target = into / name
     target.mkdir()
+    suffixes = (".py", ".pxd") if compiled else (".py",)
     if version == "WORKTREE":
-        files = {p.name: p.read_text() for p in (ROOT / PACKAGE).glob("*.py")}
+        files = {p.name: p.read_text() for p in (ROOT / PACKAGE).iterdir() if p.suffix in suffixes}
     else:
         listing = subprocess.run(
             ["git", "ls-tree", "--name-only", f"{version}:{PACKAGE}"],
@@ -62,10 +103,12 @@ def materialise(version: str, name: str, into: Path) -> None:
                 text=True,
             ).stdout
             for f in listing
-            if f.endswith(".py")
+            if f.endswith(suffixes)
         }
     for filename, text in files.items():
         (target / filename).write_text(re.sub(r"\bcloudcc\.routing\b", name, text))
+    if compiled:
+        compile_package(target)
 
 
 class Side:
@@ -136,14 +179,14 @@ def main() -> None:
             for side in sides.values():
                 side.counting = done > args.decisions // 3
                 side.run_until(done)
-    results: dict[str, Any] = {}
+    results: dict[str, tuple[float, float]] = {}
     for label, side in sides.items():
-        deciding, every = side.rates()
-        results[label] = deciding
+        deciding, every = results[label] = side.rates()
         print(f"{label}: deciding calls {deciding:,.0f} decisions/s, all events {every:,.0f}")
         print(f"  mean microseconds per call: {side.means()}")
     (la, a), (lb, b) = results.items()
-    print(f"deciding calls: {lb.split()[0]} / {la.split()[0]} = {b / a:.3f}")
+    ratio = f"{lb.split()[0]} / {la.split()[0]}"
+    print(f"deciding calls: {ratio} = {b[0] / a[0]:.3f}; all events: {ratio} = {b[1] / a[1]:.3f}")
 
 
 if __name__ == "__main__":

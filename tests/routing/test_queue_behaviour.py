@@ -452,6 +452,33 @@ def test_queue_statistics() -> None:
     assert s.agents_by_state[AgentState.NOT_READY] == 1
 
 
+def test_per_state_counts_follow_changes_between_reads() -> None:
+    """Queue counts per state move when read; signing out is counted at once (an entering
+    contact reads it), also after changes nobody read."""
+    q = QueueConfig("q", on_no_agents=Treatment(TreatmentKind.VOICEMAIL), wrap_up_seconds=5)
+    e = engine_with([q], agents={"a": {}, "b": {}})
+    e.agent_state_changed("b", Presence.NOT_READY, 0)
+    e.contact_queued("c1", "q", VOICE, 1)  # a: READY -> RESERVED
+    e.offer_accepted("c1", "a", 2)  # BUSY
+    by_state = e.queue_stats("q", 2).agents_by_state
+    assert (by_state[AgentState.BUSY], by_state[AgentState.NOT_READY]) == (1, 1)
+    assert by_state[AgentState.READY] == by_state[AgentState.RESERVED] == 0
+    e.contact_ended("c1", 3)  # WRAP_UP, unread
+    e.agent_logout("b", 4)
+    e.agent_logout("a", 5)  # from WRAP_UP, never read: still counted at once
+    assert only(e.contact_queued("c2", "q", VOICE, 6), QueueAction) == [
+        QueueAction("c2", "q", TreatmentKind.VOICEMAIL, None)
+    ]
+    e.agent_login("a", 7, presence=Presence.NOT_READY)
+    e.agent_state_changed("a", Presence.READY, 8)
+    e.contact_queued("c3", "q", VOICE, 9)  # RESERVED, unread: a snapshot counts it too
+    restored = RoutingEngine.restore(e.snapshot())
+    for engine in (e, restored):
+        by_state = engine.queue_stats("q", 9).agents_by_state
+        assert (by_state[AgentState.RESERVED], by_state[AgentState.OFFLINE]) == (1, 1)
+        assert sum(by_state.values()) == 2
+
+
 def test_longest_wait_tracks_the_oldest_waiting_contact() -> None:
     e = engine_with()
     e.contact_queued("c1", "q", VOICE, 10)

@@ -28,6 +28,7 @@ cdef class RoutingEngine:
     cdef public dict _reasons
     cdef public long long _seq
     cdef public TimerQueue _timers
+    cdef public list _uncounted
     cdef public object tenant_id
 
     @cython.locals(c=QueuedContact, q=QueueRecord, contacts=dict)
@@ -46,11 +47,13 @@ cdef class RoutingEngine:
     cdef list _advance(self, double now)
     cdef _timer(self, double at, kind, obj, double delay)
     @cython.locals(si=long, old=long, slot=Py_ssize_t, leaving=list, entering=list, counts=list, members_in=list, time_in=list)
-    cdef _publish(self, AgentRecord a, double at, list out, by=*, count=*)
+    cdef _publish(self, AgentRecord a, double at, list out, by=*)
     cdef _drop_item(self, AgentRecord a, WorkItem w)
     cdef _end_wrap(self, AgentRecord a, WorkItem w, double at, list out)
     @cython.locals(slot=Py_ssize_t, leaving=list, entering=list, members_in=list)
     cdef _count(self, AgentRecord a)
+    @cython.locals(a=AgentRecord)
+    cdef _count_all(self)
     @cython.locals(best_lane=Lane, lane=Lane, c=QueuedContact, q=QueueRecord, scan=list, best=tuple, head=tuple, place=double)
     cdef _serve(self, AgentRecord a, double at, list out)
     @cython.locals(lane=Lane, lanes=list, shared=dict, heap=list, entry=tuple)

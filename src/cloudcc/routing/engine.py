@@ -367,6 +367,7 @@ class RoutingEngine:
         "_reasons",
         "_seq",
         "_timers",
+        "_uncounted",
         "tenant_id",
     )
 
@@ -388,7 +389,12 @@ class RoutingEngine:
         # Member agents per state per queue: ``_members_in[state][Queue.slot]``. One compact
         # list per state keeps an agent's state change off its queues' own records (lists,
         # not arrays: storing into an array parses its argument, ten times the cost).
+        # Counts move when read (``_count_all``): an agent whose state changed is listed in
+        # ``_uncounted`` once, and its ~20 queues move once per read, not three times per
+        # contact it serves. Signing in and out are counted at once: a contact's entry
+        # reads how many members are signed in (``QueueRecord.staffed``).
         self._members_in: list[list[int]] = [[] for _ in STATES]
+        self._uncounted: list[AgentRecord] = []
         self._free_queue_slots: list[int] = []
         self._free_slots: list[int] = []
         self._reasons: dict[str, ReasonCode] = {r.code: r for r in BUILTIN_REASONS}
@@ -477,6 +483,7 @@ class RoutingEngine:
         """The whole state as bytes, to store with the position in the event stream it
         covers: a standby restores it and replays only the events after it. Restore only
         snapshots your own deployment wrote (they are pickles)."""
+        self._count_all()
         return _snapshot.dump({name: getattr(self, name) for name in self.__slots__})
 
     @classmethod
@@ -980,6 +987,7 @@ class RoutingEngine:
 
     def queue_stats(self, queue_id: str, now: float) -> QueueStats:
         q = self._queue(queue_id)
+        self._count_all()
         _trim_entries(q)
         longest = now - q.entries[0][0] if q.entries else 0.0
         return queue_stats(
@@ -1259,11 +1267,9 @@ class RoutingEngine:
     ) -> None:
         self._apply_presence(a, presence, reason, at, by, seconds)
         if presence is _READY:
-            self._publish(a, at, out, by=by, count=False)
+            self._publish(a, at, out, by=by)
             a.available_since = at
             self._serve(a, at, out)
-            if a.counted != a.si:
-                self._count(a)
         else:
             self._publish(a, at, out, by=by)
             a.version += 1
@@ -1355,13 +1361,8 @@ class RoutingEngine:
         at: float,
         out: list[Decision],
         by: str | None = None,
-        count: bool = True,
     ) -> None:
-        """Record and announce a change of the agent's reported state (or reason).
-
-        ``count=False`` leaves the agent's queues' per-state counts behind (``_count``
-        catches them up): a freed agent usually goes READY and RESERVED in one event, and
-        its queues then move once instead of twice."""
+        """Record and announce a change of the agent's reported state (or reason)."""
         presence = a.presence
         if presence is _OFFLINE:
             si = I_OFFLINE
@@ -1395,14 +1396,11 @@ class RoutingEngine:
             counts = self._by_state
             counts[old] -= 1
             counts[si] += 1
-            if count and a.counted != si:
-                members_in = self._members_in
-                leaving = members_in[a.counted]
-                entering = members_in[si]
-                for slot in a.queue_slots:
-                    leaving[slot] -= 1
-                    entering[slot] += 1
-                a.counted = si
+            if si == I_OFFLINE or old == I_OFFLINE:
+                self._count(a)  # signed-in counts stay exact (see ``_members_in``)
+            elif not a.uncounted:
+                a.uncounted = True
+                self._uncounted.append(a)
         # Flat (time, state index, reason) triples: a tuple per change would live on in the
         # deque, and the collector would walk every one of them at least once.
         a.history.extend((at, si, reason))
@@ -1471,6 +1469,13 @@ class RoutingEngine:
         # RESERVED (its offer publishes that); a READY of no duration is not announced.
         self._serve(a, at, out)
         self._publish(a, at, out)  # nothing to offer: WRAP_UP -> READY
+
+    def _count_all(self) -> None:
+        """Bring every queue's per-state member counts up to its agents' states."""
+        for a in self._uncounted:
+            a.uncounted = False
+            self._count(a)
+        self._uncounted.clear()
 
     def _count(self, a: AgentRecord) -> None:
         """Bring the per-state member counts of the agent's queues up to its state."""

@@ -108,6 +108,7 @@ cdef class AgentRecord(_Record):
     cdef public double state_since
     cdef public list time_in
     cdef public long total
+    cdef public bint uncounted
     cdef public long long version
     cpdef bint can_take(self, object channel)
     cpdef bint meets(self, tuple requirement)

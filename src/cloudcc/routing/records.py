@@ -311,6 +311,7 @@ class AgentRecord(_Record):
         "state_since",
         "time_in",
         "total",
+        "uncounted",
         "version",
     )
 
@@ -325,6 +326,7 @@ class AgentRecord(_Record):
         self.state_since = now
         self.si = I_OFFLINE
         self.counted = I_OFFLINE  # the state its queues' per-state counts include
+        self.uncounted = False  # listed in the engine's agents whose counts are behind
         self.time_in: list[float] = [0.0] * len(STATES)
         # (time, index in STATES, reason) of the last changes, flattened: 3 items a change
         self.history: deque[float | int | str | None] = deque(maxlen=3 * HISTORY_LENGTH)
