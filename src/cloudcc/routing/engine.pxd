@@ -54,7 +54,7 @@ cdef class RoutingEngine:
     cdef _count(self, AgentRecord a)
     @cython.locals(a=AgentRecord)
     cdef _count_all(self)
-    @cython.locals(best_lane=Lane, lane=Lane, c=QueuedContact, q=QueueRecord, scan=list, best=tuple, head=tuple, place=double)
+    @cython.locals(best_lane=Lane, lane=Lane, c=QueuedContact, q=QueueRecord, scan=list, best=tuple, head=tuple, place=double, best_place=double, lanes=list)
     cdef _serve(self, AgentRecord a, double at, list out)
     @cython.locals(lane=Lane, lanes=list, shared=dict, heap=list, entry=tuple)
     cdef _park(self, AgentRecord a)

@@ -122,6 +122,14 @@ from cloudcc.routing.stats import AgentStats, QueueStats, Wallboard, queue_stats
 from cloudcc.routing.strategies import AGENT_ONLY_KEYS, LANE_FREE_KEYS, StrategyKey
 from cloudcc.routing.timers import TimerQueue
 
+try:
+    import cython
+
+    #: True in the compiled build (a compile-time constant there), False as source.
+    COMPILED = cython.compiled
+except ImportError:  # the source runs without Cython installed
+    COMPILED = False
+
 _READY = Presence.READY
 _OFFLINE = Presence.OFFLINE
 _WAITING = ContactState.WAITING
@@ -1506,37 +1514,53 @@ class RoutingEngine:
                     ):
                         best_lane = lane
             if best_lane is None:
-                # The oldest head among the agent's lanes. Heads are always live and their
-                # places sit in one compact engine-wide array (no lane, tuple or float
-                # object to fetch from memory per lane): the agent's getter reads its lanes'
-                # places in one C call (slot 0, always _NOBODY, keeps it a tuple), and a
-                # C-level ``min`` finds the oldest; equal places (same arrival time) are
-                # decided by arrival order.
+                # The oldest head among the agent's lanes; equal places (same arrival time)
+                # are decided by arrival order. Heads are always live.
                 best: tuple[float, float, QueuedContact | None] = NO_HEAD
-                scan = a.scan
-                if scan is None:
-                    scan = a.scan = [
-                        (ch, lanes, itemgetter(0, *map(_IX, lanes)))
-                        for ch, lanes in a.lanes.items()
-                        if lanes
-                    ]
-                for ch, lanes, getter in scan:
-                    # one channel: the free slot the loop found is for it
-                    if (not a.n_pre) if a.single else a.can_take(ch):
-                        places = getter(self._places)
-                        place = min(places)
-                        if place > best[0] or place == _NOBODY:
-                            continue
-                        if places.count(place) == 1:
-                            lane = lanes[places.index(place) - 1]
-                        else:
-                            tied = [
-                                ln for ln, p in zip(lanes, places[1:], strict=True) if p == place
-                            ]
-                            lane = min(tied, key=_HEAD)
-                        if lane.head < best:
-                            best = lane.head
-                            best_lane = lane
+                if COMPILED:  # a C loop over the lanes' heads
+                    best_place = _NOBODY
+                    for ch, lanes in a.lanes.items():
+                        # one channel: the free slot the loop found is for it
+                        if (not a.n_pre) if a.single else a.can_take(ch):
+                            for lane in lanes:
+                                head = lane.head
+                                place = head[0]
+                                if place < best_place or (
+                                    place == best_place and place != _NOBODY and head < best
+                                ):
+                                    best = head
+                                    best_place = place
+                                    best_lane = lane
+                else:
+                    # As Python: the places sit in one compact engine-wide array (no lane,
+                    # tuple or float object to fetch per lane): the agent's getter reads its
+                    # lanes' places in one C call (slot 0, always _NOBODY, keeps it a
+                    # tuple), and a C-level ``min`` finds the oldest.
+                    scan = a.scan
+                    if scan is None:
+                        scan = a.scan = [
+                            (ch, lanes, itemgetter(0, *map(_IX, lanes)))
+                            for ch, lanes in a.lanes.items()
+                            if lanes
+                        ]
+                    for ch, lanes, getter in scan:
+                        if (not a.n_pre) if a.single else a.can_take(ch):
+                            places = getter(self._places)
+                            place = min(places)
+                            if place > best[0] or place == _NOBODY:
+                                continue
+                            if places.count(place) == 1:
+                                lane = lanes[places.index(place) - 1]
+                            else:
+                                tied = [
+                                    ln
+                                    for ln, p in zip(lanes, places[1:], strict=True)
+                                    if p == place
+                                ]
+                                lane = min(tied, key=_HEAD)
+                            if lane.head < best:
+                                best = lane.head
+                                best_lane = lane
                 if best_lane is None:
                     break
             head = best_lane.head
