@@ -111,6 +111,18 @@ def test_every_transition_is_timestamped_in_the_history() -> None:
     assert spent[AgentState.WORKING] == 2
 
 
+def test_the_history_keeps_the_last_changes() -> None:
+    from cloudcc.routing.records import HISTORY_LENGTH
+
+    e = engine_with(agents={"a": {}})
+    presences = [Presence.NOT_READY, Presence.READY] * (2 * HISTORY_LENGTH)
+    for t, presence in enumerate(presences, start=1):
+        e.agent_state_changed("a", presence, t)
+        history = e.agent_history("a")
+        assert len(history) == min(t + 1, HISTORY_LENGTH)  # + the sign-in at 0
+        assert history[-1][:2] == (t, AgentState(presence.value))
+
+
 def test_offered_agent_is_reserved_then_busy_then_wraps_up_then_ready() -> None:
     e = engine_with([QueueConfig("q", wrap_up_seconds=30)], agents={"a": {}})
     out = e.contact_queued("c", "q", VOICE, 10)

@@ -101,6 +101,7 @@ from cloudcc.routing.model import (
 )
 from cloudcc.routing.positions import RankedKeys
 from cloudcc.routing.records import (
+    HISTORY_LENGTH,
     I_ALERTING,
     I_BUSY,
     I_NOT_READY,
@@ -1030,7 +1031,7 @@ class RoutingEngine:
 
     def agent_history(self, agent_id: str) -> list[tuple[float, AgentState, str | None]]:
         """The agent's last state changes (time, state, reason), oldest first."""
-        it = iter(self._agent(agent_id).history)
+        it = iter(self._agent(agent_id).history[-3 * HISTORY_LENGTH :])
         triples = cast("list[tuple[float, int, str | None]]", list(zip(it, it, it, strict=True)))
         return [(at, STATES[si], reason) for at, si, reason in triples]
 
@@ -1410,8 +1411,14 @@ class RoutingEngine:
                 a.uncounted = True
                 self._uncounted.append(a)
         # Flat (time, state index, reason) triples: a tuple per change would live on in the
-        # deque, and the collector would walk every one of them at least once.
-        a.history.extend((at, si, reason))
+        # list, and the collector would walk every one of them at least once. The list keeps
+        # up to twice HISTORY_LENGTH changes (three appends cost less than a deque's extend).
+        history = a.history
+        history.append(at)
+        history.append(si)
+        history.append(reason)
+        if len(history) > 6 * HISTORY_LENGTH:
+            del history[: 3 * HISTORY_LENGTH]
         code = _CTI_BY_INDEX[si] if si != I_NOT_READY else cti_code(state, reason, self._reasons)
         out.append(AgentStateChanged(a.agent_id, state, previous, reason, at, code, by))
 

@@ -77,7 +77,7 @@ cdef class AgentRecord(_Record):
     cdef public object cfg
     cdef public long counted
     cdef public long handled
-    cdef public object history
+    cdef public list history
     cdef public dict items
     cdef public dict lanes
     cdef public dict load

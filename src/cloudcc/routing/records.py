@@ -329,7 +329,8 @@ class AgentRecord(_Record):
         self.uncounted = False  # listed in the engine's agents whose counts are behind
         self.time_in: list[float] = [0.0] * len(STATES)
         # (time, index in STATES, reason) of the last changes, flattened: 3 items a change
-        self.history: deque[float | int | str | None] = deque(maxlen=3 * HISTORY_LENGTH)
+        # (the engine keeps HISTORY_LENGTH to twice as many)
+        self.history: list[float | int | str | None] = []
         self.items: dict[str, WorkItem] = {}
         self.load: dict[Channel, int] = {}
         self.total = self.call_items = 0
