@@ -74,6 +74,14 @@ def test_setup_compiles_the_modules_the_build_selects() -> None:
     assert f"MODULES = ({listed})" in setup_py
 
 
+def test_the_compiled_records_hold_a_time_per_state() -> None:
+    # records.pxd sizes the agent's C array of times in state: it must follow STATES.
+    from cloudcc.routing.records import STATES
+
+    pxd = (Path(build.__file__).parent / "records.pxd").read_text()
+    assert f"cdef public double time_in[{len(STATES)}]" in pxd
+
+
 def test_a_snapshot_of_the_other_build_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     from cloudcc.routing import snapshot
     from cloudcc.routing.exceptions import InvalidConfig

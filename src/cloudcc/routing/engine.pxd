@@ -46,7 +46,7 @@ cdef class RoutingEngine:
     @cython.locals(heap=list, at=double, kind=long, w=WorkItem, c=QueuedContact)
     cdef list _advance(self, double now)
     cdef _timer(self, double at, kind, obj, double delay)
-    @cython.locals(si=long, old=long, counts=list, time_in=list, history=list)
+    @cython.locals(si=long, old=long, counts=list, history=list)
     cdef _publish(self, AgentRecord a, double at, list out, by=*)
     cdef _drop_item(self, AgentRecord a, WorkItem w)
     cdef _end_wrap(self, AgentRecord a, WorkItem w, double at, list out)

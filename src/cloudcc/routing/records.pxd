@@ -106,7 +106,7 @@ cdef class AgentRecord(_Record):
     cdef public dict skills
     cdef public object state
     cdef public double state_since
-    cdef public list time_in
+    cdef public double time_in[9]  # one per state: len(STATES) (tests/routing/test_builds.py)
     cdef public long total
     cdef public bint uncounted
     cdef public long long version

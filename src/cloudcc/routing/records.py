@@ -269,6 +269,9 @@ class WorkItem(_Record):
         self.wrap_seq = -1
 
 
+_NO_TIME = (0.0,) * len(STATES)
+
+
 class AgentRecord(_Record):
     __slots__ = (
         "agent_id",
@@ -327,7 +330,10 @@ class AgentRecord(_Record):
         self.si = I_OFFLINE
         self.counted = I_OFFLINE  # the state its queues' per-state counts include
         self.uncounted = False  # listed in the engine's agents whose counts are behind
-        self.time_in: list[float] = [0.0] * len(STATES)
+        # Seconds spent in each state (before the current one). Compiled: C doubles inline in
+        # the record, not a list of floats: a state change writes here, and three objects
+        # to fetch from memory cost more than the rest of the change.
+        self.time_in: list[float] = list(_NO_TIME)
         # (time, index in STATES, reason) of the last changes, flattened: 3 items a change
         # (the engine keeps HISTORY_LENGTH to twice as many)
         self.history: list[float | int | str | None] = []
