@@ -14,7 +14,7 @@ from cloudcc.routing import (
     SkillRequirement,
     Strategy,
 )
-from cloudcc.routing.model import WithdrawReason
+from cloudcc.routing.model import ForceAction, WithdrawReason
 
 from .helpers import CHAT, VOICE, engine_with, offers, only
 
@@ -233,6 +233,19 @@ def test_preferred_agent_freed_within_the_wait_takes_the_contact() -> None:
     e.agent_state_changed("a", Presence.NOT_READY, 0)
     e.contact_queued("x", "q", VOICE, 1, preferred_agent="b")
     assert offers(e.contact_ended("d", 5)) == [("x", ("b",))]
+
+
+def test_a_signed_out_agents_offer_goes_back_before_its_own_waiting_customers() -> None:
+    # b rings with "old" and "new" waits for b; b is signed out while "a" is free: "old",
+    # taken back from b, is older and goes to a first (found by test_properties).
+    q = QueueConfig("q", preferred_agent_wait=30)
+    e = engine_with([q], agents={"b": {}, "a": {}})
+    e.agent_state_changed("a", Presence.NOT_READY, 0)
+    assert offers(e.contact_queued("old", "q", VOICE, 0)) == [("old", ("b",))]
+    e.contact_queued("new", "q", VOICE, 1, preferred_agent="b")
+    e.agent_state_changed("a", Presence.READY, 2)  # new waits for b: a stays free
+    out = e.force_agent("b", ForceAction.SIGN_OUT, "supervisor", 3)
+    assert offers(out) == [("old", ("a",))]  # "new" waits for the next free agent
 
 
 def test_a_chat_waiting_for_its_agent_is_not_held_up_by_an_older_call() -> None:

@@ -95,7 +95,8 @@ class _Record:
         return (_shell, (type(self), number(self)))
 
 
-#: What a free agent reads to find the oldest head among its lanes of one channel.
+#: What a free agent reads to find the oldest head among its lanes of one channel (as
+#: Python; the compiled engine reads the lanes' heads).
 Scan: TypeAlias = "tuple[Channel, list[Lane], Callable[[array[float]], tuple[float, ...]]]"
 
 #: ``Lane.head`` of a lane without waiting contacts: after every real entry (vkey, order, c).
