@@ -15,7 +15,7 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 #: In import order; cloudcc.routing.build.COMPILED_MODULES names the same.
-MODULES = ("positions", "timers", "stats", "records", "engine")
+MODULES = ("positions", "timers", "stats", "strategies", "records", "engine")
 COMPILED = [f"src/cloudcc/routing/{name}.py" for name in MODULES]
 
 DIRECTIVES = {

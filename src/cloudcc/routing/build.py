@@ -1,10 +1,11 @@
 """Which build of the engine runs: compiled by Cython, or the Python source.
 
-``engine.py`` and the modules of its records (``records.py``, ``positions.py``,
-``timers.py``, ``stats.py``) are plain Python and run as they are. When the package is
-installed with Cython and a C compiler at hand (setup.py), they are also compiled: the
-``.pxd`` files beside them make the records and the engine C structures with typed fields
-and their hot methods C functions, for about 1.3-1.5x the throughput (docs/routing.md).
+``engine.py`` and the modules of its records and keys (``records.py``, ``positions.py``,
+``timers.py``, ``stats.py``, ``strategies.py``) are plain Python and run as they are. When
+the package is installed with Cython and a C compiler at hand (setup.py), they are also
+compiled: the ``.pxd`` files beside them make the records and the engine C structures with
+typed fields and their hot methods C functions, for about 2-3x the throughput
+(docs/routing.md).
 
 The compiled modules are used unless ``CLOUDCC_PURE_PYTHON`` is set, or a source is newer
 than its compiled module (an edit not rebuilt yet: the source runs, with a warning, until
@@ -24,7 +25,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 #: The modules setup.py compiles, in import order.
-COMPILED_MODULES = ("positions", "timers", "stats", "records", "engine")
+COMPILED_MODULES = ("positions", "timers", "stats", "strategies", "records", "engine")
 
 _HERE = Path(__file__).resolve().parent
 

@@ -1620,6 +1620,7 @@ class RoutingEngine:
         if a.total >= a.max_total:
             return
         v = a.version
+        heappush = heapq.heappush
         shared: dict[StrategyKey, tuple[float, float, int, int, AgentRecord]] = {}
         for ch, lanes in a.lanes.items():
             if not a.can_take(ch):
@@ -1640,7 +1641,7 @@ class RoutingEngine:
                 if not fifo or fifo[-1] < entry:
                     fifo.append(entry)  # in key order: stale entries leave at O(1)
                 else:
-                    heapq.heappush(heap, entry)
+                    heappush(heap, entry)
                 if len(heap) + len(fifo) > 2 * lane.eligible + 64:
                     _compact(lane)
 

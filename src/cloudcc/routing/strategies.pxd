@@ -1,0 +1,9 @@
+# Cython declarations for strategies.py (see records.pxd). The keys are C functions; a
+# lane still calls its queue's key as a Python callable (any key a queue may hold).
+cimport cython
+
+cpdef tuple longest_idle(agent, tuple requirement, queue_id)
+@cython.locals(total=long)
+cpdef tuple most_skilled(agent, tuple requirement, queue_id)
+cpdef tuple least_occupied(agent, tuple requirement, queue_id)
+cpdef tuple round_robin(agent, tuple requirement, queue_id)
