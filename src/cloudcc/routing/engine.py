@@ -205,7 +205,9 @@ def _settle(lane: Lane) -> None:
     else:
         head = heap[0] if heap else NO_HEAD
     lane.head = head
-    lane.places[lane.ix] = head[0]
+    lane.place = head[0]
+    if not COMPILED:  # (only the Python scan reads the array)
+        lane.places[lane.ix] = head[0]
 
 
 def _compact(lane: Lane) -> None:
@@ -292,7 +294,9 @@ def _enlane(c: QueuedContact, lane: Lane) -> None:
     c.lane = lane
     if entry < lane.head:
         lane.head = entry
-        lane.places[lane.ix] = entry[0]
+        lane.place = entry[0]
+        if not COMPILED:
+            lane.places[lane.ix] = entry[0]
 
 
 def _unlane(c: QueuedContact) -> None:
@@ -1370,6 +1374,7 @@ class RoutingEngine:
             lane.fifo.clear()
             lane.contacts.clear()
             lane.head = NO_HEAD
+            lane.place = _NOBODY
             lane.waiting = 0
         waiting.sort(key=_PLACE)
         for c in waiting:
@@ -1538,21 +1543,22 @@ class RoutingEngine:
                 # are decided by arrival order. Heads are always live.
                 best: tuple[float, float, QueuedContact | None] = NO_HEAD
                 if COMPILED:
-                    # A C loop over the lanes' heads. (Lanes are few and shared by many
-                    # agents: their heads stay in cache. An array of the agent's own lane
-                    # slots, read as the Python loop below does, was 12 % slower: per-agent
-                    # objects are the cold ones.)
+                    # A C loop over the lanes' head places (``Lane.place``: a C double in
+                    # the lane, not the head tuple and its float: one object to fetch per
+                    # lane, not three). Lanes are few and shared by many agents, so they
+                    # stay in cache; an array of the agent's own lane slots, read as the
+                    # Python loop below does, was 12 % slower (per-agent objects are the
+                    # cold ones).
                     best_place = _NOBODY
                     for ch, lanes in a.lanes.items():
                         # one channel: the free slot the loop found is for it
                         if (not a.n_pre) if a.single else a.can_take(ch):
                             for lane in lanes:
-                                head = lane.head
-                                place = head[0]
+                                place = lane.place
                                 if place < best_place or (
-                                    place == best_place and place != _NOBODY and head < best
+                                    place == best_place and place != _NOBODY and lane.head < best
                                 ):
-                                    best = head
+                                    best = lane.head
                                     best_place = place
                                     best_lane = lane
                 else:

@@ -19,6 +19,7 @@ cdef class Lane(_Record):
     cdef public tuple head
     cdef public long ix
     cdef public object key_fn
+    cdef public double place
     cdef public object places
     cdef public Lane pool
     cdef public QueueRecord queue

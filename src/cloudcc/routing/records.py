@@ -110,8 +110,9 @@ class Lane(_Record):
     of equal priority) and as (place, order, contact) entries in the heap ``contacts``
     otherwise (a higher priority, a declined offer back at its place). Removal is lazy, but
     ``head`` is always the smallest live entry (or ``NO_HEAD``), and its place is mirrored
-    in the engine's array ``places`` at ``ix``: a free agent compares its lanes' head places
-    there without touching the lanes.
+    in ``place`` (a C double in the compiled build: a free agent's scan reads it there, not
+    through the head tuple) and in the engine's array ``places`` at ``ix`` (the Python
+    build's scan reads the places of all its lanes from there in one call).
 
     Free agents are parked the same way: (key, ..., agent) entries in ``agent_fifo`` when
     they come in key order (agents freed one after another under a longest-idle key) and
@@ -127,6 +128,7 @@ class Lane(_Record):
         "head",
         "ix",
         "key_fn",
+        "place",
         "places",
         "pool",
         "queue",
@@ -155,6 +157,7 @@ class Lane(_Record):
         self.fifo: deque[QueuedContact] = deque()
         self.contacts: list[tuple[float, int, QueuedContact]] = []
         self.head: tuple[float, float, QueuedContact | None] = NO_HEAD
+        self.place = NO_HEAD[0]
         self.places = places
         self.ix = ix
         places[ix] = NO_HEAD[0]
