@@ -544,7 +544,8 @@ class RoutingEngine:
         q.ranked = RankedKeys()
         for c in in_queue:
             c.vkey = c.arrived_at - c.priority * config.priority_step_seconds
-            q.ranked.add((c.vkey, c.order))
+            c.rkey = (c.vkey, c.order)
+            q.ranked.add(c.rkey)
             c.stage = 0
             c.stage_seq = c.wait_seq = c.announce_seq = -1
             if c.lane is not None and c.lane.queue is q:  # the old lanes are gone
@@ -1068,7 +1069,7 @@ class RoutingEngine:
         c = self._contact(contact_id)
         if not c.in_queue or c.queue is None:
             raise NotQueued(contact_id)
-        return c.queue.ranked.rank((c.vkey, c.order)) + 1
+        return c.queue.ranked.rank(c.rkey) + 1
 
     def estimated_wait(self, contact_id: str) -> float:
         """Seconds until the contact is expected to be answered, from its current position."""
@@ -1873,7 +1874,8 @@ class RoutingEngine:
         c.stage = 0
         c.vkey = vkey = c.arrived_at - c.priority * q.cfg.priority_step_seconds
         q.waiting += 1
-        rank = q.ranked.add((vkey, c.order))
+        c.rkey = key = (vkey, c.order)
+        rank = q.ranked.add(key)
         q.entries.append((at, c.order, c))
         # Timers armed by a previous queue (before an overflow) must not fire here.
         c.stage_seq = c.wait_seq = c.preferred_seq = c.announce_seq = -1
@@ -1909,7 +1911,7 @@ class RoutingEngine:
         self, c: QueuedContact, q: QueueRecord, out: list[Decision], rank: int | None = None
     ) -> None:
         if rank is None:
-            rank = q.ranked.rank((c.vkey, c.order))
+            rank = q.ranked.rank(c.rkey)
         position = rank + 1
         pace = q.pace
         if pace.samples >= 3:
@@ -1941,7 +1943,7 @@ class RoutingEngine:
             q.waiting -= 1
             if c.callback:
                 q.callbacks_waiting -= 1
-            q.ranked.remove((c.vkey, c.order))
+            q.ranked.remove(c.rkey)
             entries = q.entries
             if entries[0][2] is c:
                 _trim_entries(q)

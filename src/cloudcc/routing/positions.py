@@ -59,7 +59,7 @@ class RankedKeys:
 
     def remove(self, key: Key) -> None:
         blocks, maxes = self._blocks, self._maxes
-        if blocks and blocks[0][0] == key:  # the common case: the head leaves
+        if blocks and (blocks[0][0] is key or blocks[0][0] == key):  # the head leaves
             i, j = 0, 0
             block = blocks[0]
         else:

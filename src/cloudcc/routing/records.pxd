@@ -52,6 +52,7 @@ cdef class QueuedContact(_Record):
     cdef public QueueRecord queue
     cdef public bint ring_all
     cdef public long long ring_seq
+    cdef public tuple rkey
     cdef public long stage
     cdef public long long stage_seq
     cdef public object state

@@ -195,6 +195,7 @@ class QueuedContact(_Record):
         "queue",
         "ring_all",
         "ring_seq",
+        "rkey",
         "stage",
         "stage_seq",
         "state",
@@ -222,6 +223,9 @@ class QueuedContact(_Record):
         self.entered_at = now
         self.order = order
         self.vkey = now
+        # Its key in its queue's positions, (vkey, order): the same tuple object there, so
+        # leaving finds it by identity.
+        self.rkey: tuple[float, int] = (now, order)
         self.state = _WAITING
         self.queue: QueueRecord | None = None
         self.in_queue = False
