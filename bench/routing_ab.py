@@ -44,11 +44,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "src/cloudcc/routing"
 
 
-def setup_constants() -> dict[str, Any]:
-    """``MODULES`` and ``DIRECTIVES`` as setup.py has them (read, not imported: importing
+def setup_constants(setup_py: str) -> dict[str, Any]:
+    """``MODULES`` and ``DIRECTIVES`` as a setup.py has them (read, not imported: importing
     setup.py runs the install)."""
     found = {}
-    for node in ast.parse((ROOT / "setup.py").read_text()).body:
+    for node in ast.parse(setup_py).body:
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
             name = node.targets[0].id
             if name in ("MODULES", "DIRECTIVES"):
@@ -56,12 +56,12 @@ def setup_constants() -> dict[str, Any]:
     return found
 
 
-def compile_package(target: Path) -> None:
-    """Compile the package written at ``target`` in place, as setup.py compiles the engine."""
+def compile_package(target: Path, setup_py: str) -> None:
+    """Compile the package written at ``target`` in place, as its version's setup.py does."""
     from Cython.Build import cythonize  # a development tool: pip install cython
     from setuptools import Distribution
 
-    constants = setup_constants()
+    constants = setup_constants(setup_py)
     sources = [str(target / f"{m}.py") for m in constants["MODULES"]]
     modules = cythonize(
         sources, compiler_directives=constants["DIRECTIVES"], quiet=True, nthreads=2
@@ -108,7 +108,17 @@ def materialise(version: str, name: str, into: Path) -> None:
     for filename, text in files.items():
         (target / filename).write_text(re.sub(r"\bcloudcc\.routing\b", name, text))
     if compiled:
-        compile_package(target)
+        if version == "WORKTREE":
+            setup_py = (ROOT / "setup.py").read_text()
+        else:
+            setup_py = subprocess.run(
+                ["git", "show", f"{version}:setup.py"],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        compile_package(target, setup_py)
 
 
 class Side:

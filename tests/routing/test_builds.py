@@ -91,3 +91,26 @@ def test_a_snapshot_of_the_other_build_is_refused_clearly(monkeypatch: pytest.Mo
     monkeypatch.setattr(snapshot, "_header", lambda: (snapshot._MAGIC, other))
     with pytest.raises(InvalidConfig, match=f"taken by the {build.BUILD} build"):
         cloudcc.routing.RoutingEngine.restore(taken)
+
+
+def test_a_snapshot_of_another_engine_version_is_refused_clearly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cloudcc.routing import snapshot
+    from cloudcc.routing.exceptions import InvalidConfig
+
+    with monkeypatch.context() as m:
+        m.setattr(snapshot, "_MAGIC", f"{snapshot._FORMAT}6")
+        taken = cloudcc.routing.RoutingEngine("t").snapshot()
+    with pytest.raises(InvalidConfig, match="another version of the engine"):
+        cloudcc.routing.RoutingEngine.restore(taken)
+
+
+def test_the_strategy_keys_take_levels_as_they_are() -> None:
+    # (compiled, most_skilled sums in a C double: a level that is not an integer counts fully)
+    from types import SimpleNamespace
+
+    from cloudcc.routing.strategies import most_skilled
+
+    agent = SimpleNamespace(skills={"en": 7.5, "de": 2}, available_since=3.0)
+    assert most_skilled(agent, (("en", 1), ("de", 1), ("fr", 1)), "q") == (-9.5, 3.0)

@@ -479,6 +479,73 @@ def test_per_state_counts_follow_changes_between_reads() -> None:
         assert sum(by_state.values()) == 2
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_counts_read_rarely_equal_counts_read_after_every_event(seed: int) -> None:
+    """Two engines fed the same random events: one read after every event, one only at the
+    end (its per-state counts moved at once then). Same decisions, same statistics."""
+    import random
+
+    from cloudcc.routing.exceptions import RoutingError
+
+    rng = random.Random(seed)
+    queues = [
+        QueueConfig("q1", wrap_up_seconds=3, on_no_agents=Treatment(TreatmentKind.VOICEMAIL)),
+        QueueConfig("q2", required_skills=(SkillRequirement("en", 3),), ring_timeout=5),
+    ]
+    agents = {f"a{i}": {"en": rng.randint(1, 5)} for i in range(6)}
+    read_always, read_at_end = (engine_with(queues, agents=agents) for _ in range(2))
+    ringing: dict[str, str] = {}
+    connected: list[str] = []
+    now, n = 0.0, 0
+    for _ in range(400):
+        now += rng.random() * 2
+        roll = rng.random()
+        aid = rng.choice(sorted(agents))
+        if roll < 0.3:
+            n += 1
+            call = ("contact_queued", f"c{n}", rng.choice(["q1", "q2"]), VOICE, now)
+        elif roll < 0.45 and ringing:
+            cid = rng.choice(sorted(ringing))
+            call = ("offer_accepted", cid, ringing[cid], now)
+        elif roll < 0.6 and connected:
+            call = ("contact_ended", connected.pop(rng.randrange(len(connected))), now)
+        elif roll < 0.7 and n:
+            call = ("contact_abandoned", f"c{rng.randint(1, n)}", now)
+        elif roll < 0.8:
+            presence = rng.choice([Presence.READY, Presence.NOT_READY, Presence.WORKING])
+            call = ("agent_state_changed", aid, presence, now)
+        elif roll < 0.87:
+            call = ("agent_logout", aid, now)
+        elif roll < 0.94:
+            call = ("agent_login", aid, now)
+        else:
+            call = ("tick", now)
+        results = []
+        for e in (read_always, read_at_end):
+            try:
+                results.append(getattr(e, call[0])(*call[1:]))
+            except RoutingError as err:
+                results.append(type(err))
+        assert results[0] == results[1], call
+        if isinstance(results[0], list):
+            for d in results[0]:
+                if isinstance(d, Offer):
+                    ringing[d.contact_id] = d.agent_ids[0]
+                elif isinstance(d, OfferWithdrawn):
+                    ringing.pop(d.contact_id, None)
+            if call[0] == "offer_accepted":
+                del ringing[call[1]]
+                connected.append(call[1])
+            elif call[0] == "contact_abandoned":
+                ringing.pop(call[1], None)
+        for q in ("q1", "q2"):
+            read_always.queue_stats(q, now)
+    for q in ("q1", "q2"):
+        assert read_always.queue_stats(q, now) == read_at_end.queue_stats(q, now)
+    counts = read_at_end.queue_stats("q1", now).agents_by_state
+    assert sum(counts.values()) == len(agents)  # every member in exactly one state
+
+
 def test_longest_wait_tracks_the_oldest_waiting_contact() -> None:
     e = engine_with()
     e.contact_queued("c1", "q", VOICE, 10)

@@ -22,7 +22,9 @@ class _Unset:
     """Marks a field that was never set (a class pickles by reference, so ``is`` holds)."""
 
 
-_MAGIC = "cloudcc.routing.snapshot/6"
+#: The format: bump it when a record's or the engine's fields change.
+_FORMAT = "cloudcc.routing.snapshot/"
+_MAGIC = f"{_FORMAT}7"
 
 
 def _header() -> tuple[str, str]:
@@ -89,7 +91,15 @@ def load(data: bytes) -> dict[str, Any]:
     try:
         reader = _Reader(io.BytesIO(data))
         header = reader.load()
-        if not isinstance(header, tuple) or len(header) != 2 or header[0] != _MAGIC:
+        if not isinstance(header, tuple) or len(header) != 2:
+            raise InvalidConfig("snapshot", "not a routing engine snapshot")
+        if header[0] != _MAGIC:
+            if isinstance(header[0], str) and header[0].startswith(_FORMAT):
+                raise InvalidConfig(
+                    "snapshot",
+                    f"format {header[0]} of another version of the engine; this node reads "
+                    f"{_MAGIC} (replay the events instead)",
+                )
             raise InvalidConfig("snapshot", "not a routing engine snapshot")
         if header != _header():
             raise InvalidConfig(
@@ -112,7 +122,10 @@ def load(data: bytes) -> dict[str, Any]:
         raise InvalidConfig("snapshot", "not a routing engine snapshot")
     for n, values in enumerate(fields):
         obj = shells[n]
-        for name, value in zip(type(obj).__slots__, values, strict=True):
+        slots = type(obj).__slots__
+        if not isinstance(values, tuple) or len(values) != len(slots):
+            raise InvalidConfig("snapshot", f"its {type(obj).__name__} records differ from these")
+        for name, value in zip(slots, values, strict=True):
             if value is not _Unset:
                 setattr(obj, name, value)
     return state

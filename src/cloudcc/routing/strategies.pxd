@@ -3,7 +3,7 @@
 cimport cython
 
 cpdef tuple longest_idle(agent, tuple requirement, queue_id)
-@cython.locals(total=long)
+@cython.locals(total=double)  # levels are numbers 1-10: any, as in Python
 cpdef tuple most_skilled(agent, tuple requirement, queue_id)
 cpdef tuple least_occupied(agent, tuple requirement, queue_id)
 cpdef tuple round_robin(agent, tuple requirement, queue_id)
