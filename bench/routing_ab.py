@@ -87,23 +87,9 @@ def materialise(version: str, name: str, into: Path) -> None:
     if version == "WORKTREE":
         files = {p.name: p.read_text() for p in (ROOT / PACKAGE).iterdir() if p.suffix in suffixes}
     else:
-        listing = subprocess.run(
-            ["git", "ls-tree", "--name-only", f"{version}:{PACKAGE}"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.split()
+        listing = git("ls-tree", "--name-only", f"{version}:{PACKAGE}").split()
         files = {
-            f: subprocess.run(
-                ["git", "show", f"{version}:{PACKAGE}/{f}"],
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            for f in listing
-            if f.endswith(suffixes)
+            f: git("show", f"{version}:{PACKAGE}/{f}") for f in listing if f.endswith(suffixes)
         }
     for filename, text in files.items():
         (target / filename).write_text(re.sub(r"\bcloudcc\.routing\b", name, text))
@@ -111,14 +97,14 @@ def materialise(version: str, name: str, into: Path) -> None:
         if version == "WORKTREE":
             setup_py = (ROOT / "setup.py").read_text()
         else:
-            setup_py = subprocess.run(
-                ["git", "show", f"{version}:setup.py"],
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
+            setup_py = git("show", f"{version}:setup.py")
         compile_package(target, setup_py)
+
+
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
 
 
 class Side:
