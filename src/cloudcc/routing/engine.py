@@ -177,7 +177,7 @@ _HEAD = attrgetter("head")
 #: of the base's agents has the extra skills (so a pop passes over a few agents at most).
 _BORROW_SHARE = 8
 _IX = attrgetter("ix")
-_PLACE = attrgetter("vkey", "order")
+_PLACE = attrgetter("rkey")  # a contact's (vkey, order): its place
 _NOBODY = NO_HEAD[0]
 _SCRATCH = 1  # the ``_places`` slot of preferred-agent lanes
 
