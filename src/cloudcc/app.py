@@ -19,6 +19,7 @@ from cloudcc.api.context import ApiContext
 from cloudcc.bus import LocalBus
 from cloudcc.config import Settings
 from cloudcc.directory.flows import FlowService
+from cloudcc.directory.pool import NumberPool
 from cloudcc.directory.resources import (
     AgentResource,
     BusinessHoursResource,
@@ -86,6 +87,7 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
         agents=AgentResource(db, bus, box),
         queues=QueueResource(db, bus),
         numbers=NumberResource(db, bus),
+        number_pool=NumberPool(db, bus),
         trunks=TrunkResource(db, bus, box),
         hours=BusinessHoursResource(db, bus),
         flows=FlowService(db, bus),

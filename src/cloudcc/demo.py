@@ -18,6 +18,7 @@ from cloudcc.tenancy.tenants import PLATFORM_SLUG
 
 DEMO_SLUG = "demo"
 DEMO_NUMBER = "4000"
+DEMO_TRUNK = "local"
 AGENTS = [("Alice Agent", "1001"), ("Bob Agent", "1002"), ("Carol Agent", "1003")]
 
 
@@ -107,6 +108,19 @@ async def ensure_demo(ctx: ApiContext, settings: Settings) -> dict[str, Any]:
     )
     flow = await ctx.flows.create(actor, demo_flow_document())
     await ctx.flows.publish(actor, flow["id"], None)
+    # Calls in from this machine (a softphone beside the node, SIPp) come as the demo's own
+    # trunk; it carries no calls out. A carrier is another trunk (docs/voice.md).
+    await ctx.trunks.create(
+        actor,
+        {
+            "name": DEMO_TRUNK,
+            "host": "127.0.0.1",
+            "allowed_ips": ["127.0.0.0/8", "::1/128"],
+            "outbound": False,
+            "max_channels": 10_000,
+        },
+    )
+    await ctx.number_pool.provision(actor, DEMO_NUMBER, tenant["id"])
     await ctx.numbers.create(
         actor,
         {

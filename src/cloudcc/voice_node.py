@@ -144,6 +144,8 @@ class VoiceNode:
         )
         await self.media.start()
         await self.sip.start()
+        self.ctx.trunks.live = self.voice.trunks.status
+        await self.voice.trunks.start()  # registrations at the carriers that want them
         self.retention.start()
         if self.asr is not None:
             try:
@@ -155,6 +157,7 @@ class VoiceNode:
         log.info("SIP listening on %s %s", self.sip.config.host, self.sip.ports)
 
     async def stop(self) -> None:
+        self.ctx.trunks.live = None
         await self.retention.stop()
         await self.voice.stop()
         await self.sip.stop()

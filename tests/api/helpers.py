@@ -44,6 +44,21 @@ async def new_tenant(
     return await login(client, slug, "admin", password)
 
 
+async def provision(
+    client: httpx.AsyncClient, node: Any, number: str, tenant: dict[str, str]
+) -> dict[str, Any]:
+    """The platform operator provisions ``number`` to the tenant whose admin is ``tenant``."""
+    tenant_id = (await client.get("/api/v1/tenant", headers=tenant)).json()["id"]
+    r = await client.post(
+        "/api/v1/number-pool",
+        json={"number": number, "tenant_id": tenant_id},
+        headers=await platform(client, node),
+    )
+    assert r.status_code == 201, r.text
+    result: dict[str, Any] = r.json()
+    return result
+
+
 def signed(
     access_key: str,
     secret: str,

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.helpers import demo_admin, login
+from tests.api.helpers import demo_admin, login, provision
 
 
 @pytest.fixture
@@ -135,13 +135,14 @@ async def test_queue_overflow_must_target_an_existing_queue(client, admin):
     assert r.json()["overflow"]["wait_timeout"] == {"action": "queue", "target": "support"}
 
 
-async def test_number_targets_and_trunk_references_are_checked(client, admin):
+async def test_number_targets_and_trunk_references_are_checked(client, admin, node):
+    await provision(client, node, "4001", admin)
     r = await client.post(
         "/api/v1/numbers",
         json={"number": "4001", "target_type": "queue", "target": "ghost"},
         headers=admin,
     )
-    assert r.status_code == 422
+    assert r.status_code == 422 and "ghost" in r.json()["detail"]
     r = await client.post(
         "/api/v1/trunks",
         json={

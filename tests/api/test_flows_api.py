@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.helpers import demo_admin, login, new_tenant
+from tests.api.helpers import demo_admin, login, new_tenant, provision
 
 SIMPLE: dict[str, Any] = {
     "format": "cloudcc.flow/1",
@@ -79,7 +79,7 @@ async def test_draft_publish_edit_and_rollback(client, admin):
     assert [e["action"] for e in log["items"]][:3] == ["rollback", "publish", "save_draft"]
 
 
-async def test_publishing_an_invalid_flow_names_the_bad_node(client, admin):
+async def test_publishing_an_invalid_flow_names_the_bad_node(client, admin, node):
     bad = copy.deepcopy(SIMPLE)
     bad["id"] = "broken"
     bad["nodes"][0]["outputs"]["next"] = "nowhere"
@@ -95,12 +95,13 @@ async def test_publishing_an_invalid_flow_names_the_bad_node(client, admin):
     r = await client.post("/api/v1/flow-validation", json={"document": bad}, headers=admin)
     assert r.json()["valid"] is False and len(r.json()["problems"]) >= 2
     # An unpublished flow cannot answer a number.
+    await provision(client, node, "4100", admin)
     r = await client.post(
         "/api/v1/numbers",
         json={"number": "4100", "target_type": "flow", "target": "broken"},
         headers=admin,
     )
-    assert r.status_code == 422
+    assert r.status_code == 422 and "broken" in r.json()["detail"]
 
 
 async def test_malformed_documents_are_refused_with_the_location(client, admin):

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.helpers import demo_admin, new_tenant, signed
+from tests.api.helpers import demo_admin, new_tenant, provision, signed
 
 # (path, body that creates one object in a tenant, a valid change)
 RESOURCES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
@@ -35,6 +35,8 @@ async def two_tenants(client, node) -> tuple[dict[str, str], dict[str, str]]:
     b = await new_tenant(client, node, "rival")
     # Tenant B needs a queue named support for the number to be valid there too.
     await client.post("/api/v1/queues", json={"name": "support"}, headers=b)
+    await provision(client, node, "+4930555000", a)
+    await provision(client, node, "+4930555111", b)
     return a, b
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from cloudcc.bus import LocalBus
 from cloudcc.config import Settings
 from cloudcc.directory.flows import FlowService
+from cloudcc.directory.pool import NumberPool
 from cloudcc.directory.resources import (
     AgentResource,
     BusinessHoursResource,
@@ -34,6 +35,7 @@ class ApiContext:
     agents: AgentResource
     queues: QueueResource
     numbers: NumberResource
+    number_pool: NumberPool
     trunks: TrunkResource
     hours: BusinessHoursResource
     flows: FlowService

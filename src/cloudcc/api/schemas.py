@@ -19,6 +19,9 @@ from pydantic import (
     model_validator,
 )
 
+from cloudcc.contacts.destinations import DEFAULT_BLOCKED, SipDestination
+from cloudcc.contacts.exceptions import BadTarget
+
 # The default of a PATCH field that may be left out but not set to null: pydantic does not
 # validate defaults, and an explicit null fails the field's type (422).
 UNSET: Any = None
@@ -130,6 +133,38 @@ class TenantCreate(Body):
     max_concurrent_calls: int = Field(100, ge=1, le=1_000_000)
 
 
+Prefix = Annotated[str, StringConstraints(pattern=r"^\+?[0-9*#]{1,32}$")]
+CountryPrefix = Annotated[str, StringConstraints(pattern=r"^\+[0-9]{0,15}$")]
+
+
+def _check_sip_destination(value: str) -> str:
+    try:
+        return str(SipDestination.parse(value))
+    except BadTarget as exc:
+        raise ValueError(exc.detail) from exc
+
+
+class DialPlan(Body):
+    """Which outside numbers the tenant's calls may dial (through its trunks)."""
+
+    national: bool = Field(True, description="numbers dialed without + or 00")
+    international: Annotated[list[CountryPrefix], Field(max_length=300)] = Field(
+        default_factory=list,
+        description="E.164 prefixes allowed abroad (+44, +4930); + alone allows every country",
+    )
+    blocked: Annotated[list[Prefix], Field(max_length=300)] = Field(
+        default_factory=lambda: list(DEFAULT_BLOCKED),
+        description="prefixes never dialed, as dialed or in + form (premium, satellite)",
+    )
+
+
+SipDestinationText = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9*.:\[\]/-]{1,260}$"),
+    AfterValidator(_check_sip_destination),
+]
+
+
 class TenantUpdate(Body):
     name: Name = UNSET
     timezone: str = Field(UNSET, max_length=64)
@@ -138,6 +173,12 @@ class TenantUpdate(Body):
     max_seats: int = Field(UNSET, ge=1, le=100_000)
     max_concurrent_calls: int = Field(UNSET, ge=1, le=1_000_000)
     rate_limit_rps: float | None = Field(None, ge=0.1, le=100_000)
+    dial_plan: DialPlan = Field(UNSET, description="the outside numbers calls may dial")
+    sip_destinations: Annotated[list[SipDestinationText], Field(max_length=200)] = Field(
+        UNSET,
+        description="SIP addresses calls may go to directly: host, host:port, *.domain or a "
+        "network (private and loopback addresses included: phones on premises)",
+    )
 
 
 class TenantOut(Out):
@@ -151,6 +192,8 @@ class TenantOut(Out):
     max_concurrent_calls: int
     rate_limit_rps: float | None
     recording_retention_days: int
+    dial_plan: DialPlan
+    sip_destinations: list[str]
     created_at: datetime
     updated_at: datetime
 
@@ -469,19 +512,36 @@ def _check_networks(values: list[str]) -> list[str]:
     return values
 
 
+# The user part of a SIP URI (RFC 3261 §25.1 unreserved and user-unreserved, unescaped).
+TrunkUsername = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.!~*'()&=+$,-]{1,128}$")]
+TrunkPassword = Annotated[str, StringConstraints(max_length=128)]
+Networks = Annotated[list[str], AfterValidator(_check_networks), Field(max_length=100)]
+
+
 class TrunkCreate(Body):
     name: Slug
-    host: Hostname
+    host: Hostname = Field(description="where calls out and the registration go")
     port: int = Field(5060, ge=1, le=65535)
     transport: Literal["udp", "tcp", "tls"] = "udp"
-    username: Annotated[str, StringConstraints(max_length=128)] | None = None
-    password: Annotated[str, StringConstraints(max_length=128)] | None = None
-    allowed_ips: Annotated[list[str], AfterValidator(_check_networks), Field(max_length=100)] = (
-        Field(default_factory=list)
+    username: TrunkUsername | None = Field(
+        None, description="digest username (calls out, registration, inbound_auth)"
     )
-    registration: bool = Field(False, description="register to the trunk (outbound)")
-    max_channels: int = Field(30, ge=1, le=100_000)
-    caller_id: PhoneNumberText | None = None
+    password: TrunkPassword | None = None
+    allowed_ips: Networks = Field(
+        default_factory=list, description="networks whose calls in are this trunk's"
+    )
+    registration: bool = Field(
+        False, description="register to the trunk's host (needs username and password)"
+    )
+    inbound_auth: bool = Field(
+        False,
+        description="the peer (a PBX) authenticates to the node with username and password "
+        "and may register; its calls are then this trunk's",
+    )
+    max_channels: int = Field(30, ge=1, le=100_000, description="concurrent calls in and out")
+    caller_id: PhoneNumberText | None = Field(None, description="the From user of calls out")
+    priority: int = Field(100, ge=0, le=10_000, description="calls out try lower first")
+    outbound: bool = Field(True, description="carries calls out (false: calls in only)")
 
 
 class TrunkUpdate(Body):
@@ -489,14 +549,15 @@ class TrunkUpdate(Body):
     host: Hostname = UNSET
     port: int = Field(UNSET, ge=1, le=65535)
     transport: Literal["udp", "tcp", "tls"] = UNSET
-    username: Annotated[str, StringConstraints(max_length=128)] | None = None
-    password: Annotated[str, StringConstraints(max_length=128)] | None = None
-    allowed_ips: Annotated[list[str], AfterValidator(_check_networks), Field(max_length=100)] = (
-        UNSET
-    )
+    username: TrunkUsername | None = None
+    password: TrunkPassword | None = None
+    allowed_ips: Networks = UNSET
     registration: bool = UNSET
+    inbound_auth: bool = UNSET
     max_channels: int = Field(UNSET, ge=1, le=100_000)
     caller_id: PhoneNumberText | None = None
+    priority: int = Field(UNSET, ge=0, le=10_000)
+    outbound: bool = UNSET
 
 
 class TrunkOut(Out):
@@ -509,8 +570,17 @@ class TrunkOut(Out):
     has_password: bool
     allowed_ips: list[str]
     registration: bool
+    inbound_auth: bool
     max_channels: int
     caller_id: str | None
+    priority: int
+    outbound: bool
+    registration_state: Literal["registering", "registered", "failed", "stopped"] | None = Field(
+        description="this node's registration at the trunk (null: none)"
+    )
+    registration_error: str | None = Field(description="why the last registration failed")
+    registered_until: datetime | None
+    channels_in_use: int = Field(description="calls in and out on this node now")
     created_at: datetime
     updated_at: datetime
 
@@ -523,7 +593,11 @@ class TrunkFilter(Paging):
 class NumberCreate(Body):
     number: PhoneNumberText
     name: Annotated[str, StringConstraints(max_length=200)] = ""
-    trunk_id: Id | None = None
+    trunk_id: Id | None = Field(
+        None,
+        description="answer calls from this trunk only; a number the platform did not "
+        "provision to the tenant needs it (bring your own number)",
+    )
     target_type: Literal["flow", "queue", "agent"] = "queue"
     target: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     business_hours_id: Id | None = None
@@ -543,6 +617,7 @@ class NumberOut(Out):
     number: str
     name: str
     trunk_id: str | None
+    provisioned: bool = Field(description="the platform operator provisioned it to the tenant")
     target_type: str
     target: str | None
     business_hours_id: str | None
@@ -554,6 +629,24 @@ class NumberFilter(Paging):
     number: PhoneNumberText | None = None
     target_type: Literal["flow", "queue", "agent"] | None = None
     trunk_id: Id | None = None
+
+
+class ProvisionIn(Body):
+    number: PhoneNumberText
+    tenant_id: Id
+
+
+class ProvisionedOut(BaseModel):
+    id: str
+    number: str
+    tenant_id: str
+    in_use: bool = Field(description="the tenant has configured it (GET /numbers)")
+    created_at: datetime
+
+
+class PoolFilter(Paging):
+    tenant_id: Id | None = None
+    number: PhoneNumberText | None = None
 
 
 # --- audit --------------------------------------------------------------------------------

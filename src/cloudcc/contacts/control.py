@@ -145,16 +145,12 @@ class CallControl:
         party = await self.s.new_party(role, device, agent_id)
         self.s.consult = party
         self.s.svc.publish_leg(self.s, party.leg, "leg.created")
-        credentials = None
         if target_type == "external":
-            device, credentials = await self.s.svc.trunk_route(self.s.tenant_id, target)
-        status = await self.s.dial(
-            party,
-            device,
-            ring,
-            credentials=credentials,
-            from_uri=self.s.svc.caller_uri(self.s.contact.dialed),
-        )
+            status = await self.s.dial_out(party, target, ring, caller=self.s.contact.dialed)
+        else:
+            status = await self.s.dial(
+                party, device, ring, from_uri=self.s.svc.caller_uri(self.s.contact.dialed)
+            )
         if queued is not None and agent_id:
             status = await self._queued_consult_answered(queued, agent_id, status)
         if status != "answered":

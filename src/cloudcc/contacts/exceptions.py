@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloudcc.errors import Conflict, Invalid, NotFound, ServiceError
+from cloudcc.errors import Conflict, Invalid, NotFound, PermissionDenied, ServiceError
 
 
 class ContactError(ServiceError):
@@ -29,4 +29,24 @@ class BadTarget(ContactError, Invalid):
     """A transfer or call target that does not exist or cannot be reached."""
 
 
-__all__ = ["BadTarget", "ContactError", "ContactNotFound", "IllegalTransition", "OperationRefused"]
+class DestinationRefused(ContactError, PermissionDenied):
+    """The tenant's dial plan or allowed SIP destinations do not let a call go there."""
+
+    code = "destination_refused"
+
+
+class NoRoute(ContactError, Conflict):
+    """No trunk of the tenant can carry a call out now (none, none outbound, all full)."""
+
+    code = "no_route"
+
+
+__all__ = [
+    "BadTarget",
+    "ContactError",
+    "ContactNotFound",
+    "DestinationRefused",
+    "IllegalTransition",
+    "NoRoute",
+    "OperationRefused",
+]

@@ -157,6 +157,9 @@ class Leg:
     muted: bool = False
     monitor_mode: MonitorMode | None = None
     quality: dict[str, Any] = field(default_factory=dict)
+    trunk: str | None = None  # the trunk that carried it (its name)
+    # Trunks tried before, in order, with their answer (a status, or "busy", "no_response")
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
     def go(self, target: LegState, now: float) -> None:
         if target not in LEG_TRANSITIONS[self.state]:
@@ -201,6 +204,8 @@ class Leg:
             "muted": self.muted,
             "monitor_mode": self.monitor_mode.value if self.monitor_mode else None,
             "quality": self.quality,
+            "trunk": self.trunk,
+            "attempts": self.attempts,
         }
 
 

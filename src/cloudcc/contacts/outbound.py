@@ -34,15 +34,12 @@ log = logging.getLogger("cloudcc.contacts.outbound")
 async def _customer_party(session: ContactSession, number: str) -> tuple[Party, str]:
     """Dial the customer of an outbound contact; the party and the dial outcome."""
     svc = session.svc
-    uri, credentials = await svc.trunk_route(session.tenant_id, number)
     media = await svc.media.open_leg()
     leg = session.contact.add_leg(LegRole.CUSTOMER, number, svc.clock())
     party = Party(leg, media)
     session.parties.append(party)
     session.customer = party
-    status = await session.dial(
-        party, uri, 45.0, from_uri=svc.caller_uri(session.contact.dialed), credentials=credentials
-    )
+    status = await session.dial_out(party, number, 45.0, caller=session.contact.dialed)
     return party, status
 
 
@@ -255,20 +252,13 @@ class OutboundSession(ContactSession):
                     other, device, 30.0, from_uri=self.svc.caller_uri(agent.leg.peer)
                 )
             else:
-                uri, credentials = await self.svc.trunk_route(tenant, target.name)
                 other = await self.new_party(LegRole.CUSTOMER, target.name)
-                status = await self.dial(
-                    other,
-                    uri,
-                    45.0,
-                    credentials=credentials,
-                    from_uri=self.svc.caller_uri(self.contact.dialed),
-                )
+                status = await self.dial_out(other, target.name, 45.0, caller=self.contact.dialed)
         except BadTarget:
             await self._refuse(404)
             return
         if status != "answered":
-            await self._refuse(486 if status == "rejected" else 480)
+            await self._refuse({"rejected": 486, "refused": 403}.get(status, 480))
             self.contact.disposition = Disposition.NO_ANSWER
             await asyncio.shield(self.finish())
             return

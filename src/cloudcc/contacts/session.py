@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 from cloudcc.contacts import sdp as sdp_glue
 from cloudcc.contacts.cdr import contact_record, default_disposition
 from cloudcc.contacts.control import CallControl
-from cloudcc.contacts.exceptions import BadTarget, OperationRefused
+from cloudcc.contacts.exceptions import BadTarget, DestinationRefused, OperationRefused
 from cloudcc.contacts.model import (
     Contact,
     ContactState,
+    Direction,
     Disposition,
     EndCause,
     Leg,
@@ -61,14 +62,20 @@ from cloudcc.sip.call import (
     DtmfReceived,
     Ended,
     Failed,
+    OutgoingCall,
     ReferReceived,
     ReinviteReceived,
     Ringing,
 )
-from cloudcc.sip.exceptions import SipError
+from cloudcc.sip.call import (
+    EndCause as SipEndCause,
+)
+from cloudcc.sip.exceptions import CallFailed, SipError
 
 if TYPE_CHECKING:
+    from cloudcc.contacts.trunks import TrunkInfo
     from cloudcc.contacts.voice import VoiceService
+    from cloudcc.sip.auth import Credential
 
 log = logging.getLogger("cloudcc.contacts.session")
 
@@ -90,6 +97,35 @@ class Target:
     message: str | None = None
     party: Party | None = None
     caller_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """One way out for a call: a SIP URI, through a trunk (with its credentials) or direct."""
+
+    uri: str
+    trunk: TrunkInfo | None = None
+    credentials: Credential | None = None
+
+
+@dataclass(frozen=True)
+class DialOutcome:
+    """How one INVITE ended: answered | rejected | timeout | failed, its final status (None
+    when nothing came back), and whether the far end rang first."""
+
+    status: str
+    code: int | None = None
+    rang: bool = False
+
+    @property
+    def fails_over(self) -> bool:
+        """Whether the next trunk should be tried: the trunk or the network failed (a 5xx,
+        a 408 before any ringing, silence), not the callee's decision (486, 404, 603)."""
+        if self.status == "answered":
+            return False
+        if self.code is None:
+            return True
+        return 500 <= self.code < 600 or (self.code == 408 and not self.rang)
 
 
 @dataclass(eq=False)
@@ -336,6 +372,7 @@ class ContactSession:
         self.svc.publish_leg(self, party.leg, "leg.ended")
 
     def _close_party(self, party: Party) -> None:
+        self.svc.trunks.release(party)
         if party.leg.state is not LegState.ENDED:
             with contextlib.suppress(Exception):
                 party.leg.quality = _quality(party.media)
@@ -387,6 +424,88 @@ class ContactSession:
         credentials: Any = None,
     ) -> str:
         """Ring ``target`` for ``party``; 'answered', 'rejected', 'timeout' or 'failed'."""
+        outcome = await self._attempt(party, target, ring_timeout, from_uri, credentials)
+        if outcome.status != "answered":
+            self._close_party(party)
+        return outcome.status
+
+    async def dial_out(
+        self,
+        party: Party,
+        destination: str,
+        ring_timeout: float,
+        *,
+        caller: str,
+        caller_id: str | None = None,
+    ) -> str:
+        """Ring an outside ``destination`` for ``party``: a number through the tenant's
+        trunks in priority order, on to the next after a 5xx, a 408 before ringing or a
+        silent trunk, skipping trunks whose channels are all in use; a SIP address directly.
+
+        The From user is ``caller_id`` when given, else the trunk's caller ID, else
+        ``caller``. Returns as ``dial`` does, or 'refused' when the destination may not be
+        dialed (the tenant's dial plan or allowed SIP destinations)."""
+        try:
+            routes = await self.svc.routes(self.tenant_id, destination)
+        except (BadTarget, DestinationRefused) as exc:
+            log.info("contact %s may not dial %s: %s", self.contact.id, destination, exc.detail)
+            party.leg.end_cause = "refused"
+            self._close_party(party)
+            return "refused"
+        trunks = self.svc.trunks
+        leg = party.leg
+        status = "failed"
+        for route in routes:
+            trunk = route.trunk
+            if trunk is not None and not trunks.seize(trunk, party):
+                leg.attempts.append({"trunk": trunk.name, "status": "busy"})
+                continue
+            leg.trunk = trunk.name if trunk is not None else None
+            leg.end_cause = None
+            user = caller_id or (trunk.caller_id if trunk is not None else None) or caller
+            outcome = await self._attempt(
+                party,
+                route.uri,
+                ring_timeout,
+                self.svc.caller_uri(user),
+                route.credentials,
+                response_timeout=self.svc.trunk_response_timeout if trunk else None,
+            )
+            status = outcome.status
+            if status == "answered":
+                if leg.role is LegRole.CUSTOMER and self.contact.direction is Direction.OUTBOUND:
+                    self.contact.dialed = user  # the caller ID the customer saw
+                return status
+            trunks.release(party)
+            if trunk is None:
+                break
+            leg.attempts.append({"trunk": trunk.name, "status": outcome.code or "no_response"})
+            if not outcome.fails_over:
+                break
+            log.info(
+                "contact %s: trunk %s failed (%s); trying the next",
+                self.contact.id,
+                trunk.name,
+                outcome.code or "no response",
+            )
+        else:
+            if routes and all(a["status"] == "busy" for a in leg.attempts[-len(routes) :]):
+                leg.end_cause = "trunks_busy"
+                leg.trunk = None
+        self._close_party(party)
+        return status
+
+    async def _attempt(
+        self,
+        party: Party,
+        target: str,
+        ring_timeout: float,
+        from_uri: str | None,
+        credentials: Any,
+        response_timeout: float | None = None,
+    ) -> DialOutcome:
+        """One INVITE for ``party`` (its media stays open when it fails: the caller may try
+        another way). ``response_timeout``: give up when not even a 100 Trying came back."""
         offer = sdp_glue.offer_for(party.media, self.svc.media_address)
         try:
             call = await self.svc.sip.call(
@@ -399,12 +518,29 @@ class ContactSession:
         except SipError as exc:
             log.info("dialing %s failed: %s", target, exc)
             party.leg.end_cause = "unreachable"
-            self._close_party(party)
-            return "failed"
+            return DialOutcome("failed", exc.status if isinstance(exc, CallFailed) else 503)
         party.call = call
         party.leg.call_id = call.call_id
+        silent = False
+
+        def give_up_if_silent() -> None:
+            nonlocal silent
+            if isinstance(call, OutgoingCall) and not call.responded and not call.ended:
+                silent = True
+                cancel = asyncio.ensure_future(call.cancel())
+                _BYES.add(cancel)
+                cancel.add_done_callback(_BYES.discard)
+
+        watchdog = (
+            asyncio.get_running_loop().call_later(response_timeout, give_up_if_silent)
+            if response_timeout
+            else None
+        )
+        rang = False
         try:
             async for event in call.events():
+                if isinstance(event, Ringing):
+                    rang = True
                 if isinstance(event, Ringing) and party.leg.state is LegState.CREATED:
                     party.leg.go(LegState.RINGING, self.now)
                     self.svc.publish_leg(self, party.leg, "leg.ringing")
@@ -415,17 +551,22 @@ class ContactSession:
                     party.leg.go(LegState.UP, self.now)
                     self.watch(party)
                     self.svc.publish_leg(self, party.leg, "leg.answered")
-                    return "answered"
+                    return DialOutcome("answered", 200, rang)
                 elif isinstance(event, Failed):
                     party.leg.end_cause = f"sip_{event.status}"
-                    self._close_party(party)
                     if event.status in (408, 480, 487):
-                        return "timeout"
-                    return "rejected" if event.status in (486, 600, 603) else "failed"
+                        return DialOutcome("timeout", event.status, rang)
+                    word = "rejected" if event.status in (486, 600, 603) else "failed"
+                    return DialOutcome(word, event.status, rang)
                 elif isinstance(event, Ended):
+                    if silent:
+                        party.leg.end_cause = "no_response"
+                        return DialOutcome("timeout", None, rang)
                     party.leg.end_cause = event.cause.value
-                    self._close_party(party)
-                    return "timeout" if event.cause.value in ("timeout", "cancelled") else "failed"
+                    if event.cause is SipEndCause.TRANSPORT_ERROR:
+                        return DialOutcome("failed", 503, rang)
+                    word = "timeout" if event.cause.value in ("timeout", "cancelled") else "failed"
+                    return DialOutcome(word, event.status, rang)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 if call.established:
@@ -439,10 +580,11 @@ class ContactSession:
             log.exception("dialing %s failed", target)
             with contextlib.suppress(Exception):
                 await call.hangup()
-            self._close_party(party)
-            return "failed"
-        self._close_party(party)
-        return "failed"
+            return DialOutcome("failed", 500)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+        return DialOutcome("failed")
 
     # --- media helpers ----------------------------------------------------------------
 
@@ -907,17 +1049,16 @@ class ContactSession:
         return Target("talk", party=party)
 
     async def _external(self, target: Target) -> Target | None:
-        """Send the customer to an outside number through the tenant's trunk."""
-        uri, credentials = await self.svc.trunk_route(self.tenant_id, target.name)
+        """Send the customer to an outside number through the tenant's trunks."""
         party = await self.new_party(LegRole.EXTERNAL, target.name)
         self.start_music()
         try:
-            status = await self.dial(
+            status = await self.dial_out(
                 party,
-                uri,
+                target.name,
                 45.0,
-                credentials=credentials,
-                from_uri=self.svc.caller_uri(target.caller_id or self.contact.customer),
+                caller=self.contact.customer,
+                caller_id=target.caller_id,
             )
         finally:
             self.stop_music()

@@ -26,7 +26,13 @@ from cloudcc.ai.tts import TextToSpeech
 from cloudcc.bus import LocalBus
 from cloudcc.contacts import sdp as sdp_glue
 from cloudcc.contacts.acd import Acd
-from cloudcc.contacts.exceptions import BadTarget, ContactNotFound, OperationRefused
+from cloudcc.contacts.destinations import DialPlan, is_listed, sip_target
+from cloudcc.contacts.exceptions import (
+    BadTarget,
+    ContactNotFound,
+    DestinationRefused,
+    OperationRefused,
+)
 from cloudcc.contacts.model import (
     Channel,
     Contact,
@@ -48,9 +54,11 @@ from cloudcc.contacts.session import (
     ContactSession,
     Operation,
     Party,
+    Route,
     Target,
     WrapUpFinished,
 )
+from cloudcc.contacts.trunks import FromTrunk, NumberEntry, TrunkInfo, TrunkPeer, Trunks
 from cloudcc.directory.flows import FlowService
 from cloudcc.errors import PermissionDenied
 from cloudcc.events.targets import TargetPolicy
@@ -69,13 +77,14 @@ from cloudcc.routing.events import (
 from cloudcc.routing.model import AgentState
 from cloudcc.sip.auth import Credential
 from cloudcc.sip.call import IncomingCall, RequestInfo
-from cloudcc.sip.endpoint import SipEndpoint
+from cloudcc.sip.endpoint import Admission, SipEndpoint
 from cloudcc.sip.registrar import Binding
 from cloudcc.store.db import Database
 from cloudcc.store.tables import (
     Agent,
     BusinessHours,
     PhoneNumber,
+    ProvisionedNumber,
     Tenant,
     Trunk,
 )
@@ -86,6 +95,8 @@ log = logging.getLogger("cloudcc.contacts.voice")
 
 MOH_DIR = Path("/usr/share/asterisk/moh")
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
+# How long a trunk may stay silent (not even a 100 Trying) before a call tries the next one.
+TRUNK_RESPONSE_TIMEOUT = 4.0
 
 
 _RELEASES = frozenset({"hangup", "force_release"})
@@ -165,17 +176,22 @@ class VoiceService:
         self._music_index = 0
         self._music_pcm: dict[int, Any] = {}
         self.stopping = False  # set while the node shuts down
+        self.trunks = Trunks(db, bus, sip, box)
+        self.trunk_response_timeout = TRUNK_RESPONSE_TIMEOUT
+        self._phone_ips: dict[str, set[str]] = {}  # AOR of a registered phone -> its addresses
+        self._trunk_peers: dict[tuple[str, str], str] = {}  # (tenant, trunk) -> registered AOR
         sip.on_call = self.on_call
         sip.credentials = self.credentials
+        sip.trunk_check = self.trunk_call
         sip.allow_unauthenticated = self.admit_unauthenticated
         sip.registrar.subscribe(self._bindings_changed)
         acd.handlers.append(self._on_decision)
         bus.on(lambda e: e.type.startswith("tenant."), lambda e: self._forget_tenant(e.tenant_id))
         # Lookups on every call's path are cached, and dropped when what they read changes.
-        self._numbers: dict[str, PhoneNumber | None] = {}
+        self._numbers: dict[str, list[NumberEntry]] = {}
         self._agent_refs: dict[tuple[str, str], str | None] = {}
         self._schedules: dict[str, dict[str, Schedule]] = {}
-        bus.on(lambda e: e.type.startswith("number."), lambda e: self._numbers.clear())
+        bus.on(lambda e: e.type.startswith(("number.", "trunk.")), lambda e: self._numbers.clear())
         bus.on(
             lambda e: (
                 e.type.startswith("agent.")
@@ -203,6 +219,7 @@ class VoiceService:
         for session in sessions:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(session.finished.wait(), 10.0)
+        await self.trunks.stop()
         await self.contacts_store.flush()
 
     # --- tenants and directory --------------------------------------------------------
@@ -307,7 +324,8 @@ class VoiceService:
     # --- SIP admission ----------------------------------------------------------------
 
     async def credentials(self, realm: str, username: str) -> Credential | None:
-        """Digest credentials of an agent's phone: the extension in the realm's tenant."""
+        """Digest credentials in the realm's tenant: an agent's phone (its extension), else a
+        trunk whose peer authenticates to us (``inbound_auth``, its username)."""
         tenant_id = await self.tenant_for_domain(realm)
         if tenant_id is None:
             return None
@@ -315,7 +333,22 @@ class VoiceService:
             agent = await s.scalar(
                 select(Agent).where(Agent.tenant_id == tenant_id, Agent.extension == username)
             )
-        if agent is None or agent.status != "active":
+            if agent is None:
+                trunk = await s.scalar(
+                    select(Trunk).where(
+                        Trunk.tenant_id == tenant_id,
+                        Trunk.inbound_auth.is_(True),
+                        Trunk.username == username,
+                    )
+                )
+                if trunk is None or not trunk.password_enc:
+                    return None
+                return Credential(
+                    username=username,
+                    password=self.box.open(trunk.password_enc),
+                    owner=TrunkPeer(tenant_id, trunk.id),
+                )
+        if agent.status != "active":
             return None
         return Credential(
             username=username,
@@ -323,23 +356,87 @@ class VoiceService:
             owner=(tenant_id, agent.id),
         )
 
-    async def admit_unauthenticated(self, source: Any, info: RequestInfo) -> bool:
-        """Calls to a tenant's number need no digest (they come from carriers and callers)."""
-        return await self.number(info.request_user or "") is not None
+    async def trunk_call(self, source: Any, info: RequestInfo) -> FromTrunk | None:
+        """An INVITE from a trunk of the number it dials, or None (RFC 3261 §26.3.2.2: the
+        source address is the trunk's authentication).
 
-    async def number(self, dialed: str) -> PhoneNumber | None:
-        """The number row a call dials (cached: every call looks it up, twice)."""
-        if dialed in self._numbers:
-            return self._numbers[dialed]
+        A call sent to the Contact a trunk registered at its carrier reaches the number in
+        its To (else the trunk's username); any other call reaches its Request-URI's number,
+        from one of the trunks the number answers: its own trunk when it is bound to one,
+        any trunk of its tenant otherwise (numbers the platform provisioned first)."""
+        ip = source[0]
+        line = self.trunks.by_line(info.request_user)
+        if line is not None:
+            if not (line.admits(ip) or ip == self.trunks.registrar_address(line.id)):
+                return None
+            for dialed in (info.to_user, line.username):
+                for entry in await self.numbers(dialed or ""):
+                    if entry.row.tenant_id == line.tenant_id and entry.answers(line):
+                        return FromTrunk(line.tenant_id, line.id, entry.row)
+            return None
+        for entry in await self.numbers(info.request_user or ""):
+            for trunk in await self.trunks.of(entry.row.tenant_id):
+                if entry.answers(trunk) and trunk.admits(ip):
+                    return FromTrunk(trunk.tenant_id, trunk.id, entry.row)
+        return None
+
+    async def admit_unauthenticated(self, source: Any, info: RequestInfo) -> Admission:
+        """Neither a trunk's call nor authenticated: a registered phone is challenged (an
+        agent dialing the hotline proves its password), anything else is refused."""
+        if any(source[0] in ips for ips in self._phone_ips.values()):
+            return Admission.CHALLENGE
+        log.warning(
+            "refused a call from %s:%s to %r: not from a trunk of that number, nor from a "
+            "registered phone",
+            source[0],
+            source[1],
+            info.request_user,
+        )
+        return Admission.REFUSE
+
+    async def numbers(self, dialed: str) -> list[NumberEntry]:
+        """The numbers a call to ``dialed`` may reach, the platform's provisioned one first
+        (cached: every call looks them up)."""
+        found = self._numbers.get(dialed)
+        if found is not None:
+            return found
         async with self.db.session() as s:
-            found = await s.scalar(select(PhoneNumber).where(PhoneNumber.number == dialed))
+            rows = (
+                await s.execute(
+                    select(PhoneNumber, ProvisionedNumber.tenant_id)
+                    .outerjoin(ProvisionedNumber, ProvisionedNumber.number == PhoneNumber.number)
+                    .where(PhoneNumber.number == dialed)
+                    .order_by(PhoneNumber.created_at)
+                )
+            ).all()
+        found = [NumberEntry(row, holder == row.tenant_id) for row, holder in rows]
+        found.sort(key=lambda e: not e.provisioned)
         if len(self._numbers) > 100_000:
             self._numbers.clear()
         self._numbers[dialed] = found
         return found
 
+    async def tenant_number(self, tenant_id: str, dialed: str) -> PhoneNumber | None:
+        """The tenant's own number ``dialed`` (an entry point its agents may call)."""
+        for entry in await self.numbers(dialed):
+            if entry.row.tenant_id == tenant_id and entry.valid:
+                row: PhoneNumber = entry.row
+                return row
+        return None
+
     def _bindings_changed(self, aor: str, bindings: list[Binding]) -> None:
         owners = {b.owner for b in bindings if b.owner is not None}
+        ips = {b.source[0] for b in bindings if b.source is not None}
+        if ips and any(isinstance(o, tuple) for o in owners):
+            self._phone_ips[aor] = ips
+        else:
+            self._phone_ips.pop(aor, None)
+        for key, known in list(self._trunk_peers.items()):
+            if known == aor and not any(isinstance(o, TrunkPeer) for o in owners):
+                del self._trunk_peers[key]
+        for owner in owners:
+            if isinstance(owner, TrunkPeer):
+                self._trunk_peers[(owner.tenant_id, owner.trunk_id)] = aor
         for key, known in list(self._devices.items()):
             if known == aor and key not in owners:
                 del self._devices[key]
@@ -391,13 +488,38 @@ class VoiceService:
             if isinstance(owner, tuple) and len(owner) == 2:
                 await self._from_agent_phone(call, owner[0], owner[1], dialed)
                 return
-            number = await self.number(dialed)
-            if number is None:
+            if isinstance(owner, TrunkPeer):
+                number = None
+                trunk = await self.trunks.get(owner.tenant_id, owner.trunk_id)
+                if trunk is not None:
+                    number = next(
+                        (
+                            e.row
+                            for e in await self.numbers(dialed)
+                            if e.row.tenant_id == owner.tenant_id and e.answers(trunk)
+                        ),
+                        None,
+                    )
+                if trunk is None or number is None:
+                    await call.reject(404, "Number Not Assigned")
+                    return
+                owner = FromTrunk(owner.tenant_id, trunk.id, number)
+            if not isinstance(owner, FromTrunk):
+                await call.reject(403)
+                return
+            trunk = await self.trunks.get(owner.tenant_id, owner.trunk_id)
+            if trunk is None:
                 await call.reject(404, "Number Not Assigned")
                 return
+            number = owner.number
             entry = Target(number.target_type, number.target or "")
             await self._admit(
-                call, number.tenant_id, entry, customer=info.from_user or "", dialed=dialed
+                call,
+                number.tenant_id,
+                entry,
+                customer=info.from_user or "",
+                dialed=number.number,
+                trunk=trunk,
             )
         except Exception:
             log.exception("admitting call %s failed", call.call_id)
@@ -413,6 +535,7 @@ class VoiceService:
         dialed: str,
         direction: Direction = Direction.INBOUND,
         agent_id: str | None = None,
+        trunk: TrunkInfo | None = None,
     ) -> ContactSession | None:
         tenant = await self.tenant(tenant_id)
         active = sum(1 for s in self.sessions.values() if s.tenant_id == tenant_id)
@@ -423,6 +546,22 @@ class VoiceService:
             )
             self.bus.publish(
                 tenant_id, "contact.refused", {"reason": "concurrent_calls", "customer": customer}
+            )
+            return None
+        if trunk is not None and self.trunks.in_use(trunk.id) >= trunk.max_channels:
+            # The carrier tries another route (RFC 3261 §21.5.4).
+            await call.reject(503, "Trunk Channels Exhausted")
+            log.info(
+                "refused a call to %s on trunk %s of tenant %s: its %d channels are in use",
+                dialed,
+                trunk.name,
+                tenant_id,
+                trunk.max_channels,
+            )
+            self.bus.publish(
+                tenant_id,
+                "contact.refused",
+                {"reason": "trunk_channels", "customer": customer, "trunk": trunk.name},
             )
             return None
         if call.offer is None:
@@ -440,6 +579,9 @@ class VoiceService:
         role = LegRole.AGENT if agent_id else LegRole.CUSTOMER
         leg = contact.add_leg(role, customer, now, agent_id=agent_id, call_id=call.call_id)
         party = Party(leg, media, call, agent_id=agent_id)
+        if trunk is not None:
+            leg.trunk = trunk.name
+            self.trunks.seize(trunk, party)  # counted above; released when the leg ends
         session = ContactSession(self, contact, party, entry)
         self.sessions[contact.id] = session
         self.save(session)
@@ -458,11 +600,12 @@ class VoiceService:
     async def _from_agent_phone(
         self, call: IncomingCall, tenant_id: str, agent_id: str, dialed: str
     ) -> None:
-        """An agent dials from its phone: another extension, or an outside number."""
+        """An agent dials from its phone: another extension, an entry point of its own
+        tenant (the hotline), or an outside number (through the tenant's trunks)."""
         kind = await self.classify_dialed(tenant_id, dialed)
         if kind == "number":
-            number = await self.number(dialed)
-            if number is not None:  # the agent calls its own tenant's entry point
+            number = await self.tenant_number(tenant_id, dialed)
+            if number is not None:
                 await self._admit(
                     call,
                     number.tenant_id,
@@ -475,12 +618,12 @@ class VoiceService:
         await self._agent_outbound(call, tenant_id, agent_id, entry)
 
     async def classify_dialed(self, tenant_id: str, dialed: str) -> str:
-        """'agent' (an extension of the tenant), 'number' (an entry point) or 'external'."""
+        """'agent' (an extension of the tenant), 'number' (one of its entry points) or
+        'external'."""
         if await self.agent_id_for(tenant_id, dialed):
             return "agent"
-        async with self.db.session() as s:
-            if await s.scalar(select(PhoneNumber.id).where(PhoneNumber.number == dialed)):
-                return "number"
+        if await self.tenant_number(tenant_id, dialed) is not None:
+            return "number"
         return "external"
 
     async def _agent_outbound(
@@ -555,8 +698,7 @@ class VoiceService:
                 raise BadTarget(f"agent {target!r} does not exist")
             return Target("agent", target)
         if target_type == "external":
-            if not _NUMBER.match(target) and not target.startswith("sip:"):
-                raise BadTarget(f"{target!r} is not a phone number or SIP URI")
+            await self.check_destination(tenant_id, target)
             return Target("external", target)
         raise BadTarget(f"unknown target type {target_type!r}")
 
@@ -572,28 +714,69 @@ class VoiceService:
                 raise OperationRefused(f"agent {target!r} has no reachable phone")
             return device, agent_id
         if target_type == "external":
+            await self.check_destination(tenant_id, target)
             return target, None
         raise BadTarget("a consultation goes to an agent or an external number")
 
-    async def trunk_route(self, tenant_id: str, number: str) -> tuple[str, Credential | None]:
-        """The SIP URI for an outside number (through the tenant's first trunk)."""
-        if number.startswith("sip:"):
-            return number, None
-        async with self.db.session() as s:
-            trunk = await s.scalar(
-                select(Trunk).where(Trunk.tenant_id == tenant_id).order_by(Trunk.created_at)
+    async def check_destination(self, tenant_id: str, destination: str) -> None:
+        """Refuse now a destination the tenant's calls may not go to (see ``routes``)."""
+        await self.routes(tenant_id, destination)
+
+    async def routes(self, tenant_id: str, destination: str) -> list[Route]:
+        """Where a call to ``destination`` may go, in the order to try.
+
+        An outside number goes through the tenant's outbound trunks in priority order, when
+        its dial plan allows the number; a ``sip:`` address goes there directly, only when
+        an admin listed it (``sip_destinations``) or it is one of the tenant's registered
+        phones. Raises DestinationRefused or BadTarget with what to do."""
+        tenant = await self.tenant(tenant_id)
+        if destination.startswith(("sip:", "sips:")):
+            uri = sip_target(destination)
+            if uri.headers or "maddr" in uri.params:
+                raise BadTarget("a SIP destination may not carry headers or a maddr parameter")
+            if not (is_listed(uri, tenant.sip_destinations) or self.is_own_phone(tenant_id, uri)):
+                raise DestinationRefused(
+                    f"{uri.host}{f':{uri.port}' if uri.port else ''} is not among the tenant's "
+                    "SIP destinations: an admin can add it to sip_destinations (PATCH /tenant), "
+                    "or dial a number through the tenant's trunks"
+                )
+            return [Route(destination)]
+        DialPlan.from_settings(tenant.dial_plan).check(destination)
+        trunks = [t for t in await self.trunks.of(tenant_id) if t.outbound]
+        if not trunks:
+            raise BadTarget(
+                "the tenant has no trunk for calls out: add one (POST /trunks with outbound "
+                "true) to reach outside numbers"
             )
-        if trunk is None:
-            raise BadTarget("the tenant has no SIP trunk to reach outside numbers")
-        uri = f"sip:{number}@{trunk.host}:{trunk.port}"
-        if trunk.transport != "udp":
-            uri += f";transport={trunk.transport}"
-        credentials = None
-        if trunk.username and trunk.password_enc:
-            credentials = Credential(
-                username=trunk.username, password=self.box.open(trunk.password_enc)
-            )
-        return uri, credentials
+        return [
+            Route(self._trunk_uri(t, destination), t, self.trunks.credentials(t)) for t in trunks
+        ]
+
+    def _trunk_uri(self, trunk: TrunkInfo, number: str) -> str:
+        """Where a call to ``number`` goes on ``trunk``: the contact its peer registered here
+        (``inbound_auth``), else the trunk's host."""
+        aor = self._trunk_peers.get((trunk.tenant_id, trunk.id)) if trunk.inbound_auth else None
+        for binding in self.sip.registrar.lookup(aor, self.sip.now()) if aor else ():
+            host, port = binding.source or (binding.uri.host, binding.uri.port or 5060)
+            host = f"[{host}]" if ":" in host else host
+            suffix = "" if binding.transport == "UDP" else f";transport={binding.transport}"
+            return f"sip:{number}@{host}:{port}{suffix}"
+        return trunk.uri_for(number)
+
+    def is_own_phone(self, tenant_id: str, uri: Any) -> bool:
+        """Whether ``uri`` is a registered phone of one of the tenant's agents (its AOR or
+        the contact it registered)."""
+        now = self.sip.now()
+        for (tenant, _agent), aor in self._devices.items():
+            if tenant != tenant_id:
+                continue
+            for binding in self.sip.registrar.lookup(aor, now):
+                if binding.aor == uri.aor:
+                    return True
+                contact = binding.uri
+                if contact.host == uri.host and (contact.port or 5060) == (uri.port or 5060):
+                    return True
+        return False
 
     # --- routing decisions ------------------------------------------------------------
 
@@ -811,7 +994,7 @@ class VoiceService:
     ) -> str:
         """Outbound by API: from an agent (its phone rings first), or customer-first into a
         queue or flow (the return-visit call)."""
-        await self.trunk_route(tenant_id, to)  # refuse now if the number cannot be reached
+        await self.check_destination(tenant_id, to)  # refuse now what may not be dialed
         session: ContactSession
         if agent_id:
             device = await self.agent_device(tenant_id, agent_id)

@@ -6,6 +6,7 @@ These are configuration objects; the routing engine, the SIP registrar and the I
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -18,6 +19,7 @@ from cloudcc.store.tables import (
     BusinessHours,
     FlowRecord,
     PhoneNumber,
+    ProvisionedNumber,
     Role,
     SkillQueue,
     Tenant,
@@ -28,7 +30,7 @@ from cloudcc.tenancy.credentials import SecretBox, hash_password_off_loop, sip_h
 from cloudcc.tenancy.crud import Resource
 from cloudcc.tenancy.exceptions import Conflict, Invalid, QuotaExceeded
 from cloudcc.tenancy.iam import check_grant, resolve_role
-from cloudcc.tenancy.model import Actor, Permission
+from cloudcc.tenancy.model import Actor, Page, Permission
 from cloudcc.tenancy.tenants import validate_timezone
 
 
@@ -231,7 +233,12 @@ class BusinessHoursResource(Resource):
 
 
 class TrunkResource(Resource):
-    """A SIP trunk: a carrier or the enterprise's own PBX (bring your own number)."""
+    """A SIP trunk: a carrier or the enterprise's own PBX (bring your own number).
+
+    Its calls come in from its allowed networks, to the Contact this node registers at the
+    carrier (``registration``), or with its username and password (``inbound_auth``); calls
+    out try the outbound trunks by ``priority``. The voice side adds, per node, the
+    registration state and the channels in use (``live``)."""
 
     kind = "trunk"
     model = Trunk
@@ -244,21 +251,61 @@ class TrunkResource(Resource):
     def __init__(self, db: Database, bus: LocalBus, box: SecretBox) -> None:
         super().__init__(db, bus)
         self.box = box
+        # trunk id -> what this node knows of it now (set by the voice side when it runs)
+        self.live: Callable[[str], dict[str, Any]] | None = None
 
     async def prepare_create(
         self, s: AsyncSession, actor: Actor, data: dict[str, Any]
     ) -> dict[str, Any]:
         await self.ensure_unique(s, actor.tenant_id, ["name"], data)
+        await self._check(s, actor.tenant_id, data, None)
         return self._seal(data)
 
     async def prepare_update(
         self, s: AsyncSession, actor: Actor, row: Any, data: dict[str, Any]
     ) -> dict[str, Any]:
         await self.ensure_unique(s, actor.tenant_id, ["name"], data, exclude_id=row.id)
+        merged = {
+            "username": row.username,
+            "registration": row.registration,
+            "inbound_auth": row.inbound_auth,
+            "has_password": bool(row.password_enc),
+            **data,
+        }
+        await self._check(s, actor.tenant_id, merged, row.id)
         return self._seal(data)
 
+    async def _check(
+        self, s: AsyncSession, tenant_id: str, data: dict[str, Any], own_id: str | None
+    ) -> None:
+        password = bool(data.get("password")) or (
+            "password" not in data and data.get("has_password", False)
+        )
+        username = data.get("username")
+        for flag in ("registration", "inbound_auth"):
+            if data.get(flag) and not (username and password):
+                raise Invalid(
+                    f"{flag} needs the trunk's username and password",
+                    errors=[{"field": "username" if not username else "password"}],
+                )
+        if data.get("inbound_auth") and username:
+            # A digest username names one principal of the tenant: an agent or this trunk.
+            if await s.scalar(
+                select(Agent.id).where(Agent.tenant_id == tenant_id, Agent.extension == username)
+            ):
+                raise Conflict(f"an agent has the extension {username!r}; use another username")
+            clash = select(Trunk.id).where(
+                Trunk.tenant_id == tenant_id,
+                Trunk.inbound_auth.is_(True),
+                Trunk.username == username,
+            )
+            if own_id is not None:
+                clash = clash.where(Trunk.id != own_id)
+            if await s.scalar(clash):
+                raise Conflict(f"another trunk authenticates as {username!r}")
+
     def _seal(self, data: dict[str, Any]) -> dict[str, Any]:
-        values = {k: v for k, v in data.items() if k != "password"}
+        values = {k: v for k, v in data.items() if k not in ("password", "has_password")}
         if "password" in data:
             values["password_enc"] = self.box.seal(data["password"]) if data["password"] else None
         return values
@@ -268,9 +315,47 @@ class TrunkResource(Resource):
         out["has_password"] = bool(row["password_enc"])
         return out
 
+    def _with_live(self, row: dict[str, Any]) -> dict[str, Any]:
+        state = self.live(row["id"]) if self.live is not None else {}
+        return {**row, **LIVE_DEFAULTS, **state}
+
+    async def list(
+        self,
+        actor: Actor,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        q: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page:
+        page = await super().list(actor, filters=filters, q=q, limit=limit, offset=offset)
+        page.items = [self._with_live(r) for r in page.items]
+        return page
+
+    async def get(self, actor: Actor, id: str) -> dict[str, Any]:
+        return self._with_live(await super().get(actor, id))
+
+    async def create(self, actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
+        return self._with_live(await super().create(actor, data))
+
+    async def update(self, actor: Actor, id: str, data: dict[str, Any]) -> dict[str, Any]:
+        return self._with_live(await super().update(actor, id, data))
+
+
+LIVE_DEFAULTS: dict[str, Any] = {
+    "registration_state": None,
+    "registration_error": None,
+    "registered_until": None,
+    "channels_in_use": 0,
+}
+
 
 class NumberResource(Resource):
-    """A phone number (DID) and where its calls go: a flow, a queue or an agent."""
+    """A phone number (DID) and where its calls go: a flow, a queue or an agent.
+
+    A tenant holds a number the platform operator provisioned to it (``/number-pool``), or a
+    number it brings on one of its own trunks (``trunk_id``: calls reach it from that trunk
+    only). A refusal says the same whether or not another tenant holds the digits."""
 
     kind = "number"
     model = PhoneNumber
@@ -282,30 +367,61 @@ class NumberResource(Resource):
     async def prepare_create(
         self, s: AsyncSession, actor: Actor, data: dict[str, Any]
     ) -> dict[str, Any]:
-        # Numbers are unique across the deployment, like real DIDs.
-        if await s.scalar(select(PhoneNumber.id).where(PhoneNumber.number == data["number"])):
-            raise Conflict(f"number {data['number']} is already assigned")
+        await self.ensure_unique(s, actor.tenant_id, ["number"], data)
+        await self._check_holding(s, actor.tenant_id, data["number"], data.get("trunk_id"))
         await self._check_refs(s, actor.tenant_id, data)
         return dict(data)
 
     async def prepare_update(
         self, s: AsyncSession, actor: Actor, row: Any, data: dict[str, Any]
     ) -> dict[str, Any]:
-        if (
-            "number" in data
-            and data["number"] != row.number
-            and await s.scalar(select(PhoneNumber.id).where(PhoneNumber.number == data["number"]))
-        ):
-            raise Conflict(f"number {data['number']} is already assigned")
+        await self.ensure_unique(s, actor.tenant_id, ["number"], data, exclude_id=row.id)
         merged = {
+            "number": row.number,
             "target_type": row.target_type,
             "target": row.target,
             "trunk_id": row.trunk_id,
             "business_hours_id": row.business_hours_id,
             **data,
         }
+        if "number" in data or "trunk_id" in data:
+            await self._check_holding(s, actor.tenant_id, merged["number"], merged["trunk_id"])
         await self._check_refs(s, actor.tenant_id, merged)
         return dict(data)
+
+    async def _check_holding(
+        self, s: AsyncSession, tenant_id: str, number: str, trunk_id: str | None
+    ) -> None:
+        """The tenant may hold ``number``: provisioned to it, or brought on its own trunk."""
+        if trunk_id:
+            return  # a trunk of the tenant (checked with the other references)
+        holder = await s.scalar(
+            select(ProvisionedNumber.tenant_id).where(ProvisionedNumber.number == number)
+        )
+        if holder != tenant_id:
+            raise Invalid(
+                f"number {number} is not provisioned to your tenant: ask the platform "
+                "operator to provision it, or bring your own number by binding it to one of "
+                "your trunks (trunk_id)",
+                errors=[{"field": "number"}],
+            )
+
+    def output(self, row: Any) -> dict[str, Any]:
+        out = super().output(row)
+        out["provisioned"] = bool(row.get("provisioned"))
+        return out
+
+    def listing(self, tenant_id: str) -> Select[Any]:
+        provisioned = (
+            select(ProvisionedNumber.id)
+            .where(
+                ProvisionedNumber.number == PhoneNumber.number,
+                ProvisionedNumber.tenant_id == PhoneNumber.tenant_id,
+            )
+            .exists()
+            .label("provisioned")
+        )
+        return select(self.table, provisioned).where(PhoneNumber.tenant_id == tenant_id)
 
     async def _check_refs(self, s: AsyncSession, tenant_id: str, data: dict[str, Any]) -> None:
         target_type, target = data.get("target_type", "queue"), data.get("target")

@@ -1163,6 +1163,7 @@ class OutgoingCall(Call):
             asyncio.get_running_loop().create_future()
         )
         self._rang = False
+        self.responded = False  # any response came back (a 100 Trying too): the peer is alive
 
     async def answered(self) -> SessionDescription | None:
         """The remote SDP once answered; raises CallFailed / CallEnded otherwise."""
@@ -1217,6 +1218,7 @@ class OutgoingCall(Call):
             return
         response = action.message
         status = response.status
+        self.responded = True
         if status < 200:
             self._on_provisional(fork, response)
         elif status < 300:

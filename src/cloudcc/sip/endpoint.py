@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import hashlib
 import inspect
 import ipaddress
@@ -88,7 +89,18 @@ log = logging.getLogger("cloudcc.sip")
 CredentialLookup = Callable[[str, str], "Credential | Awaitable[Credential | None] | None"]
 TrunkCheck = Callable[[Address, RequestInfo], Awaitable[object | None]]
 CallHandler = Callable[[IncomingCall], Awaitable[None]]
-AdmitPolicy = Callable[[Address, RequestInfo], Awaitable[bool]]
+
+
+class Admission(enum.Enum):
+    """What to do with an INVITE that is neither from a trunk nor authenticated."""
+
+    ADMIT = "admit"  # let it in unauthenticated (a public number behind an untrusted edge)
+    CHALLENGE = "challenge"  # 407: the caller may prove who it is (a phone)
+    REFUSE = "refuse"  # 403 at once
+
+
+# True admits, False challenges (the older boolean form), or an Admission.
+AdmitPolicy = Callable[[Address, RequestInfo], Awaitable["bool | Admission"]]
 
 SUPPORTED_OPTIONS = frozenset({"timer", "replaces", "path"})
 ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO",
@@ -931,17 +943,19 @@ class SipEndpoint:
                     if call.ended:
                         return
                     owner, kind = credential.owner, AuthKind.DIGEST
-                elif self.allow_unauthenticated is not None and await self.allow_unauthenticated(
-                    source, call.info
-                ):
-                    kind = AuthKind.NONE
-                elif self.credentials is not None:
-                    self._challenge(tx, request, realm, proxy=True)
-                    call._end_now(EndCause.REJECTED, 407)
-                    return
                 else:
-                    await call.reject(403)
-                    return
+                    verdict: bool | Admission = Admission.CHALLENGE
+                    if self.allow_unauthenticated is not None:
+                        verdict = await self.allow_unauthenticated(source, call.info)
+                    if verdict is True or verdict is Admission.ADMIT:
+                        kind = AuthKind.NONE
+                    elif verdict is not Admission.REFUSE and self.credentials is not None:
+                        self._challenge(tx, request, realm, proxy=True)
+                        call._end_now(EndCause.REJECTED, 407)
+                        return
+                    else:
+                        await call.reject(403)
+                        return
             if call.ended:
                 return
             if kind is not AuthKind.TRUNK:  # trunks carry many calls from one address
@@ -1078,9 +1092,13 @@ class SipEndpoint:
         *,
         credentials: Credential | None = None,
         expires: int = 600,
+        contact_user: str | None = None,
+        retry_after: float = 30.0,
     ) -> Registration:
         """Keep ``aor`` registered at a remote ``registrar`` (a carrier trunk, §10.2).
 
+        ``contact_user`` is the user part of the Contact we register (default: the AOR's):
+        calls the registrar sends to that contact are recognised by it.
         Returns at once; ``await registration.wait_registered()`` for the first 200,
         ``await registration.stop()`` to unregister.
         """
@@ -1092,6 +1110,8 @@ class SipEndpoint:
             aor if isinstance(aor, SipUri) else _to_sip_uri(aor),
             credentials,
             expires,
+            retry_after,
+            contact_user=contact_user,
         )
         registration.start()
         return registration

@@ -44,6 +44,8 @@ class Registration:
         credentials: Credential | None,
         expires: int,
         retry_after: float = 30.0,
+        *,
+        contact_user: str | None = None,
     ) -> None:
         self._endpoint = endpoint
         self.registrar = registrar
@@ -51,9 +53,13 @@ class Registration:
         self.credentials = credentials
         self.requested_expires = expires
         self.retry_after = retry_after
+        self.contact_user = contact_user or aor.user
         self.state = RegistrationState.REGISTERING
         self.expires_at: float | None = None
         self.last_status: int | None = None
+        self.last_error: str | None = None  # why the last attempt failed (kept until a 200)
+        self.registered_count = 0  # 200s received (the first registration and each refresh)
+        self.remote: tuple[str, int] | None = None  # the registrar's address, once resolved
         self._call_id = new_call_id(endpoint.host)  # one Call-ID per boot (§10.2.4)
         self._tag = new_tag()
         self._cseq = 0
@@ -90,11 +96,14 @@ class Registration:
                 granted = await self._register(self.requested_expires)
             except (CallFailed, AuthError) as exc:
                 self.state = RegistrationState.FAILED
+                self.last_error = str(exc)
                 self._registered.clear()
                 log.warning("registration of %s failed: %s", self.aor, exc)
                 await asyncio.sleep(self.retry_after)
                 continue
             self.state = RegistrationState.REGISTERED
+            self.last_error = None
+            self.registered_count += 1
             self._registered.set()
             self.expires_at = self._endpoint.now() + granted
             # refresh ahead of expiry (§10.2.4): at most 80 % of the interval
@@ -103,7 +112,8 @@ class Registration:
     async def _register(self, expires: int) -> int:
         """One REGISTER exchange, with digest and 423 handling; returns granted seconds."""
         target = await self._endpoint._resolve(str(self.registrar))
-        contact = self._endpoint._contact_value(target.kind, self.aor.user)
+        self.remote = target.address
+        contact = self._endpoint._contact_value(target.kind, self.contact_user)
         for _ in range(4):
             sent_credentials = self._challenge is not None
             request = self._request(contact, expires)

@@ -96,6 +96,10 @@ class Tenant(_Stamped, Base):
     rate_limit_rps: Mapped[float | None] = mapped_column(Float, nullable=True)
     recording_retention_days: Mapped[int] = mapped_column(Integer, default=90)
     webhook_secret: Mapped[str] = mapped_column(String(128))
+    # Where calls may go (contacts/destinations.py): the outside numbers the tenant may dial
+    # through its trunks, and the SIP addresses its admins allow as direct destinations.
+    dial_plan: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    sip_destinations: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class Role(_Stamped, Base):
@@ -196,15 +200,34 @@ class Trunk(_Stamped, Base):
     registration: Mapped[bool] = mapped_column(Boolean, default=False)
     max_channels: Mapped[int] = mapped_column(Integer, default=30)
     caller_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=100)  # calls out try lower first
+    outbound: Mapped[bool] = mapped_column(Boolean, default=True)  # carries calls out
+    # The peer (a PBX) authenticates to us with username/password (digest) and may register.
+    inbound_auth: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ProvisionedNumber(_Stamped, Base):
+    """A number the platform operator gave a tenant (a DID of the platform's carriers)."""
+
+    __tablename__ = "provisioned_numbers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
 
 
 class PhoneNumber(_Stamped, Base):
+    """A tenant's number and where its calls go. An incoming call is matched on number and
+    trunk: a provisioned number (``provisioned_numbers``) answers calls from any of its
+    tenant's trunks, or from its ``trunk`` only when bound; a number the tenant brings itself
+    is always bound to one of its own trunks, so several tenants may hold the same digits."""
+
     __tablename__ = "phone_numbers"
+    __table_args__ = (UniqueConstraint("tenant_id", "number"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    # Numbers are unique across the deployment: an incoming call finds its tenant by number.
-    number: Mapped[str] = mapped_column(String(32), unique=True)
+    number: Mapped[str] = mapped_column(String(32), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     trunk_id: Mapped[str | None] = mapped_column(
         ForeignKey("trunks.id", ondelete="SET NULL"), nullable=True

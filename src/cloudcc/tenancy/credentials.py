@@ -182,9 +182,14 @@ class SecretBox:
     def __init__(self, key: bytes) -> None:
         derived = hashlib.sha256(b"cloudcc-secretbox|" + key).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+        self._tag_key = hashlib.sha256(b"cloudcc-tag|" + key).digest()
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def tag(self, text: str, length: int = 20) -> str:
+        """A stable, unguessable name for ``text`` (HMAC-SHA256 with a key of its own)."""
+        return hmac.new(self._tag_key, text.encode(), hashlib.sha256).hexdigest()[:length]
 
     def open(self, sealed: str) -> str:
         try:

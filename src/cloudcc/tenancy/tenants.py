@@ -29,7 +29,9 @@ PLATFORM_SLUG = "platform"
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 # What a tenant admin may change about its own tenant; quotas belong to the platform.
-SELF_SERVICE_FIELDS = frozenset({"name", "timezone", "recording_retention_days"})
+SELF_SERVICE_FIELDS = frozenset(
+    {"name", "timezone", "recording_retention_days", "dial_plan", "sip_destinations"}
+)
 PLATFORM_FIELDS = SELF_SERVICE_FIELDS | {
     "status",
     "max_seats",
@@ -50,6 +52,8 @@ def tenant_view(t: Tenant) -> dict[str, Any]:
         "max_concurrent_calls": t.max_concurrent_calls,
         "rate_limit_rps": t.rate_limit_rps,
         "recording_retention_days": t.recording_retention_days,
+        "dial_plan": t.dial_plan or {},
+        "sip_destinations": t.sip_destinations or [],
         "created_at": t.created_at,
         "updated_at": t.updated_at,
     }
@@ -198,6 +202,8 @@ class TenantService:
                 raise NotFound(f"tenant {target} not found")
             changes = {}
             for key, value in data.items():
+                if key == "dial_plan":  # a partial plan changes the keys it names
+                    value = {**(tenant.dial_plan or {}), **value}
                 if getattr(tenant, key) != value:
                     changes[key] = [getattr(tenant, key), value]
                     setattr(tenant, key, value)
