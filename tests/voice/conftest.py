@@ -43,6 +43,34 @@ class Api:
         assert r.status_code == 200, (path, r.status_code, r.text)
         return r.json()
 
+    def operator(self) -> dict[str, str]:
+        """The platform operator's headers."""
+        creds = self.node.demo["platform"]
+        token = httpx.post(
+            self.base + "/auth/login",
+            json={"tenant": "platform", "username": "root", "password": creds["password"]},
+        ).json()["access_token"]
+        return {"Authorization": f"Bearer {token}"}
+
+    def provision(self, number: str) -> Any:
+        """The platform operator provisions ``number`` to the demo tenant."""
+        r = httpx.post(
+            self.base + "/number-pool",
+            json={"number": number, "tenant_id": self.node.demo["tenant_id"]},
+            headers=self.operator(),
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def delete(self, path: str) -> None:
+        r = httpx.delete(self.base + path, headers=self.headers, timeout=30)
+        assert r.status_code == 204, (path, r.status_code, r.text)
+
+    def trunk(self, name: str) -> dict[str, Any]:
+        items = self.get(f"/trunks?name={name}")["items"]
+        assert items, f"no trunk {name}"
+        return items[0]  # type: ignore[no-any-return]
+
     def login(self, extension: str, device: str | None = None, ready: bool = True) -> Any:
         agent = self.agents[extension]
         return self.post(f"/agents/{agent['id']}/login", {"device": device, "ready": ready})

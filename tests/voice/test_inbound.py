@@ -289,6 +289,7 @@ def test_a_flow_plays_an_uploaded_prompt(voice_node, api, tmp_path):
         },
     )
     api.post(f"/flows/{flow['id']}/publish", {})
+    api.provision("4200")
     api.post("/numbers", {"number": "4200", "target_type": "flow", "target": "chime"})
 
     async def scenario() -> np.ndarray:

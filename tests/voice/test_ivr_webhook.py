@@ -83,6 +83,7 @@ def vip_flow(port: int) -> dict[str, Any]:
 def _publish(api: Api, port: int) -> None:
     flow = api.post("/flows", {"document": vip_flow(port)})
     api.post(f"/flows/{flow['id']}/publish", {})
+    api.provision("4100")
     api.post("/numbers", {"number": "4100", "target_type": "flow", "target": "vip-check"})
 
 

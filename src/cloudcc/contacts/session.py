@@ -106,6 +106,7 @@ class Route:
     uri: str
     trunk: TrunkInfo | None = None
     credentials: Credential | None = None
+    to: str | None = None  # the To URI when it is not ``uri`` (a number at a PBX's AOR)
 
 
 @dataclass(frozen=True)
@@ -470,6 +471,7 @@ class ContactSession:
                 self.svc.caller_uri(user),
                 route.credentials,
                 response_timeout=self.svc.trunk_response_timeout if trunk else None,
+                to=route.to,
             )
             status = outcome.status
             if status == "answered":
@@ -503,6 +505,7 @@ class ContactSession:
         from_uri: str | None,
         credentials: Any,
         response_timeout: float | None = None,
+        to: str | None = None,
     ) -> DialOutcome:
         """One INVITE for ``party`` (its media stays open when it fails: the caller may try
         another way). ``response_timeout``: give up when not even a 100 Trying came back."""
@@ -514,6 +517,7 @@ class ContactSession:
                 from_uri=from_uri,
                 ring_timeout=ring_timeout,
                 credentials=credentials,
+                to=to,
             )
         except SipError as exc:
             log.info("dialing %s failed: %s", target, exc)

@@ -178,7 +178,8 @@ class VoiceService:
         self.stopping = False  # set while the node shuts down
         self.trunks = Trunks(db, bus, sip, box)
         self.trunk_response_timeout = TRUNK_RESPONSE_TIMEOUT
-        self._phone_ips: dict[str, set[str]] = {}  # AOR of a registered phone -> its addresses
+        # AOR registered by a phone or a trunk's PBX -> the addresses it registered from
+        self._phone_ips: dict[str, set[str]] = {}
         self._trunk_peers: dict[tuple[str, str], str] = {}  # (tenant, trunk) -> registered AOR
         sip.on_call = self.on_call
         sip.credentials = self.credentials
@@ -381,8 +382,8 @@ class VoiceService:
         return None
 
     async def admit_unauthenticated(self, source: Any, info: RequestInfo) -> Admission:
-        """Neither a trunk's call nor authenticated: a registered phone is challenged (an
-        agent dialing the hotline proves its password), anything else is refused."""
+        """Neither a trunk's call nor authenticated: a registered phone or PBX is challenged
+        (an agent dialing the hotline proves its password), anything else is refused."""
         if any(source[0] in ips for ips in self._phone_ips.values()):
             return Admission.CHALLENGE
         log.warning(
@@ -427,8 +428,8 @@ class VoiceService:
     def _bindings_changed(self, aor: str, bindings: list[Binding]) -> None:
         owners = {b.owner for b in bindings if b.owner is not None}
         ips = {b.source[0] for b in bindings if b.source is not None}
-        if ips and any(isinstance(o, tuple) for o in owners):
-            self._phone_ips[aor] = ips
+        if ips and any(isinstance(o, tuple | TrunkPeer) for o in owners):
+            self._phone_ips[aor] = ips  # phones and PBXs that registered: challenged
         else:
             self._phone_ips.pop(aor, None)
         for key, known in list(self._trunk_peers.items()):
@@ -748,20 +749,18 @@ class VoiceService:
                 "the tenant has no trunk for calls out: add one (POST /trunks with outbound "
                 "true) to reach outside numbers"
             )
-        return [
-            Route(self._trunk_uri(t, destination), t, self.trunks.credentials(t)) for t in trunks
-        ]
+        return [self._trunk_route(t, destination) for t in trunks]
 
-    def _trunk_uri(self, trunk: TrunkInfo, number: str) -> str:
-        """Where a call to ``number`` goes on ``trunk``: the contact its peer registered here
-        (``inbound_auth``), else the trunk's host."""
+    def _trunk_route(self, trunk: TrunkInfo, number: str) -> Route:
+        """How a call to ``number`` goes out on ``trunk``: to the AOR its PBX registered here
+        (``inbound_auth``; the number in To, RFC 3261 §10.3 retargeting), else to the
+        trunk's host."""
+        credentials = self.trunks.credentials(trunk)
         aor = self._trunk_peers.get((trunk.tenant_id, trunk.id)) if trunk.inbound_auth else None
-        for binding in self.sip.registrar.lookup(aor, self.sip.now()) if aor else ():
-            host, port = binding.source or (binding.uri.host, binding.uri.port or 5060)
-            host = f"[{host}]" if ":" in host else host
-            suffix = "" if binding.transport == "UDP" else f";transport={binding.transport}"
-            return f"sip:{number}@{host}:{port}{suffix}"
-        return trunk.uri_for(number)
+        if aor and self.sip.registrar.lookup(aor, self.sip.now()):
+            host = aor.split("@", 1)[1]
+            return Route(aor, trunk, credentials, to=f"sip:{number}@{host}")
+        return Route(trunk.uri_for(number), trunk, credentials)
 
     def is_own_phone(self, tenant_id: str, uri: Any) -> bool:
         """Whether ``uri`` is a registered phone of one of the tenant's agents (its AOR or

@@ -1033,12 +1033,14 @@ class SipEndpoint:
         ring_timeout: float | None = 60.0,
         credentials: Credential | None = None,
         transport: str | None = None,
+        to: str | SipUri | None = None,
     ) -> OutgoingCall:
         """Place a call; returns at once (events, ``answered()``, ``cancel()``).
 
         ``target`` is a SIP URI, or an AOR with registered contacts: then every
         contact is rung in parallel and the first 2xx wins, the others are CANCELled.
-        ``credentials`` answer a 401/407 from a carrier; ``ring_timeout`` bounds ringing.
+        ``credentials`` answer a 401/407 from a carrier; ``ring_timeout`` bounds ringing;
+        ``to`` is the To URI when it is not the target (a number called at a PBX's AOR).
         """
         if not self._running:
             raise CallError("the endpoint is not started")
@@ -1058,7 +1060,10 @@ class SipEndpoint:
             from_display,
             {"tag": local_tag},
         )
-        to_party = NameAddress(uri.without_headers())
+        if to is not None:
+            to_party = NameAddress(to if isinstance(to, SipUri) else _to_sip_uri(to))
+        else:
+            to_party = NameAddress(uri.without_headers())
         forks: list[tuple[str, Target, bool, tuple[str, ...]]] = []
         if bindings:
             for binding in bindings:
