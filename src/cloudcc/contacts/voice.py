@@ -553,7 +553,8 @@ class VoiceService:
             # The carrier tries another route (RFC 3261 §21.5.4).
             await call.reject(503, "Trunk Channels Exhausted")
             log.info(
-                "refused a call to %s on trunk %s of tenant %s: its %d channels are in use",
+                "refused a call from %s to %s on trunk %s of tenant %s: its %d channels are in use",
+                call.info.source[0],
                 dialed,
                 trunk.name,
                 tenant_id,
