@@ -39,13 +39,15 @@ def scenario(workdir: Path, name: str, **values: object) -> Path:
 class Peer:
     """A SIPp UAS (a carrier, a registrar) on ``ip``:``port``, in the background."""
 
-    def __init__(self, workdir: Path, xml: Path, ip: str = "127.0.0.1", calls: int = 1) -> None:
+    def __init__(
+        self, workdir: Path, xml: Path, ip: str = "127.0.0.1", port: int | None = None
+    ) -> None:
         self.dir = workdir
         self.ip = ip
-        self.port = free_port("both")
+        self.port = port or free_port("both")
         self.proc = subprocess.Popen(
             ["timeout", "-k", "2", "120", SIPP, "-sf", str(xml), "-i", ip, "-p", str(self.port),
-             "-mi", ip, "-mp", str(free_port("both")), "-m", str(calls), "-nostdin",
+             "-mi", ip, "-mp", str(free_port("both")), "-m", "1", "-nostdin",
              "-trace_err", "-trace_logs"],
             cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -478,3 +480,49 @@ def test_a_pbx_that_registers_with_the_trunks_credentials_calls_in_and_is_called
     outbound = next(c for c in records if c["direction"] == "outbound")
     assert inbound["dialed"] == "5100" and inbound["legs"][0]["trunk"] == "pbx"
     assert outbound["legs"][0]["trunk"] == "pbx" and outbound["legs"][0]["answered_at"]
+
+
+def test_a_node_registers_its_trunks_when_it_starts(tmp_path):
+    """The registration is kept by whichever node runs: after a restart, at once."""
+    from tests.conftest import LiveNode
+
+    port = free_port("both")
+    node = LiveNode(tmp_path / "data")
+    try:
+        node.wait_ready()
+        api = Api(node)
+        trunk = api.post(
+            "/trunks",
+            {
+                "name": "carrier",
+                "host": "127.0.0.2",
+                "port": port,
+                "registration": True,
+                "username": "acme-trunk",
+                "password": "s3cret-pass",
+            },
+        )
+        # Nobody listens yet: the node keeps trying.
+        asyncio.run(
+            wait_until(
+                lambda: api.get(f"/trunks/{trunk['id']}")["registration_state"] is not None, 10
+            )
+        )
+    finally:
+        assert node.stop() == 0
+    registrar = Peer(
+        tmp_path / "registrar",
+        scenario(tmp_path / "registrar", "carrier_registrar.xml.in", expires=60),
+        ip="127.0.0.2",
+        port=port,
+    )
+    again = LiveNode(tmp_path / "data")
+    try:
+        again.wait_ready()
+        asyncio.run(wait_until(lambda: "REGISTER sip:" in registrar.logs(), 15))
+        api = Api(again)
+        assert api.get(f"/trunks/{trunk['id']}")["registration_state"] == "registered"
+    finally:
+        again.stop()  # unregisters: the registrar's scenario ends
+        registrar.stop()
+    assert registrar.proc.returncode == 0, registrar.errors()

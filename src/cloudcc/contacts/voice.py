@@ -14,6 +14,7 @@ import logging
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -178,8 +179,10 @@ class VoiceService:
         self.stopping = False  # set while the node shuts down
         self.trunks = Trunks(db, bus, sip, box)
         self.trunk_response_timeout = TRUNK_RESPONSE_TIMEOUT
-        # AOR registered by a phone or a trunk's PBX -> the addresses it registered from
+        # AOR registered by a phone or a trunk's PBX -> the addresses it registered from,
+        # and how many such AORs each address has (looked up on every unknown INVITE)
         self._phone_ips: dict[str, set[str]] = {}
+        self._phone_ip_count: Counter[str] = Counter()
         self._trunk_peers: dict[tuple[str, str], str] = {}  # (tenant, trunk) -> registered AOR
         sip.on_call = self.on_call
         sip.credentials = self.credentials
@@ -384,7 +387,7 @@ class VoiceService:
     async def admit_unauthenticated(self, source: Any, info: RequestInfo) -> Admission:
         """Neither a trunk's call nor authenticated: a registered phone or PBX is challenged
         (an agent dialing the hotline proves its password), anything else is refused."""
-        if any(source[0] in ips for ips in self._phone_ips.values()):
+        if self._phone_ip_count[source[0]] > 0:
             return Admission.CHALLENGE
         log.warning(
             "refused a call from %s:%s to %r: not from a trunk of that number, nor from a "
@@ -428,10 +431,13 @@ class VoiceService:
     def _bindings_changed(self, aor: str, bindings: list[Binding]) -> None:
         owners = {b.owner for b in bindings if b.owner is not None}
         ips = {b.source[0] for b in bindings if b.source is not None}
+        for ip in self._phone_ips.pop(aor, ()):
+            self._phone_ip_count[ip] -= 1
+            if self._phone_ip_count[ip] <= 0:
+                del self._phone_ip_count[ip]
         if ips and any(isinstance(o, tuple | TrunkPeer) for o in owners):
             self._phone_ips[aor] = ips  # phones and PBXs that registered: challenged
-        else:
-            self._phone_ips.pop(aor, None)
+            self._phone_ip_count.update(ips)
         for key, known in list(self._trunk_peers.items()):
             if known == aor and not any(isinstance(o, TrunkPeer) for o in owners):
                 del self._trunk_peers[key]
