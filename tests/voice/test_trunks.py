@@ -132,6 +132,22 @@ def digest_ok(authorization: str, method: str, password: str) -> bool:
     return fields["response"] == expected
 
 
+def registering(api: Api, port: int, password: str = "s3cret-pass", **extra: Any) -> Any:
+    """A trunk named carrier that registers at 127.0.0.2:``port`` as acme-trunk."""
+    return api.post(
+        "/trunks",
+        {
+            "name": "carrier",
+            "host": "127.0.0.2",
+            "port": port,
+            "registration": True,
+            "username": "acme-trunk",
+            "password": password,
+            **extra,
+        },
+    )
+
+
 def answered_out(api: Api, contact_id: str, timeout: float = 20) -> None:
     """Wait until a call out is answered, then hang it up from the API."""
     asyncio.run(
@@ -194,18 +210,7 @@ def test_registration_with_digest_is_refreshed_and_the_carriers_calls_reach_its_
         ip="127.0.0.2",
     )
     try:
-        trunk = api.post(
-            "/trunks",
-            {
-                "name": "carrier",
-                "host": "127.0.0.2",
-                "port": registrar.port,
-                "registration": True,
-                "username": "acme-trunk",
-                "password": "s3cret-pass",
-                "outbound": False,
-            },
-        )
+        trunk = registering(api, registrar.port, outbound=False)
         # Registered, then refreshed (granted 2 s): three authenticated REGISTERs or more.
         asyncio.run(wait_until(lambda: registrar.logs().count("REGISTER sip:") >= 3, 15))
         shown = api.get(f"/trunks/{trunk['id']}")
@@ -252,17 +257,7 @@ def test_a_failed_registration_shows_its_error(voice_node, api, tmp_path):
         ip="127.0.0.2",
     )
     try:
-        trunk = api.post(
-            "/trunks",
-            {
-                "name": "carrier",
-                "host": "127.0.0.2",
-                "port": refusing.port,
-                "registration": True,
-                "username": "acme-trunk",
-                "password": "wrong-pass",
-            },
-        )
+        trunk = registering(api, refusing.port, password="wrong-pass")
         shown = asyncio.run(
             wait_until(
                 lambda: (
@@ -491,17 +486,7 @@ def test_a_node_registers_its_trunks_when_it_starts(tmp_path):
     try:
         node.wait_ready()
         api = Api(node)
-        trunk = api.post(
-            "/trunks",
-            {
-                "name": "carrier",
-                "host": "127.0.0.2",
-                "port": port,
-                "registration": True,
-                "username": "acme-trunk",
-                "password": "s3cret-pass",
-            },
-        )
+        trunk = registering(api, port)
         # Nobody listens yet: the node keeps trying.
         asyncio.run(
             wait_until(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, and_, delete, func, select
 
 from cloudcc.bus import LocalBus
 from cloudcc.store.db import Database
@@ -17,6 +17,14 @@ from cloudcc.store.tables import PhoneNumber, ProvisionedNumber, Tenant
 from cloudcc.tenancy import audit
 from cloudcc.tenancy.exceptions import Conflict, NotFound, PermissionDenied
 from cloudcc.tenancy.model import Actor, Page, Permission
+
+
+def held_as_provisioned() -> ColumnElement[bool]:
+    """A tenant's number and the pool's entry name the same digits and the same tenant."""
+    return and_(
+        PhoneNumber.number == ProvisionedNumber.number,
+        PhoneNumber.tenant_id == ProvisionedNumber.tenant_id,
+    )
 
 
 def _view(row: ProvisionedNumber, in_use: bool) -> dict[str, Any]:
@@ -57,14 +65,7 @@ class NumberPool:
             query = query.where(ProvisionedNumber.tenant_id == tenant_id)
         if number is not None:
             query = query.where(ProvisionedNumber.number == number)
-        in_use = (
-            select(PhoneNumber.id)
-            .where(
-                PhoneNumber.number == ProvisionedNumber.number,
-                PhoneNumber.tenant_id == ProvisionedNumber.tenant_id,
-            )
-            .exists()
-        )
+        in_use = select(PhoneNumber.id).where(held_as_provisioned()).exists()
         async with self.db.session() as s:
             total = await s.scalar(select(func.count()).select_from(query.subquery()))
             rows = (

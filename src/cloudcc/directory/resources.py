@@ -13,6 +13,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudcc.bus import LocalBus
+from cloudcc.directory.pool import held_as_provisioned
 from cloudcc.store.db import Database
 from cloudcc.store.tables import (
     Agent,
@@ -413,13 +414,7 @@ class NumberResource(Resource):
 
     def listing(self, tenant_id: str) -> Select[Any]:
         provisioned = (
-            select(ProvisionedNumber.id)
-            .where(
-                ProvisionedNumber.number == PhoneNumber.number,
-                ProvisionedNumber.tenant_id == PhoneNumber.tenant_id,
-            )
-            .exists()
-            .label("provisioned")
+            select(ProvisionedNumber.id).where(held_as_provisioned()).exists().label("provisioned")
         )
         return select(self.table, provisioned).where(PhoneNumber.tenant_id == tenant_id)
 
