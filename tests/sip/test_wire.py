@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import pytest
 
@@ -94,6 +95,29 @@ async def test_garbage_stream_closes_only_its_own_connection(make_endpoint, app)
     await writer.wait_closed()
     result = await run_sipp(ep.ports["TCP"], builtin="uac", calls=2, transport="t1")
     assert result.returncode == 0, result.errors()
+
+
+async def test_request_before_a_malformed_fragment_is_answered_then_the_stream_closed(
+    make_endpoint,
+):
+    ep = await make_endpoint()
+    with socket.create_connection(("127.0.0.1", ep.ports["TCP"]), timeout=5) as sock:
+        port = sock.getsockname()[1]
+        options = sip_request("OPTIONS", "sip:x@127.0.0.1", user="peer", host="127.0.0.1",
+                              port=port, call_id="good-then-bad", transport="TCP")  # fmt: skip
+        # one write: a whole request, then a fragment whose framing cannot be trusted
+        sock.sendall(options + b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nContent-Length: -1\r\n\r\n")
+        received = await asyncio.to_thread(_read_until_closed, sock)
+    assert received.startswith(b"SIP/2.0 200 "), received[:80]
+    assert b"Call-ID: good-then-bad" in received
+    assert received.count(b"SIP/2.0 ") == 1  # the fragment got nothing; the stream closed
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
 
 
 async def test_crlf_keepalive_on_tcp_gets_a_pong(make_endpoint):
