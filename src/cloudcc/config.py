@@ -43,6 +43,11 @@ class SipSettings(_Section):
     max_cps: float = 200.0
     messages_per_second: float = 200.0  # per source address; floods beyond are dropped
     exempt_sources: list[str] = []  # e.g. the Kamailio edge in front of the nodes
+    # new requests/s from a source that has not authenticated (no digest success, no
+    # trunk call) lately: scans beyond are dropped; 0 disables the limit
+    unauthenticated_per_second: float = 20.0
+    flood_ban_after: int = 200  # dropped requests within a minute that ban the source
+    ban_seconds: float = 600.0  # how long a flooding or password-guessing source is banned
     default_tenant: str | None = "demo"  # the tenant of requests addressed to an IP
     public_host: str | None = None  # the address written in Via/Contact/SDP (NAT)
 
