@@ -371,5 +371,7 @@ class RecordingRecord(Base):
     legs: Mapped[list[Any]] = mapped_column(default=list)
 
 
-# The event layer's tables (webhook subscriptions and deliveries) live with their package.
-import cloudcc.events.tables  # noqa: E402,F401
+# The event layer's tables (webhook subscriptions and deliveries) and node recovery's
+# (heartbeats, SIP dialogs, agents' sign-ins) live with their packages.
+import cloudcc.events.tables  # noqa: E402
+import cloudcc.recovery.tables  # noqa: E402,F401
