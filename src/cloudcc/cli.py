@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--sip-port", type=int, help="default 5060 (UDP and TCP)")
     serve.add_argument("--database-url", help="e.g. postgresql+asyncpg://user@host/db")
     serve.add_argument("--no-demo", action="store_true", help="do not create the demo tenant")
+    serve.add_argument(
+        "--node-name",
+        help="this node's name (default: kept in <data-dir>/node-id); a replacement node given "
+        "the dead node's name closes what it left at start",
+    )
     args = parser.parse_args(argv)
 
     overrides: dict[str, object] = {
@@ -29,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         "host": args.host,
         "http_port": args.http_port,
         "database_url": args.database_url,
+        "node_name": args.node_name,
     }
     if args.no_demo:
         overrides["demo"] = False

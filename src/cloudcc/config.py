@@ -61,6 +61,15 @@ class MediaSettings(_Section):
     inactivity_timeout: float = 60.0  # seconds without RTP before a call is cleared; 0: never
 
 
+class RecoverySettings(_Section):
+    """What a node keeps so that a crash loses little (recovery/)."""
+
+    checkpoint_seconds: float = 2.0  # heartbeat and live contacts' times written this often
+    dead_after_seconds: float = 30.0  # another node silent this long is closed by this one
+    restore_agents: bool = True  # agents' sign-ins and presence survive a restart
+    drain_seconds: float = 30.0  # on SIGTERM, live calls get this long to end by themselves
+
+
 class AiSettings(_Section):
     tts: dict[str, str] = {"engine": "espeak-ng"}
     asr: dict[str, str] = {"engine": "pocketsphinx"}
@@ -97,6 +106,7 @@ class Settings(_Section):
     sip: SipSettings = SipSettings()
     media: MediaSettings = MediaSettings()
     ai: AiSettings = AiSettings()
+    recovery: RecoverySettings = RecoverySettings()
 
     @property
     def resolved_database_url(self) -> str:
