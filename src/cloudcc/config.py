@@ -70,6 +70,22 @@ class RecoverySettings(_Section):
     drain_seconds: float = 30.0  # on SIGTERM, live calls get this long to end by themselves
 
 
+class MetricsSettings(_Section):
+    """Prometheus ``/metrics`` on a port of its own, never on the public API (deployment.md)."""
+
+    port: int | None = None  # None: no metrics endpoint
+    host: str = "127.0.0.1"  # bind to a private/management interface
+
+
+class ClusterSettings(_Section):
+    """How a node joins others (docs/deployment.md). Without ``nats_url`` a node is alone."""
+
+    nats_url: str | None = None  # e.g. nats://127.0.0.1:4222: events between nodes (JetStream)
+    stream: str = "CLOUDCC_EVENTS"  # the JetStream stream holding every tenant's events
+    max_age_seconds: float = 24 * 3600.0  # how long the stream keeps events for resumes
+    max_events_per_tenant: int = 100_000  # events kept per tenant for resumes
+
+
 class AiSettings(_Section):
     tts: dict[str, str] = {"engine": "espeak-ng"}
     asr: dict[str, str] = {"engine": "pocketsphinx"}
@@ -107,6 +123,8 @@ class Settings(_Section):
     media: MediaSettings = MediaSettings()
     ai: AiSettings = AiSettings()
     recovery: RecoverySettings = RecoverySettings()
+    metrics: MetricsSettings = MetricsSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @property
     def resolved_database_url(self) -> str:
