@@ -29,15 +29,19 @@ from cloudcc.routing.events import (
 )
 from cloudcc.routing.exceptions import RoutingError
 from cloudcc.routing.model import (
+    BUILTIN_REASONS,
+    NOT_READY_STATES,
     AgentConfig,
     Channel,
     QueueConfig,
+    ReasonCode,
     Relaxation,
     SkillRequirement,
     Strategy,
     Treatment,
     TreatmentKind,
 )
+from cloudcc.store.codes import ReasonCodeRow
 from cloudcc.store.db import Database
 from cloudcc.store.tables import Agent, SkillQueue
 
@@ -56,7 +60,7 @@ class ConfigFault:
     """A queue or agent row the routing engine could not load: it is left out, the rest of
     the tenant routes, and the fault is reported until the row is fixed or deleted."""
 
-    kind: str  # "queue" | "agent"
+    kind: str  # "queue" | "agent" | "reason_code"
     id: str
     name: str
     error: str
@@ -139,6 +143,20 @@ def agent_config(row: Agent) -> AgentConfig:
     )
 
 
+def reason_code(row: ReasonCodeRow) -> ReasonCode:
+    """The engine's view of a tenant's reason code row."""
+    return ReasonCode(
+        code=row.code,
+        label=row.label,
+        max_seconds=float(row.max_seconds) if row.max_seconds else None,
+        auto_ready=bool(row.auto_ready),
+        cti_code=NOT_READY_STATES.get(row.cec_state, 7),
+    )
+
+
+BUILTIN_CODES = frozenset(r.code for r in BUILTIN_REASONS)
+
+
 class Acd:
     """Every tenant's routing engine on this node."""
 
@@ -160,6 +178,7 @@ class Acd:
             lambda e: e.type.startswith(("agent.", "queue.")) and "." in e.type,
             self._on_config_event,
         )
+        bus.on(lambda e: e.type.startswith("reason_code."), self._on_reason_event)
 
     # --- engines ------------------------------------------------------------------------
 
@@ -199,14 +218,15 @@ class Acd:
         return self._faults.get(tenant_id, {}).get(row_id)
 
     def _fault(self, tenant_id: str, kind: str, row: Any, exc: Exception) -> None:
-        fault = ConfigFault(kind, row.id, row.name, f"{type(exc).__name__}: {exc}", self.clock())
+        name = getattr(row, "name", None) or getattr(row, "code", "")
+        fault = ConfigFault(kind, row.id, name, f"{type(exc).__name__}: {exc}", self.clock())
         self._faults.setdefault(tenant_id, {})[row.id] = fault
         log.error(
             "tenant %s: %s %s (%r) cannot be routed and is left out: %s",
             tenant_id,
             kind,
             row.id,
-            row.name,
+            name,
             fault.error,
         )
         self.bus.publish(tenant_id, "routing.config_fault", asdict(fault))
@@ -220,12 +240,21 @@ class Acd:
                 await s.scalars(select(SkillQueue).where(SkillQueue.tenant_id == tenant_id))
             ).all()
             agents = (await s.scalars(select(Agent).where(Agent.tenant_id == tenant_id))).all()
+            reasons = (
+                await s.scalars(select(ReasonCodeRow).where(ReasonCodeRow.tenant_id == tenant_id))
+            ).all()
         engine = RoutingEngine(tenant_id=tenant_id)
         now = self.clock()
         self._faults[tenant_id] = {}
         # One row that cannot be loaded is left out (and reported); it never takes the
-        # tenant's routing down. Overflow targets must exist when a queue is configured:
-        # first every queue without them, then again with the ones that loaded.
+        # tenant's routing down.
+        for reason in reasons:
+            try:
+                engine.configure_reason_code(reason_code(reason), now)
+            except _BAD_ROW as exc:
+                self._fault(tenant_id, "reason_code", reason, exc)
+        # Overflow targets must exist when a queue is configured: first every queue without
+        # them, then again with the ones that loaded.
         loaded = []
         for row in queues:
             try:
@@ -350,6 +379,33 @@ class Acd:
                 await self._queue_changed(tenant_id, engine, id_)
         except RoutingError:
             log.exception("applying %s to the routing engine failed; reloading", event.type)
+            self._engines.pop(tenant_id, None)
+
+    def _on_reason_event(self, event: Any) -> None:
+        if event.tenant_id not in self._engines:
+            return
+        task = asyncio.get_running_loop().create_task(self._reasons_changed(event.tenant_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reasons_changed(self, tenant_id: str) -> None:
+        """Make the engine's tenant reason codes those of the store (built-ins stay)."""
+        async with self.db.session() as s:
+            rows = (
+                await s.scalars(select(ReasonCodeRow).where(ReasonCodeRow.tenant_id == tenant_id))
+            ).all()
+        engine = self._engines.get(tenant_id)
+        if engine is None:
+            return
+        wanted = {row.code: reason_code(row) for row in rows}
+        try:
+            for code in set(engine.reason_codes) - set(wanted) - BUILTIN_CODES:
+                self.run(tenant_id, engine, "remove_reason_code", code)
+            for reason in wanted.values():
+                if engine.reason_codes.get(reason.code) != reason:
+                    self.run(tenant_id, engine, "configure_reason_code", reason)
+        except RoutingError:
+            log.exception("applying reason codes to the routing engine failed; reloading")
             self._engines.pop(tenant_id, None)
 
     async def ensure_agent(self, tenant_id: str, agent_id: str) -> bool:

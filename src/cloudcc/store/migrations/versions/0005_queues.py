@@ -5,7 +5,7 @@ no such strategy, so the tenant's routing failed to load) route by ``longest_idl
 default: a preferred agent is the engine's per-contact overlay on any strategy, not one.
 
 Revision ID: 0005_queues
-Revises: 0003_trunks
+Revises: 0007_recovery
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_queues"
-down_revision: str | None = "0003_trunks"
+down_revision: str | None = "0007_recovery"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
