@@ -218,7 +218,7 @@ class Acd:
         return self._faults.get(tenant_id, {}).get(row_id)
 
     def _fault(self, tenant_id: str, kind: str, row: Any, exc: Exception) -> None:
-        name = getattr(row, "name", None) or getattr(row, "code", "")
+        name = str(getattr(row, "name", None) or getattr(row, "code", ""))
         fault = ConfigFault(kind, row.id, name, f"{type(exc).__name__}: {exc}", self.clock())
         self._faults.setdefault(tenant_id, {})[row.id] = fault
         log.error(
