@@ -39,6 +39,7 @@ from cloudcc.tenancy.credentials import SecretBox, TokenSigner
 from cloudcc.tenancy.iam import ApiKeyResource, RoleResource, UserResource
 from cloudcc.tenancy.ratelimit import RateLimiter
 from cloudcc.tenancy.tenants import TenantService
+from cloudcc.voicemail.service import VoicemailService
 
 log = logging.getLogger("cloudcc")
 
@@ -101,6 +102,7 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
         api_keys=ApiKeyResource(db, bus, box),
         tenant_limiter=RateLimiter(limits.tenant_rps, limits.tenant_burst),
         key_limiter=RateLimiter(limits.api_key_rps, limits.api_key_burst),
+        extra={"voicemail": VoicemailService(db, bus, Path(settings.recordings_dir).resolve())},
     )
 
 

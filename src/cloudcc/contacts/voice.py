@@ -92,6 +92,7 @@ from cloudcc.store.tables import (
 )
 from cloudcc.tenancy.credentials import SecretBox
 from cloudcc.tenancy.model import Actor, Permission
+from cloudcc.voicemail.service import VoicemailService
 
 log = logging.getLogger("cloudcc.contacts.voice")
 
@@ -156,6 +157,7 @@ class VoiceService:
         self.webhooks = webhooks
         self.contacts_store = contacts
         self.recordings = recordings
+        self.voicemail = VoicemailService(db, bus, recordings.root)
         self.box = box
         self.data_dir = data_dir
         self.default_tenant_slug = default_tenant

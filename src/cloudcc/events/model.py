@@ -23,7 +23,7 @@ from cloudcc.tenancy.model import Permission, Principal
 
 # Event categories a supervisor sees (besides any event naming a contact, agent or queue).
 SUPERVISOR_CATEGORIES = frozenset(
-    {"contact", "leg", "agent", "queue", "recording", "cdr", "callback", "chat"}
+    {"contact", "leg", "agent", "queue", "recording", "cdr", "callback", "chat", "voicemail"}
 )
 # The keys that say which contact, agent or queue an event concerns (the bus convention).
 SUBJECT_KEYS = ("contact_id", "agent_id", "queue")
