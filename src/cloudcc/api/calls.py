@@ -69,6 +69,19 @@ class LoginIn(Body):
         "its assigned device",
     )
     ready: bool = True
+    replace: bool = Field(
+        False,
+        description="take over a session signed in from another client; that client's event "
+        "stream is told (agent.state_changed to offline, reason replaced)",
+    )
+    heartbeat_seconds: int | None = Field(
+        None,
+        ge=5,
+        le=3600,
+        description="supervise this client session: without a heartbeat (POST "
+        "/agents/{id}/heartbeat), an events poll or an open event stream of the agent's own "
+        "for this long, the agent is signed out (reason disconnected); none: not supervised",
+    )
 
 
 class StateIn(Body):
@@ -88,6 +101,9 @@ class AgentStatus(BaseModel):
     reason: str | None
     since: float
     device: str | None
+    heartbeat_seconds: float | None = Field(
+        description="the client session's heartbeat timeout; null: not supervised"
+    )
     contacts: list[str]
 
 
@@ -98,7 +114,27 @@ async def agent_login(actor: Authenticated, ctx: Ctx, agent_id: AgentRef, body: 
     aid = await _agent_in_tenant(ctx, actor, agent_id)
     _own_agent(actor, aid)
     voice = _voice(ctx)
-    await voice.agents.sign_in(actor, aid, body.device, body.ready)
+    await voice.agents.sign_in(
+        actor,
+        aid,
+        body.device,
+        body.ready,
+        replace=body.replace,
+        heartbeat_seconds=body.heartbeat_seconds,
+    )
+    return await voice.agent_status(actor.tenant_id, aid)
+
+
+@router.post(
+    "/agents/{agent_id}/heartbeat", response_model=AgentStatus, operation_id="agent_heartbeat"
+)
+async def agent_heartbeat(actor: Authenticated, ctx: Ctx, agent_id: AgentRef) -> Any:
+    """The agent's client is still there (a session signed in with ``heartbeat_seconds``);
+    409 once the agent has been signed out, whatever the reason."""
+    aid = await _agent_in_tenant(ctx, actor, agent_id)
+    _own_agent(actor, aid)
+    voice = _voice(ctx)
+    await voice.agents.heartbeat(actor.tenant_id, aid)
     return await voice.agent_status(actor.tenant_id, aid)
 
 

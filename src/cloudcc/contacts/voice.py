@@ -214,6 +214,7 @@ class VoiceService:
     async def stop(self) -> None:
         """End every contact (their CDRs say node_shutdown) and write everything."""
         self.stopping = True
+        await self.agents.close()
         sessions = list(self.sessions.values())
         for session in sessions:
             if session.contact.state is ContactState.WRAPUP:
@@ -976,6 +977,7 @@ class VoiceService:
             "reason": stats.reason,
             "since": stats.state_since,
             "device": await self.agent_device(tenant_id, agent_id),
+            "heartbeat_seconds": self.agents.heartbeat_seconds(tenant_id, agent_id),
             "contacts": [
                 s.contact.id
                 for s in self.sessions.values()
