@@ -164,7 +164,7 @@ async def force_agent(actor: Authenticated, ctx: Ctx, agent_id: AgentRef, body: 
         raise PermissionDenied("forcing an agent's state needs agents:state")
     aid = await _agent_in_tenant(ctx, actor, agent_id)
     voice = _voice(ctx)
-    await voice.force_agent(actor.tenant_id, aid, body.action, actor.principal.name, body.seconds)
+    await voice.agents.force_by(actor, aid, body.action, body.seconds)
     return await voice.agent_status(actor.tenant_id, aid)
 
 
@@ -238,8 +238,15 @@ async def live_contacts(actor: Authenticated, ctx: Ctx) -> list[dict[str, Any]]:
     raise PermissionDenied("this needs calls:control or calls:own")
 
 
+#: Supervision that the audit log records (actor, contact, agent, action).
+_AUDITED = frozenset({"monitor", "intercept", "force_release"})
+
+
 async def _op(actor: Actor, ctx: Any, contact_id: str, name: str, **params: Any) -> Any:
-    return await _voice(ctx).operate(actor, contact_id, name, params)
+    voice = _voice(ctx)
+    if name in _AUDITED:
+        return await voice.agents.supervise(actor, contact_id, name, params)
+    return await voice.operate(actor, contact_id, name, params)
 
 
 _SIMPLE = {

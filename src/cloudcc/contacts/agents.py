@@ -30,6 +30,7 @@ from cloudcc.routing.exceptions import (
 from cloudcc.routing.model import REASON_UNREACHABLE, ForceAction, Presence, SignOutReason
 from cloudcc.store.codes import DispositionCodeRow
 from cloudcc.store.tables import Agent
+from cloudcc.tenancy import audit
 from cloudcc.tenancy.model import Actor, Permission
 
 if TYPE_CHECKING:
@@ -313,6 +314,38 @@ class AgentSessions:
             await self.acd.call(
                 tenant_id, "force_agent", agent_id, ForceAction(action), by, seconds=seconds
             )
+
+    # --- supervision, audited -------------------------------------------------------------
+
+    async def force_by(
+        self, actor: Actor, agent_id: str, action: str, seconds: float | None = None
+    ) -> None:
+        """A supervisor forces an agent's state; the audit log says who, whom and what."""
+        await self.force(actor.tenant_id, agent_id, action, actor.principal.name, seconds)
+        details: dict[str, Any] = {"action": action}
+        if seconds is not None:
+            details["seconds"] = seconds
+        await self._audit(actor, f"force_{action}", "agent", agent_id, details)
+
+    async def supervise(
+        self, actor: Actor, contact_id: str, name: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Listen, whisper, barge, intercept or force release a contact, audited with the
+        agent it involved."""
+        agent_id = self.voice.session_for(actor, contact_id).contact.agent_id
+        result: dict[str, Any] = await self.voice.operate(actor, contact_id, name, params)
+        action = str(params["mode"]) if name == "monitor" else name
+        details: dict[str, Any] = {"agent_id": agent_id}
+        if name == "monitor":
+            details["device"] = params.get("device")
+        await self._audit(actor, action, "contact", contact_id, details)
+        return result
+
+    async def _audit(
+        self, actor: Actor, action: str, kind: str, target: str, details: dict[str, Any]
+    ) -> None:
+        async with self.voice.db.transaction() as s:
+            audit.record(s, actor, action, kind, target, details)
 
     async def check_disposition(self, tenant_id: str, code: str | None) -> None:
         """A wrap-up code must be one of the tenant's disposition codes, once it has any."""
