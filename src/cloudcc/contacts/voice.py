@@ -479,6 +479,15 @@ class VoiceService:
             return aor
         return None
 
+    def reaches_browser(self, target: str) -> bool:
+        """Whether ``target`` rings only browsers (contacts registered over SIP/WebSocket,
+        RFC 7118): those get a WebRTC offer (ICE, DTLS-SRTP) instead of plain RTP."""
+        try:
+            bindings = self.sip.registrar.lookup(target, self.sip.now())
+        except Exception:  # not an AOR (a trunk URI, a number): a plain SIP target
+            return False
+        return bool(bindings) and all(b.transport.upper() in ("WS", "WSS") for b in bindings)
+
     async def agent_id_for(self, tenant_id: str, ref: str) -> str | None:
         """An agent of the tenant by id or extension (cached until agents change)."""
         key = (tenant_id, ref)

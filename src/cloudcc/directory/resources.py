@@ -30,7 +30,7 @@ from cloudcc.store.tables import (
 from cloudcc.tenancy.credentials import SecretBox, hash_password_off_loop, sip_ha1
 from cloudcc.tenancy.crud import Resource
 from cloudcc.tenancy.exceptions import Conflict, Invalid, PermissionDenied, QuotaExceeded
-from cloudcc.tenancy.iam import check_grant, resolve_role
+from cloudcc.tenancy.iam import check_control, check_grant, resolve_role
 from cloudcc.tenancy.model import Actor, Page, Permission
 from cloudcc.tenancy.tenants import validate_timezone
 
@@ -121,6 +121,7 @@ class AgentResource(Resource):
     async def prepare_update(
         self, s: AsyncSession, actor: Actor, row: Any, data: dict[str, Any]
     ) -> dict[str, Any]:
+        await self._check_control(s, actor, row)
         await self.ensure_unique(s, actor.tenant_id, ["extension"], data, exclude_id=row.id)
         values: dict[str, Any] = {
             k: data[k] for k in ("name", "skills", "max_chats", "status") if k in data
@@ -168,10 +169,19 @@ class AgentResource(Resource):
                 user.token_version += 1
         return values
 
+    async def before_delete(self, s: AsyncSession, actor: Actor, row: Any) -> None:
+        await self._check_control(s, actor, row)
+
     async def after_delete(self, s: AsyncSession, actor: Actor, row: Any) -> None:
         user = await s.get(User, row.user_id)
         if user is not None:
             await s.delete(user)
+
+    async def _check_control(self, s: AsyncSession, actor: Actor, row: Any) -> None:
+        """An agent is its user: changing or deleting it needs every permission of its role."""
+        role_id = await s.scalar(select(User.role_id).where(User.id == row.user_id))
+        if role_id is not None:
+            await check_control(s, actor, "agent", role_id)
 
 
 class QueueResource(Resource):

@@ -373,7 +373,9 @@ class RecordingRecord(Base):
     legs: Mapped[list[Any]] = mapped_column(default=list)
 
 
-# The event layer's tables (webhook subscriptions and deliveries) live with their package.
-# A tenant's not-ready reason and disposition codes, too.
+# The event layer's tables (webhook subscriptions and deliveries), a tenant's not-ready reason
+# and disposition codes, and node recovery's (heartbeats, SIP dialogs, agents' sign-ins) live
+# with their packages.
 import cloudcc.events.tables  # noqa: E402
+import cloudcc.recovery.tables  # noqa: E402,F401
 import cloudcc.store.codes  # noqa: E402,F401
