@@ -110,8 +110,8 @@ async def test_a_second_client_takes_over_with_replace(desk: Desk) -> None:
     await _sign_in(desk, agent, heartbeat_seconds=30)
     r = await desk.call("POST", "/agents/me/login", agent, json={})
     assert r.status_code == 409 and '"replace": true' in r.json()["detail"], r.text
-    status = await _sign_in(desk, agent, replace=True, ready=False)
-    assert status["state"] == "not_ready" and status["heartbeat_seconds"] is None
+    status = await _sign_in(desk, agent, replace=True, ready=False, heartbeat_seconds=20)
+    assert status["state"] == "not_ready" and status["heartbeat_seconds"] == 20
     assert [(e["state"], e["reason"]) for e in events[-2:]] == [
         ("offline", "replaced"),
         ("not_ready", "busy"),
