@@ -88,7 +88,7 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
         tenants=TenantService(db, bus),
         audit=AuditLog(db),
         agents=AgentResource(db, bus, box),
-        queues=QueueResource(db, bus),
+        queues=QueueResource(db, bus, prompts_dir=Path(settings.data_dir) / "prompts"),
         numbers=NumberResource(db, bus),
         number_pool=NumberPool(db, bus),
         trunks=TrunkResource(db, bus, box),

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from cloudcc.api.crud import ERRORS, IdPath
 from cloudcc.api.schemas import Body, IsoDateTime, PageOut, Paging
 from cloudcc.api.security import Authenticated, Ctx
-from cloudcc.errors import Invalid, NotFound, PermissionDenied
+from cloudcc.errors import Conflict, Invalid, NotFound, PermissionDenied
 from cloudcc.store.tables import Agent, ContactRecord, RecordingRecord
 from cloudcc.tenancy.model import Actor, Permission
 
@@ -374,8 +374,34 @@ async def queue_stats(actor: Authenticated, ctx: Ctx, queue_id: IdPath) -> dict[
     await ctx.queues.get(actor, queue_id)  # 404 across tenants
     voice = _voice(ctx)
     engine = await voice.acd.engine(actor.tenant_id)
+    if queue_id not in set(engine.queue_ids()):
+        fault = voice.acd.fault(actor.tenant_id, queue_id)
+        why = fault.error if fault is not None else "it is not loaded yet"
+        raise Conflict(
+            f"this queue cannot be routed ({why}); fix it with PATCH /queues/{queue_id} "
+            "or delete it (GET /routing/status lists every such row)"
+        )
     stats: dict[str, Any] = _plain(engine.queue_stats(queue_id, voice.clock()))
+    fault = voice.acd.fault(actor.tenant_id, queue_id)
+    stats["health"] = {"ok": fault is None, "error": fault.error if fault else None}
     return stats
+
+
+@router.get("/routing/status", operation_id="routing_status")
+async def routing_status(actor: Authenticated, ctx: Ctx) -> dict[str, Any]:
+    """Whether the tenant's routing loaded, and the queue and agent rows it had to leave out
+    (each with the reason): those rows route nothing until fixed or deleted."""
+    if not actor.principal.can(Permission.QUEUES_READ):
+        raise PermissionDenied("this needs queues:read")
+    voice = _voice(ctx)
+    engine = await voice.acd.engine(actor.tenant_id)
+    faults = [_plain(f) for f in voice.acd.faults(actor.tenant_id)]
+    return {
+        "ok": not faults,
+        "queues": len(list(engine.queue_ids())),
+        "agents": len(list(engine.agent_ids())),
+        "faults": faults,
+    }
 
 
 @router.get("/wallboard", operation_id="wallboard")

@@ -369,8 +369,19 @@ class AgentFilter(Paging):
 
 # --- queues -------------------------------------------------------------------------------
 
-Strategy = Literal[
-    "longest_idle", "most_skilled", "least_occupied", "round_robin", "ring_all", "preferred_agent"
+#: The engine's strategies (cloudcc.routing.model.Strategy). A preferred agent is not a
+#: strategy: it is the engine's per-contact overlay on any of these (docs/routing.md).
+Strategy = Literal["longest_idle", "most_skilled", "least_occupied", "round_robin", "ring_all"]
+
+
+MusicOnHold = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"),
+    Field(
+        description="what waiting callers hear: 'default' (the built-in music, tracks in "
+        "turn) or the name of one of the tenant's uploaded prompts (PUT /prompts/{name}), "
+        "played in a loop"
+    ),
 ]
 
 
@@ -409,9 +420,15 @@ class QueueCreate(Body):
     max_wait_seconds: int = Field(600, ge=10, le=86_400)
     capacity: int = Field(100, ge=1, le=100_000)
     service_level_seconds: int = Field(20, ge=1, le=3600)
-    priority: int = Field(5, ge=1, le=10)
+    priority: int = Field(
+        5,
+        ge=1,
+        le=10,
+        description="among the queues an agent serves, contacts of a higher-priority queue "
+        "are offered first (10 highest); equal priority: the longest waiting first",
+    )
     overflow: Overflow = Field(default_factory=Overflow)
-    music_on_hold: Annotated[str, StringConstraints(max_length=200)] = "default"
+    music_on_hold: MusicOnHold = "default"
     announce_position: bool = True
     announce_interval_seconds: int = Field(30, ge=10, le=3600)
 
@@ -428,7 +445,7 @@ class QueueUpdate(Body):
     service_level_seconds: int = Field(UNSET, ge=1, le=3600)
     priority: int = Field(UNSET, ge=1, le=10)
     overflow: Overflow = UNSET
-    music_on_hold: Annotated[str, StringConstraints(max_length=200)] = UNSET
+    music_on_hold: MusicOnHold = UNSET
     announce_position: bool = UNSET
     announce_interval_seconds: int = Field(UNSET, ge=10, le=3600)
 

@@ -200,6 +200,7 @@ class ContactSession:
         self.finished = asyncio.Event()
         self._ringing: dict[str, asyncio.Task[None]] = {}
         self._moh: Playback | None = None
+        self._music_name = "default"  # while queued: the queue's music on hold
         self._queued_id: str | None = None  # the ACD queue id while queued
         # agent id -> the id under which the ACD counts the work (the contact's own id, or a
         # derived one for a consulted agent); each gets exactly one contact_ended
@@ -596,9 +597,8 @@ class ContactSession:
 
     def start_music(self) -> None:
         self.stop_music()
-        self._moh = self.svc.media.play(
-            self.customer.media, self.svc.music_source(), loop=True, barge_in=False
-        )
+        source = self.svc.music_source(self.tenant_id, self._music_name)
+        self._moh = self.svc.media.play(self.customer.media, source, loop=True, barge_in=False)
 
     def stop_music(self) -> None:
         if self._moh is not None:
@@ -751,6 +751,7 @@ class ContactSession:
         self.contact.go(ContactState.QUEUED, self.now)
         self.contact.note_path("queue", target.name, self.now)
         self.svc.save(self)
+        self._music_name = self.svc.acd.music_on_hold(self.tenant_id, queue_id)
         self.start_music()
         self._queued_id = queue_id
         self.svc.publish_contact(self, "contact.queued", queue=target.name)
@@ -794,9 +795,13 @@ class ContactSession:
                     self.contact.queue = name
                     self.contact.note_path("queue", name, self.now, overflow=True)
                     self.svc.publish_contact(self, "contact.overflowed", queue=name)
+                    music = self.svc.acd.music_on_hold(self.tenant_id, msg.to_queue)
+                    if music != self._music_name:
+                        self._music_name = music
+                        self.start_music()
                 elif isinstance(msg, QueueAction):
                     self._queued_id = None
-                    return self._treatment(msg)
+                    return await self._treatment(msg)
                 elif isinstance(msg, Operation):
                     await self._operate_waiting(msg)
         finally:
@@ -804,6 +809,7 @@ class ContactSession:
                 task.cancel()
             self._ringing.clear()
             self.stop_music()
+            self._music_name = "default"
 
     async def _ring_agent(self, agent_id: str, ring_timeout: float) -> None:
         device = await self.svc.agent_device(self.tenant_id, agent_id)
@@ -856,12 +862,18 @@ class ContactSession:
         await self.say(self.customer, text, language)
         self.start_music()
 
-    def _treatment(self, msg: QueueAction) -> Target | None:
+    async def _treatment(self, msg: QueueAction) -> Target | None:
         self.svc.publish_contact(self, "contact.queue_treatment", kind=msg.kind.value)
         if msg.kind is TreatmentKind.VOICEMAIL:
             return Target("voicemail", self.contact.queue or "", message=msg.message)
         if msg.kind is TreatmentKind.CALLBACK:
             return Target("callback", self.contact.queue or "", message=msg.message)
+        if msg.kind is TreatmentKind.FLOW and msg.target_flow:
+            # The queue hands the caller to an IVR flow (a menu, a message, another route).
+            self.stop_music()
+            if msg.message:
+                await self.say(self.customer, msg.message)
+            return Target("flow", msg.target_flow)
         self.contact.disposition = Disposition.OVERFLOWED
         return Target("hangup", message=msg.message or "Sorry, nobody can take your call now.")
 
