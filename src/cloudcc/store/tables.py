@@ -372,4 +372,5 @@ class RecordingRecord(Base):
 
 
 # The event layer's tables (webhook subscriptions and deliveries) live with their package.
-import cloudcc.events.tables  # noqa: E402,F401
+import cloudcc.events.tables  # noqa: E402
+import cloudcc.tenancy.tables  # noqa: E402,F401
