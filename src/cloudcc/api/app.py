@@ -13,6 +13,7 @@ from cloudcc.api import admin, problems, prompts
 from cloudcc.api import events as api_events
 from cloudcc.api.admission import Admission
 from cloudcc.api.context import ApiContext
+from cloudcc.web.serve import WebApp
 
 
 def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> FastAPI:
@@ -41,4 +42,8 @@ def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> Fas
         return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
     app.add_middleware(Admission, ctx=ctx, larger={"/api/v1/prompts/": prompts.MAX_PROMPT_BYTES})
+    # The web app at / (GET outside /api/): the same origin as the API. Outside admission:
+    # static files without credentials, which would otherwise share one office's per-address
+    # cap of anonymous requests (headers still have their deadline in ``serving``).
+    app.add_middleware(WebApp)
     return app

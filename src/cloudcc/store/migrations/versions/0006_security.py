@@ -1,7 +1,7 @@
 """authentication guards: seen signed requests and login throttles
 
 Revision ID: 0006_security
-Revises: 0003_trunks
+Revises: 0007_recovery
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_security"
-down_revision: str | None = "0003_trunks"
+down_revision: str | None = "0007_recovery"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
