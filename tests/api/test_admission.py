@@ -270,3 +270,20 @@ async def test_a_throttled_key_does_not_spend_its_tenants_requests(tmp_path):
                 assert r.status_code == 200, (i, r.text)
     finally:
         await node.close()
+
+
+async def test_a_bad_token_is_refused_from_the_headers_but_login_ignores_it(client, node):
+    r = await client.get("/api/v1/queues", headers={"Authorization": "Bearer nonsense"})
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+    assert r.json()["type"] == "urn:cloudcc:unauthenticated"
+    d = node.demo
+    r = await client.post(
+        "/api/v1/auth/login",
+        json={
+            "tenant": "demo",
+            "username": d["admin"]["username"],
+            "password": d["admin"]["password"],
+        },
+        headers={"Authorization": "Bearer stale-token"},
+    )
+    assert r.status_code == 200, r.text

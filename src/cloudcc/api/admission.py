@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from cloudcc.api.context import ApiContext
 
 UNGUARDED = frozenset({"/healthz", "/readyz"})
+ANONYMOUS = frozenset({"/api/v1/auth/login"})
+_CHALLENGE = [(b"www-authenticate", b'Bearer realm="cloudcc"')]
 LONG_POLL_PATHS = frozenset({"/api/v1/events"})
 PRINCIPAL_STATE = "cc.principal"  # scope["state"] key: the principal admitted from headers
 
@@ -88,7 +90,8 @@ async def send_problem(
     close: bool = False,
     extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
+    kind = _TYPES.get(status, "about:blank")
+    body = json.dumps({"type": kind, "title": title, "status": status, "detail": detail})
     headers = [(b"content-type", b"application/problem+json"), *(extra or [])]
     if retry is not None:
         headers.append((b"retry-after", str(max(1, math.ceil(retry))).encode()))
@@ -97,6 +100,9 @@ async def send_problem(
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body.encode()})
+
+
+_TYPES = {401: "urn:cloudcc:unauthenticated", 429: "urn:cloudcc:rate_limited"}
 
 
 class Admission:
@@ -121,11 +127,14 @@ class Admission:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        has_body = False
         try:
-            principal = await self._principal(headers)
+            length = _content_length(headers)
+            has_body = bool(length) or "transfer-encoding" in headers
+            # Logging in is anonymous work even when a stale token rides along.
+            principal = None if scope["path"] in ANONYMOUS else await self._principal(headers)
             long_poll = _is_long_poll(scope)
             limit = self._body_limit(scope, principal)
-            length = _content_length(headers)
             if length is not None and length > limit:
                 raise _Refused(
                     413,
@@ -133,16 +142,21 @@ class Admission:
                     f"request bodies are limited to {limit} bytes",
                     close=True,
                 )
-            slots = self._admit(scope, principal, long_poll, limit)
+            slots = self._admit(scope, principal, long_poll, limit, has_body)
         except _Refused as refused:
             self.refused[refused.status] += 1
             await send_problem(
-                send, refused.status, refused.title, refused.detail, refused.retry, refused.close
+                send,
+                refused.status,
+                refused.title,
+                refused.detail,
+                refused.retry,
+                close=refused.close or has_body,
+                extra=_CHALLENGE if refused.status == 401 else None,
             )
             return
         try:
             scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
-            has_body = length is not None or "transfer-encoding" in headers
             if has_body:
                 timeout = self.limits.body_timeout if principal else self.limits.anonymous_timeout
                 try:
@@ -180,7 +194,7 @@ class Admission:
                 return None
             principal = await auth.from_access_key(access_key)
         except AuthenticationError as exc:
-            raise _Refused(401, "Unauthorized", exc.detail, close=True) from None
+            raise _Refused(401, "Unauthorized", exc.detail) from None
         # The key's own bucket first: a throttled key never spends its tenant's requests.
         if principal.kind is PrincipalKind.API_KEY and principal.id:
             wait = self.ctx.key_limiter.check(
@@ -188,18 +202,19 @@ class Admission:
             )
             if wait:
                 raise _Refused(
-                    429,
-                    "Too Many Requests",
-                    "this API key's request rate limit is reached",
-                    wait,
-                    close=True,
+                    429, "Too Many Requests", "this API key's request rate limit is reached", wait
                 )
         return principal
 
     # --- slots -----------------------------------------------------------------------------
 
     def _admit(
-        self, scope: Scope, principal: Principal | None, long_poll: bool, body_limit: int
+        self,
+        scope: Scope,
+        principal: Principal | None,
+        long_poll: bool,
+        body_limit: int,
+        has_body: bool,
     ) -> _Slots:
         lim = self.limits
         held: list[tuple[Counter[str], str]] = []
@@ -265,7 +280,7 @@ class Admission:
             429,
             "the tenant has too many requests in progress",
         )
-        if body_limit > lim.max_body_bytes:
+        if has_body and body_limit > lim.max_body_bytes:
             _take(
                 held,
                 self._uploads,
@@ -360,7 +375,6 @@ def _take(
             "Too Many Requests" if status == 429 else "Service Unavailable",
             detail,
             retry=1.0,
-            close=True,
         )
     counter[key] += 1
     held.append((counter, key))
