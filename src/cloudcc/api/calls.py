@@ -500,7 +500,7 @@ async def list_contacts(
     if query.until:
         conds.append(ContactRecord.created_at < query.until)
     if query.q:
-        conds.append(ContactRecord.customer.contains(query.q))
+        conds.append(ContactRecord.customer.contains(query.q, autoescape=True))
     async with ctx.db.session() as s:
         total = await s.scalar(select(func.count()).select_from(ContactRecord).where(*conds))
         rows = (
