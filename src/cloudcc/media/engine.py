@@ -118,13 +118,26 @@ class _RtpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         try:
-            leg = self.leg
-            if leg._secure is None:
-                leg._on_rtp(data, addr)
-            else:
-                leg._secure.datagram_received(data, addr)
+            self.leg._on_rtp(data, addr)
         except Exception:  # never let one packet kill the transport
             log.exception("leg %s: RTP packet handling failed", self.leg.id)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("leg %s: RTP socket error %s", self.leg.id, exc)
+
+
+class _SecureProtocol(asyncio.DatagramProtocol):
+    """A leg's RTP socket once a secure transport sits in front of the leg."""
+
+    def __init__(self, leg: Leg, secure: SecureTransport) -> None:
+        self.leg = leg
+        self.received = secure.datagram_received
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        try:
+            self.received(data, addr)
+        except Exception:  # never let one packet kill the transport
+            log.exception("leg %s: secure packet handling failed", self.leg.id)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("leg %s: RTP socket error %s", self.leg.id, exc)
@@ -328,6 +341,7 @@ class Leg:
         and send its RTP through it and its RTCP through ``rtcp_sender`` (``sendto`` and
         ``close`` like a datagram transport); closing the leg closes both."""
         self._secure = secure
+        self._rtp.set_protocol(_SecureProtocol(self, secure))
         self._rtp = secure  # type: ignore[assignment]
         self._rtcp = rtcp_sender
         self._fast_addr = None

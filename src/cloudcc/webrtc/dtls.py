@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime
 import enum
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import pylibsrtp
 from cryptography import x509
@@ -22,8 +24,6 @@ from OpenSSL import SSL
 from .exceptions import DtlsFailed
 
 _DIGESTS = {"sha-256": hashes.SHA256(), "sha-384": hashes.SHA384(), "sha-512": hashes.SHA512()}
-_SRTP_PROFILE = b"SRTP_AES128_CM_SHA1_80"  # RFC 5764 §4.1.2; every browser offers it
-_KEY_LEN, _SALT_LEN = 16, 14
 
 
 def is_dtls(data: bytes) -> bool:
@@ -63,7 +63,7 @@ class Certificate:
         ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *_: True)
         ctx.use_certificate(self.cert)
         ctx.use_privatekey(self.key)
-        ctx.set_tlsext_use_srtp(_SRTP_PROFILE)
+        ctx.set_tlsext_use_srtp(b":".join(p.openssl for p in PROFILES))
         return ctx
 
 
@@ -94,29 +94,85 @@ class Fingerprint:
         return cls(algorithm.lower(), value.strip().upper())
 
 
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    openssl: bytes
+    libsrtp: int
+    key: int
+    salt: int
+
+
+# Server preference order (OpenSSL picks the server's most preferred one the client
+# offers): AES-GCM (RFC 7714) costs less CPU per packet than AES-CM + HMAC-SHA1.
+_PROFILES = (
+    _Profile(b"SRTP_AEAD_AES_128_GCM", pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 16, 12),
+    _Profile(b"SRTP_AES128_CM_SHA1_80", pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 16, 14),
+)
+
+
+def _available(profile: _Profile) -> bool:
+    try:  # GCM exists only when libsrtp was built with a crypto library
+        pylibsrtp.Policy(srtp_profile=profile.libsrtp)
+    except pylibsrtp.Error:
+        return False
+    return True
+
+
+PROFILES = tuple(p for p in _PROFILES if _available(p))
+
+
+def _processor(session: pylibsrtp.Session, func: Any) -> Callable[[bytes], bytes]:
+    """``func`` (srtp_protect, srtp_unprotect, ...) over pylibsrtp's session through its
+    cffi binding with the session's preallocated buffer: what ``Session.protect`` does
+    without its per-call allocations (this runs for every packet of every browser leg)."""
+    from pylibsrtp._binding import ffi
+
+    srtp = session._srtp[0]
+    buffer = session._cdata
+    room = len(buffer) - pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN
+    length = ffi.new("int *")
+    memmove, unpack, error = ffi.memmove, ffi.unpack, pylibsrtp.Error
+
+    def process(packet: bytes) -> bytes:
+        n = len(packet)
+        if n > room:
+            raise error("packet is too long")
+        memmove(buffer, packet, n)
+        length[0] = n
+        status = func(srtp, buffer, length)
+        if status:
+            raise error(f"libsrtp status {status}")
+        return unpack(buffer, length[0])  # type: ignore[no-any-return]
+
+    process.session = session  # type: ignore[attr-defined]  # kept alive with it
+    return process
+
+
 class Srtp:
     """The two SRTP sessions keyed from the handshake (RFC 5764 §4.2)."""
 
-    def __init__(self, material: bytes, role: Role) -> None:
-        client = material[:_KEY_LEN] + material[2 * _KEY_LEN : 2 * _KEY_LEN + _SALT_LEN]
-        server = material[_KEY_LEN : 2 * _KEY_LEN] + material[2 * _KEY_LEN + _SALT_LEN :]
+    def __init__(self, material: bytes, role: Role, profile: _Profile) -> None:
+        k, s = profile.key, profile.salt
+        client = material[:k] + material[2 * k : 2 * k + s]
+        server = material[k : 2 * k] + material[2 * k + s : 2 * k + 2 * s]
         tx, rx = (server, client) if role is Role.SERVER else (client, server)
-        profile = pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+        self.profile = profile.openssl.decode()
         rx_policy = pylibsrtp.Policy(
-            key=rx, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=profile
+            key=rx, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=profile.libsrtp
         )
         rx_policy.window_size = 1024
         tx_policy = pylibsrtp.Policy(
-            key=tx, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile
+            key=tx, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile.libsrtp
         )
         tx_policy.allow_repeat_tx = True
         tx_policy.window_size = 1024
-        self._rx = pylibsrtp.Session(rx_policy)
-        self._tx = pylibsrtp.Session(tx_policy)
-        self.protect = self._tx.protect
-        self.protect_rtcp = self._tx.protect_rtcp
-        self.unprotect = self._rx.unprotect
-        self.unprotect_rtcp = self._rx.unprotect_rtcp
+        from pylibsrtp._binding import lib
+
+        rx_session, tx_session = pylibsrtp.Session(rx_policy), pylibsrtp.Session(tx_policy)
+        self.protect = _processor(tx_session, lib.srtp_protect)
+        self.protect_rtcp = _processor(tx_session, lib.srtp_protect_rtcp)
+        self.unprotect = _processor(rx_session, lib.srtp_unprotect)
+        self.unprotect_rtcp = _processor(rx_session, lib.srtp_unprotect_rtcp)
 
 
 class DtlsSrtp:
@@ -200,10 +256,12 @@ class DtlsSrtp:
         if fingerprint_of(cert, self.remote.algorithm) != self.remote.value:
             self.failed = "the peer's certificate does not match the SDP fingerprint"
             return
-        if self._ssl.get_selected_srtp_profile() != _SRTP_PROFILE:
+        selected = self._ssl.get_selected_srtp_profile()
+        profile = next((p for p in PROFILES if p.openssl == selected), None)
+        if profile is None:
             self.failed = "no SRTP protection profile agreed"
             return
         material = self._ssl.export_keying_material(
-            b"EXTRACTOR-dtls_srtp", 2 * (_KEY_LEN + _SALT_LEN)
+            b"EXTRACTOR-dtls_srtp", 2 * (profile.key + profile.salt)
         )
-        self.srtp = Srtp(material, self.role)
+        self.srtp = Srtp(material, self.role, profile)
