@@ -10,16 +10,16 @@ from __future__ import annotations
 import datetime
 import enum
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import pylibsrtp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
+
+from cloudcc.media.srtp import processor
 
 from .exceptions import DtlsFailed
 
@@ -121,33 +121,6 @@ def _available(profile: _Profile) -> bool:
 PROFILES = tuple(p for p in _PROFILES if _available(p))
 
 
-def _processor(session: pylibsrtp.Session, func: Any) -> Callable[[bytes], bytes]:
-    """``func`` (srtp_protect, srtp_unprotect, ...) over pylibsrtp's session through its
-    cffi binding with the session's preallocated buffer: what ``Session.protect`` does
-    without its per-call allocations (this runs for every packet of every browser leg)."""
-    from pylibsrtp._binding import ffi
-
-    srtp = session._srtp[0]
-    buffer = session._cdata
-    room = len(buffer) - pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN
-    length = ffi.new("int *")
-    memmove, unpack, error = ffi.memmove, ffi.unpack, pylibsrtp.Error
-
-    def process(packet: bytes) -> bytes:
-        n = len(packet)
-        if n > room:
-            raise error("packet is too long")
-        memmove(buffer, packet, n)
-        length[0] = n
-        status = func(srtp, buffer, length)
-        if status:
-            raise error(f"libsrtp status {status}")
-        return unpack(buffer, length[0])  # type: ignore[no-any-return]
-
-    process.session = session  # type: ignore[attr-defined]  # kept alive with it
-    return process
-
-
 class Srtp:
     """The two SRTP sessions keyed from the handshake (RFC 5764 §4.2)."""
 
@@ -169,10 +142,10 @@ class Srtp:
         from pylibsrtp._binding import lib
 
         rx_session, tx_session = pylibsrtp.Session(rx_policy), pylibsrtp.Session(tx_policy)
-        self.protect = _processor(tx_session, lib.srtp_protect)
-        self.protect_rtcp = _processor(tx_session, lib.srtp_protect_rtcp)
-        self.unprotect = _processor(rx_session, lib.srtp_unprotect)
-        self.unprotect_rtcp = _processor(rx_session, lib.srtp_unprotect_rtcp)
+        self.protect = processor(tx_session, lib.srtp_protect)
+        self.protect_rtcp = processor(tx_session, lib.srtp_protect_rtcp)
+        self.unprotect = processor(rx_session, lib.srtp_unprotect)
+        self.unprotect_rtcp = processor(rx_session, lib.srtp_unprotect_rtcp)
 
 
 class DtlsSrtp:
