@@ -21,12 +21,14 @@ def offer_for(
     address: str,
     *,
     webrtc: bool = False,
+    prefer: str | None = None,
     secure_signalling: bool = False,
     srtp_policy: SrtpPolicy = SrtpPolicy.OPTIONAL,
 ) -> SessionDescription:
     """Our offer for a new outgoing leg: G.711 (PCMU, PCMA) and telephone-event, with an
     SDES key when the target is reached over TLS and the tenant's policy allows (sdes.py);
-    for a browser (``webrtc``) the same codecs (and Opus last) over ICE-lite and DTLS-SRTP."""
+    for a browser (``webrtc``) the same codecs (and Opus last) over ICE-lite and DTLS-SRTP,
+    ``prefer`` (the other party's G.711 law) first so that the bridge relays it as is."""
     if webrtc:
         transport = attach(leg)
         return webrtc_sdp.make_offer(
@@ -36,6 +38,7 @@ def offer_for(
             transport.certificate.fingerprint,
             cname=f"{leg.id}@cloudcc",
             ssrc=leg.session.sender.ssrc,
+            prefer=prefer,
         )
     offer = sdp.make_offer(address, leg.port)
     offer_crypto(offer, leg, secure_signalling=secure_signalling, policy=srtp_policy)

@@ -521,6 +521,7 @@ class ContactSession:
                 party.media,
                 self.svc.media_address,
                 webrtc=self.svc.reaches_browser(target),
+                prefer=self._codec_of(self.customer) if party is not self.customer else None,
                 secure_signalling=self.svc.reaches_over_tls(target),
                 srtp_policy=srtp_policy,
             )
@@ -609,6 +610,11 @@ class ContactSession:
         return DialOutcome("failed")
 
     # --- media helpers ----------------------------------------------------------------
+
+    @staticmethod
+    def _codec_of(party: Party) -> str | None:
+        config = party.media.config
+        return config.codec if config is not None else None
 
     def start_music(self) -> None:
         self.stop_music()
