@@ -181,6 +181,12 @@ class TenantUpdate(Body):
         description="SIP addresses calls may go to directly: host, host:port, *.domain or a "
         "network (private and loopback addresses included: phones on premises)",
     )
+    srtp_policy: Literal["off", "optional", "required"] = Field(
+        UNSET,
+        description="SRTP on SIP legs, keyed by SDES over SIP/TLS: off (plain RTP), optional "
+        "(when the phone or carrier offers or accepts it over TLS), required (every SIP leg; "
+        "others are refused). Browser legs are always DTLS-SRTP.",
+    )
 
 
 class TenantOut(Out):
@@ -196,6 +202,7 @@ class TenantOut(Out):
     recording_retention_days: int
     dial_plan: DialPlan
     sip_destinations: list[str]
+    srtp_policy: str
     created_at: datetime
     updated_at: datetime
 

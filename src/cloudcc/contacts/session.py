@@ -70,7 +70,7 @@ from cloudcc.sip.call import (
 from cloudcc.sip.call import (
     EndCause as SipEndCause,
 )
-from cloudcc.sip.exceptions import CallFailed, SipError
+from cloudcc.sip.exceptions import CallFailed, OfferAnswerError, SipError
 
 if TYPE_CHECKING:
     from cloudcc.contacts.trunks import TrunkInfo
@@ -401,7 +401,13 @@ class ContactSession:
         if event.offer is None:
             return  # the endpoint answers an offerless re-INVITE with our last SDP
         try:
-            answer = sdp_glue.answer_for(event.offer, party.media, self.svc.media_address)
+            answer = sdp_glue.answer_for(
+                event.offer,
+                party.media,
+                self.svc.media_address,
+                secure_signalling=getattr(party.call, "transport", None) in ("TLS", "WSS"),
+                srtp_policy=self.svc.cached_srtp_policy(self.tenant_id),
+            )
         except Exception:
             event.reject(488)
             return
@@ -510,9 +516,20 @@ class ContactSession:
     ) -> DialOutcome:
         """One INVITE for ``party`` (its media stays open when it fails: the caller may try
         another way). ``response_timeout``: give up when not even a 100 Trying came back."""
-        offer = sdp_glue.offer_for(
-            party.media, self.svc.media_address, webrtc=self.svc.reaches_browser(target)
-        )
+        srtp_policy = await self.svc.srtp_policy(self.tenant_id)
+        try:
+            offer = sdp_glue.offer_for(
+                party.media,
+                self.svc.media_address,
+                webrtc=self.svc.reaches_browser(target),
+                prefer=self._codec_of(self.customer) if party is not self.customer else None,
+                secure_signalling=self.svc.reaches_over_tls(target),
+                srtp_policy=srtp_policy,
+            )
+        except OfferAnswerError as exc:  # the tenant requires SRTP, the target is not TLS
+            log.info("not dialing %s: %s", target, exc)
+            party.leg.end_cause = "srtp_required"
+            return DialOutcome("failed", 488)
         try:
             call = await self.svc.sip.call(
                 target,
@@ -554,7 +571,7 @@ class ContactSession:
                 elif isinstance(event, Answered):
                     if event.sdp is None:
                         raise BadTarget(f"{target} answered without SDP")
-                    sdp_glue.configure(party.media, offer, event.sdp)
+                    sdp_glue.configure(party.media, offer, event.sdp, srtp_policy)
                     party.leg.go(LegState.UP, self.now)
                     self.watch(party)
                     self.svc.publish_leg(self, party.leg, "leg.answered")
@@ -594,6 +611,11 @@ class ContactSession:
         return DialOutcome("failed")
 
     # --- media helpers ----------------------------------------------------------------
+
+    @staticmethod
+    def _codec_of(party: Party) -> str | None:
+        config = party.media.config
+        return config.codec if config is not None else None
 
     def start_music(self) -> None:
         self.stop_music()

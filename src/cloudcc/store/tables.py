@@ -100,6 +100,8 @@ class Tenant(_Stamped, Base):
     # through its trunks, and the SIP addresses its admins allow as direct destinations.
     dial_plan: Mapped[dict[str, Any]] = mapped_column(default=dict)
     sip_destinations: Mapped[list[Any]] = mapped_column(default=list)
+    # SRTP (SDES over SIP/TLS) on SIP legs: off, optional, required (contacts/sdes.py)
+    srtp_policy: Mapped[str] = mapped_column(String(16), default="optional")
 
 
 class Role(_Stamped, Base):
