@@ -13,6 +13,7 @@ from cloudcc.api import admin, problems, prompts
 from cloudcc.api import events as api_events
 from cloudcc.api.context import ApiContext
 from cloudcc.api.middleware import BodySizeLimit, InFlightLimit
+from cloudcc.storage import StorageProbe
 
 
 def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> FastAPI:
@@ -35,10 +36,15 @@ def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> Fas
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
 
+    storage_probe = StorageProbe(ctx.settings.recordings_dir)
+
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         ok = ready()
-        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+        # storage is reported, not required: a node that cannot record still takes calls
+        storage = await storage_probe.status()
+        body = {"ready": ok, "storage": {"recordings": storage.as_dict()}}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     limits = ctx.settings.limits
     app.add_middleware(
