@@ -12,6 +12,7 @@ from cloudcc import __version__
 from cloudcc.api import admin, problems, prompts
 from cloudcc.api import events as api_events
 from cloudcc.api.context import ApiContext
+from cloudcc.api.docs import install_docs
 from cloudcc.api.middleware import BodySizeLimit, InFlightLimit
 from cloudcc.storage import StorageProbe
 from cloudcc.web.serve import WebApp
@@ -23,11 +24,12 @@ def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> Fas
         version=__version__,
         summary="Open-source cloud contact center: admin, call control and events API",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served by install_docs from local assets
         redoc_url=None,
     )
     app.state.ctx = ctx
     problems.install(app)
+    install_docs(app)
     for router in admin.routers:
         app.include_router(router, prefix=admin.PREFIX)
     for router in api_events.routers:
