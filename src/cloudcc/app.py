@@ -30,6 +30,7 @@ from cloudcc.directory.resources import (
     TrunkResource,
 )
 from cloudcc.events import install as install_events
+from cloudcc.logs import CALL_EVENTS, log_call_event
 from cloudcc.observability.metrics import ApiLatency, MetricsServer, NodeMetrics
 from cloudcc.runtime import tune_gc
 from cloudcc.serving import Hsts, ReloadingCertificate, header_deadline_protocol
@@ -154,6 +155,10 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._server: uvicorn.Server | None = None
         self.voice_node: Any = None
+        # Every call leaves INFO lines (tenant and contact ids) in the node's log.
+        self.bus.on(
+            lambda e: e.type in CALL_EVENTS, lambda e: log_call_event(e.tenant_id, e.type, e.data)
+        )
         # A change to users, roles or keys takes effect on this node at once.
         self.bus.on(lambda e: e.type.startswith(_IAM_EVENTS), lambda e: self.ctx.auth.forget())
 

@@ -541,6 +541,7 @@ class RecordingOut(BaseModel):
     duration_seconds: float
     bytes: int
     sha256: str | None
+    failure_reason: str | None = None  # set when state is "failed": why it was not written
 
 
 class RecordingFilter(Paging):

@@ -46,6 +46,7 @@ from cloudcc.ivr import (
 from cloudcc.ivr.actions import ContactContext
 from cloudcc.media.engine import Leg as MediaLeg
 from cloudcc.media.engine import Playback, Recording
+from cloudcc.media.exceptions import MediaError
 from cloudcc.media.mixer import ParticipantMode
 from cloudcc.routing.events import (
     AnnounceWait,
@@ -1017,10 +1018,7 @@ class ContactSession:
             return
         rid = uuid.uuid4().hex
         path = self.svc.recordings.path_for(self.tenant_id, self.contact.id, rid, self.now)
-        path.parent.mkdir(parents=True, exist_ok=True)
         right = self.conference if self.conference is not None else self.agent.media
-        self.recording = self.svc.media.record(str(path), left=self.customer.media, right=right)
-        self.recording_id = rid
         self.contact.recordings.append(rid)
         self.svc.recordings.started(
             rid,
@@ -1033,7 +1031,30 @@ class ContactSession:
             [self.customer.leg.id, self.agent.leg.id],
         )
         self.svc.save(self)
+        try:
+            # storage trouble (read-only, full) never costs the call: the recording fails
+            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+            recording = self.svc.media.record(str(path), left=self.customer.media, right=right)
+        except (OSError, MediaError) as exc:
+            reason = f"cannot create: {getattr(exc, 'strerror', None) or exc}"
+            self._recording_failed(rid, reason, ended=True)
+            return
+        self.recording = recording
+        self.recording_id = rid
+        recording.on_failure = lambda reason: self._recording_failed(rid, reason)
         self.svc.publish_contact(self, "recording.started", recording_id=rid)
+
+    def _recording_failed(self, rid: str, reason: str, ended: bool = False) -> None:
+        """Mark the recording failed, say so (event, log); the call itself goes on."""
+        log.warning(
+            "tenant %s contact %s: recording %s failed: %s",
+            self.tenant_id,
+            self.contact.id,
+            rid,
+            reason,
+        )
+        self.svc.recordings.failed(rid, reason, self.now, ended=ended)
+        self.svc.publish_contact(self, "recording.failed", recording_id=rid, reason=reason)
 
     async def stop_recording(self) -> None:
         recording, rid = self.recording, self.recording_id
@@ -1042,6 +1063,17 @@ class ContactSession:
         if recording is None or rid is None:
             return
         info = await recording.stop()
+        if recording.failure is not None:
+            self.svc.recordings.failed(
+                rid,
+                recording.failure,
+                self.now,
+                duration=info.duration_s,
+                size=info.bytes,
+                sha256=info.sha256 or None,
+                ended=True,
+            )
+            return
         self.svc.recordings.finished(rid, info.duration_s, info.bytes, info.sha256, self.now)
         self.svc.publish_contact(
             self,

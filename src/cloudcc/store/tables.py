@@ -373,6 +373,8 @@ class RecordingRecord(Base):
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     legs: Mapped[list[Any]] = mapped_column(default=list)
+    # why a ``failed`` recording could not be written (read-only or full storage)
+    failure_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 # The event layer's tables (webhook subscriptions and deliveries), a tenant's not-ready reason
