@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # After a crash, the phones left in dead calls hear a BYE before the node is loaded.
+    from cloudcc.recovery.early import release_left_dialogs
+
+    asyncio.run(release_left_dialogs(settings))
     from cloudcc.app import Node
 
     node = Node(settings)

@@ -200,6 +200,7 @@ class ContactSession:
         self.finished = asyncio.Event()
         self._ringing: dict[str, asyncio.Task[None]] = {}
         self._moh: Playback | None = None
+        self._announcing: asyncio.Task[None] | None = None  # a queue announcement playing
         self._queued_id: str | None = None  # the ACD queue id while queued
         # agent id -> the id under which the ACD counts the work (the contact's own id, or a
         # derived one for a consulted agent); each gets exactly one contact_ended
@@ -785,7 +786,11 @@ class ContactSession:
                     if result is not None:
                         return result
                 elif isinstance(msg, AnnounceWait):
-                    await self._announce(msg, announcement, target.language)
+                    # Played beside the mailbox: an offer that comes meanwhile rings at once.
+                    if self._announcing is None or self._announcing.done():
+                        self._announcing = asyncio.ensure_future(
+                            self._announce(msg, announcement, target.language)
+                        )
                 elif isinstance(msg, Overflow):
                     self._queued_id = msg.to_queue
                     name = self.svc.acd.queue_name(self.tenant_id, msg.to_queue)
@@ -801,6 +806,9 @@ class ContactSession:
             for task in self._ringing.values():
                 task.cancel()
             self._ringing.clear()
+            if self._announcing is not None:
+                self._announcing.cancel()
+                self._announcing = None
             self.stop_music()
 
     async def _ring_agent(self, agent_id: str, ring_timeout: float) -> None:
@@ -850,8 +858,17 @@ class ContactSession:
             msg.estimated_wait,
             self.contact.queue or "",
         )
-        self.stop_music()
-        await self.say(self.customer, text, language)
+        try:
+            audio = await self.svc.tts.synthesize(text, language=language)
+            self.stop_music()
+            playback = self.svc.media.play(self.customer.media, audio.samples, barge_in=False)
+        except Exception:  # no voice, or the caller is gone: the wait goes on without it
+            log.warning("no wait announcement for contact %s", self.contact.id, exc_info=True)
+            return
+        try:
+            await playback
+        finally:
+            playback.stop()  # cancelled: the agent answered, the caller hears the agent
         self.start_music()
 
     def _treatment(self, msg: QueueAction) -> Target | None:
