@@ -17,7 +17,9 @@ import uvicorn
 from cloudcc.api.app import create_app
 from cloudcc.api.context import ApiContext
 from cloudcc.bus import LocalBus
+from cloudcc.bus.nats import NatsBus
 from cloudcc.config import Settings
+from cloudcc.directory.codes import DispositionCodeResource, ReasonCodeResource
 from cloudcc.directory.flows import FlowService
 from cloudcc.directory.pool import NumberPool
 from cloudcc.directory.resources import (
@@ -28,6 +30,7 @@ from cloudcc.directory.resources import (
     TrunkResource,
 )
 from cloudcc.events import install as install_events
+from cloudcc.observability.metrics import ApiLatency, MetricsServer, NodeMetrics
 from cloudcc.runtime import tune_gc
 from cloudcc.store.db import Database
 from cloudcc.tenancy.audit import AuditLog
@@ -90,6 +93,8 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
         number_pool=NumberPool(db, bus),
         trunks=TrunkResource(db, bus, box),
         hours=BusinessHoursResource(db, bus),
+        reason_codes=ReasonCodeResource(db, bus),
+        dispositions=DispositionCodeResource(db, bus),
         flows=FlowService(db, bus),
         users=UserResource(db, bus),
         roles=RoleResource(db, bus),
@@ -99,17 +104,39 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
     )
 
 
+def make_bus(settings: Settings, node: str) -> LocalBus:
+    """The in-process bus, or NATS JetStream when the node is part of a cluster."""
+    cluster = settings.cluster
+    if not cluster.nats_url:
+        return LocalBus()
+    return NatsBus(
+        cluster.nats_url,
+        node,
+        stream=cluster.stream,
+        max_age=cluster.max_age_seconds,
+        max_per_tenant=cluster.max_events_per_tenant,
+    )
+
+
 class Node:
     """One cloudcc process: store, bus, services, API; SIP and media where configured."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        from cloudcc.voice_node import node_name
+
+        self.name = node_name(settings)
         self.db = Database(settings.resolved_database_url)
-        self.bus = LocalBus()
+        self.bus = make_bus(settings, self.name)
         self.ctx = build_context(settings, self.db, self.bus)
         # Before anything publishes: the event layer follows who holds which contact.
         self.events = install_events(self.ctx, allowed_networks=settings.webhook_allowed_networks)
         self.app = create_app(self.ctx, ready=lambda: self.ready)
+        self.metrics = NodeMetrics(self.name)
+        self.metrics.watch_bus(self.bus)
+        self.metrics.live.events = self.events
+        self.app.add_middleware(ApiLatency, metrics=self.metrics)
+        self.metrics_server: MetricsServer | None = None
         self.ready = False
         self.demo: dict[str, Any] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -122,6 +149,8 @@ class Node:
         """Create the data dir, migrate the schema, seed the demo tenant on first start."""
         for path in (self.settings.data_dir, self.settings.recordings_dir, self.settings.logs_dir):
             Path(path).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start
+        if isinstance(self.bus, NatsBus):
+            await self.bus.start()
         await self.db.migrate()
         await self.events.start()
         if self.settings.demo:
@@ -136,12 +165,28 @@ class Node:
         self.voice_node = VoiceNode(self.settings, self.ctx)
         await self.voice_node.start()
         self.ctx.extra["voice"] = self.voice_node.voice
+        live = self.metrics.live
+        live.voice, live.media, live.acd = (
+            self.voice_node.voice,
+            self.voice_node.media,
+            self.voice_node.acd,
+        )
+
+    async def start_metrics(self) -> None:
+        """Serve ``/metrics`` on ``metrics.port`` when one is set."""
+        if self.settings.metrics.port is None:
+            return
+        self.metrics_server = MetricsServer(
+            self.metrics, self.settings.metrics.host, self.settings.metrics.port
+        )
+        await self.metrics_server.start()
 
     async def serve(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set (or SIGINT/SIGTERM), then shut down cleanly."""
         await self.prepare()
         if self.settings.sip.enabled:
             await self.start_voice()
+        await self.start_metrics()
         tune_gc(self.settings.gc_young_threshold)
         config = uvicorn.Config(
             self.app,
@@ -195,6 +240,9 @@ class Node:
             print(f"credentials written to {d['file']}", flush=True)
 
     async def close(self) -> None:
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
+            self.metrics_server = None
         if self.voice_node is not None:
             await self.voice_node.stop()
             self.voice_node = None
@@ -205,4 +253,6 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if isinstance(self.bus, NatsBus):
+            await self.bus.stop()
         await self.db.close()

@@ -22,10 +22,19 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--sip-port", type=int, help="default 5060 (UDP and TCP)")
     serve.add_argument("--database-url", help="e.g. postgresql+asyncpg://user@host/db")
     serve.add_argument("--no-demo", action="store_true", help="do not create the demo tenant")
-    serve.add_argument(
+    serve.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    serve.add_argument("--metrics-host", help="address of /metrics (default 127.0.0.1)")
+    cluster = serve.add_argument_group("cluster (docs/deployment.md)")
+    cluster.add_argument(
+        "--node-id",
         "--node-name",
-        help="this node's name (default: kept in <data-dir>/node-id); a replacement node given "
-        "the dead node's name closes what it left at start",
+        dest="node_id",
+        help="this node's unique name (default: kept in <data-dir>/node-id); a replacement node "
+        "given the dead node's name closes what it left at start",
+    )
+    cluster.add_argument("--nats-url", help="NATS server for events between nodes, nats://...")
+    cluster.add_argument(
+        "--advertise-host", help="the address other parties reach this node's SIP/RTP on"
     )
     args = parser.parse_args(argv)
 
@@ -34,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         "host": args.host,
         "http_port": args.http_port,
         "database_url": args.database_url,
-        "node_name": args.node_name,
+        "node_name": args.node_id,
     }
     if args.no_demo:
         overrides["demo"] = False
@@ -43,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         settings.sip.port = args.sip_port
     if args.host is not None:
         settings.sip.host = settings.media.host = args.host
+    if args.metrics_port is not None:
+        settings.metrics.port = args.metrics_port
+    if args.metrics_host is not None:
+        settings.metrics.host = args.metrics_host
+    if args.nats_url is not None:
+        settings.cluster.nats_url = args.nats_url
+    if args.advertise_host is not None:
+        settings.sip.public_host = args.advertise_host
 
     logging.basicConfig(
         level=settings.log_level.upper(),

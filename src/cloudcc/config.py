@@ -43,6 +43,11 @@ class SipSettings(_Section):
     max_cps: float = 200.0
     messages_per_second: float = 200.0  # per source address; floods beyond are dropped
     exempt_sources: list[str] = []  # e.g. the Kamailio edge in front of the nodes
+    # new requests/s from a source that has not authenticated (no digest success, no
+    # trunk call) lately: scans beyond are dropped; 0 disables the limit
+    unauthenticated_per_second: float = 20.0
+    flood_ban_after: int = 200  # dropped requests within a minute that ban the source
+    ban_seconds: float = 600.0  # how long a flooding or password-guessing source is banned
     default_tenant: str | None = "demo"  # the tenant of requests addressed to an IP
     public_host: str | None = None  # the address written in Via/Contact/SDP (NAT)
 
@@ -63,6 +68,22 @@ class RecoverySettings(_Section):
     dead_after_seconds: float = 30.0  # another node silent this long is closed by this one
     restore_agents: bool = True  # agents' sign-ins and presence survive a restart
     drain_seconds: float = 30.0  # on SIGTERM, live calls get this long to end by themselves
+
+
+class MetricsSettings(_Section):
+    """Prometheus ``/metrics`` on a port of its own, never on the public API (deployment.md)."""
+
+    port: int | None = None  # None: no metrics endpoint
+    host: str = "127.0.0.1"  # bind to a private/management interface
+
+
+class ClusterSettings(_Section):
+    """How a node joins others (docs/deployment.md). Without ``nats_url`` a node is alone."""
+
+    nats_url: str | None = None  # e.g. nats://127.0.0.1:4222: events between nodes (JetStream)
+    stream: str = "CLOUDCC_EVENTS"  # the JetStream stream holding every tenant's events
+    max_age_seconds: float = 24 * 3600.0  # how long the stream keeps events for resumes
+    max_events_per_tenant: int = 100_000  # events kept per tenant for resumes
 
 
 class AiSettings(_Section):
@@ -102,6 +123,8 @@ class Settings(_Section):
     media: MediaSettings = MediaSettings()
     ai: AiSettings = AiSettings()
     recovery: RecoverySettings = RecoverySettings()
+    metrics: MetricsSettings = MetricsSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @property
     def resolved_database_url(self) -> str:

@@ -21,6 +21,7 @@ class Event:
     data: dict[str, Any]
     seq: int = 0
     at: float = field(default_factory=time.time)
+    origin: str = ""  # the node that published it on a cluster bus ("": this process)
 
     def to_dict(self) -> dict[str, Any]:
         return {"seq": self.seq, "type": self.type, "at": self.at, "data": self.data}
@@ -85,12 +86,15 @@ class LocalBus:
         for accept, hook in self._hooks:
             if accept(event):
                 hook(event)
+        self._fan_out(event)
+        return event
+
+    def _fan_out(self, event: Event) -> None:
         for sub in list(self._subs):
-            if sub.tenant_id is not None and sub.tenant_id != tenant_id:
+            if sub.tenant_id is not None and sub.tenant_id != event.tenant_id:
                 continue
             if sub.accept is None or sub.accept(event):
                 sub.offer(event)
-        return event
 
     def subscribe(
         self, tenant_id: str | None, accept: Filter | None = None, maxsize: int = 10_000

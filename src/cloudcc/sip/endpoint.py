@@ -63,7 +63,7 @@ from .message import (
     new_tag,
 )
 from .parser import DEFAULT_LIMITS, Limits, parse_message
-from .protection import Protection, ProtectionSettings
+from .protection import Flood, Protection, ProtectionSettings
 from .registrar import Binding, ContactRequest, Registrar
 from .registration import Registration
 from .sdp import SessionDescription, parse_sdp
@@ -544,6 +544,18 @@ class SipEndpoint:
         if tx is not None:  # a retransmission (§17.2.3)
             self._process(tx, tx.receive_request(request, now))
             return
+        if request.to.tag is None and method != "CANCEL":
+            flood = self.protection.unauthenticated.check(ip, now)
+            if flood is not Flood.ALLOW:  # a scan or flood from an unknown source: silence
+                self.stats["dropped"] += 1
+                if flood is Flood.BAN:
+                    log.warning(
+                        "banning %s for %.0f s: more than %g new requests/s without authentication",
+                        ip,
+                        self.config.protection.ban_seconds,
+                        self.config.protection.unauthenticated_per_second,
+                    )
+                return
         if method == "REGISTER" or method == "OPTIONS":
             answer = self._stateless_answer(request)
             if answer is not None:
@@ -865,6 +877,7 @@ class SipEndpoint:
                 )
             if verdict is Verdict.OK and credential is not None:
                 self.protection.bans.record_success(source[0])
+                self.protection.unauthenticated.trust(source[0], self.now())
                 then(credential)
                 return
             if verdict is Verdict.STALE:
@@ -939,6 +952,7 @@ class SipEndpoint:
                 owner = await self.trunk_check(source, call.info)
                 if owner is not None:
                     kind = AuthKind.TRUNK
+                    self.protection.unauthenticated.trust(source[0], self.now())
             if kind is AuthKind.NONE:
                 realm = self.config.realm or call.info.request_host
                 value = request.headers.get("proxy-authorization") or request.headers.get(
