@@ -96,7 +96,7 @@ def test_agents_come_back_signed_in_and_a_new_call_reaches_one_within_5_s(
     restarted: LiveNode | None = None
     try:
         api.login("1001", phone.uri)
-        api.login("1002", ready=False)
+        api.login("1002", "sip:bob@127.0.0.1:9", ready=False)  # not rung: not ready
         alice, bob = api.agents["1001"]["id"], api.agents["1002"]["id"]
         r = httpx.put(
             f"{api.base}/agents/{bob}/state",
