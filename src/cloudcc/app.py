@@ -136,7 +136,7 @@ class Node:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        from cloudcc.voice_node import node_name
+        from cloudcc.recovery.early import node_name
 
         self.name = node_name(settings)
         self.db = Database(settings.resolved_database_url)

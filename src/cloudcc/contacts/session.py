@@ -202,6 +202,7 @@ class ContactSession:
         self._ringing: dict[str, asyncio.Task[None]] = {}
         self._moh: Playback | None = None
         self._music_name = "default"  # while queued: the queue's music on hold
+        self._announcing: asyncio.Task[None] | None = None  # a queue announcement playing
         self._queued_id: str | None = None  # the ACD queue id while queued
         # agent id -> the id under which the ACD counts the work (the contact's own id, or a
         # derived one for a consulted agent); each gets exactly one contact_ended
@@ -811,7 +812,11 @@ class ContactSession:
                     if result is not None:
                         return result
                 elif isinstance(msg, AnnounceWait):
-                    await self._announce(msg, announcement, target.language)
+                    # Played beside the mailbox: an offer that comes meanwhile rings at once.
+                    if self._announcing is None or self._announcing.done():
+                        self._announcing = asyncio.ensure_future(
+                            self._announce(msg, announcement, target.language)
+                        )
                 elif isinstance(msg, Overflow):
                     self._queued_id = msg.to_queue
                     name = self.svc.acd.queue_name(self.tenant_id, msg.to_queue)
@@ -831,6 +836,9 @@ class ContactSession:
             for task in self._ringing.values():
                 task.cancel()
             self._ringing.clear()
+            if self._announcing is not None:
+                self._announcing.cancel()
+                self._announcing = None
             self.stop_music()
             self._music_name = "default"
 
@@ -881,8 +889,17 @@ class ContactSession:
             msg.estimated_wait,
             self.contact.queue or "",
         )
-        self.stop_music()
-        await self.say(self.customer, text, language)
+        try:
+            audio = await self.svc.tts.synthesize(text, language=language)
+            self.stop_music()
+            playback = self.svc.media.play(self.customer.media, audio.samples, barge_in=False)
+        except Exception:  # no voice, or the caller is gone: the wait goes on without it
+            log.warning("no wait announcement for contact %s", self.contact.id, exc_info=True)
+            return
+        try:
+            await playback
+        finally:
+            playback.stop()  # cancelled: the agent answered, the caller hears the agent
         self.start_music()
 
     async def _treatment(self, msg: QueueAction) -> Target | None:

@@ -1028,6 +1028,10 @@ class VoiceService:
             self._static_devices.pop((tenant_id, agent_id), None)
         return {"agent_id": agent_id, "device": await self.agent_device(tenant_id, agent_id)}
 
+    def logged_in_device(self, tenant_id: str, agent_id: str) -> str | None:
+        """The phone (SIP URI) the agent logged in with, if it named one."""
+        return self._static_devices.get((tenant_id, agent_id))
+
     async def agent_logout(self, tenant_id: str, agent_id: str) -> None:
         await self.agents.logout(tenant_id, agent_id)
         self._static_devices.pop((tenant_id, agent_id), None)
