@@ -10,9 +10,10 @@ events take the numbers between).
 
 Publishing stays synchronous for the callers: the event is queued, and one task sends the
 queue in order (pipelined, a message id per event so that a resend after a reconnection is
-deduplicated by the server). Local hooks (cache invalidation) run at once, in ``publish``, for
-this node's events, and on arrival for other nodes' events. Subscribers, this node's included,
-get every event when it comes back from the stream, so that all nodes see one order.
+deduplicated by the server). Hooks and subscribers, this node's included, get every event
+when it comes back from the stream with its sequence number, so that all nodes see one order;
+``origin_only`` hooks (webhook intake: once per event in the cluster) run only on the node
+that published it.
 """
 
 from __future__ import annotations
@@ -156,9 +157,6 @@ class NatsBus(LocalBus):
 
     def publish(self, tenant_id: str, type: str, data: dict[str, Any]) -> Event:
         event = Event(tenant_id, type, data, 0, origin=self.node)
-        for accept, hook in self._hooks:
-            if accept(event):
-                hook(event)
         if len(self._out) >= self.max_pending:
             self.dropped += 1
             log.error("event bus queue full (NATS unreachable?): %s dropped", type)
@@ -229,10 +227,10 @@ class NatsBus(LocalBus):
             return  # history replayed at start: no hook, nobody subscribed yet
         if self.lag_observer is not None:
             self.lag_observer(max(0.0, time.time() - event.at))
-        if event.origin != self.node:
-            for accept, hook in self._hooks:
-                if accept(event):
-                    hook(event)
+        mine = event.origin == self.node
+        for accept, hook, origin_only in self._hooks:
+            if (mine or not origin_only) and accept(event):
+                hook(event)
         self._fan_out(event)
 
     def since(self, tenant_id: str, seq: int) -> tuple[list[Event], bool]:
