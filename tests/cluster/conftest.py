@@ -80,26 +80,9 @@ def stream_name(nats_url: str) -> Iterator[str]:
 @pytest.fixture
 def cluster_db() -> Iterator[str]:
     """A fresh PostgreSQL database for the nodes of one test; its async URL."""
-    import asyncio
-
-    from tests.conftest import PG_ADMIN_DSN, pg_available
+    from tests.conftest import fresh_pg_database, pg_available
 
     if not pg_available():
         pytest.skip("PostgreSQL is not reachable (set CLOUDCC_REQUIRE_POSTGRES=1 to fail instead)")
-    import asyncpg
-
-    name = f"cloudcc_cluster_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_pg_database("cloudcc_cluster") as url:
+        yield url
