@@ -70,7 +70,9 @@ def serve(port: int) -> None:
         config = EndpointConfig(
             host="127.0.0.1",
             port=port,
-            protection=ProtectionSettings(messages_per_second=None),
+            protection=ProtectionSettings(
+                messages_per_second=None, unauthenticated_per_second=None
+            ),
             max_expires=3600,
             nat_keepalive_interval=None,
         )

@@ -157,14 +157,20 @@ class LiveNode:
     """A real ``cloudcc serve`` process on free ports."""
 
     def __init__(
-        self, data_dir: Path, extra_args: list[str] | None = None, env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        *,
+        http_port: int | None = None,
+        sip_port: int | None = None,
     ) -> None:
         import subprocess
         import sys
 
         self.data_dir = data_dir
-        self.http_port = free_port()
-        self.sip_port = free_port("both")
+        self.http_port = http_port or free_port()
+        self.sip_port = sip_port or free_port("both")
         self.base = f"http://127.0.0.1:{self.http_port}"
         self.log_path = data_dir.parent / f"node-{self.http_port}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()

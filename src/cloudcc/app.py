@@ -19,6 +19,7 @@ from cloudcc.api.context import ApiContext
 from cloudcc.bus import LocalBus
 from cloudcc.bus.nats import NatsBus
 from cloudcc.config import Settings
+from cloudcc.directory.codes import DispositionCodeResource, ReasonCodeResource
 from cloudcc.directory.flows import FlowService
 from cloudcc.directory.pool import NumberPool
 from cloudcc.directory.resources import (
@@ -92,6 +93,8 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
         number_pool=NumberPool(db, bus),
         trunks=TrunkResource(db, bus, box),
         hours=BusinessHoursResource(db, bus),
+        reason_codes=ReasonCodeResource(db, bus),
+        dispositions=DispositionCodeResource(db, bus),
         flows=FlowService(db, bus),
         users=UserResource(db, bus),
         roles=RoleResource(db, bus),

@@ -25,7 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     serve.add_argument("--metrics-host", help="address of /metrics (default 127.0.0.1)")
     cluster = serve.add_argument_group("cluster (docs/deployment.md)")
-    cluster.add_argument("--node-id", help="this node's unique name in the cluster")
+    cluster.add_argument(
+        "--node-id",
+        "--node-name",
+        dest="node_id",
+        help="this node's unique name (default: kept in <data-dir>/node-id); a replacement node "
+        "given the dead node's name closes what it left at start",
+    )
     cluster.add_argument("--nats-url", help="NATS server for events between nodes, nats://...")
     cluster.add_argument(
         "--advertise-host", help="the address other parties reach this node's SIP/RTP on"

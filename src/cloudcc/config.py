@@ -43,6 +43,11 @@ class SipSettings(_Section):
     max_cps: float = 200.0
     messages_per_second: float = 200.0  # per source address; floods beyond are dropped
     exempt_sources: list[str] = []  # e.g. the Kamailio edge in front of the nodes
+    # new requests/s from a source that has not authenticated (no digest success, no
+    # trunk call) lately: scans beyond are dropped; 0 disables the limit
+    unauthenticated_per_second: float = 20.0
+    flood_ban_after: int = 200  # dropped requests within a minute that ban the source
+    ban_seconds: float = 600.0  # how long a flooding or password-guessing source is banned
     default_tenant: str | None = "demo"  # the tenant of requests addressed to an IP
     public_host: str | None = None  # the address written in Via/Contact/SDP (NAT)
 
@@ -54,6 +59,15 @@ class MediaSettings(_Section):
     port_max: int = 29999
     jitter_ms: int = 40
     inactivity_timeout: float = 60.0  # seconds without RTP before a call is cleared; 0: never
+
+
+class RecoverySettings(_Section):
+    """What a node keeps so that a crash loses little (recovery/)."""
+
+    checkpoint_seconds: float = 2.0  # heartbeat and live contacts' times written this often
+    dead_after_seconds: float = 30.0  # another node silent this long is closed by this one
+    restore_agents: bool = True  # agents' sign-ins and presence survive a restart
+    drain_seconds: float = 30.0  # on SIGTERM, live calls get this long to end by themselves
 
 
 class MetricsSettings(_Section):
@@ -108,6 +122,7 @@ class Settings(_Section):
     sip: SipSettings = SipSettings()
     media: MediaSettings = MediaSettings()
     ai: AiSettings = AiSettings()
+    recovery: RecoverySettings = RecoverySettings()
     metrics: MetricsSettings = MetricsSettings()
     cluster: ClusterSettings = ClusterSettings()
 

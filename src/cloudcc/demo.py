@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,17 @@ from cloudcc.tenancy.tenants import PLATFORM_SLUG
 DEMO_SLUG = "demo"
 DEMO_NUMBER = "4000"
 DEMO_TRUNK = "local"
+log = logging.getLogger("cloudcc.demo")
+
 AGENTS = [("Alice Agent", "1001"), ("Bob Agent", "1002"), ("Carol Agent", "1003")]
 
 
-async def ensure_demo(ctx: ApiContext, settings: Settings) -> dict[str, Any]:
-    """Create the platform and demo tenants once; return (and keep) their credentials."""
+async def ensure_demo(ctx: ApiContext, settings: Settings) -> dict[str, Any] | None:
+    """Create the platform and demo tenants once; return (and keep) their credentials.
+
+    None when the demo tenant exists but this data dir has no credentials for it (a node
+    replacing another on a shared database): the node starts, the passwords stay where the
+    node that created them wrote them."""
     path = settings.data_dir / "demo-credentials.json"
     async with ctx.db.session() as s:
         existing = await s.scalar(select(Tenant.id).where(Tenant.slug == DEMO_SLUG))
@@ -32,9 +39,12 @@ async def ensure_demo(ctx: ApiContext, settings: Settings) -> dict[str, Any]:
         creds["file"] = str(path)
         return creds
     if existing:
-        raise RuntimeError(
-            f"the demo tenant exists but {path} is gone; its passwords cannot be shown again"
+        log.warning(
+            "the demo tenant exists but %s is not here (another node or data dir created it): "
+            "its passwords are not shown",
+            path,
         )
+        return None
 
     platform_password = _password()
     await ctx.tenants.create(

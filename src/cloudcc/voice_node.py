@@ -24,6 +24,8 @@ from cloudcc.contacts.voice import VoiceService
 from cloudcc.events.targets import TargetPolicy
 from cloudcc.ivr.webhook import WebhookRunner
 from cloudcc.media.engine import MediaEngine
+from cloudcc.recovery.journal import DialogJournal
+from cloudcc.recovery.service import NodeRecovery
 from cloudcc.sip.endpoint import EndpointConfig, SipEndpoint
 from cloudcc.sip.protection import ProtectionSettings
 from cloudcc.store.tables import Tenant
@@ -77,6 +79,10 @@ class VoiceNode:
                     messages_per_second=sip_cfg.messages_per_second,
                     burst=sip_cfg.messages_per_second * 2,
                     exempt_sources=frozenset(sip_cfg.exempt_sources),
+                    unauthenticated_per_second=sip_cfg.unauthenticated_per_second or None,
+                    unauthenticated_burst=max(1.0, sip_cfg.unauthenticated_per_second * 5),
+                    flood_drops_to_ban=sip_cfg.flood_ban_after,
+                    ban_seconds=sip_cfg.ban_seconds,
                     max_calls=sip_cfg.max_calls,
                     max_calls_per_second=sip_cfg.max_cps,
                 ),
@@ -85,6 +91,8 @@ class VoiceNode:
         self.acd = Acd(ctx.db, ctx.bus)
         self.contacts = ContactStore(ctx.db, node=node_name(settings))
         self.recordings = RecordingStore(ctx.db, settings.recordings_dir.resolve(), self.contacts)
+        self.journal = DialogJournal(ctx.db, self.contacts.node)
+        self.sip.dialog_listeners.append(self.journal)
         self.retention = Retention(ctx.db, ctx.bus, settings.recordings_dir.resolve())
         tts_config = {**settings.ai.tts, "cache_dir": str(settings.data_dir / "tts-cache")}
         self.tts = create_tts(tts_config)
@@ -114,6 +122,16 @@ class VoiceNode:
             media_timeout=settings.media.inactivity_timeout,
             url_policy=TargetPolicy(settings.webhook_allowed_networks),
         )
+        self.node_recovery = NodeRecovery(
+            ctx.db,
+            self.contacts.node,
+            self.contacts,
+            self.recordings,
+            self.journal,
+            lambda: [session.contact for session in self.voice.sessions.values()],
+            checkpoint_seconds=settings.recovery.checkpoint_seconds,
+            dead_after_seconds=settings.recovery.dead_after_seconds,
+        )
 
     def _webhook_secret(self, tenant_id: str, name: str | None) -> bytes | None:
         """IVR webhooks are signed with the tenant's webhook secret (whatever the node names)."""
@@ -130,13 +148,10 @@ class VoiceNode:
         task.add_done_callback(self._tasks.discard)
 
     async def start(self) -> None:
+        # Before this process opens any dialog: close what a crash of this node left behind.
+        await self.node_recovery.recover_own()
+        await self.journal.start()
         await self.contacts.start()
-        recovered = await self.contacts.recover()
-        recordings = await self.recordings.recover()
-        if recovered or recordings:
-            log.warning(
-                "closed %d contacts and %d recordings left open by a crash", recovered, recordings
-            )
         await self._load_secrets()
         self.ctx.bus.on(
             lambda e: e.type in ("tenant.created", "tenant.webhook_secret_rotated"),
@@ -144,6 +159,8 @@ class VoiceNode:
         )
         await self.media.start()
         await self.sip.start()
+        # Both parties of every call the crash cut off get their BYE now; then heartbeats.
+        self.node_recovery.start(self.sip)
         self.ctx.trunks.live = self.voice.trunks.status
         await self.voice.trunks.start()  # registrations at the carriers that want them
         self.retention.start()
@@ -158,12 +175,17 @@ class VoiceNode:
 
     async def stop(self) -> None:
         self.ctx.trunks.live = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.retention.stop()
         await self.voice.stop()
+        await self.node_recovery.stop()
         await self.sip.stop()
         await self.acd.close()
         await self.media.stop()
         await self.contacts.stop()
+        await self.journal.stop()
         await self.http.aclose()
         if self.asr is not None:
             await self.asr.close()

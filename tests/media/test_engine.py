@@ -384,6 +384,32 @@ async def test_symmetric_rtp_latches_to_where_packets_come_from(
     assert leg.stats().foreign_dropped >= 9
 
 
+async def test_a_stale_stream_on_a_reused_port_does_not_take_the_new_call(
+    engine: MediaEngine, peers: Peers, caplog: pytest.LogCaptureFixture
+) -> None:
+    # issue 18.12: after a crash the old call's far end keeps sending to a port that a new
+    # call now uses; the new caller (behind NAT: not from the SDP's address) must win
+    stale = await peers()
+    caller = await peers()
+    leg = await engine.open_leg()
+    stale.connect((leg.host, leg.port))
+    old_stream = asyncio.create_task(stale.send_tone(300, 1.5))
+    await asyncio.sleep(0.15)  # the stale stream arrives before the leg is configured
+    leg.configure(("127.0.0.1", 9), "PCMU")
+    engine.play(leg, sine(800, 3.0, -10.0))
+    await asyncio.sleep(0.2)
+    assert leg.remote == ("127.0.0.1", 9)  # not latched onto the stale stream
+    caller.connect((leg.host, leg.port))
+    await caller.send_tone(400, 0.3)
+    await old_stream
+    assert leg.remote == caller.address
+    assert len(caller.received_audio()) > 0
+    assert stale.received == []  # none of the new caller's audio went to the old party
+    assert leg.stats().foreign_dropped >= 40
+    assert any("refused" in r.getMessage() and str(stale.address[1]) in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+
+
 async def test_malformed_and_unexpected_packets_are_dropped_without_harm(
     engine: MediaEngine, peers: Peers
 ) -> None:

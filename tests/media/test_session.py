@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from cloudcc.media.rtcp import ReceiverReport, SenderReport, parse_compound
-from cloudcc.media.session import Latch, LatchState, ReceiverStats, RtpSession
+from cloudcc.media.session import Latch, LatchState, ReceiverStats, RtpSession, is_routable
 
 
 def feed(stats: ReceiverStats, seqs: list[int]) -> None:
@@ -104,16 +106,71 @@ def test_relayed_stream_gets_our_ssrc_and_continuous_sequence_numbers() -> None:
 
 
 def test_latch_follows_the_first_source_and_drops_others() -> None:
-    latch = Latch(("10.0.0.1", 4000))
+    latch = Latch(("10.0.0.1", 4000))  # a private address: the phone may be behind NAT
     assert latch.destination == ("10.0.0.1", 4000)
-    assert latch.accept(("203.0.113.9", 31000))  # behind NAT: another address
+    assert latch.accept(("203.0.113.9", 31000), 0.0)  # behind NAT: another address
     assert latch.state is LatchState.LATCHED
     assert latch.destination == ("203.0.113.9", 31000)
-    assert not latch.accept(("198.51.100.1", 5000))
+    assert not latch.accept(("198.51.100.1", 5000), 0.02)
+    assert latch.refused == 1
 
 
 def test_disabled_latch_keeps_the_signalled_address() -> None:
     latch = Latch(("10.0.0.1", 4000), enabled=False)
-    assert latch.accept(("10.0.0.1", 4002))
-    assert not latch.accept(("10.9.9.9", 4000))
+    assert latch.accept(("10.0.0.1", 4002), 0.0)
+    assert not latch.accept(("10.9.9.9", 4000), 0.0)
     assert latch.destination == ("10.0.0.1", 4000)
+
+
+def test_a_routable_sdp_address_is_the_only_source_taken() -> None:
+    # issue 18.12: anyone who guesses the port must not take the leg over
+    latch = Latch(("8.8.4.4", 4000))
+    assert latch.strict
+    assert not latch.accept(("1.2.3.4", 4000), 0.0)  # first packet, but not the SDP's IP
+    assert latch.destination == ("8.8.4.4", 4000)
+    assert latch.accept(("8.8.4.4", 4002), 0.1)  # the SDP's IP, another port: symmetric
+    assert latch.destination == ("8.8.4.4", 4002)
+    assert not latch.accept(("1.2.3.4", 4000), 10.0)  # even after a long silence
+    assert latch.refused == 2
+
+
+@pytest.mark.parametrize("host", ["10.1.2.3", "192.168.0.7", "127.0.0.1", "100.64.0.1", "fe80::1",
+                                  "203.0.113.5", "pbx.example.com"])  # fmt: skip
+def test_private_loopback_documentation_and_names_are_not_routable(host: str) -> None:
+    assert not is_routable(host)
+    assert is_routable("8.8.8.8") and is_routable("2001:4860:4860::8888")
+
+
+def test_after_the_window_another_source_latches_only_when_the_current_one_fell_silent() -> None:
+    latch = Latch(("10.0.0.1", 4000), window=2.0, silence=2.0)
+    assert latch.accept(("203.0.113.9", 31000), 0.0)
+    for t in range(1, 50):  # the latched source keeps sending every 20 ms
+        assert latch.accept(("203.0.113.9", 31000), t * 0.02)
+        assert not latch.accept(("198.51.100.1", 5000), t * 0.02)
+    assert latch.refused == 49
+    # the latched source stops (NAT rebinding): after 2 s of silence the new one is taken
+    assert not latch.accept(("203.0.113.9", 31002), 2.0)
+    assert latch.accept(("203.0.113.9", 31002), 3.1)
+    assert latch.destination == ("203.0.113.9", 31002) and latch.relatched == 1
+
+
+def test_the_exact_sdp_address_wins_over_a_source_latched_in_the_window() -> None:
+    latch = Latch(("10.0.0.1", 4000), window=2.0)
+    assert latch.accept(("10.0.0.9", 6000), 0.0)  # someone else got there first
+    assert latch.accept(("10.0.0.1", 4000), 0.5)  # the signalled peer, inside the window
+    assert latch.destination == ("10.0.0.1", 4000)
+    assert not latch.accept(("10.0.0.9", 6000), 0.52)
+    # outside the window the exact address is no longer enough while another is heard
+    late = Latch(("10.0.0.1", 4000), window=2.0)
+    assert late.accept(("10.0.0.9", 6000), 0.0)
+    for t in range(1, 150):
+        late.accept(("10.0.0.9", 6000), t * 0.02)
+    assert not late.accept(("10.0.0.1", 4000), 3.0)
+
+
+def test_a_stream_that_was_sending_before_the_leg_was_configured_is_stale() -> None:
+    stale = ("10.0.0.66", 7000)
+    latch = Latch(("10.0.0.1", 4000), stale=frozenset({stale}))
+    assert not latch.accept(stale, 0.0)
+    assert not latch.accept(stale, 5.0)  # never, while it is not the SDP's address
+    assert latch.accept(("203.0.113.9", 31000), 5.1)  # the real (NATed) caller

@@ -145,3 +145,19 @@ def test_response_needs_a_to_tag_to_make_a_dialog():
 
     with pytest.raises(DialogError):
         Dialog.for_uac(req, provisional, 0.0)
+
+
+def test_a_restored_dialog_sends_the_same_bye_with_a_higher_cseq():
+    # What a restarted node rebuilds from the journal after a crash (RFC 3261 §12.2.1.1).
+    import json
+
+    d = Dialog.for_uas(invite(), "bobtag", "<sip:bob@192.0.2.4>", 0.0)
+    stored = json.loads(json.dumps(d.snapshot()))  # through a JSON column
+    restored = Dialog.restore(stored, 5.0, seq_gap=1000)
+    assert restored.key == d.key and restored.state is DialogState.CONFIRMED
+    bye, again = d.create_request("BYE"), restored.create_request("BYE")
+    assert again.uri_text == bye.uri_text
+    assert again.get_all("Route") == bye.get_all("Route")
+    assert str(again.from_) == str(bye.from_) and str(again.to) == str(bye.to)
+    assert again.call_id == bye.call_id
+    assert again.cseq.seq == bye.cseq.seq - 1 + 1001

@@ -224,6 +224,15 @@ def test_stream_framer_refuses_missing_or_negative_content_length():
         StreamFramer().feed(torture("inv2543"))
 
 
+def test_stream_framer_returns_the_whole_message_before_a_bad_fragment():
+    good = torture("esc01")
+    framer = StreamFramer()
+    assert framer.feed(good + b"GARBAGE sip:x SIP/2.0\r\nContent-Length: x\r\n\r\n") == [good]
+    assert framer.error is not None  # the caller answers ``good``, then closes
+    with pytest.raises(ParseError):
+        framer.feed(good)  # nothing more is read from a stream that lost its framing
+
+
 def test_stream_framer_waits_for_a_body_that_is_promised():
     framer = StreamFramer()
     assert framer.feed(torture("clerr")) == []

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from cloudcc.sip.protection import CallAdmission, Protection, ProtectionSettings, TokenBucket
+from cloudcc.sip.protection import (
+    CallAdmission,
+    Flood,
+    Protection,
+    ProtectionSettings,
+    TokenBucket,
+)
 
 
 def test_token_bucket_refills_at_its_rate():
@@ -64,3 +70,28 @@ def test_source_table_is_bounded():
     for i in range(1000):
         p.accept_packet(f"10.0.{i // 256}.{i % 256}", 0.0)
     assert len(p.limiter._buckets) == 100
+
+
+def test_unauthenticated_flood_is_dropped_then_banned_while_trusted_sources_pass():
+    p = Protection(ProtectionSettings(unauthenticated_per_second=10, unauthenticated_burst=5,
+                                      flood_drops_to_ban=20, ban_seconds=100))  # fmt: skip
+    p.unauthenticated.trust("198.51.100.7", 0.0)
+    verdicts = [p.unauthenticated.check("203.0.113.9", i / 100) for i in range(40)]
+    assert verdicts[:5] == [Flood.ALLOW] * 5
+    assert Flood.DROP in verdicts and verdicts.count(Flood.BAN) == 1
+    assert not p.accept_packet("203.0.113.9", 1.0)  # banned like a password guesser
+    assert p.accept_packet("203.0.113.9", 101.0)
+    assert all(p.unauthenticated.check("198.51.100.7", 0.0) is Flood.ALLOW for _ in range(100))
+    assert p.unauthenticated.check("198.51.100.7", 3601.0) is Flood.ALLOW  # the burst again
+
+
+def test_unauthenticated_drops_outside_the_window_do_not_ban():
+    p = Protection(ProtectionSettings(unauthenticated_per_second=1, unauthenticated_burst=1,
+                                      flood_drops_to_ban=3, auth_failure_window=10))  # fmt: skip
+    assert p.unauthenticated.check("203.0.113.9", 0.0) is Flood.ALLOW
+    assert p.unauthenticated.check("203.0.113.9", 0.1) is Flood.DROP
+    assert p.unauthenticated.check("203.0.113.9", 0.2) is Flood.DROP
+    assert p.unauthenticated.check("203.0.113.9", 20.5) is Flood.ALLOW
+    assert p.unauthenticated.check("203.0.113.9", 20.6) is Flood.DROP  # a new window
+    assert p.unauthenticated.check("203.0.113.9", 20.7) is Flood.DROP
+    assert not p.bans.is_banned("203.0.113.9", 21.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import pytest
 
@@ -96,6 +97,29 @@ async def test_garbage_stream_closes_only_its_own_connection(make_endpoint, app)
     assert result.returncode == 0, result.errors()
 
 
+async def test_request_before_a_malformed_fragment_is_answered_then_the_stream_closed(
+    make_endpoint,
+):
+    ep = await make_endpoint()
+    with socket.create_connection(("127.0.0.1", ep.ports["TCP"]), timeout=5) as sock:
+        port = sock.getsockname()[1]
+        options = sip_request("OPTIONS", "sip:x@127.0.0.1", user="peer", host="127.0.0.1",
+                              port=port, call_id="good-then-bad", transport="TCP")  # fmt: skip
+        # one write: a whole request, then a fragment whose framing cannot be trusted
+        sock.sendall(options + b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nContent-Length: -1\r\n\r\n")
+        received = await asyncio.to_thread(_read_until_closed, sock)
+    assert received.startswith(b"SIP/2.0 200 "), received[:80]
+    assert b"Call-ID: good-then-bad" in received
+    assert received.count(b"SIP/2.0 ") == 1  # the fragment got nothing; the stream closed
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
 async def test_crlf_keepalive_on_tcp_gets_a_pong(make_endpoint):
     ep = await make_endpoint()
     reader, writer = await asyncio.open_connection("127.0.0.1", ep.ports["TCP"])
@@ -129,6 +153,56 @@ async def test_flood_from_one_source_is_dropped_while_another_source_calls(make_
     assert answered <= 50 + 50 * 10  # the burst, then 50/s for the seconds it took
     assert answered < 1000
     assert ep.protection.limiter.dropped >= 2000
+
+
+async def test_options_scan_at_100_per_second_is_limited_then_banned(make_endpoint, caplog):
+    settings = ProtectionSettings(messages_per_second=None, unauthenticated_per_second=10,
+                                  unauthenticated_burst=10, flood_drops_to_ban=60)  # fmt: skip
+    ep = await make_endpoint(protection=settings)
+    scanner = await UdpPeer.open()
+    try:
+        for i in range(200):  # 2 s of a scan at 100 requests/s
+            scanner.send(
+                sip_request("OPTIONS", "sip:100@127.0.0.1", user="scan", host="127.0.0.1",
+                            port=scanner.port, call_id=f"scan-{i}"),
+                ep.ports["UDP"],
+            )  # fmt: skip
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        answered = scanner.received.qsize()
+    finally:
+        scanner.close()
+    # the burst, 10/s until 60 drops (about 0.7 s at 90 dropped/s), then nothing at all
+    assert 10 <= answered <= 10 + 10 * 1.5, answered
+    assert ep.protection.bans.banned(ep.now()) == ["127.0.0.1"]
+    assert ep.protection.unauthenticated.banned == 1
+    assert any("banning 127.0.0.1" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_authenticated_source_is_not_held_to_the_unauthenticated_rate(make_endpoint, app):
+    settings = ProtectionSettings(messages_per_second=None, unauthenticated_per_second=1,
+                                  unauthenticated_burst=3, flood_drops_to_ban=1000)  # fmt: skip
+    ep = await make_endpoint(app, protection=settings)
+    phone = await UdpPeer.open()
+    uri = "sip:127.0.0.1"
+    try:
+        first = sip_request("REGISTER", uri, user="alice", host="127.0.0.1", port=phone.port,
+                            call_id="reg-1").replace(b"To: <sip:127.0.0.1>", b"To: <sip:alice@127.0.0.1>")  # fmt: skip
+        phone.send(first, ep.ports["UDP"])
+        params = challenge_params(await phone.recv(1.0))
+        auth = digest_md5("alice", params["realm"], "secret", "REGISTER", uri, params["nonce"])
+        second = sip_request("REGISTER", uri, user="alice", host="127.0.0.1", port=phone.port,
+                             call_id="reg-1", cseq=2, headers=[f"Authorization: {auth}"])  # fmt: skip
+        phone.send(second.replace(b"To: <sip:127.0.0.1>", b"To: <sip:alice@127.0.0.1>"),
+                   ep.ports["UDP"])  # fmt: skip
+        assert await phone.recv_status(1.0) == 200
+        for i in range(20):  # well over 1/s with a burst of 3: all answered once trusted
+            phone.send(sip_request("OPTIONS", "sip:100@127.0.0.1", user="alice",
+                                   host="127.0.0.1", port=phone.port, call_id=f"ka-{i}"),
+                       ep.ports["UDP"])  # fmt: skip
+            assert await phone.recv_status(1.0) == 200
+    finally:
+        phone.close()
 
 
 async def test_repeated_wrong_passwords_get_the_source_banned(make_endpoint, app):

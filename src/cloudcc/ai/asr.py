@@ -38,6 +38,7 @@ from cloudcc.ai.exceptions import (
     UnknownEngineError,
 )
 from cloudcc.ivr.actions import NoInput, SpeechRecognized
+from cloudcc.runtime import die_with_parent
 
 DIGIT_WORDS = ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 DECODE_RATE = 16000
@@ -389,7 +390,13 @@ def confidence_from_score(per_frame: float) -> float:
 
 
 def _spawn_pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    """Workers die with the node (even on SIGKILL): no orphan holds memory after a crash."""
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=get_context("spawn"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 class Pocketsphinx(SpeechRecognizer):

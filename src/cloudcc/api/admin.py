@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from cloudcc.api import calls, flows, pool, prompts
+from cloudcc.api import calls, codes, flows, pool, prompts
 from cloudcc.api import schemas as s
 from cloudcc.api.crud import ERRORS, IdPath, crud_router
 from cloudcc.api.security import Authenticated, Ctx
@@ -111,6 +111,7 @@ routers: list[APIRouter] = [
     prompts.router,
     pool.router,
 ]
+routers += codes.routers
 routers += [
     crud_router(
         "/agents",

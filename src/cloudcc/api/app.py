@@ -13,6 +13,7 @@ from cloudcc.api import admin, problems, prompts
 from cloudcc.api import events as api_events
 from cloudcc.api.context import ApiContext
 from cloudcc.api.middleware import BodySizeLimit, InFlightLimit
+from cloudcc.web.serve import WebApp
 
 
 def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> FastAPI:
@@ -40,6 +41,8 @@ def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> Fas
         ok = ready()
         return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
+    # The web app at / (GET outside /api/): the same origin as the API.
+    app.add_middleware(WebApp)
     limits = ctx.settings.limits
     app.add_middleware(
         BodySizeLimit,

@@ -63,7 +63,10 @@ AgentRef = Annotated[str, StringConstraints(pattern=r"^([0-9a-f]{32}|me)$")]
 
 class LoginIn(Body):
     device: Annotated[str, StringConstraints(max_length=200)] | None = Field(
-        None, description="a SIP URI to ring; default: the agent's registered phone"
+        None,
+        description="a SIP URI to ring: the device an admin assigned the agent, or any "
+        "(needs agents:device); default: the agent's registered softphone or phone, else "
+        "its assigned device",
     )
     ready: bool = True
 
@@ -90,11 +93,12 @@ class AgentStatus(BaseModel):
 
 @router.post("/agents/{agent_id}/login", response_model=AgentStatus, operation_id="agent_login")
 async def agent_login(actor: Authenticated, ctx: Ctx, agent_id: AgentRef, body: LoginIn) -> Any:
-    """Sign an agent in (ready, or not ready) with its registered phone or a given SIP URI."""
+    """Sign an agent in (ready, or not ready) with a phone the node can reach: its
+    registered softphone or phone, its assigned device, or a SIP URI (agents:device)."""
     aid = await _agent_in_tenant(ctx, actor, agent_id)
     _own_agent(actor, aid)
     voice = _voice(ctx)
-    await voice.agent_login(actor.tenant_id, aid, body.device, body.ready)
+    await voice.agents.sign_in(actor, aid, body.device, body.ready)
     return await voice.agent_status(actor.tenant_id, aid)
 
 
@@ -268,7 +272,9 @@ async def record(actor: Authenticated, ctx: Ctx, contact_id: ContactId, body: Re
 
 @router.post("/contacts/{contact_id}/wrapup", response_model=OperationOut, operation_id="wrapup")
 async def wrapup(actor: Authenticated, ctx: Ctx, contact_id: ContactId, body: WrapupIn) -> Any:
-    """Disposition code and notes; ``done`` ends the agent's after-call work."""
+    """Disposition code and notes; ``done`` ends the agent's after-call work. Once the tenant
+    has disposition codes, ``code`` must be one of them."""
+    await _voice(ctx).agents.check_disposition(actor.tenant_id, body.code)
     return await _op(
         actor, ctx, contact_id, "wrapup", code=body.code, notes=body.notes, done=body.done
     )

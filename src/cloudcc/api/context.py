@@ -7,6 +7,7 @@ from typing import Any
 
 from cloudcc.bus import LocalBus
 from cloudcc.config import Settings
+from cloudcc.directory.codes import DispositionCodeResource, ReasonCodeResource
 from cloudcc.directory.flows import FlowService
 from cloudcc.directory.pool import NumberPool
 from cloudcc.directory.resources import (
@@ -38,6 +39,8 @@ class ApiContext:
     number_pool: NumberPool
     trunks: TrunkResource
     hours: BusinessHoursResource
+    reason_codes: ReasonCodeResource
+    dispositions: DispositionCodeResource
     flows: FlowService
     users: UserResource
     roles: RoleResource

@@ -68,6 +68,7 @@ Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,253}$"
 Description = Annotated[str, StringConstraints(max_length=500)]
 Status = Literal["active", "disabled"]
 Id = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+PhoneUri = Annotated[str, StringConstraints(pattern=r"^sips?:[^\s]{3,200}$")]
 PhoneNumberText = Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{2,20}$")]
 Hostname = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
@@ -324,6 +325,9 @@ class AgentCreate(Body):
     password: Password | None = Field(None, description="web login; the SIP password if unset")
     email: Email | None = None
     status: Status = "active"
+    device: PhoneUri | None = Field(
+        None, description="a phone the agent may sign in with (needs agents:device)"
+    )
 
 
 class AgentUpdate(Body):
@@ -337,6 +341,9 @@ class AgentUpdate(Body):
     password: Password = UNSET
     email: Email | None = None
     status: Status = UNSET
+    device: PhoneUri | None = Field(
+        UNSET, description="a phone the agent may sign in with (needs agents:device); null: none"
+    )
 
 
 class AgentOut(Out):
@@ -349,6 +356,7 @@ class AgentOut(Out):
     skills: dict[str, int]
     max_chats: int
     status: str
+    device: str | None
     created_at: datetime
     updated_at: datetime
 

@@ -29,15 +29,19 @@ from cloudcc.routing.events import (
 )
 from cloudcc.routing.exceptions import RoutingError
 from cloudcc.routing.model import (
+    BUILTIN_REASONS,
+    NOT_READY_STATES,
     AgentConfig,
     Channel,
     QueueConfig,
+    ReasonCode,
     Relaxation,
     SkillRequirement,
     Strategy,
     Treatment,
     TreatmentKind,
 )
+from cloudcc.store.codes import ReasonCodeRow
 from cloudcc.store.db import Database
 from cloudcc.store.tables import Agent, SkillQueue
 
@@ -116,6 +120,20 @@ def agent_config(row: Agent) -> AgentConfig:
     )
 
 
+def reason_code(row: ReasonCodeRow) -> ReasonCode:
+    """The engine's view of a tenant's reason code row."""
+    return ReasonCode(
+        code=row.code,
+        label=row.label,
+        max_seconds=float(row.max_seconds) if row.max_seconds else None,
+        auto_ready=bool(row.auto_ready),
+        cti_code=NOT_READY_STATES.get(row.cec_state, 7),
+    )
+
+
+BUILTIN_CODES = frozenset(r.code for r in BUILTIN_REASONS)
+
+
 class Acd:
     """Every tenant's routing engine on this node."""
 
@@ -135,6 +153,7 @@ class Acd:
             lambda e: e.type.startswith(("agent.", "queue.")) and "." in e.type,
             self._on_config_event,
         )
+        bus.on(lambda e: e.type.startswith("reason_code."), self._on_reason_event)
 
     # --- engines ------------------------------------------------------------------------
 
@@ -168,8 +187,13 @@ class Acd:
                 await s.scalars(select(SkillQueue).where(SkillQueue.tenant_id == tenant_id))
             ).all()
             agents = (await s.scalars(select(Agent).where(Agent.tenant_id == tenant_id))).all()
+            reasons = (
+                await s.scalars(select(ReasonCodeRow).where(ReasonCodeRow.tenant_id == tenant_id))
+            ).all()
         engine = RoutingEngine(tenant_id=tenant_id)
         now = self.clock()
+        for reason in reasons:
+            engine.configure_reason_code(reason_code(reason), now)
         ids = {row.name: row.id for row in queues}
         self._queue_ids[tenant_id] = ids
         self._queue_names[tenant_id] = {row.id: row.name for row in queues}
@@ -282,6 +306,33 @@ class Acd:
                 await self._queue_changed(tenant_id, engine, id_)
         except RoutingError:
             log.exception("applying %s to the routing engine failed; reloading", event.type)
+            self._engines.pop(tenant_id, None)
+
+    def _on_reason_event(self, event: Any) -> None:
+        if event.tenant_id not in self._engines:
+            return
+        task = asyncio.get_running_loop().create_task(self._reasons_changed(event.tenant_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reasons_changed(self, tenant_id: str) -> None:
+        """Make the engine's tenant reason codes those of the store (built-ins stay)."""
+        async with self.db.session() as s:
+            rows = (
+                await s.scalars(select(ReasonCodeRow).where(ReasonCodeRow.tenant_id == tenant_id))
+            ).all()
+        engine = self._engines.get(tenant_id)
+        if engine is None:
+            return
+        wanted = {row.code: reason_code(row) for row in rows}
+        try:
+            for code in set(engine.reason_codes) - set(wanted) - BUILTIN_CODES:
+                self.run(tenant_id, engine, "remove_reason_code", code)
+            for reason in wanted.values():
+                if engine.reason_codes.get(reason.code) != reason:
+                    self.run(tenant_id, engine, "configure_reason_code", reason)
+        except RoutingError:
+            log.exception("applying reason codes to the routing engine failed; reloading")
             self._engines.pop(tenant_id, None)
 
     async def ensure_agent(self, tenant_id: str, agent_id: str) -> bool:

@@ -29,6 +29,25 @@ class BadTarget(ContactError, Invalid):
     """A transfer or call target that does not exist or cannot be reached."""
 
 
+class AgentStateConflict(ContactError, Conflict):
+    """The agent's current state does not allow the change (already signed in, not signed
+    in, already ready, still holding contacts)."""
+
+    code = "agent_state_conflict"
+
+
+class UnknownReason(ContactError, Invalid):
+    """A not-ready reason or disposition code the tenant has not defined."""
+
+    code = "unknown_code"
+
+
+class NoDevice(ContactError, Invalid):
+    """An agent signs in with no phone the node can reach."""
+
+    code = "no_device"
+
+
 class DestinationRefused(ContactError, PermissionDenied):
     """The tenant's dial plan or allowed SIP destinations do not let a call go there."""
 
@@ -42,11 +61,14 @@ class NoRoute(ContactError, Conflict):
 
 
 __all__ = [
+    "AgentStateConflict",
     "BadTarget",
     "ContactError",
     "ContactNotFound",
     "DestinationRefused",
     "IllegalTransition",
+    "NoDevice",
     "NoRoute",
     "OperationRefused",
+    "UnknownReason",
 ]

@@ -8,6 +8,7 @@ timestamps (``cloudcc.contacts.cdr``). Nothing here does I/O.
 
 from __future__ import annotations
 
+import copy
 import enum
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,6 +119,7 @@ class Disposition(enum.StrEnum):
     NO_ANSWER = "no_answer"  # outbound: the customer did not answer
     RELEASED = "released"  # a supervisor (or the agent) ended it before anyone answered
     FAILED = "failed"  # a technical failure ended it
+    NODE_FAILURE = "node_failure"  # the node anchoring it died; closed on recovery
 
 
 class EndCause(enum.StrEnum):
@@ -301,6 +303,13 @@ class Contact:
         elif self.state is ContactState.WRAPUP:
             self.wrapup_seconds += spent
         self._phase_since = None
+
+    def as_of(self, now: float) -> Contact:
+        """A copy whose phase times count the phase under way up to ``now`` (what a
+        checkpoint writes, so that a crash loses at most the time since)."""
+        snapshot = copy.copy(self)
+        snapshot._close_phase(now)
+        return snapshot
 
     @property
     def ended(self) -> bool:

@@ -151,14 +151,28 @@ class ContactStore:
             self._statements[key] = stmt
         return stmt
 
-    async def recover(self, now: float | None = None) -> int:
-        """Close the contacts this node left open when it died; returns how many."""
+    def checkpoint(self, contact: Contact, now: float) -> None:
+        """Queue the contact's state with the phase under way counted up to ``now``: after a
+        crash its record keeps the talk (queue, IVR...) time known at the last checkpoint."""
+        values = row_values(contact.as_of(now), self.node)
+        values["total_seconds"] = round(max(0.0, now - contact.created_at), 3)
+        self._pending.setdefault(contact.id, values)
+        self._idle.clear()
+        self._wake.set()
+
+    async def recover(self, now: float | None = None, node: str | None = None) -> int:
+        """Close the contacts ``node`` (this one by default) left open when it died, as of
+        ``now``: the last moment it was known alive; returns how many.
+
+        Their disposition is ``node_failure`` (after-call work keeps the one it had: the call
+        itself was over); the phase times are those of the last checkpoint."""
         now = time.time() if now is None else now
+        node = self.node if node is None else node
         async with self.db.transaction() as s:
             rows = (
                 await s.scalars(
                     select(ContactRecord).where(
-                        ContactRecord.node == self.node, ContactRecord.state != "ended"
+                        ContactRecord.node == node, ContactRecord.state != "ended"
                     )
                 )
             ).all()
@@ -169,19 +183,18 @@ class ContactStore:
                     )
                 ).all()
                 row.recordings = sorted(set(row.recordings) | set(recorded))
+                ended = max(now, row.created_at.timestamp())
+                if row.state != ContactState.WRAPUP.value or row.disposition is None:
+                    row.disposition = Disposition.NODE_FAILURE.value
                 row.state = ContactState.ENDED.value
                 row.end_cause = EndCause.NODE_FAILURE.value
-                row.ended_at = _dt(now)
-                if row.disposition is None:
-                    row.disposition = (
-                        Disposition.ANSWERED if row.answered_at else Disposition.ABANDONED
-                    ).value
-                row.total_seconds = max(0.0, now - row.created_at.timestamp())
+                row.ended_at = _dt(ended)
+                row.total_seconds = round(ended - row.created_at.timestamp(), 3)
                 row.legs = [
                     {
                         **leg,
                         "state": "ended",
-                        "ended_at": leg.get("ended_at") or now,
+                        "ended_at": leg.get("ended_at") or ended,
                         "end_cause": leg.get("end_cause") or EndCause.NODE_FAILURE.value,
                     }
                     for leg in row.legs
@@ -252,15 +265,25 @@ class RecordingStore:
             }
         )
 
-    async def recover(self) -> int:
-        """Finish recordings left open by a crash from what reached the disk, and give a
-        row to any file whose row was still queued when the node died."""
+    async def recover(self, contact_ids: set[str]) -> int:
+        """Finish the recordings of ``contact_ids`` (the contacts a dead node left open) from
+        what reached the disk, the WAV header made to match it, and give a row to any of
+        their files whose row was still queued when the node died. Recordings of other
+        nodes' contacts are not touched, whatever this node's disk holds."""
         root = self.root
+        if not contact_ids:
+            return 0
         async with self.db.transaction() as s:
             rows = (
-                await s.scalars(select(RecordingRecord).where(RecordingRecord.state == "recording"))
+                await s.scalars(
+                    select(RecordingRecord).where(
+                        RecordingRecord.state == "recording",
+                        RecordingRecord.contact_id.in_(contact_ids),
+                    )
+                )
             ).all()
             for row in rows:
+                await asyncio.to_thread(repair_wav, root / row.path)
                 duration, size, digest = await asyncio.to_thread(inspect_wav, root / row.path)
                 row.state = "recovered" if size else "lost"
                 row.duration_seconds = duration
@@ -269,8 +292,13 @@ class RecordingStore:
                 row.ended_at = _dt(row.started_at.timestamp() + duration)
             known = set((await s.scalars(select(RecordingRecord.path))).all())
             tenants = set((await s.scalars(select(Tenant.id))).all())
-            orphans = await asyncio.to_thread(_orphan_files, root, known, tenants)
+            orphans = [
+                found
+                for found in await asyncio.to_thread(_orphan_files, root, known, tenants)
+                if found[2] in contact_ids
+            ]
             for rel, tenant_id, contact_id, recording_id in orphans:
+                await asyncio.to_thread(repair_wav, root / rel)
                 duration, size, digest = await asyncio.to_thread(inspect_wav, root / rel)
                 mtime = (root / rel).stat().st_mtime
                 s.add(
@@ -307,6 +335,42 @@ def _orphan_files(
             continue
         found.append((rel, tenant_id, contact_id, recording_id))
     return found
+
+
+def repair_wav(path: Path) -> bool:
+    """Make a WAV cut off by a crash consistent: the RIFF and data sizes say what the file
+    holds, a trailing partial frame is dropped. Returns whether anything changed."""
+    if not path.exists():
+        return False
+    with open(path, "r+b") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return False
+        size = os.fstat(f.fileno()).st_size
+        align = 1
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return False
+            kind, length = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if kind == b"fmt ":
+                fmt = f.read(length)
+                align = max(1, int.from_bytes(fmt[12:14], "little"))
+                continue
+            if kind == b"data":
+                break
+            f.seek(length + (length & 1), os.SEEK_CUR)
+        start = f.tell()
+        data = (size - start) // align * align
+        changed = data != length or size != start + data
+        if not changed:
+            return False
+        f.truncate(start + data)
+        f.seek(start - 4)
+        f.write(data.to_bytes(4, "little"))
+        f.seek(4)
+        f.write((start + data - 8).to_bytes(4, "little"))
+    return True
 
 
 def inspect_wav(path: Path) -> tuple[float, int, str | None]:

@@ -1,4 +1,8 @@
-"""Offer/answer between SIP dialogs and media legs: an SDP for a leg, a leg set from an SDP."""
+"""Offer/answer between SIP dialogs and media legs: an SDP for a leg, a leg set from an SDP.
+
+A browser (SIP over WebSocket, WebRTC media) gets the WebRTC flavour: the leg's port then
+speaks ICE-lite and DTLS-SRTP (cloudcc.webrtc) and is otherwise a leg like any other.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,42 @@ from cloudcc.media.engine import Leg as MediaLeg
 from cloudcc.sip import sdp
 from cloudcc.sip.exceptions import OfferAnswerError
 from cloudcc.sip.sdp import SessionDescription
+from cloudcc.webrtc import sdp as webrtc_sdp
+from cloudcc.webrtc.exceptions import NotWebRtc
+from cloudcc.webrtc.transport import attach, transport_of
 
 
-def offer_for(leg: MediaLeg, address: str) -> SessionDescription:
-    """Our offer for a new outgoing leg: G.711 (PCMU, PCMA) and telephone-event."""
+def offer_for(leg: MediaLeg, address: str, *, webrtc: bool = False) -> SessionDescription:
+    """Our offer for a new outgoing leg: G.711 (PCMU, PCMA) and telephone-event; for a
+    browser (``webrtc``) the same codecs (and Opus last) over ICE-lite and DTLS-SRTP."""
+    if webrtc:
+        transport = attach(leg)
+        return webrtc_sdp.make_offer(
+            address,
+            leg.port,
+            transport.ice.local,
+            transport.certificate.fingerprint,
+            cname=f"{leg.id}@cloudcc",
+            ssrc=leg.session.sender.ssrc,
+        )
     return sdp.make_offer(address, leg.port)
 
 
 def answer_for(offer: SessionDescription, leg: MediaLeg, address: str) -> SessionDescription:
     """Answer an offer from ``leg``'s port and set the leg to what was agreed (RFC 3264 §6)."""
-    answer = sdp.answer(offer, address, {"audio": leg.port})
+    if webrtc_sdp.is_webrtc(offer):
+        transport = attach(leg)
+        answer = webrtc_sdp.make_answer(
+            offer,
+            address,
+            leg.port,
+            transport.ice.local,
+            transport.certificate.fingerprint,
+            cname=f"{leg.id}@cloudcc",
+            ssrc=leg.session.sender.ssrc,
+        )
+    else:
+        answer = sdp.answer(offer, address, {"audio": leg.port})
     configure(leg, answer, offer)
     return answer
 
@@ -28,6 +58,18 @@ def configure(leg: MediaLeg, local: SessionDescription, remote: SessionDescripti
     address = remote.address_of(audio)
     if address is None:
         raise OfferAnswerError("the remote description has no connection address")
+    remote_address = (address, audio.port)
+    rtcp_remote = None
+    if webrtc_sdp.is_webrtc(remote):
+        transport = transport_of(leg)
+        if transport is None:
+            raise OfferAnswerError("a WebRTC description for a plain RTP stream")
+        try:
+            params = webrtc_sdp.remote_parameters(remote)
+        except NotWebRtc as exc:
+            raise OfferAnswerError(str(exc)) from None
+        transport.set_remote(params.ice, params.fingerprint, params.our_role)
+        remote_address = rtcp_remote = params.address  # rtcp-mux (RFC 5761)
     codec = sdp.negotiated_codec(local, remote)
     if codec is None:
         raise OfferAnswerError("no common audio codec")
@@ -39,9 +81,10 @@ def configure(leg: MediaLeg, local: SessionDescription, remote: SessionDescripti
     if event is not None and ours is not None and ours.codec("telephone-event") is None:
         event = None
     leg.configure(
-        (address, audio.port),
+        remote_address,
         codec=codec.name.upper(),
         payload_type=codec.payload_type,
         dtmf_payload_type=event.payload_type if event else None,
         ptime=audio.ptime or 20,
+        rtcp_remote=rtcp_remote,
     )

@@ -509,7 +509,9 @@ class ContactSession:
     ) -> DialOutcome:
         """One INVITE for ``party`` (its media stays open when it fails: the caller may try
         another way). ``response_timeout``: give up when not even a 100 Trying came back."""
-        offer = sdp_glue.offer_for(party.media, self.svc.media_address)
+        offer = sdp_glue.offer_for(
+            party.media, self.svc.media_address, webrtc=self.svc.reaches_browser(target)
+        )
         try:
             call = await self.svc.sip.call(
                 target,

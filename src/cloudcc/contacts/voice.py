@@ -27,6 +27,7 @@ from cloudcc.ai.tts import TextToSpeech
 from cloudcc.bus import LocalBus
 from cloudcc.contacts import sdp as sdp_glue
 from cloudcc.contacts.acd import Acd
+from cloudcc.contacts.agents import AgentSessions
 from cloudcc.contacts.destinations import DialPlan, is_listed, sip_target
 from cloudcc.contacts.exceptions import (
     BadTarget,
@@ -178,6 +179,7 @@ class VoiceService:
         self._music_pcm: dict[int, Any] = {}
         self.stopping = False  # set while the node shuts down
         self.trunks = Trunks(db, bus, sip, box)
+        self.agents = AgentSessions(self)
         self.trunk_response_timeout = TRUNK_RESPONSE_TIMEOUT
         # AOR registered by a phone or a trunk's PBX -> the addresses it registered from,
         # and how many such AORs each address has (looked up on every unknown INVITE)
@@ -461,13 +463,29 @@ class VoiceService:
 
     async def agent_device(self, tenant_id: str, agent_id: str) -> str | None:
         """Where to ring an agent: the phone it logged in with, else its registered phone."""
-        static = self._static_devices.get((tenant_id, agent_id))
-        if static:
-            return static
+        return self.static_device(tenant_id, agent_id) or self.registered_device(
+            tenant_id, agent_id
+        )
+
+    def static_device(self, tenant_id: str, agent_id: str) -> str | None:
+        """The phone URI the agent signed in with (assigned, or given by an admin)."""
+        return self._static_devices.get((tenant_id, agent_id))
+
+    def registered_device(self, tenant_id: str, agent_id: str) -> str | None:
+        """The AOR of a phone or softphone registered with the agent's own credentials."""
         aor = self._devices.get((tenant_id, agent_id))
         if aor and self.sip.registrar.lookup(aor, self.sip.now()):
             return aor
         return None
+
+    def reaches_browser(self, target: str) -> bool:
+        """Whether ``target`` rings only browsers (contacts registered over SIP/WebSocket,
+        RFC 7118): those get a WebRTC offer (ICE, DTLS-SRTP) instead of plain RTP."""
+        try:
+            bindings = self.sip.registrar.lookup(target, self.sip.now())
+        except Exception:  # not an AOR (a trunk URI, a number): a plain SIP target
+            return False
+        return bool(bindings) and all(b.transport.upper() in ("WS", "WSS") for b in bindings)
 
     async def agent_id_for(self, tenant_id: str, ref: str) -> str | None:
         """An agent of the tenant by id or extension (cached until agents change)."""
@@ -931,46 +949,31 @@ class VoiceService:
     ) -> dict[str, Any]:
         from cloudcc.routing.model import Presence
 
-        if device:
-            if not device.startswith(("sip:", "sips:")):
-                raise BadTarget("a phone to log in with is a SIP URI (sip:user@host:port)")
-            self._static_devices[(tenant_id, agent_id)] = device
-        else:
-            self._static_devices.pop((tenant_id, agent_id), None)
+        if device and not device.startswith(("sip:", "sips:")):
+            raise BadTarget("a phone to log in with is a SIP URI (sip:user@host:port)")
         presence = Presence.READY if ready else Presence.NOT_READY
         if not await self.acd.ensure_agent(tenant_id, agent_id):
             raise BadTarget("the agent is disabled")
-        await self.acd.call(
-            tenant_id, "agent_login", agent_id, presence=presence, reason=None if ready else "busy"
-        )
+        await self.agents.login(tenant_id, agent_id, presence, None if ready else "busy")
+        if device:
+            self._static_devices[(tenant_id, agent_id)] = device
+        else:
+            self._static_devices.pop((tenant_id, agent_id), None)
         return {"agent_id": agent_id, "device": await self.agent_device(tenant_id, agent_id)}
 
     async def agent_logout(self, tenant_id: str, agent_id: str) -> None:
-        await self.acd.call(tenant_id, "agent_logout", agent_id)
+        await self.agents.logout(tenant_id, agent_id)
         self._static_devices.pop((tenant_id, agent_id), None)
 
     async def agent_presence(
         self, tenant_id: str, agent_id: str, ready: bool, reason: str | None
     ) -> None:
-        from cloudcc.routing.model import Presence
-
-        presence = Presence.READY if ready else Presence.NOT_READY
-        await self.acd.call(
-            tenant_id,
-            "agent_state_changed",
-            agent_id,
-            presence,
-            reason=None if ready else (reason or "busy"),
-        )
+        await self.agents.presence(tenant_id, agent_id, ready, reason)
 
     async def force_agent(
         self, tenant_id: str, agent_id: str, action: str, by: str, seconds: float | None = None
     ) -> None:
-        from cloudcc.routing.model import ForceAction
-
-        await self.acd.call(
-            tenant_id, "force_agent", agent_id, ForceAction(action), by, seconds=seconds
-        )
+        await self.agents.force(tenant_id, agent_id, action, by, seconds)
 
     async def agent_status(self, tenant_id: str, agent_id: str) -> dict[str, Any]:
         engine = await self.acd.engine(tenant_id)

@@ -29,8 +29,8 @@ from cloudcc.store.tables import (
 )
 from cloudcc.tenancy.credentials import SecretBox, hash_password_off_loop, sip_ha1
 from cloudcc.tenancy.crud import Resource
-from cloudcc.tenancy.exceptions import Conflict, Invalid, QuotaExceeded
-from cloudcc.tenancy.iam import check_grant, resolve_role
+from cloudcc.tenancy.exceptions import Conflict, Invalid, PermissionDenied, QuotaExceeded
+from cloudcc.tenancy.iam import check_control, check_grant, resolve_role
 from cloudcc.tenancy.model import Actor, Page, Permission
 from cloudcc.tenancy.tenants import validate_timezone
 
@@ -39,6 +39,15 @@ async def _tenant(s: AsyncSession, tenant_id: str) -> Tenant:
     tenant = await s.get(Tenant, tenant_id)
     assert tenant is not None, "an actor's tenant always exists"
     return tenant
+
+
+def _assigned_device(actor: Actor, data: dict[str, Any]) -> str | None:
+    """The phone an agent may sign in with: assigning one lets the node ring that address,
+    so it needs the permission to sign in with any phone (agents:device)."""
+    device: str | None = data.get("device")
+    if device is not None and not actor.principal.can(Permission.AGENTS_DEVICE):
+        raise PermissionDenied("assigning an agent a device needs agents:device")
+    return device
 
 
 class AgentResource(Resource):
@@ -106,15 +115,19 @@ class AgentResource(Resource):
             "skills": data.get("skills", {}),
             "max_chats": data.get("max_chats", 3),
             "status": data.get("status", "active"),
+            "device": _assigned_device(actor, data),
         }
 
     async def prepare_update(
         self, s: AsyncSession, actor: Actor, row: Any, data: dict[str, Any]
     ) -> dict[str, Any]:
+        await self._check_control(s, actor, row)
         await self.ensure_unique(s, actor.tenant_id, ["extension"], data, exclude_id=row.id)
         values: dict[str, Any] = {
             k: data[k] for k in ("name", "skills", "max_chats", "status") if k in data
         }
+        if "device" in data:
+            values["device"] = _assigned_device(actor, data)
         extension = data.get("extension", row.extension)
         if "extension" in data and "sip_password" not in data and extension != row.extension:
             raise Invalid(
@@ -156,10 +169,19 @@ class AgentResource(Resource):
                 user.token_version += 1
         return values
 
+    async def before_delete(self, s: AsyncSession, actor: Actor, row: Any) -> None:
+        await self._check_control(s, actor, row)
+
     async def after_delete(self, s: AsyncSession, actor: Actor, row: Any) -> None:
         user = await s.get(User, row.user_id)
         if user is not None:
             await s.delete(user)
+
+    async def _check_control(self, s: AsyncSession, actor: Actor, row: Any) -> None:
+        """An agent is its user: changing or deleting it needs every permission of its role."""
+        role_id = await s.scalar(select(User.role_id).where(User.id == row.user_id))
+        if role_id is not None:
+            await check_control(s, actor, "agent", role_id)
 
 
 class QueueResource(Resource):

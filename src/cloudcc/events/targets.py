@@ -81,10 +81,14 @@ class TargetPolicy:
         return parsed
 
     def allows(self, address: IPAddress) -> bool:
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
         if any(address in network for network in self.allowed):
             return True
+        if isinstance(address, ipaddress.IPv6Address):
+            if address.is_site_local or address in _LOCAL_NAT64:
+                return False  # fec0::/10 (RFC 3879), 64:ff9b:1::/48 (RFC 8215): never public
+            embedded = embedded_ipv4(address)
+            if embedded is not None:
+                return self.allows(embedded)
         return address.is_global and not address.is_multicast
 
     async def check(self, url: str) -> Target:
@@ -116,3 +120,20 @@ class TargetPolicy:
         except (OSError, UnicodeError) as exc:
             raise TargetRefused(f"the host {host!r} does not resolve: {exc}") from None
         return [ipaddress.ip_address(a.split("%", 1)[0]) for a in found]
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 §2.1 well-known prefix
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215 local-use prefix
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # RFC 4291 §2.5.5.1 (deprecated)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 transition form reaches: IPv4-mapped ``::ffff:a.b.c.d``,
+    IPv4-compatible ``::a.b.c.d``, NAT64 ``64:ff9b::a.b.c.d`` and 6to4 ``2002:AABB:CCDD::``."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None

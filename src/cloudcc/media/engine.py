@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -80,6 +80,7 @@ _monotonic: Final = time.monotonic
 PCM = NDArray[np.int16]
 Address = tuple[str, int]
 FRAME: Final = 160  # samples per 20 ms tick at 8 kHz
+_MAX_SOURCES: Final = 8  # early and refused source addresses remembered per leg
 SILENCE_PCM: Final = np.zeros(FRAME, dtype=np.int16)
 SILENCE_PCM.flags.writeable = False
 
@@ -117,7 +118,11 @@ class _RtpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         try:
-            self.leg._on_rtp(data, addr)
+            leg = self.leg
+            if leg._secure is None:
+                leg._on_rtp(data, addr)
+            else:
+                leg._secure.datagram_received(data, addr)
         except Exception:  # never let one packet kill the transport
             log.exception("leg %s: RTP packet handling failed", self.leg.id)
 
@@ -130,6 +135,8 @@ class _RtcpProtocol(asyncio.DatagramProtocol):
         self.leg = leg
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
+        if self.leg._secure is not None:
+            return  # a secure transport muxes RTCP on the RTP port (RFC 5761)
         try:
             self.leg._on_rtcp(data, addr)
         except Exception:
@@ -137,6 +144,19 @@ class _RtcpProtocol(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         log.debug("leg %s: RTCP socket error %s", self.leg.id, exc)
+
+
+class SecureTransport(Protocol):
+    """What sits between a leg's socket and the leg when its media is protected (WebRTC:
+    ICE, DTLS and SRTP on the RTP port): it gets every datagram the socket receives and
+    hands the leg plain RTP/RTCP (``Leg._on_rtp``/``_on_rtcp``); the leg's RTP goes out
+    through its ``sendto``."""
+
+    def datagram_received(self, data: bytes, addr: Address) -> None: ...
+
+    def sendto(self, data: bytes, addr: Address | None = None) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +197,8 @@ class Leg:
         self._fast_addr: Address | None = None
         self._fast_source: ReceiverStats | None = None
         self._rtcp: asyncio.DatagramTransport
+        self._secure: SecureTransport | None = None
+        self._pinned: Address | None = None
         self._event_ts = 0
         self.session = RtpSession(
             8000,
@@ -187,6 +209,8 @@ class Leg:
         )
         self._latch = Latch(None)
         self._rtcp_latch = Latch(None)
+        self._early_sources: set[Address] = set()  # sending before configure(): stale
+        self._refused_sources: set[Address] = set()  # logged once each (bounded)
         self._jb = JitterBuffer(FRAME, target_ms=engine.jitter_ms)
         self._plc = Concealer(FRAME)
         self._te_rx = TelephoneEventReceiver()
@@ -261,9 +285,17 @@ class Leg:
         )
         self._fast_addr = None
         self._fast_source = None
-        if previous is None or previous.remote != remote or previous.latching != latching:
-            self._latch = Latch(remote, enabled=latching)
-            self._rtcp_latch = Latch(self.config.rtcp_remote, enabled=latching)
+        if self._pinned is not None:
+            pass  # the address an ICE check came from stays (pin_remote)
+        elif previous is None or previous.remote != remote or previous.latching != latching:
+            stale = frozenset(self._early_sources)
+            self._latch = Latch(remote, enabled=latching, stale=stale)
+            self._rtcp_latch = Latch(
+                self.config.rtcp_remote,
+                enabled=latching,
+                stale=stale,
+                silence=3 * self.engine.rtcp_interval,  # RTCP comes every few seconds
+            )
         if previous is None or previous.codec != new_codec.name:
             self.codec = new_codec
             self._g711 = isinstance(new_codec, G711Codec)
@@ -281,6 +313,32 @@ class Leg:
         self._dtmf_pt = dtmf_payload_type
         self._inband = InbandDtmfDetector() if self.config.inband_dtmf else None
         self.engine._rewire(self)
+
+    @property
+    def sockets(self) -> tuple[Any, Any]:
+        """The RTP and RTCP datagram transports (for a secure transport to wrap)."""
+        return self._rtp, self._rtcp
+
+    @property
+    def secure_transport(self) -> SecureTransport | None:
+        return self._secure
+
+    def use_transport(self, secure: SecureTransport, rtcp_sender: Any) -> None:
+        """Route this leg's datagrams through ``secure`` (which decrypts them for the leg)
+        and send its RTP through it and its RTCP through ``rtcp_sender`` (``sendto`` and
+        ``close`` like a datagram transport); closing the leg closes both."""
+        self._secure = secure
+        self._rtp = secure  # type: ignore[assignment]
+        self._rtcp = rtcp_sender
+        self._fast_addr = None
+
+    def pin_remote(self, remote: Address) -> None:
+        """The far end's address was learnt from an authenticated exchange (an ICE check):
+        send there and take RTP and RTCP only from that host."""
+        self._pinned = remote
+        self._latch = Latch(remote, strict=True)
+        self._rtcp_latch = Latch(remote, strict=True, silence=3 * self.engine.rtcp_interval)
+        self._fast_addr = None
 
     def close(self) -> None:
         """Release the ports; detaches the leg from bridges, conferences and players."""
@@ -405,6 +463,7 @@ class Leg:
                 and seq == ((src.max_seq + 1) & 0xFFFF)
             ):
                 now = _monotonic()
+                self._latch.last_heard = now
                 if seq == 0:
                     src.cycles += 65536
                 src.max_seq = seq
@@ -442,6 +501,8 @@ class Leg:
     def _on_rtp_general(self, data: bytes, addr: Address) -> None:
         session = self.session
         if self.state is not LegState.ACTIVE:
+            if self.state is LegState.OPEN and len(self._early_sources) < _MAX_SOURCES:
+                self._early_sources.add(addr)
             return
         try:
             pt, marker, seq, ts, ssrc, offset = header_fields(data)
@@ -449,11 +510,12 @@ class Leg:
         except MalformedPacket:
             session.malformed += 1
             return
-        if not self._latch.accept(addr):
+        now = time.monotonic()
+        if not self._latch.accept(addr, now):
             session.foreign += 1
+            self._log_refused("RTP", addr)
             return
         self._fast_addr = addr
-        now = time.monotonic()
         if pt == self._pt:
             source = session.source
             if source is not None and source.ssrc != ssrc:
@@ -493,6 +555,21 @@ class Leg:
         else:
             session.malformed += 1  # a payload type that was not negotiated
 
+    def _log_refused(self, kind: str, addr: Address) -> None:
+        if addr in self._refused_sources or len(self._refused_sources) >= _MAX_SOURCES:
+            return
+        self._refused_sources.add(addr)
+        log.warning(
+            "leg %s: %s from %s:%d refused (latched %s, signalled %s); %d refused so far",
+            self.id,
+            kind,
+            addr[0],
+            addr[1],
+            self._latch.latched,
+            self._latch.signalled,
+            self.session.foreign,
+        )
+
     def _put_audio(self, ts: int, payload: bytes) -> None:
         if self._g711:
             self._jb.put(ts, payload)
@@ -525,8 +602,9 @@ class Leg:
         except MalformedPacket:
             self.session.malformed += 1
             return
-        if not self._rtcp_latch.accept(addr):
+        if not self._rtcp_latch.accept(addr, time.monotonic()):
             self.session.foreign += 1
+            self._log_refused("RTCP", addr)
             return
         self.session.on_rtcp(packets, time.monotonic(), time.time())
 

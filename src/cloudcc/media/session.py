@@ -9,6 +9,7 @@ seconds for NTP fields) instead of reading a clock.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import random
 from dataclasses import dataclass
 from typing import Final
@@ -380,30 +381,104 @@ class RtpSession:
         )
 
 
+LATCH_WINDOW: Final = 2.0  # s from the first packet: an unsignalled source may latch
+RELATCH_SILENCE: Final = 2.0  # s the latched source must be silent before another may latch
+
+
 class LatchState(enum.Enum):
     WAITING = "waiting"  # sending to the address from SDP, no packet received yet
     LATCHED = "latched"  # sending to where the far end's packets come from
 
 
-class Latch:
-    """Symmetric RTP: send to the source address of the first packet received after
-    (re)configuration; packets from other addresses are then dropped."""
+def is_routable(host: str) -> bool:
+    """Whether an SDP connection address is a global unicast IP (not private, loopback,
+    link-local, shared or documentation space, and not a host name)."""
+    try:
+        return ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False
 
-    def __init__(self, signalled: tuple[str, int] | None, enabled: bool = True) -> None:
+
+class Latch:
+    """Symmetric RTP (RFC 4961 §3, RFC 7362 §4) without RTP bleed.
+
+    - When the SDP's address is routable, only packets from that IP are taken (the
+      port may differ: some endpoints send from another port than they receive on).
+    - Otherwise (a phone behind NAT signals a private address) a source may latch during
+      a short window that opens with the first packet; a source that sends exactly from
+      the SDP's address and port wins over one latched in that window, and sources
+      that were already sending before the leg was configured (``stale``: streams of an
+      earlier call on a reused port) latch only if they match the SDP exactly.
+    - Once latched, another source is taken only after the latched one has been silent
+      for ``silence`` seconds (NAT rebinding, a phone that restarted its stream).
+
+    Refused packets are counted in ``refused``; ``accept`` reports the time of the packet.
+    """
+
+    def __init__(
+        self,
+        signalled: tuple[str, int] | None,
+        enabled: bool = True,
+        *,
+        strict: bool | None = None,
+        window: float = LATCH_WINDOW,
+        silence: float = RELATCH_SILENCE,
+        stale: frozenset[tuple[str, int]] = frozenset(),
+    ) -> None:
         self.signalled = signalled
         self.enabled = enabled
+        self.strict = (
+            signalled is not None and is_routable(signalled[0]) if strict is None else strict
+        )
+        self.window = window
+        self.silence = silence
+        self.stale = stale
         self.state = LatchState.WAITING
         self.latched: tuple[str, int] | None = None
+        self.last_heard = 0.0  # when the latched source last sent (engines update it)
+        self.opened: float | None = None  # when the first packet arrived
+        self.refused = 0
+        self.relatched = 0
 
-    def accept(self, source: tuple[str, int]) -> bool:
-        """Whether a packet from ``source`` belongs to this leg (latching on the first)."""
-        if self.state is LatchState.LATCHED:
-            return source == self.latched
+    def accept(self, source: tuple[str, int], now: float) -> bool:
+        """Whether a packet from ``source`` belongs to this leg (latching as above)."""
+        if source == self.latched:
+            self.last_heard = now
+            return True
         if not self.enabled:
-            return self.signalled is None or source[0] == self.signalled[0]
+            if self.signalled is None or source[0] == self.signalled[0]:
+                return True
+            self.refused += 1
+            return False
+        if self.opened is None:
+            self.opened = now
+        signalled = self.signalled
+        if self.strict:
+            assert signalled is not None
+            ok = source[0] == signalled[0] and (self.latched is None or self._silent(now))
+        elif source == signalled:
+            ok = self.latched is None or self._in_window(now) or self._silent(now)
+        elif source in self.stale:
+            ok = False
+        elif self.latched is None:
+            ok = True  # nothing latched yet (in or after the window)
+        else:
+            ok = self._silent(now)
+        if not ok:
+            self.refused += 1
+            return False
+        if self.latched is not None:
+            self.relatched += 1
         self.latched = source
+        self.last_heard = now
         self.state = LatchState.LATCHED
         return True
+
+    def _in_window(self, now: float) -> bool:
+        return self.opened is not None and now - self.opened <= self.window
+
+    def _silent(self, now: float) -> bool:
+        return now - self.last_heard >= self.silence
 
     @property
     def destination(self) -> tuple[str, int] | None:

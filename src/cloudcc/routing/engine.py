@@ -140,6 +140,7 @@ _CALLS = frozenset({Channel.VOICE, Channel.VIDEO})
 
 # timer kinds
 _T_RING, _T_WRAP, _T_STAGE, _T_MAXWAIT, _T_PREFERRED, _T_ANNOUNCE, _T_NOTREADY = range(7)
+_BUILTIN_REASON_CODES = frozenset(r.code for r in BUILTIN_REASONS)
 
 _FORCED: Mapping[ForceAction, tuple[Presence, str | None]] = {
     ForceAction.BUSY: (Presence.NOT_READY, REASON_FORCED),
@@ -517,6 +518,15 @@ class RoutingEngine:
         """Add or replace a tenant's not-ready reason code."""
         out = self._advance(now)
         self._reasons[reason.code] = reason
+        return out
+
+    def remove_reason_code(self, code: str, now: float) -> list[Decision]:
+        """Drop a tenant's reason code (built-ins stay); an agent in it keeps it until its
+        next change, which may not choose it again."""
+        if code in _BUILTIN_REASON_CODES:
+            raise InvalidConfig("reason code", f"{code!r} is built in")
+        out = self._advance(now)
+        self._reasons.pop(code, None)
         return out
 
     def configure_queue(self, config: QueueConfig, now: float) -> list[Decision]:

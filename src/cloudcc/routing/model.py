@@ -195,6 +195,10 @@ class ReasonCode:
             raise InvalidConfig("reason code", f"{self.code}: cti_code must be 7, 8 or 9")
 
 
+#: The commercial product's not-ready states (PRODUCT.md appendix) a reason code reports,
+#: with their CTI codes.
+NOT_READY_STATES: Mapping[str, int] = {"busy": 7, "rest": 8, "study": 9}
+
 BUILTIN_REASONS: tuple[ReasonCode, ...] = (
     ReasonCode(REASON_BUSY, "busy"),
     ReasonCode(REASON_REST, "rest", cti_code=8),

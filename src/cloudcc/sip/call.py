@@ -387,6 +387,13 @@ class Call:
     def established(self) -> bool:
         return self.state is CallState.ESTABLISHED
 
+    @property
+    def peer(self) -> tuple[str, str, int] | None:
+        """(transport, host, port) in-dialog requests go to when there is no route set."""
+        if self._peer is None:
+            return None
+        return (self._peer.kind, str(self._peer.address[0]), int(self._peer.address[1]))
+
     async def hangup(self) -> None:
         """End the call from our side: BYE once established (§15.1)."""
         if self.state is CallState.ENDED:

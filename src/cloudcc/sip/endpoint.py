@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Protocol
 
 from .auth import (
     Algorithm,
@@ -63,7 +63,7 @@ from .message import (
     new_tag,
 )
 from .parser import DEFAULT_LIMITS, Limits, parse_message
-from .protection import Protection, ProtectionSettings
+from .protection import Flood, Protection, ProtectionSettings
 from .registrar import Binding, ContactRequest, Registrar
 from .registration import Registration
 from .sdp import SessionDescription, parse_sdp
@@ -89,6 +89,14 @@ log = logging.getLogger("cloudcc.sip")
 CredentialLookup = Callable[[str, str], "Credential | Awaitable[Credential | None] | None"]
 TrunkCheck = Callable[[Address, RequestInfo], Awaitable[object | None]]
 CallHandler = Callable[[IncomingCall], Awaitable[None]]
+
+
+class DialogListener(Protocol):
+    """Told when a dialog is opened (answered) and when its call is over."""
+
+    def opened(self, call: Call, dialog: Dialog) -> None: ...
+
+    def closed(self, call: Call, dialog: Dialog) -> None: ...
 
 
 class Admission(enum.Enum):
@@ -193,6 +201,9 @@ class SipEndpoint:
         self._date_cache: tuple[int, str] = (0, "")
         self._udp_targets: dict[Address, Target] = {}
         self._running = False
+        # Told of every dialog opened and closed (a journal that lets a restarted node
+        # release the dialogs a crash left behind).
+        self.dialog_listeners: list[DialogListener] = []
 
     # ================================================================ lifecycle
     async def start(self) -> None:
@@ -533,6 +544,18 @@ class SipEndpoint:
         if tx is not None:  # a retransmission (§17.2.3)
             self._process(tx, tx.receive_request(request, now))
             return
+        if request.to.tag is None and method != "CANCEL":
+            flood = self.protection.unauthenticated.check(ip, now)
+            if flood is not Flood.ALLOW:  # a scan or flood from an unknown source: silence
+                self.stats["dropped"] += 1
+                if flood is Flood.BAN:
+                    log.warning(
+                        "banning %s for %.0f s: more than %g new requests/s without authentication",
+                        ip,
+                        self.config.protection.ban_seconds,
+                        self.config.protection.unauthenticated_per_second,
+                    )
+                return
         if method == "REGISTER" or method == "OPTIONS":
             answer = self._stateless_answer(request)
             if answer is not None:
@@ -854,6 +877,7 @@ class SipEndpoint:
                 )
             if verdict is Verdict.OK and credential is not None:
                 self.protection.bans.record_success(source[0])
+                self.protection.unauthenticated.trust(source[0], self.now())
                 then(credential)
                 return
             if verdict is Verdict.STALE:
@@ -928,6 +952,7 @@ class SipEndpoint:
                 owner = await self.trunk_check(source, call.info)
                 if owner is not None:
                     kind = AuthKind.TRUNK
+                    self.protection.unauthenticated.trust(source[0], self.now())
             if kind is AuthKind.NONE:
                 realm = self.config.realm or call.info.request_host
                 value = request.headers.get("proxy-authorization") or request.headers.get(
@@ -998,10 +1023,14 @@ class SipEndpoint:
     def _dialog_opened(self, call: Call, dialog: Dialog) -> None:
         self._dialogs[dialog.key] = call
         self._calls.add(call)
+        for listener in self.dialog_listeners:
+            listener.opened(call, dialog)
 
     def _call_finished(self, call: Call) -> None:
         if call.dialog is not None and self._dialogs.get(call.dialog.key) is call:
             del self._dialogs[call.dialog.key]
+            for listener in self.dialog_listeners:
+                listener.closed(call, call.dialog)
         self._calls.discard(call)
         self._timers.cancel(call)
         if isinstance(call, IncomingCall):
@@ -1205,6 +1234,20 @@ class SipEndpoint:
         resolved = target if isinstance(target, Target) else await self._resolve(target)
         with contextlib.suppress(Exception):
             await self._transact(bye, resolved)
+
+    async def release(self, dialog: Dialog, peer: tuple[str, str, int] | None = None) -> int:
+        """Send a BYE in a dialog this endpoint no longer holds a call for (one restored
+        after a crash, §15.1.1); returns the final status (408 when nobody answered).
+
+        ``peer`` (transport, host, port) is where the dialog's requests went when it had
+        no route set (the symmetric source of the peer's INVITE)."""
+        if peer is not None and not dialog.route_set and peer[0] == "UDP":
+            target = Target("UDP", (peer[1], int(peer[2])))
+        else:
+            target = await self._resolve(dialog.next_hop())
+        response = await self._transact(dialog.create_request("BYE"), target)
+        dialog.terminate(self.now())
+        return response.status
 
     # ============================================================ resolution
     def _resolve_now(self, uri_text: str, transport: str | None = None) -> Target | None:

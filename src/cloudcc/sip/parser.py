@@ -208,20 +208,35 @@ class StreamFramer:
 
     ``feed`` returns complete message byte strings. A CRLF CRLF ping between messages
     sets ``pings`` so the connection can answer CRLF. Framing errors (missing or bad
-    Content-Length, oversized message) raise ParseError: the stream cannot be resynced
-    and the caller closes the connection.
+    Content-Length, oversized message) cannot be resynced: the caller closes the
+    connection. Messages complete before the error are still returned, with the error
+    kept in ``error`` (the caller answers them, then closes); with none before it, or
+    on any later feed, ``feed`` raises it.
     """
 
-    __slots__ = ("_buffer", "limits", "pings")
+    __slots__ = ("_buffer", "error", "limits", "pings")
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
         self._buffer = b""
         self.pings = 0
+        self.error: ParseError | None = None
 
     def feed(self, data: bytes) -> list[bytes]:
-        buf = self._buffer + data if self._buffer else data
+        if self.error is not None:
+            raise self.error
         out: list[bytes] = []
+        try:
+            self._cut(data, out)
+        except ParseError as exc:
+            self._buffer = b""
+            self.error = exc
+            if not out:
+                raise
+        return out
+
+    def _cut(self, data: bytes, out: list[bytes]) -> None:
+        buf = self._buffer + data if self._buffer else data
         while buf:
             # keep-alive pings and stray CRLFs between messages
             if buf[0] in (0x0D, 0x0A):
@@ -247,7 +262,6 @@ class StreamFramer:
             out.append(buf[:total])
             buf = buf[total:]
         self._buffer = buf
-        return out
 
     @property
     def buffered(self) -> int:

@@ -1,7 +1,9 @@
 """Flood, scanner and overload protection, sans-I/O.
 
 Per-source token buckets drop floods before parsing; repeated digest failures ban a
-source for a while (scanner defence, like Kamailio's pike + a fail2ban rule); call
+source for a while (scanner defence, like Kamailio's pike + a fail2ban rule); new
+requests from a source that has not proved who it is (no digest success, not a trunk)
+have a lower rate of their own, and a source that keeps exceeding it is banned too; call
 admission answers 503 with Retry-After when the node is over its concurrent-call or
 calls-per-second limit (RFC 3261 §21.5.4). Every table is bounded, so a spoofed
 flood from many addresses cannot grow memory without limit.
@@ -9,6 +11,7 @@ flood from many addresses cannot grow memory without limit.
 
 from __future__ import annotations
 
+import enum
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -23,6 +26,11 @@ class ProtectionSettings:
     auth_failures_to_ban: int = 10  # within ``auth_failure_window``
     auth_failure_window: float = 60.0
     ban_seconds: float = 600.0
+    # new requests per second from a source not authenticated recently (scans, floods)
+    unauthenticated_per_second: float | None = 20.0
+    unauthenticated_burst: float = 100.0
+    flood_drops_to_ban: int = 200  # requests over that limit within ``auth_failure_window``
+    trusted_seconds: float = 3600.0  # a digest success or trunk call trusts its source so long
     max_calls: int | None = None  # concurrent calls on this endpoint
     max_calls_per_second: float | None = None
     retry_after: int = 5  # seconds, in 503 responses
@@ -119,6 +127,16 @@ class BanList:
             return True
         return False
 
+    def ban(self, source: str, now: float) -> None:
+        """Ban ``source`` for ``ban_seconds`` from ``now`` (e.g. a persistent flooder)."""
+        entry = self._sources.get(source)
+        if entry is None:
+            entry = self._sources[source] = _Failures()
+            if len(self._sources) > self.settings.max_tracked_sources:
+                self._sources.popitem(last=False)
+        entry.banned_until = now + self.settings.ban_seconds
+        entry.times.clear()
+
     def record_success(self, source: str) -> None:
         entry = self._sources.get(source)
         if entry is not None and entry.banned_until == 0.0:
@@ -126,6 +144,77 @@ class BanList:
 
     def banned(self, now: float) -> list[str]:
         return [s for s, e in self._sources.items() if e.banned_until > now]
+
+
+class Flood(enum.Enum):
+    """What to do with a new request from a source that has not authenticated."""
+
+    ALLOW = "allow"
+    DROP = "drop"  # over the source's unauthenticated rate: no answer
+    BAN = "ban"  # this drop made the source a persistent offender: banned from now
+
+
+class UnauthenticatedLimiter:
+    """A rate for new requests from sources that have not authenticated lately.
+
+    A source that passed digest authentication or carried a trunk's call is trusted for
+    ``trusted_seconds`` and passes freely; the others share nothing but their own bucket,
+    and ``flood_drops_to_ban`` drops within the window bans the source on ``bans``.
+    """
+
+    def __init__(self, settings: ProtectionSettings, bans: BanList) -> None:
+        self.settings = settings
+        self.bans = bans
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._drops: OrderedDict[str, tuple[float, int]] = OrderedDict()  # window start, count
+        self._trusted: OrderedDict[str, float] = OrderedDict()  # source -> trusted until
+        self.dropped = 0
+        self.banned = 0
+
+    def trust(self, source: str, now: float) -> None:
+        self._trusted[source] = now + self.settings.trusted_seconds
+        self._trusted.move_to_end(source)
+        if len(self._trusted) > self.settings.max_tracked_sources:
+            self._trusted.popitem(last=False)
+
+    def is_trusted(self, source: str, now: float) -> bool:
+        until = self._trusted.get(source)
+        if until is None:
+            return False
+        if until > now:
+            return True
+        del self._trusted[source]
+        return False
+
+    def check(self, source: str, now: float) -> Flood:
+        settings = self.settings
+        rate = settings.unauthenticated_per_second
+        if rate is None or source in settings.exempt_sources or self.is_trusted(source, now):
+            return Flood.ALLOW
+        bucket = self._buckets.get(source)
+        if bucket is None:
+            bucket = self._buckets[source] = TokenBucket(rate, settings.unauthenticated_burst, now)
+            if len(self._buckets) > settings.max_tracked_sources:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(source)
+        if bucket.take(now):
+            return Flood.ALLOW
+        self.dropped += 1
+        start, count = self._drops.get(source, (now, 0))
+        if now - start > settings.auth_failure_window:
+            start, count = now, 0
+        count += 1
+        if count >= settings.flood_drops_to_ban:
+            self._drops.pop(source, None)
+            self.bans.ban(source, now)
+            self.banned += 1
+            return Flood.BAN
+        self._drops[source] = (start, count)
+        self._drops.move_to_end(source)
+        if len(self._drops) > settings.max_tracked_sources:
+            self._drops.popitem(last=False)
+        return Flood.DROP
 
 
 class CallAdmission:
@@ -155,6 +244,7 @@ class Protection:
         self.settings = settings or ProtectionSettings()
         self.limiter = SourceLimiter(self.settings)
         self.bans = BanList(self.settings)
+        self.unauthenticated = UnauthenticatedLimiter(self.settings, self.bans)
         self.admission = CallAdmission(self.settings, now)
         self._dialogs: dict[str, int] = {}
 

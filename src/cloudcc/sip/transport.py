@@ -25,6 +25,8 @@ log = logging.getLogger("cloudcc.sip.transport")
 
 Address = tuple[str, int]
 STREAM_KINDS = frozenset({"TCP", "TLS", "WS", "WSS"})
+# After a framing error, how long the requests read before it may take to be answered
+DRAIN_SECONDS = 5.0
 
 
 class Target(NamedTuple):
@@ -72,6 +74,8 @@ class StreamFlow(Flow, asyncio.Protocol):
         self._layer = layer
         self._framer = StreamFramer(layer.limits)
         self._transport: asyncio.Transport | None = None
+        self._unanswered = -1  # draining: requests still owed a final response
+        self._drain_timer: asyncio.TimerHandle | None = None
         self.connected: asyncio.Future[None] = layer.loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -100,22 +104,41 @@ class StreamFlow(Flow, asyncio.Protocol):
         if framer.pings:
             framer.pings = 0
             self.send(b"\r\n")  # RFC 5626 §3.5.1 pong
+        if framer.error is not None:
+            # §18.3: the stream cannot be resynced, but what came before the bad
+            # fragment was whole: read no more, answer those requests, then close
+            self._unanswered = sum(1 for m in messages if not m.startswith((b"SIP/2.0 ", b"ACK ")))
+            assert self._transport is not None
+            self._transport.pause_reading()
+            self._drain_timer = self._layer.loop.call_later(DRAIN_SECONDS, self.close)
         sink = self._layer.sink
         for message in messages:
             sink(message, self.remote, self.kind, self)
+        if self._unanswered == 0:
+            self.close()
 
     def send(self, data: bytes) -> None:
         if self.closed or self._transport is None:
             raise TransportError(f"{self!r} is closed")
         self._transport.write(data)
+        if self._unanswered > 0 and data.startswith(b"SIP/2.0 ") and data[8:9] != b"1":
+            self._unanswered -= 1
+            if self._unanswered == 0:  # the last owed final response: flush, then close
+                self._layer.loop.call_soon(self.close)
 
     def close(self) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
         if not self.closed and self._transport is not None:
             self._transport.close()
         self.closed = True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
         if not self.connected.done():
             self.connected.set_exception(TransportError(f"connection to {self.remote} lost"))
             self.connected.exception()  # retrieved: nobody may be waiting

@@ -148,6 +148,8 @@ class Agent(_Stamped, Base):
     skills: Mapped[dict[str, Any]] = mapped_column(default=dict)
     max_chats: Mapped[int] = mapped_column(Integer, default=3)
     status: Mapped[str] = mapped_column(String(16), default="active")
+    # A phone the admin assigned (a SIP URI): the agent may sign in with it.
+    device: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class SkillQueue(_Stamped, Base):
@@ -371,5 +373,9 @@ class RecordingRecord(Base):
     legs: Mapped[list[Any]] = mapped_column(default=list)
 
 
-# The event layer's tables (webhook subscriptions and deliveries) live with their package.
-import cloudcc.events.tables  # noqa: E402,F401
+# The event layer's tables (webhook subscriptions and deliveries), a tenant's not-ready reason
+# and disposition codes, and node recovery's (heartbeats, SIP dialogs, agents' sign-ins) live
+# with their packages.
+import cloudcc.events.tables  # noqa: E402
+import cloudcc.recovery.tables  # noqa: E402,F401
+import cloudcc.store.codes  # noqa: E402,F401

@@ -42,6 +42,19 @@ def check_grant(actor: Actor, role: Role) -> None:
         )
 
 
+async def check_control(s: AsyncSession, actor: Actor, kind: str, role_id: str) -> None:
+    """Nobody changes or deletes a principal (user, agent's user, API key) that holds
+    permissions they lack: else a delegated role could set an admin's password, disable it
+    or revive its key, and so become or stop the admin."""
+    role = await role_by_id(s, actor.tenant_id, role_id)
+    missing = set(role.permissions) - set(actor.principal.permissions)
+    if missing:
+        raise PermissionDenied(
+            f"cannot change this {kind}: its role {role.name!r} holds permissions you lack: "
+            + ", ".join(sorted(missing))
+        )
+
+
 class RoleResource(Resource):
     kind = "role"
     model = Role
@@ -121,6 +134,7 @@ class UserResource(Resource):
     async def prepare_update(
         self, s: AsyncSession, actor: Actor, row: Any, data: dict[str, Any]
     ) -> dict[str, Any]:
+        await check_control(s, actor, "user", row.role_id)
         await self.ensure_unique(s, actor.tenant_id, ["username"], data, exclude_id=row.id)
         values = {k: v for k, v in data.items() if k not in ("role", "password")}
         if "role" in data:
@@ -136,6 +150,7 @@ class UserResource(Resource):
     async def before_delete(self, s: AsyncSession, actor: Actor, row: Any) -> None:
         if actor.principal.id == row.id:
             raise Invalid("you cannot delete yourself")
+        await check_control(s, actor, "user", row.role_id)
 
 
 class ApiKeyResource(Resource):
@@ -178,12 +193,16 @@ class ApiKeyResource(Resource):
     async def prepare_update(
         self, s: AsyncSession, actor: Actor, row: Any, data: dict[str, Any]
     ) -> dict[str, Any]:
+        await check_control(s, actor, "API key", row.role_id)
         values = {k: v for k, v in data.items() if k != "role"}
         if "role" in data:
             role = await resolve_role(s, actor.tenant_id, data["role"])
             check_grant(actor, role)
             values["role_id"] = role.id
         return values
+
+    async def before_delete(self, s: AsyncSession, actor: Actor, row: Any) -> None:
+        await check_control(s, actor, "API key", row.role_id)
 
     def _redact(self, data: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in super()._redact(data).items() if k != "_secret"}

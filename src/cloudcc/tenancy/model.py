@@ -14,6 +14,7 @@ class Permission(StrEnum):
     AGENTS_READ = "agents:read"
     AGENTS_WRITE = "agents:write"
     AGENTS_STATE = "agents:state"  # force another agent's state (supervisor)
+    AGENTS_DEVICE = "agents:device"  # sign an agent in with any phone URI (admin)
     QUEUES_READ = "queues:read"
     QUEUES_WRITE = "queues:write"
     NUMBERS_READ = "numbers:read"

@@ -1,0 +1,208 @@
+"""The asyncio side of a browser leg: one UDP port of a media engine leg carries STUN,
+DTLS and SRTP/SRTCP (demultiplexed by the first byte, RFC 7983 §7; RTCP muxed, RFC 5761).
+
+Attached to a :class:`cloudcc.media.engine.Leg`, it answers ICE checks, runs the DTLS
+handshake, and from then on decrypts what arrives before the leg sees it and encrypts
+what the leg sends; the leg itself (bridge, hold, mix, record, DTMF) does not change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import pylibsrtp
+
+from cloudcc.media.engine import Leg
+
+from .dtls import Certificate, DtlsSrtp, Fingerprint, Role, is_dtls, node_certificate
+from .exceptions import DtlsFailed
+from .ice import IceCredentials, IceLite, is_stun
+
+log = logging.getLogger(__name__)
+Address = tuple[str, int]
+_EARLY_DTLS = 8  # DTLS datagrams kept while the remote fingerprint is not known yet
+
+
+class _RtcpSender:
+    """The leg's RTCP socket stand-in: SRTCP on the RTP port (rtcp-mux)."""
+
+    def __init__(self, transport: WebRtcTransport, rtcp_socket: Any) -> None:
+        self._transport = transport
+        self._socket = rtcp_socket
+
+    def sendto(self, data: bytes, addr: Address | None = None) -> None:
+        self._transport.send_rtcp(data)
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+class WebRtcTransport:
+    """ICE-lite + DTLS-SRTP on one leg (create with :func:`attach`)."""
+
+    def __init__(self, leg: Leg, certificate: Certificate) -> None:
+        self.leg = leg
+        self.certificate = certificate
+        self.ice = IceLite(IceCredentials.generate())
+        self.dtls: DtlsSrtp | None = None
+        self.remote_fingerprint: Fingerprint | None = None
+        self.created = time.monotonic()
+        self.connected_at: float | None = None
+        self.connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.srtp_failures = 0
+        self.dropped_before_keys = 0
+        self._udp, rtcp_socket = leg.sockets
+        self.rtcp_sender = _RtcpSender(self, rtcp_socket)
+        self._client_started = False
+        self._early: list[tuple[bytes, Address]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    # -- the leg's socket interface ------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        if not data:
+            return
+        first = data[0]
+        if 127 < first < 192:
+            dtls = self.dtls
+            srtp = dtls.srtp if dtls is not None else None
+            if srtp is None:
+                self.dropped_before_keys += 1
+                return
+            try:
+                if 191 < data[1] < 224:  # RTCP packet types 192..223 (RFC 5761 §4)
+                    self.leg._on_rtcp(srtp.unprotect_rtcp(data), addr)
+                else:
+                    self.leg._on_rtp(srtp.unprotect(data), addr)
+            except pylibsrtp.Error:
+                self.srtp_failures += 1  # forged, replayed or another key: dropped
+        elif is_stun(data):
+            response = self.ice.receive(data, addr)
+            if response is not None:
+                self._udp.sendto(response, addr)
+                if self.ice.selected == addr and self.leg.remote != addr:
+                    self.leg.pin_remote(addr)
+                    self._start_client()
+        elif is_dtls(data):
+            self._on_dtls(data, addr)
+
+    def sendto(self, data: bytes, addr: Address | None = None) -> None:
+        """Send an RTP packet of the leg (dropped until the keys exist)."""
+        dtls = self.dtls
+        dest = self.ice.selected
+        if dtls is None or dtls.srtp is None or dest is None:
+            self.dropped_before_keys += 1
+            return
+        self._udp.sendto(dtls.srtp.protect(data), dest)
+
+    def send_rtcp(self, data: bytes) -> None:
+        dtls = self.dtls
+        dest = self.ice.selected
+        if dtls is None or dtls.srtp is None or dest is None:
+            return
+        self._udp.sendto(dtls.srtp.protect_rtcp(data), dest)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if not self.connected.done():
+            self.connected.cancel()
+        self._udp.close()
+
+    # -- offer/answer ----------------------------------------------------------------------
+
+    def set_remote(self, ice: IceCredentials, fingerprint: Fingerprint, role: Role) -> None:
+        """The browser's ICE credentials and certificate fingerprint, and our DTLS role."""
+        self.ice.set_remote(ice)
+        if self.dtls is not None and fingerprint == self.remote_fingerprint:
+            return  # a re-offer of the same association (hold, unhold)
+        self.remote_fingerprint = fingerprint
+        self.dtls = DtlsSrtp(self.certificate, role, fingerprint)
+        early, self._early = self._early, []
+        for data, addr in early:
+            self._on_dtls(data, addr)
+        self._start_client()
+
+    # -- DTLS ----------------------------------------------------------------------------------
+
+    def _start_client(self) -> None:
+        dtls = self.dtls
+        dest = self.ice.selected
+        if dtls is None or dest is None or dtls.role is not Role.CLIENT or self._client_started:
+            return
+        self._client_started = True
+        self._flush(dtls.start(), dest)
+
+    def _on_dtls(self, data: bytes, addr: Address) -> None:
+        if addr != self.ice.selected:
+            return  # DTLS only on the path ICE validated
+        dtls = self.dtls
+        if dtls is None:
+            if len(self._early) < _EARLY_DTLS:
+                self._early.append((data, addr))
+            return
+        was = dtls.established
+        self._flush(dtls.receive(data), addr)
+        if dtls.failed is not None:
+            self._fail(dtls.failed)
+        elif dtls.established and not was:
+            self.connected_at = time.monotonic()
+            log.info(
+                "leg %s: DTLS-SRTP up with %s:%d in %.0f ms",
+                self.leg.id,
+                addr[0],
+                addr[1],
+                (self.connected_at - self.created) * 1000,
+            )
+            if not self.connected.done():
+                self.connected.set_result(None)
+
+    def _flush(self, datagrams: list[bytes], addr: Address) -> None:
+        for datagram in datagrams:
+            self._udp.sendto(datagram, addr)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        dtls = self.dtls
+        if dtls is None or self._closed:
+            return
+        timeout = dtls.timeout()
+        if timeout is not None:
+            self._timer = asyncio.get_running_loop().call_later(max(timeout, 0.001), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        dtls = self.dtls
+        dest = self.ice.selected
+        if dtls is None or dest is None or self._closed:
+            return
+        self._flush(dtls.on_timeout(), dest)
+
+    def _fail(self, reason: str) -> None:
+        log.warning("leg %s: %s", self.leg.id, reason)
+        if not self.connected.done():
+            self.connected.set_exception(DtlsFailed(reason))
+            self.connected.exception()  # retrieved: nobody may be waiting
+
+
+def attach(leg: Leg, certificate: Certificate | None = None) -> WebRtcTransport:
+    """Make ``leg`` a browser leg (its port then speaks only ICE, DTLS and SRTP)."""
+    existing = transport_of(leg)
+    if existing is not None:
+        return existing
+    transport = WebRtcTransport(leg, certificate or node_certificate())
+    leg.use_transport(transport, transport.rtcp_sender)
+    return transport
+
+
+def transport_of(leg: Leg) -> WebRtcTransport | None:
+    secure = leg.secure_transport
+    return secure if isinstance(secure, WebRtcTransport) else None

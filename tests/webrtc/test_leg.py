@@ -1,0 +1,164 @@
+"""Browser legs in the media engine against aiortc (as a browser would): ICE-lite, DTLS-SRTP,
+rtcp-mux and BUNDLE, bridged to a plain RTP peer, audio judged both ways."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from cloudcc.contacts import sdp as glue
+from cloudcc.media.bridge import BridgeMode
+from cloudcc.media.engine import MediaEngine
+from cloudcc.media.testing import RtpPeer, tone_level_dbfs
+from cloudcc.sip.sdp import parse_sdp
+from cloudcc.webrtc.testing import BrowserPeer, loopback_only
+from cloudcc.webrtc.transport import transport_of
+
+loopback_only()
+
+
+_OPEN: list[RtpPeer] = []
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[MediaEngine]:
+    base = random.randrange(40000, 59000, 2)
+    eng = MediaEngine("127.0.0.1", base, base + 400, rtcp_interval=0.5, seed=None)
+    await eng.start()
+    try:
+        yield eng
+    finally:
+        await eng.stop()
+        while _OPEN:
+            _OPEN.pop().close()
+    assert eng.tick_errors == 0
+
+
+async def _phone(engine: MediaEngine, codec: str = "PCMU") -> tuple[Any, RtpPeer]:
+    peer = await RtpPeer.open(codec=codec)
+    _OPEN.append(peer)
+    leg = await engine.open_leg()
+    leg.configure(peer.address, codec)
+    peer.connect((leg.host, leg.port))
+    return leg, peer
+
+
+async def _judge(browser: BrowserPeer, phone: RtpPeer) -> None:
+    """The phone sends 1 kHz, the browser 500 Hz: each hears the other."""
+    start = time.monotonic()
+    await phone.send_tone(1000, 2.0)
+    steady = start + 0.6
+    heard_by_browser = browser.audio(steady)
+    heard_by_phone = phone.received_audio(steady)
+    assert len(heard_by_browser) > 8000 * 0.8
+    assert tone_level_dbfs(heard_by_browser, 1000) > -16
+    assert len(heard_by_phone) > 8000 * 0.8
+    assert tone_level_dbfs(heard_by_phone, 500) > -16
+
+
+async def test_a_browser_offer_is_answered_and_audio_flows_both_ways_without_transcoding(
+    engine: MediaEngine,
+) -> None:
+    browser = BrowserPeer(500.0)
+    try:
+        offer = parse_sdp(await browser.offer())
+        leg = await engine.open_leg()
+        answer = glue.answer_for(offer, leg, "127.0.0.1")
+        text = str(answer)
+        assert re.search(
+            r"m=audio \d+ UDP/TLS/RTP/SAVPF 0\b", text
+        )  # PCMU chosen over the browser's first (Opus)
+        for line in ("a=ice-lite", "a=rtcp-mux", "a=setup:passive", "a=group:BUNDLE"):
+            assert line in text
+        await browser.accept(text)
+        transport = transport_of(leg)
+        assert transport is not None
+        await asyncio.wait_for(transport.connected, 5)
+        phone, peer = await _phone(engine)
+        bridge = engine.bridge(leg, phone)
+        assert bridge.mode is BridgeMode.RELAY  # G.711 both sides: packets relayed
+        await _judge(browser, peer)
+        assert transport.ice.nominated
+        assert leg.stats().packets_received > 50
+    finally:
+        await browser.close()
+
+
+async def test_the_node_offers_to_a_browser_and_configures_from_its_answer(
+    engine: MediaEngine,
+) -> None:
+    browser = BrowserPeer(500.0)
+    try:
+        leg = await engine.open_leg()
+        offer = glue.offer_for(leg, "127.0.0.1", webrtc=True)
+        assert "a=setup:actpass" in str(offer)
+        answer = parse_sdp(await browser.answer(str(offer)))
+        glue.configure(leg, offer, answer)
+        transport = transport_of(leg)
+        assert transport is not None
+        await asyncio.wait_for(transport.connected, 5)
+        phone, peer = await _phone(engine, "PCMA")
+        engine.bridge(leg, phone)
+        await _judge(browser, peer)
+    finally:
+        await browser.close()
+
+
+async def test_forged_media_and_checks_with_a_wrong_password_are_refused(
+    engine: MediaEngine,
+) -> None:
+    browser = BrowserPeer(500.0)
+    try:
+        leg = await engine.open_leg()
+        answer = glue.answer_for(parse_sdp(await browser.offer()), leg, "127.0.0.1")
+        await browser.accept(str(answer))
+        transport = transport_of(leg)
+        assert transport is not None
+        await asyncio.wait_for(transport.connected, 5)
+        intruder = await RtpPeer.open(codec="PCMU")
+        _OPEN.append(intruder)
+        intruder.connect((leg.host, leg.port))
+        await intruder.send_tone(300, 0.3)  # plain RTP to a DTLS-SRTP port
+        assert transport.srtp_failures >= 10
+        from aioice import stun
+
+        check = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+        check.attributes["USERNAME"] = f"{transport.ice.local.ufrag}:x"
+        check.add_message_integrity(b"not the password")
+        intruder.send_raw(bytes(check))
+        await asyncio.sleep(0.1)
+        assert transport.ice.refused >= 1
+        assert transport.ice.selected != intruder.address
+    finally:
+        await browser.close()
+
+
+async def test_opus_is_transcoded_only_when_it_is_all_the_browser_offers(
+    engine: MediaEngine,
+) -> None:
+    from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+
+    browser = BrowserPeer(500.0)
+    try:
+        transceiver = browser.pc.getTransceivers()[0]
+        transceiver.setCodecPreferences([RTCRtpCodecCapability("audio/opus", 48000, 2)])
+        offer = parse_sdp(await browser.offer())
+        assert offer.audio is not None and offer.audio.codec("PCMU") is None
+        leg = await engine.open_leg()
+        answer = glue.answer_for(offer, leg, "127.0.0.1")
+        assert "opus/48000/2" in str(answer)
+        await browser.accept(str(answer))
+        transport = transport_of(leg)
+        assert transport is not None
+        await asyncio.wait_for(transport.connected, 5)
+        phone, peer = await _phone(engine)
+        assert engine.bridge(leg, phone).mode is not BridgeMode.RELAY
+        await _judge(browser, peer)
+    finally:
+        await browser.close()
