@@ -377,5 +377,5 @@ class RecordingRecord(Base):
 # and disposition codes, and node recovery's (heartbeats, SIP dialogs, agents' sign-ins) live
 # with their packages.
 import cloudcc.events.tables  # noqa: E402
-import cloudcc.recovery.tables  # noqa: E402,F401
+import cloudcc.recovery.tables  # noqa: E402
 import cloudcc.store.codes  # noqa: E402,F401
