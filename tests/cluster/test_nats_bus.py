@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cloudcc.bus.nats import SUBJECT_PREFIX, NatsBus
+from cloudcc.bus.nats import NatsBus
 
 
 async def started(url: str, node: str, stream: str, **kw: Any) -> NatsBus:
@@ -140,6 +140,6 @@ async def test_subjects_are_per_tenant(nats_url: str, stream_name: str, tenant: 
         nc = await nats.connect(nats_url)
         info = await nc.jetstream().stream_info(stream_name, subjects_filter=">")
         await nc.close()
-        assert set(info.state.subjects or {}) == {SUBJECT_PREFIX + tenant}
+        assert set(info.state.subjects or {}) == {f"{stream_name}.{tenant}"}
     finally:
         await a.stop()

@@ -1,6 +1,6 @@
 """The event bus between the nodes of a cluster: NATS JetStream (``cluster.nats_url``).
 
-Every event is published to one JetStream stream (subject ``cloudcc.ev.<tenant id>``), and
+Every event is published to one JetStream stream (subject ``<stream>.<tenant id>``), and
 every node reads the whole stream back with an ordered consumer: subscribers on any node
 (the WebSocket event stream, webhooks, wallboards) see the whole tenant, whichever node
 published. An event's ``seq`` is its stream sequence: assigned by the NATS server, the same on
@@ -35,7 +35,6 @@ from cloudcc.bus.local import Event, LocalBus
 
 log = logging.getLogger("cloudcc.bus")
 
-SUBJECT_PREFIX = "cloudcc.ev."
 #: JetStream's duplicate window: a resend within it is dropped by the server (Nats-Msg-Id).
 DUPLICATE_WINDOW = 120.0
 
@@ -60,6 +59,7 @@ class NatsBus(LocalBus):
         self.url = url
         self.node = node
         self.stream = stream
+        self.prefix = f"{stream}."  # subjects: one per tenant, under the stream's own name
         self.max_age = max_age
         self.max_per_tenant = max_per_tenant
         self.max_pending = max_pending
@@ -99,7 +99,7 @@ class NatsBus(LocalBus):
         self._js = self._nc.jetstream()
         config = api.StreamConfig(
             name=self.stream,
-            subjects=[SUBJECT_PREFIX + "*"],
+            subjects=[self.prefix + "*"],
             storage=api.StorageType.FILE,
             max_age=self.max_age,
             max_msgs_per_subject=self.max_per_tenant,
@@ -117,7 +117,7 @@ class NatsBus(LocalBus):
         start = max(info.state.first_seq, last - self._history_size + 1, 1)
         self._floor = start
         self._sub = await self._js.subscribe(
-            SUBJECT_PREFIX + "*",
+            self.prefix + "*",
             stream=self.stream,
             cb=self._on_message,
             ordered_consumer=True,
@@ -179,7 +179,7 @@ class NatsBus(LocalBus):
             try:
                 futures = [
                     await self._js.publish_async(
-                        SUBJECT_PREFIX + tenant,
+                        self.prefix + tenant,
                         body,
                         stream=self.stream,
                         headers={"Nats-Msg-Id": msg_id},
@@ -201,7 +201,7 @@ class NatsBus(LocalBus):
 
     async def _on_message(self, msg: Any) -> None:
         seq = msg.metadata.sequence.stream
-        tenant_id = msg.subject[len(SUBJECT_PREFIX) :]
+        tenant_id = msg.subject[len(self.prefix) :]
         try:
             body = orjson.loads(msg.data)
         except orjson.JSONDecodeError:
