@@ -75,6 +75,7 @@ Hostname = Annotated[
 ]
 
 T = TypeVar("T")
+MAX_INT = 2**31 - 1  # the largest a 32-bit INTEGER column stores; a larger number is a 422
 
 
 class PageOut(BaseModel, Generic[T]):
@@ -180,6 +181,12 @@ class TenantUpdate(Body):
         description="SIP addresses calls may go to directly: host, host:port, *.domain or a "
         "network (private and loopback addresses included: phones on premises)",
     )
+    srtp_policy: Literal["off", "optional", "required"] = Field(
+        UNSET,
+        description="SRTP on SIP legs, keyed by SDES over SIP/TLS: off (plain RTP), optional "
+        "(when the phone or carrier offers or accepts it over TLS), required (every SIP leg; "
+        "others are refused). Browser legs are always DTLS-SRTP.",
+    )
 
 
 class TenantOut(Out):
@@ -195,6 +202,7 @@ class TenantOut(Out):
     recording_retention_days: int
     dial_plan: DialPlan
     sip_destinations: list[str]
+    srtp_policy: str
     created_at: datetime
     updated_at: datetime
 
@@ -222,6 +230,11 @@ class UserUpdate(Body):
     email: Email | None = None
     role: Annotated[str, StringConstraints(min_length=1, max_length=64)] = UNSET
     status: Status = UNSET
+
+
+class UnlockOut(Out):
+    id: str
+    was_locked: bool = Field(description="whether the account was locked when unlocked")
 
 
 class UserOut(Out):
@@ -744,16 +757,18 @@ class FlowCreate(Body):
 class DraftSave(Body):
     document: dict[str, Any]
     expected_revision: int | None = Field(
-        None, ge=0, description="the draft revision you edited; 409 if it moved on"
+        None, ge=0, le=MAX_INT, description="the draft revision you edited; 409 if it moved on"
     )
 
 
 class PublishIn(Body):
-    expected_revision: int | None = Field(None, ge=0)
+    expected_revision: int | None = Field(None, ge=0, le=MAX_INT)
 
 
 class RollbackIn(Body):
-    to_version: int | None = Field(None, ge=1, description="default: the version before")
+    to_version: int | None = Field(
+        None, ge=1, le=MAX_INT, description="default: the version before"
+    )
 
 
 class FlowVersionOut(Out):

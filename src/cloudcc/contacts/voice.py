@@ -52,6 +52,7 @@ from cloudcc.contacts.outbound import (
     OutboundSession,
 )
 from cloudcc.contacts.records import ContactStore, RecordingStore
+from cloudcc.contacts.sdes import SrtpPolicy
 from cloudcc.contacts.session import (
     ContactSession,
     Operation,
@@ -103,6 +104,7 @@ TRUNK_RESPONSE_TIMEOUT = 4.0
 
 
 _RELEASES = frozenset({"hangup", "force_release"})
+_SECURE_TRANSPORTS = frozenset({"TLS", "WSS"})  # SIP over which SDES keys may travel
 # Where a hangup or release ends the contact from outside its phase when the phase reads
 # no operations (after-call work has no call left to hang up).
 _RELEASABLE = frozenset(
@@ -217,6 +219,7 @@ class VoiceService:
     async def stop(self) -> None:
         """End every contact (their CDRs say node_shutdown) and write everything."""
         self.stopping = True
+        await self.agents.close()
         sessions = list(self.sessions.values())
         for session in sessions:
             if session.contact.state is ContactState.WRAPUP:
@@ -510,6 +513,28 @@ class VoiceService:
             return aor
         return None
 
+    async def srtp_policy(self, tenant_id: str) -> SrtpPolicy:
+        """The tenant's SRTP policy for SIP legs (contacts/sdes.py)."""
+        tenant = await self.tenant(tenant_id)
+        return SrtpPolicy(getattr(tenant, "srtp_policy", None) or SrtpPolicy.OPTIONAL)
+
+    def cached_srtp_policy(self, tenant_id: str) -> SrtpPolicy:
+        """The same without waiting (for a re-INVITE: the tenant is cached by its call)."""
+        tenant = self._tenants.get(tenant_id)
+        return SrtpPolicy(getattr(tenant, "srtp_policy", None) or SrtpPolicy.OPTIONAL)
+
+    def reaches_over_tls(self, target: str) -> bool:
+        """Whether SIP to ``target`` is encrypted (sips:, ;transport=tls, or a phone that
+        registered over TLS or WSS): only then may SDES keys travel in the SDP."""
+        low = target.lower()
+        if low.startswith("sips:") or ";transport=tls" in low:
+            return True
+        try:
+            bindings = self.sip.registrar.lookup(target, self.sip.now())
+        except Exception:
+            return False
+        return bool(bindings) and all(b.transport.upper() in _SECURE_TRANSPORTS for b in bindings)
+
     def reaches_browser(self, target: str) -> bool:
         """Whether ``target`` rings only browsers (contacts registered over SIP/WebSocket,
         RFC 7118): those get a WebRTC offer (ICE, DTLS-SRTP) instead of plain RTP."""
@@ -627,7 +652,13 @@ class VoiceService:
             return None
         media = await self.media.open_leg()
         try:
-            answer = sdp_glue.answer_for(call.offer, media, self.media_address)
+            answer = sdp_glue.answer_for(
+                call.offer,
+                media,
+                self.media_address,
+                secure_signalling=call.transport in _SECURE_TRANSPORTS,
+                srtp_policy=await self.srtp_policy(tenant_id),
+            )
         except Exception:
             media.close()
             await call.reject(488, "Not Acceptable Here")
@@ -693,7 +724,13 @@ class VoiceService:
             return
         media = await self.media.open_leg()
         try:
-            answer = sdp_glue.answer_for(call.offer, media, self.media_address)
+            answer = sdp_glue.answer_for(
+                call.offer,
+                media,
+                self.media_address,
+                secure_signalling=call.transport in _SECURE_TRANSPORTS,
+                srtp_policy=await self.srtp_policy(tenant_id),
+            )
         except Exception:
             media.close()
             await call.reject(488)
@@ -993,6 +1030,10 @@ class VoiceService:
             self._static_devices.pop((tenant_id, agent_id), None)
         return {"agent_id": agent_id, "device": await self.agent_device(tenant_id, agent_id)}
 
+    def logged_in_device(self, tenant_id: str, agent_id: str) -> str | None:
+        """The phone (SIP URI) the agent logged in with, if it named one."""
+        return self._static_devices.get((tenant_id, agent_id))
+
     async def agent_logout(self, tenant_id: str, agent_id: str) -> None:
         await self.agents.logout(tenant_id, agent_id)
         self._static_devices.pop((tenant_id, agent_id), None)
@@ -1017,6 +1058,7 @@ class VoiceService:
             "reason": stats.reason,
             "since": stats.state_since,
             "device": await self.agent_device(tenant_id, agent_id),
+            "heartbeat_seconds": self.agents.heartbeat_seconds(tenant_id, agent_id),
             "contacts": [
                 s.contact.id
                 for s in self.sessions.values()
