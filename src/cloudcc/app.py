@@ -30,6 +30,7 @@ from cloudcc.directory.resources import (
     TrunkResource,
 )
 from cloudcc.events import install as install_events
+from cloudcc.logs import CALL_EVENTS, log_call_event
 from cloudcc.observability.metrics import ApiLatency, MetricsServer, NodeMetrics
 from cloudcc.runtime import tune_gc
 from cloudcc.serving import Hsts, ReloadingCertificate, header_deadline_protocol
@@ -100,7 +101,7 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
         tenants=TenantService(db, bus),
         audit=AuditLog(db),
         agents=AgentResource(db, bus, box),
-        queues=QueueResource(db, bus),
+        queues=QueueResource(db, bus, prompts_dir=Path(settings.data_dir) / "prompts"),
         numbers=NumberResource(db, bus),
         number_pool=NumberPool(db, bus),
         trunks=TrunkResource(db, bus, box),
@@ -135,7 +136,7 @@ class Node:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        from cloudcc.voice_node import node_name
+        from cloudcc.recovery.early import node_name
 
         self.name = node_name(settings)
         self.db = Database(settings.resolved_database_url)
@@ -154,6 +155,10 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._server: uvicorn.Server | None = None
         self.voice_node: Any = None
+        # Every call leaves INFO lines (tenant and contact ids) in the node's log.
+        self.bus.on(
+            lambda e: e.type in CALL_EVENTS, lambda e: log_call_event(e.tenant_id, e.type, e.data)
+        )
         # A change to users, roles or keys takes effect on this node at once.
         self.bus.on(lambda e: e.type.startswith(_IAM_EVENTS), lambda e: self.ctx.auth.forget())
 

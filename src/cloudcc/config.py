@@ -11,7 +11,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -136,6 +136,9 @@ class Settings(_Section):
         description="this node's name in a cluster; generated once into <data_dir>/node-id",
     )
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, ids as fields
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)  # <data_dir>/logs rotation
+    log_backups: int = Field(default=5, ge=1)
     gc_young_threshold: int = 50_000  # allocations between young collections; 0: Python's 700
     webhook_allowed_networks: list[str] = Field(
         default=[],

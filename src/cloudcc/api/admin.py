@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from cloudcc.api import calls, codes, flows, pool, prompts
+from cloudcc.api import calls, codes, flows, pool, prompts, webphone
 from cloudcc.api import schemas as s
 from cloudcc.api.crud import ERRORS, IdPath, crud_router
 from cloudcc.api.security import Authenticated, Ctx
@@ -114,6 +114,7 @@ routers: list[APIRouter] = [
     flows.tools,
     flows.router,
     calls.router,
+    webphone.router,
     prompts.router,
     pool.router,
 ]

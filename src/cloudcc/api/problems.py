@@ -24,6 +24,7 @@ from cloudcc.errors import (
     ServiceError,
 )
 
+security_log = logging.getLogger("cloudcc.security")
 log = logging.getLogger("cloudcc.api")
 
 PROBLEM_JSON = "application/problem+json"
@@ -65,6 +66,15 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     elif isinstance(exc, AuthenticationError):
         headers = {"WWW-Authenticate": 'Bearer realm="cloudcc"'}
+        source = request.client.host if request.client else None
+        security_log.info(
+            "API authentication failed: %s %s from %s: %s",
+            request.method,
+            request.url.path,
+            source,
+            exc.detail,
+            extra={"source": source},
+        )
     return problem(status, title, exc.detail, exc.errors, headers, f"urn:cloudcc:{exc.code}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ from cloudcc.tenancy.model import Actor, Permission, Principal, PrincipalKind
 from cloudcc.tenancy.replay import SeenRequests
 
 _CACHE_SECONDS = 5.0  # a revoked token or key stops working within this time on every node
+
+log = logging.getLogger("cloudcc.security")
 
 
 @dataclass(slots=True)
@@ -123,6 +126,13 @@ class AuthService:
                         {"failures": failure.failures},
                     )
         if not ok or user is None or tenant is None:
+            log.info(
+                "login failed: user %r of tenant %r from %s",
+                username,
+                tenant_slug,
+                ip,
+                extra={"tenant_id": tenant.id if tenant else None, "username": username},
+            )
             raise AuthenticationError("wrong tenant, username or password")
         token = self.signer.issue(tenant.id, user.id, user.token_version)
         principal = await self._user_principal(tenant.id, user.id, user.token_version)
