@@ -1,7 +1,7 @@
 """a tenant's SRTP policy for SIP legs (SDES over TLS): off, optional or required
 
 Revision ID: 0009_media
-Revises: 0007_recovery
+Revises: 0008_ops
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_media"
-down_revision: str | None = "0007_recovery"
+down_revision: str | None = "0008_ops"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
