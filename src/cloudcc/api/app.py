@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 from cloudcc import __version__
 from cloudcc.api import admin, problems, prompts
 from cloudcc.api import events as api_events
+from cloudcc.api.admission import Admission
 from cloudcc.api.context import ApiContext
 from cloudcc.api.docs import install_docs
-from cloudcc.api.middleware import BodySizeLimit, InFlightLimit
 from cloudcc.storage import StorageProbe
 from cloudcc.web.serve import WebApp
 
@@ -49,13 +49,9 @@ def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> Fas
         body = {"ready": ok, "storage": {"recordings": storage.as_dict()}}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    # The web app at / (GET outside /api/): the same origin as the API.
+    app.add_middleware(Admission, ctx=ctx, larger={"/api/v1/prompts/": prompts.MAX_PROMPT_BYTES})
+    # The web app at / (GET outside /api/): the same origin as the API. Outside admission:
+    # static files without credentials, which would otherwise share one office's per-address
+    # cap of anonymous requests (headers still have their deadline in ``serving``).
     app.add_middleware(WebApp)
-    limits = ctx.settings.limits
-    app.add_middleware(
-        BodySizeLimit,
-        max_bytes=limits.max_body_bytes,
-        larger={"/api/v1/prompts/": prompts.MAX_PROMPT_BYTES},
-    )
-    app.add_middleware(InFlightLimit, limit=limits.max_in_flight)
     return app

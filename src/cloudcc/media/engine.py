@@ -120,13 +120,26 @@ class _RtpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         try:
-            leg = self.leg
-            if leg._secure is None:
-                leg._on_rtp(data, addr)
-            else:
-                leg._secure.datagram_received(data, addr)
+            self.leg._on_rtp(data, addr)
         except Exception:  # never let one packet kill the transport
             log.exception("leg %s: RTP packet handling failed", self.leg.id)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("leg %s: RTP socket error %s", self.leg.id, exc)
+
+
+class _SecureProtocol(asyncio.DatagramProtocol):
+    """A leg's RTP socket once a secure transport sits in front of the leg."""
+
+    def __init__(self, leg: Leg, secure: SecureTransport) -> None:
+        self.leg = leg
+        self.received = secure.datagram_received
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        try:
+            self.received(data, addr)
+        except Exception:  # never let one packet kill the transport
+            log.exception("leg %s: secure packet handling failed", self.leg.id)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("leg %s: RTP socket error %s", self.leg.id, exc)
@@ -137,10 +150,13 @@ class _RtcpProtocol(asyncio.DatagramProtocol):
         self.leg = leg
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        if self.leg._secure is not None:
-            return  # a secure transport muxes RTCP on the RTP port (RFC 5761)
+        leg = self.leg
         try:
-            self.leg._on_rtcp(data, addr)
+            if leg._secure is None:
+                leg._on_rtcp(data, addr)
+            elif leg._secure_rtcp is not None:
+                leg._secure_rtcp(data, addr)
+            # else: the secure transport muxes RTCP on the RTP port (RFC 5761)
         except Exception:
             log.exception("leg %s: RTCP packet handling failed", self.leg.id)
 
@@ -152,7 +168,8 @@ class SecureTransport(Protocol):
     """What sits between a leg's socket and the leg when its media is protected (WebRTC:
     ICE, DTLS and SRTP on the RTP port): it gets every datagram the socket receives and
     hands the leg plain RTP/RTCP (``Leg._on_rtp``/``_on_rtcp``); the leg's RTP goes out
-    through its ``sendto``."""
+    through its ``sendto``. One that keeps RTCP on its own port (SDES on SIP legs) also
+    has ``rtcp_datagram_received``."""
 
     def datagram_received(self, data: bytes, addr: Address) -> None: ...
 
@@ -200,6 +217,7 @@ class Leg:
         self._fast_source: ReceiverStats | None = None
         self._rtcp: asyncio.DatagramTransport
         self._secure: SecureTransport | None = None
+        self._secure_rtcp: Callable[[bytes, Address], None] | None = None  # SRTCP, own port
         self._pinned: Address | None = None
         self._event_ts = 0
         self.session = RtpSession(
@@ -330,6 +348,8 @@ class Leg:
         and send its RTP through it and its RTCP through ``rtcp_sender`` (``sendto`` and
         ``close`` like a datagram transport); closing the leg closes both."""
         self._secure = secure
+        self._secure_rtcp = getattr(secure, "rtcp_datagram_received", None)
+        self._rtp.set_protocol(_SecureProtocol(self, secure))
         self._rtp = secure  # type: ignore[assignment]
         self._rtcp = rtcp_sender
         self._fast_addr = None
