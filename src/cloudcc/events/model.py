@@ -20,6 +20,7 @@ import orjson
 from cloudcc.bus import Event
 from cloudcc.errors import Invalid, PermissionDenied
 from cloudcc.tenancy.model import Permission, Principal
+from cloudcc.timefmt import iso_time
 
 # Event categories a supervisor sees (besides any event naming a contact, agent or queue).
 SUPERVISOR_CATEGORIES = frozenset(
@@ -183,7 +184,8 @@ PONG = "stream.pong"
 
 def control(type_: str, seq: int, data: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """A message of the stream itself; ``seq`` is a valid resume position."""
-    return {"seq": seq, "type": type_, "at": time.time() if now is None else now, "data": data}
+    at = iso_time(time.time() if now is None else now)
+    return {"seq": seq, "type": type_, "at": at, "data": data}
 
 
 def gap(requested: int, resumed_from: int, reason: str, now: float | None = None) -> dict[str, Any]:
