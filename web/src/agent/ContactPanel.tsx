@@ -4,6 +4,7 @@ import { useTranslation } from "react-i18next";
 import { api, ApiProblem, call } from "../shared/api/client";
 import { formatDuration } from "../shared/i18n";
 import { useNow } from "../shared/time";
+import { DEFAULT_DISPOSITIONS, useDispositions } from "./codes";
 import type { LiveContact } from "./model";
 
 type Op = "hold" | "unhold" | "mute" | "unmute" | "hangup";
@@ -163,7 +164,6 @@ function Transfer({ opened, onClose, onTransfer }: { opened: boolean; onClose: (
   );
 }
 
-const DISPOSITIONS = ["resolved", "follow_up", "callback", "other"] as const;
 const draftKey = (id: string) => `cloudcc.wrapup.${id}`;
 
 /** The wrap-up form; its draft is kept in localStorage until sent, across reloads and sign-ins. */
@@ -177,6 +177,10 @@ function WrapUp({ contact, actions, now }: { contact: LiveContact; actions: Cont
     }
   });
   const [error, setError] = useState<string | null>(null);
+  const tenantCodes = useDispositions();
+  const dispositions = tenantCodes
+    ? tenantCodes.map((d) => ({ value: d.code, label: d.label || d.code }))
+    : DEFAULT_DISPOSITIONS.map((d) => ({ value: d, label: t(`agent.wrapup.disposition.${d}`) }));
   useEffect(() => localStorage.setItem(draftKey(contact.id), JSON.stringify(draft)), [contact.id, draft]);
 
   async function submit(e: FormEvent) {
@@ -203,7 +207,7 @@ function WrapUp({ contact, actions, now }: { contact: LiveContact; actions: Cont
         <Select
           label={t("agent.wrapup.code")}
           name="disposition"
-          data={DISPOSITIONS.map((d) => ({ value: d, label: t(`agent.wrapup.disposition.${d}`) }))}
+          data={dispositions}
           value={draft.code}
           onChange={(code) => setDraft({ ...draft, code })}
           clearable
