@@ -33,6 +33,12 @@ export function ContactPanel({ contact, actions, transferOpen, setTransferOpen }
   const { t } = useTranslation();
   const now = useNow();
   const unknown = t("agent.contact.unknown");
+  useEffect(() => {
+    // For bench/web.py: seconds from the routing offer (the event's time) to the pop-up shown.
+    const w = window as unknown as { ccPopups?: Record<string, number> };
+    w.ccPopups ??= {};
+    w.ccPopups[contact.id] ??= Date.now() / 1000 - contact.offeredAt;
+  }, [contact.id, contact.offeredAt]);
   const title = contact.phase === "ringing" ? t("agent.contact.incoming") : contact.phase === "wrapup" ? t("agent.wrapup.title") : t("agent.contact.inCall");
   return (
     <Paper withBorder p="md" component="section" aria-labelledby={`contact-${contact.id}`} data-testid="contact" data-phase={contact.phase}>
