@@ -31,6 +31,12 @@ async def login(body: s.LoginIn, ctx: Ctx, request: Request) -> Any:
     )
 
 
+@auth.post("/users/{id}/unlock", response_model=s.UnlockOut, operation_id="unlock_user")
+async def unlock_user(actor: Authenticated, ctx: Ctx, id: IdPath) -> Any:
+    """Clear the user's failed logins and lift its lock (see docs/api.md, login throttling)."""
+    return await ctx.auth.unlock(actor, id)
+
+
 @auth.get("/me", response_model=s.MeOut, operation_id="whoami")
 async def me(actor: Authenticated) -> Any:
     p = actor.principal
