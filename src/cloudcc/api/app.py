@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 
 from cloudcc import __version__
 from cloudcc.api import admin, problems, prompts
@@ -16,7 +12,7 @@ from cloudcc.api.middleware import BodySizeLimit, InFlightLimit
 from cloudcc.web.serve import WebApp
 
 
-def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> FastAPI:
+def create_app(ctx: ApiContext) -> FastAPI:
     app = FastAPI(
         title="cloudcc",
         version=__version__,
@@ -32,15 +28,7 @@ def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> Fas
     for router in api_events.routers:
         app.include_router(router, prefix=api_events.PREFIX)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__}
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
-        ok = ready()
-        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
-
+    # /healthz and /readyz are answered in front of this app (cloudcc.health).
     # The web app at / (GET outside /api/): the same origin as the API.
     app.add_middleware(WebApp)
     limits = ctx.settings.limits
