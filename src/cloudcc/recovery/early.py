@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from cloudcc.config import Settings
 
 if TYPE_CHECKING:
-    from cloudcc.sip.call import IncomingCall
+    from cloudcc.sip.call import IncomingCall, RequestInfo
 
 log = logging.getLogger("cloudcc.recovery")
 
@@ -82,7 +82,7 @@ async def release_left_dialogs(settings: Settings, wait: float = 2.0) -> int:
         await db.close()
 
 
-def _anyone(source: object, info: object) -> object:
+async def _anyone(source: tuple[str, int], info: RequestInfo) -> object:
     return "starting-up"
 
 
