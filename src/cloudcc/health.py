@@ -2,7 +2,7 @@
 
 ``/healthz`` (liveness): the process and its loop answer; a supervisor restarts a node that
 stops answering it. ``/readyz`` (readiness): the node can serve now: started and not draining,
-the database answers, the recordings storage is writable with room left, and the SIP listener
+the database answers, the recordings storage takes a write with room left, and the SIP listener
 is bound; a load balancer (or Kamailio's dispatcher) sends work only to a ready node. Both are
 answered by ``HealthEndpoints``, the outermost ASGI layer, so that an API flood, the in-flight
 cap or the rate limits never make a healthy node look dead.
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cloudcc import __version__
+from cloudcc.storage import MIN_FREE_BYTES, check_storage
 
 #: Readiness asks the database at most this often (a probe flood does not become a DB flood).
 CHECK_INTERVAL = 1.0
@@ -36,8 +35,8 @@ class Readiness:
     started: Callable[[], bool]
     draining: Callable[[], bool] = lambda: False
     database: Callable[[], Awaitable[None]] | None = None
-    storage: Path | None = None
-    min_free_bytes: int = 100 * 1024 * 1024
+    storage: Path | None = None  # where recordings are written (cloudcc.storage probes it)
+    min_free_bytes: int = MIN_FREE_BYTES
     sip_bound: Callable[[], bool | None] = lambda: None  # None: SIP is not configured
     _cache: tuple[float, dict[str, str | None]] | None = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
@@ -69,24 +68,9 @@ class Readiness:
             except Exception as exc:
                 out["database"] = f"the database does not answer: {type(exc).__name__}"
         if self.storage is not None:
-            out["storage"] = await asyncio.to_thread(
-                storage_problem, self.storage, self.min_free_bytes
-            )
+            status = await asyncio.to_thread(check_storage, self.storage, self.min_free_bytes)
+            out["storage"] = None if status.ok else f"{status.path}: {status.reason}"
         return out
-
-
-def storage_problem(path: Path, min_free_bytes: int) -> str | None:
-    """Why recordings cannot be written under ``path`` now (None: they can)."""
-    if not path.is_dir():
-        return f"{path} does not exist"
-    if not os.access(path, os.W_OK):
-        return f"{path} is not writable"
-    free = shutil.disk_usage(path).free
-    if free < min_free_bytes:
-        return (
-            f"{path} has {free // (1024 * 1024)} MiB free (needs {min_free_bytes // (1024 * 1024)})"
-        )
-    return None
 
 
 class HealthEndpoints:

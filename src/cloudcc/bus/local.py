@@ -73,7 +73,7 @@ class LocalBus:
         self._history: dict[str, deque[Event]] = {}
         self._seq: dict[str, int] = {}
         self._subs: set[Subscription] = set()
-        self._hooks: list[tuple[Filter, Callable[[Event], None]]] = []
+        self._hooks: list[tuple[Filter, Callable[[Event], None], bool]] = []
 
     def publish(self, tenant_id: str, type: str, data: dict[str, Any]) -> Event:
         seq = self._seq.get(tenant_id, 0) + 1
@@ -83,7 +83,7 @@ class LocalBus:
         if hist is None:
             hist = self._history[tenant_id] = deque(maxlen=self._history_size)
         hist.append(event)
-        for accept, hook in self._hooks:
+        for accept, hook, _ in self._hooks:
             if accept(event):
                 hook(event)
         self._fan_out(event)
@@ -104,9 +104,15 @@ class LocalBus:
         self._subs.add(sub)
         return sub
 
-    def on(self, accept: Filter, hook: Callable[[Event], None]) -> None:
-        """Call ``hook`` synchronously inside ``publish`` (cache invalidation; keep it tiny)."""
-        self._hooks.append((accept, hook))
+    def on(
+        self, accept: Filter, hook: Callable[[Event], None], *, origin_only: bool = False
+    ) -> None:
+        """Call ``hook`` synchronously inside ``publish`` (cache invalidation; keep it tiny).
+
+        On a cluster bus hooks run on every node when the event arrives; ``origin_only``
+        hooks (work to do once per event, such as webhooks) only on the node that published.
+        """
+        self._hooks.append((accept, hook, origin_only))
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
