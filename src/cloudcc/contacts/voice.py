@@ -178,6 +178,8 @@ class VoiceService:
         self._music_index = 0
         self._music_pcm: dict[int, Any] = {}
         self.stopping = False  # set while the node shuts down
+        # The tenant's live calls on other nodes (cloudcc.cluster.calls; 0 on a lone node).
+        self.remote_calls: Callable[[str], int] = lambda tenant_id: 0
         self.trunks = Trunks(db, bus, sip, box)
         self.agents = AgentSessions(self)
         self.trunk_response_timeout = TRUNK_RESPONSE_TIMEOUT
@@ -564,6 +566,7 @@ class VoiceService:
     ) -> ContactSession | None:
         tenant = await self.tenant(tenant_id)
         active = sum(1 for s in self.sessions.values() if s.tenant_id == tenant_id)
+        active += self.remote_calls(tenant_id)  # on the other nodes of a cluster
         if tenant.status != "active" or active >= tenant.max_concurrent_calls:
             await call.reject(
                 486 if tenant.status == "active" else 403,
