@@ -30,13 +30,16 @@ from cloudcc.directory.resources import (
     TrunkResource,
 )
 from cloudcc.events import install as install_events
+from cloudcc.logs import CALL_EVENTS, log_call_event
 from cloudcc.observability.metrics import ApiLatency, MetricsServer, NodeMetrics
 from cloudcc.runtime import tune_gc
+from cloudcc.serving import Hsts, ReloadingCertificate, header_deadline_protocol
 from cloudcc.store.db import Database
 from cloudcc.tenancy.audit import AuditLog
 from cloudcc.tenancy.auth import AuthService
 from cloudcc.tenancy.credentials import SecretBox, TokenSigner
 from cloudcc.tenancy.iam import ApiKeyResource, RoleResource, UserResource
+from cloudcc.tenancy.login_guard import LoginPolicy
 from cloudcc.tenancy.ratelimit import RateLimiter
 from cloudcc.tenancy.tenants import TenantService
 
@@ -83,12 +86,22 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
         db=db,
         bus=bus,
         auth=AuthService(
-            db, TokenSigner(key, settings.token_ttl_seconds), box, settings.signature_window_seconds
+            db,
+            TokenSigner(key, settings.token_ttl_seconds),
+            box,
+            settings.signature_window_seconds,
+            LoginPolicy(
+                source_per_minute=limits.login_failures_per_minute,
+                source_burst=max(1, int(limits.login_failures_per_minute)),
+                free_failures=limits.login_free_failures,
+                lock_after=limits.login_lock_after,
+                lock_seconds=limits.login_lock_seconds,
+            ),
         ),
         tenants=TenantService(db, bus),
         audit=AuditLog(db),
         agents=AgentResource(db, bus, box),
-        queues=QueueResource(db, bus),
+        queues=QueueResource(db, bus, prompts_dir=Path(settings.data_dir) / "prompts"),
         numbers=NumberResource(db, bus),
         number_pool=NumberPool(db, bus),
         trunks=TrunkResource(db, bus, box),
@@ -123,7 +136,7 @@ class Node:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        from cloudcc.voice_node import node_name
+        from cloudcc.recovery.early import node_name
 
         self.name = node_name(settings)
         self.db = Database(settings.resolved_database_url)
@@ -143,6 +156,10 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._server: uvicorn.Server | None = None
         self.voice_node: Any = None
+        # Every call leaves INFO lines (tenant and contact ids) in the node's log.
+        self.bus.on(
+            lambda e: e.type in CALL_EVENTS, lambda e: log_call_event(e.tenant_id, e.type, e.data)
+        )
         # A change to users, roles or keys takes effect on this node at once.
         self.bus.on(lambda e: e.type.startswith(_IAM_EVENTS), lambda e: self.ctx.auth.forget())
 
@@ -227,14 +244,30 @@ class Node:
         await self.share_limits()
         await self.start_metrics()
         tune_gc(self.settings.gc_young_threshold)
+        settings = self.settings
+        certificate = None
+        app: Any = self.app
+        if settings.https_cert or settings.https_key:
+            if not (settings.https_cert and settings.https_key):
+                raise ValueError("HTTPS needs both https_cert and https_key")
+            certificate = ReloadingCertificate(settings.https_cert, settings.https_key)
+            if settings.hsts_seconds > 0:
+                app = Hsts(app, settings.hsts_seconds)
         config = uvicorn.Config(
-            self.app,
-            host=self.settings.host,
-            port=self.settings.http_port,
-            log_level=self.settings.log_level,
+            app,
+            host=settings.host,
+            port=settings.http_port,
+            log_level=settings.log_level,
             access_log=False,
             lifespan="off",
+            http=header_deadline_protocol(settings.limits.header_timeout),
         )
+        config.load()
+        if certificate is not None:
+            config.ssl = certificate.context  # uvicorn listens with TLS; reloads go to it
+            self._tasks.append(
+                asyncio.create_task(certificate.watch(settings.https_reload_seconds))
+            )
         self._server = uvicorn.Server(config)
         uvicorn_log = logging.getLogger("uvicorn.error")
         if not any(isinstance(f, RedactTokens) for f in uvicorn_log.filters):
@@ -246,6 +279,9 @@ class Node:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
+        if certificate is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGHUP, certificate.reload)
         # Bind here so that a taken port is a clear OSError, not uvicorn's sys.exit().
         sock = socket.create_server((self.settings.host, self.settings.http_port), backlog=2048)
         sock.setblocking(False)
@@ -265,7 +301,8 @@ class Node:
         await self.close()
 
     def announce(self) -> None:
-        base = f"http://{self.settings.host}:{self.settings.http_port}"
+        scheme = "https" if self.settings.https_cert else "http"
+        base = f"{scheme}://{self.settings.host}:{self.settings.http_port}"
         print(f"cloudcc is ready: {base}  (API docs: {base}/api/docs)", flush=True)
         if self.demo:
             d = self.demo

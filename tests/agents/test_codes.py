@@ -141,3 +141,23 @@ async def test_codes_stay_in_their_tenant(desk: Desk) -> None:
     assert (await desk.call("DELETE", f"/reason-codes/{code_id}", rival)).status_code == 404
     r = await desk.call("POST", "/reason-codes", rival, json={"code": "lunch"})
     assert r.status_code == 201  # the same code in another tenant is its own
+
+
+def test_engine_drops_a_tenant_code_but_never_a_builtin() -> None:
+    import pytest
+
+    from cloudcc.routing import AgentConfig, Presence, ReasonCode, RoutingEngine
+    from cloudcc.routing.exceptions import InvalidConfig, UnknownReasonCode
+
+    e = RoutingEngine()
+    e.configure_agent(AgentConfig("a"), 0)
+    e.configure_reason_code(ReasonCode("lunch", cti_code=8), 0)
+    e.agent_login("a", 1, presence=Presence.NOT_READY, reason="lunch")
+    e.remove_reason_code("lunch", 2)
+    assert "lunch" not in e.reason_codes
+    assert e.agent_stats("a", 3).reason == "lunch"  # kept until the agent's next change
+    with pytest.raises(UnknownReasonCode):
+        e.agent_state_changed("a", Presence.NOT_READY, 4, reason="lunch")
+    with pytest.raises(InvalidConfig):
+        e.remove_reason_code("rest", 5)
+    assert "rest" in e.reason_codes

@@ -107,7 +107,11 @@ async def test_assigning_a_device_needs_agents_device(desk: Desk) -> None:
     r = await desk.call(
         "POST",
         "/roles",
-        json={"name": "seat-admin", "permissions": ["agents:read", "agents:write"]},
+        json={
+            "name": "seat-admin",
+            # every permission of the agents it changes (issue 18.1), not agents:device
+            "permissions": ["agents:read", "agents:write", "calls:own", "queues:read"],
+        },
     )
     assert r.status_code == 201, r.text
     r = await desk.call(

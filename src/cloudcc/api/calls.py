@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from cloudcc.api.crud import ERRORS, IdPath
 from cloudcc.api.schemas import Body, IsoDateTime, PageOut, Paging
 from cloudcc.api.security import Authenticated, Ctx
-from cloudcc.errors import Invalid, NotFound, PermissionDenied
+from cloudcc.errors import Conflict, Invalid, NotFound, PermissionDenied
 from cloudcc.store.tables import Agent, ContactRecord, RecordingRecord
 from cloudcc.tenancy.model import Actor, Permission
 
@@ -69,6 +69,19 @@ class LoginIn(Body):
         "its assigned device",
     )
     ready: bool = True
+    replace: bool = Field(
+        False,
+        description="take over a session signed in from another client; that client's event "
+        "stream is told (agent.state_changed to offline, reason replaced)",
+    )
+    heartbeat_seconds: int | None = Field(
+        None,
+        ge=5,
+        le=3600,
+        description="supervise this client session: without a heartbeat (POST "
+        "/agents/{id}/heartbeat), an events poll or an open event stream of the agent's own "
+        "for this long, the agent is signed out (reason disconnected); none: not supervised",
+    )
 
 
 class StateIn(Body):
@@ -88,6 +101,9 @@ class AgentStatus(BaseModel):
     reason: str | None
     since: float
     device: str | None
+    heartbeat_seconds: float | None = Field(
+        description="the client session's heartbeat timeout; null: not supervised"
+    )
     contacts: list[str]
 
 
@@ -98,7 +114,27 @@ async def agent_login(actor: Authenticated, ctx: Ctx, agent_id: AgentRef, body: 
     aid = await _agent_in_tenant(ctx, actor, agent_id)
     _own_agent(actor, aid)
     voice = _voice(ctx)
-    await voice.agents.sign_in(actor, aid, body.device, body.ready)
+    await voice.agents.sign_in(
+        actor,
+        aid,
+        body.device,
+        body.ready,
+        replace=body.replace,
+        heartbeat_seconds=body.heartbeat_seconds,
+    )
+    return await voice.agent_status(actor.tenant_id, aid)
+
+
+@router.post(
+    "/agents/{agent_id}/heartbeat", response_model=AgentStatus, operation_id="agent_heartbeat"
+)
+async def agent_heartbeat(actor: Authenticated, ctx: Ctx, agent_id: AgentRef) -> Any:
+    """The agent's client is still there (a session signed in with ``heartbeat_seconds``);
+    409 once the agent has been signed out, whatever the reason."""
+    aid = await _agent_in_tenant(ctx, actor, agent_id)
+    _own_agent(actor, aid)
+    voice = _voice(ctx)
+    await voice.agents.heartbeat(actor.tenant_id, aid)
     return await voice.agent_status(actor.tenant_id, aid)
 
 
@@ -128,7 +164,7 @@ async def force_agent(actor: Authenticated, ctx: Ctx, agent_id: AgentRef, body: 
         raise PermissionDenied("forcing an agent's state needs agents:state")
     aid = await _agent_in_tenant(ctx, actor, agent_id)
     voice = _voice(ctx)
-    await voice.force_agent(actor.tenant_id, aid, body.action, actor.principal.name, body.seconds)
+    await voice.agents.force_by(actor, aid, body.action, body.seconds)
     return await voice.agent_status(actor.tenant_id, aid)
 
 
@@ -202,8 +238,15 @@ async def live_contacts(actor: Authenticated, ctx: Ctx) -> list[dict[str, Any]]:
     raise PermissionDenied("this needs calls:control or calls:own")
 
 
+#: Supervision that the audit log records (actor, contact, agent, action).
+_AUDITED = frozenset({"monitor", "intercept", "force_release"})
+
+
 async def _op(actor: Actor, ctx: Any, contact_id: str, name: str, **params: Any) -> Any:
-    return await _voice(ctx).operate(actor, contact_id, name, params)
+    voice = _voice(ctx)
+    if name in _AUDITED:
+        return await voice.agents.supervise(actor, contact_id, name, params)
+    return await voice.operate(actor, contact_id, name, params)
 
 
 _SIMPLE = {
@@ -331,8 +374,34 @@ async def queue_stats(actor: Authenticated, ctx: Ctx, queue_id: IdPath) -> dict[
     await ctx.queues.get(actor, queue_id)  # 404 across tenants
     voice = _voice(ctx)
     engine = await voice.acd.engine(actor.tenant_id)
+    if queue_id not in set(engine.queue_ids()):
+        fault = voice.acd.fault(actor.tenant_id, queue_id)
+        why = fault.error if fault is not None else "it is not loaded yet"
+        raise Conflict(
+            f"this queue cannot be routed ({why}); fix it with PATCH /queues/{queue_id} "
+            "or delete it (GET /routing/status lists every such row)"
+        )
     stats: dict[str, Any] = _plain(engine.queue_stats(queue_id, voice.clock()))
+    fault = voice.acd.fault(actor.tenant_id, queue_id)
+    stats["health"] = {"ok": fault is None, "error": fault.error if fault else None}
     return stats
+
+
+@router.get("/routing/status", operation_id="routing_status")
+async def routing_status(actor: Authenticated, ctx: Ctx) -> dict[str, Any]:
+    """Whether the tenant's routing loaded, and the queue and agent rows it had to leave out
+    (each with the reason): those rows route nothing until fixed or deleted."""
+    if not actor.principal.can(Permission.QUEUES_READ):
+        raise PermissionDenied("this needs queues:read")
+    voice = _voice(ctx)
+    engine = await voice.acd.engine(actor.tenant_id)
+    faults = [_plain(f) for f in voice.acd.faults(actor.tenant_id)]
+    return {
+        "ok": not faults,
+        "queues": len(list(engine.queue_ids())),
+        "agents": len(list(engine.agent_ids())),
+        "faults": faults,
+    }
 
 
 @router.get("/wallboard", operation_id="wallboard")
@@ -431,7 +500,7 @@ async def list_contacts(
     if query.until:
         conds.append(ContactRecord.created_at < query.until)
     if query.q:
-        conds.append(ContactRecord.customer.contains(query.q))
+        conds.append(ContactRecord.customer.contains(query.q, autoescape=True))
     async with ctx.db.session() as s:
         total = await s.scalar(select(func.count()).select_from(ContactRecord).where(*conds))
         rows = (
@@ -472,6 +541,7 @@ class RecordingOut(BaseModel):
     duration_seconds: float
     bytes: int
     sha256: str | None
+    failure_reason: str | None = None  # set when state is "failed": why it was not written
 
 
 class RecordingFilter(Paging):

@@ -158,9 +158,13 @@ async def poll_events(
     selection = select_for(actor.principal, query.scope, query.agent_id, query.types)
     since = query.since if query.since is not None else _since_header(last_event_id)
     service = _service(ctx)
-    messages, next_position = await service.poll(
-        actor.tenant_id, selection, since, wait=query.wait, limit=query.limit
-    )
+    _client_presence(ctx, actor.principal, "client_seen")
+    try:
+        messages, next_position = await service.poll(
+            actor.tenant_id, selection, since, wait=query.wait, limit=query.limit
+        )
+    finally:
+        _client_presence(ctx, actor.principal, "client_seen")  # the wait counted too
     body = {
         "events": [m.to_dict() if not isinstance(m, dict) else m for m in messages],
         "next": next_position,
@@ -218,7 +222,9 @@ async def event_stream(websocket: WebSocket) -> None:
         )
         since = _since(params, websocket.headers.get("last-event-id"))
         _rate_limit(ctx, creds.principal)
-        feed = service.open(creds.principal.tenant_id, selection, since)
+        feed = service.open(
+            creds.principal.tenant_id, selection, since, principal=creds.principal.id
+        )
     except AuthenticationError as exc:
         await _close(websocket, CLOSE_UNAUTHENTICATED, exc.detail)
         return
@@ -231,10 +237,19 @@ async def event_stream(websocket: WebSocket) -> None:
     except Invalid as exc:
         await _close(websocket, CLOSE_BAD_REQUEST, exc.detail)
         return
+    _client_presence(ctx, creds.principal, "stream_opened")
     try:
         await _Pump(websocket, ctx, service, feed, selection, creds).run()
     finally:
         service.release(feed)
+        _client_presence(ctx, creds.principal, "stream_closed")
+
+
+def _client_presence(ctx: ApiContext, principal: Principal, what: str) -> None:
+    """An agent's own poll or stream keeps its client session alive (see agent_heartbeat)."""
+    voice = ctx.extra.get("voice")
+    if voice is not None and principal.agent_id:
+        getattr(voice.agents, what)(principal.tenant_id, principal.agent_id)
 
 
 class _Pump:

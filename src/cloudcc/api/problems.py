@@ -9,8 +9,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from cloudcc.errors import (
     AuthenticationError,
@@ -23,6 +24,7 @@ from cloudcc.errors import (
     ServiceError,
 )
 
+security_log = logging.getLogger("cloudcc.security")
 log = logging.getLogger("cloudcc.api")
 
 PROBLEM_JSON = "application/problem+json"
@@ -64,6 +66,15 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     elif isinstance(exc, AuthenticationError):
         headers = {"WWW-Authenticate": 'Bearer realm="cloudcc"'}
+        source = request.client.host if request.client else None
+        security_log.info(
+            "API authentication failed: %s %s from %s: %s",
+            request.method,
+            request.url.path,
+            source,
+            exc.detail,
+            extra={"source": source},
+        )
     return problem(status, title, exc.detail, exc.errors, headers, f"urn:cloudcc:{exc.code}")
 
 
@@ -94,6 +105,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         # Starlette names only the first route's methods; RFC 9110 §15.5.6 wants them all.
         headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
     return problem(exc.status_code, _title(exc.status_code), str(exc.detail), headers=headers)
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client left before sending its whole body: nobody reads an answer, nothing to log
+    (a traceback per disconnect would let anyone flood the error log)."""
+    log.debug("client left mid-body on %s %s", request.method, request.url.path)
+    return Response(status_code=400)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -127,4 +145,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from cloudcc.contacts.exceptions import AgentStateConflict, NoDevice, UnknownReason
-from cloudcc.errors import Invalid, NotFound, PermissionDenied
+from cloudcc.contacts.presence import ClientPresence
+from cloudcc.errors import Invalid, NotFound, PermissionDenied, ServiceError
 from cloudcc.routing.exceptions import (
     AgentHasWork,
     IllegalTransition,
@@ -29,6 +30,7 @@ from cloudcc.routing.exceptions import (
 from cloudcc.routing.model import REASON_UNREACHABLE, ForceAction, Presence, SignOutReason
 from cloudcc.store.codes import DispositionCodeRow
 from cloudcc.store.tables import Agent
+from cloudcc.tenancy import audit
 from cloudcc.tenancy.model import Actor, Permission
 
 if TYPE_CHECKING:
@@ -46,7 +48,8 @@ def _explain(op: str, agent_id: str, exc: IllegalTransition) -> str:
     if op == "login":
         return (
             f"the agent is already signed in ({source}); change its state with "
-            f"PUT /agents/{agent_id}/state, or sign out first with POST /agents/{agent_id}/logout"
+            f"PUT /agents/{agent_id}/state, sign out first with POST /agents/{agent_id}/logout, "
+            'or sign in with "replace": true to take the session over from the other client'
         )
     if op == "logout":
         return "the agent is not signed in; there is nothing to sign out"
@@ -92,13 +95,31 @@ class AgentSessions:
         self.voice = voice
         self.acd = voice.acd
         self._tasks: set[asyncio.Task[None]] = set()
+        self.clients = ClientPresence()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         voice.bus.on(lambda e: e.type == "agent.phone_unregistered", self._on_phone_lost)
+        voice.bus.on(lambda e: e.type == "agent.state_changed", self._on_state)
 
     # --- signing in with a reachable device ---------------------------------------------
 
-    async def sign_in(self, actor: Actor, agent_id: str, device: str | None, ready: bool) -> None:
+    async def sign_in(
+        self,
+        actor: Actor,
+        agent_id: str,
+        device: str | None,
+        ready: bool,
+        *,
+        replace: bool = False,
+        heartbeat_seconds: float | None = None,
+    ) -> None:
         """Sign an agent in with a phone the node can reach: its registered softphone or
-        phone, the device its admin assigned it, or (with agents:device) any SIP URI."""
+        phone, the device its admin assigned it, or (with agents:device) any SIP URI.
+
+        ``replace`` takes over a session held by another client (signed out with reason
+        REPLACED, which its event stream shows); ``heartbeat_seconds`` supervises the new
+        session: without a heartbeat, poll or open event stream for that long, the agent is
+        signed out (DISCONNECTED)."""
         tenant_id = actor.tenant_id
         async with self.voice.db.session() as s:
             found = (
@@ -126,7 +147,93 @@ class AgentSessions:
                     "admin to assign the agent a device"
                 )
             device = assigned
+        key = (tenant_id, agent_id)
+        if replace and await self._signed_in(tenant_id, agent_id):
+            self.clients.stop(key)
+            await self.logout(tenant_id, agent_id, SignOutReason.REPLACED, by=actor.principal.name)
         await self.voice.agent_login(tenant_id, agent_id, device, ready)
+        if heartbeat_seconds is None:
+            self.clients.stop(key)
+        else:
+            self.clients.start(key, heartbeat_seconds, self.voice.clock())
+            self._watch()
+
+    # --- client sessions: heartbeats, polls and event streams -------------------------------
+
+    async def heartbeat(self, tenant_id: str, agent_id: str) -> None:
+        """The agent's client is still there; refused once the agent has been signed out."""
+        if not await self._signed_in(tenant_id, agent_id):
+            raise AgentStateConflict(
+                f"the agent is not signed in (any more); sign in again with "
+                f"POST /agents/{agent_id}/login"
+            )
+        self.clients.seen((tenant_id, agent_id), self.voice.clock())
+
+    def heartbeat_seconds(self, tenant_id: str, agent_id: str) -> float | None:
+        return self.clients.timeout((tenant_id, agent_id))
+
+    def client_seen(self, tenant_id: str, agent_id: str) -> None:
+        """A poll for events by the agent's own client."""
+        self.clients.seen((tenant_id, agent_id), self.voice.clock())
+
+    def stream_opened(self, tenant_id: str, agent_id: str) -> None:
+        self.clients.opened((tenant_id, agent_id), self.voice.clock())
+
+    def stream_closed(self, tenant_id: str, agent_id: str) -> None:
+        self.clients.closed((tenant_id, agent_id), self.voice.clock())
+
+    def _watch(self) -> None:
+        """Arm the one timer at the earliest deadline of the supervised sessions."""
+        deadline = self.clients.next_deadline()
+        if self._timer is not None:
+            if deadline is not None and self._timer_at <= deadline:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if deadline is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._timer_at = deadline
+        self._timer = loop.call_later(max(0.0, deadline - self.voice.clock()), self._spawn_check)
+
+    def _spawn_check(self) -> None:
+        self._timer = None
+        task = asyncio.get_running_loop().create_task(self._sign_out_silent())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sign_out_silent(self) -> None:
+        for tenant_id, agent_id in self.clients.expired(self.voice.clock()):
+            try:
+                await self.logout(tenant_id, agent_id, SignOutReason.DISCONNECTED)
+            except ServiceError as exc:  # already signed out meanwhile
+                log.info("agent %s of tenant %s: %s", agent_id, tenant_id, exc.detail)
+                continue
+            log.info(
+                "agent %s of tenant %s signed out: no heartbeat from its client",
+                agent_id,
+                tenant_id,
+            )
+        self._watch()
+
+    def _on_state(self, event: Any) -> None:
+        """A signed-out agent's session is no longer supervised, however it was signed out."""
+        if event.data.get("state") == _OFFLINE:
+            self.clients.stop((event.tenant_id, str(event.data.get("agent_id"))))
+
+    async def _signed_in(self, tenant_id: str, agent_id: str) -> bool:
+        engine = await self.acd.engine(tenant_id)
+        if agent_id not in set(engine.agent_ids()):
+            return False
+        return engine.agent_stats(agent_id, self.voice.clock()).state.value != _OFFLINE
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _on_phone_lost(self, event: Any) -> None:
         task = asyncio.get_running_loop().create_task(
@@ -140,10 +247,7 @@ class AgentSessions:
         closed): a signed-in agent that rings it becomes not ready, reason unreachable."""
         if self.voice.static_device(tenant_id, agent_id) is not None:
             return  # it rings a phone given at sign-in, not the registration
-        engine = self.acd.loaded(tenant_id)
-        if engine is None or agent_id not in set(engine.agent_ids()):
-            return
-        if engine.agent_stats(agent_id, self.voice.clock()).state.value == _OFFLINE:
+        if self.acd.loaded(tenant_id) is None or not await self._signed_in(tenant_id, agent_id):
             return
         try:
             await self.acd.call(
@@ -184,15 +288,15 @@ class AgentSessions:
         self, tenant_id: str, agent_id: str, ready: bool, reason: str | None
     ) -> None:
         presence = Presence.READY if ready else Presence.NOT_READY
-        if ready and await self.voice.agent_device(tenant_id, agent_id) is None:
-            engine = await self.acd.engine(tenant_id)
-            if agent_id in set(engine.agent_ids()) and (
-                engine.agent_stats(agent_id, self.voice.clock()).state.value != _OFFLINE
-            ):
-                raise AgentStateConflict(
-                    "the agent has no reachable phone: register the softphone or its phone "
-                    "again, then set ready"
-                )
+        if (
+            ready
+            and await self.voice.agent_device(tenant_id, agent_id) is None
+            and await self._signed_in(tenant_id, agent_id)
+        ):
+            raise AgentStateConflict(
+                "the agent has no reachable phone: register the softphone or its phone "
+                "again, then set ready"
+            )
         reasons = await self._reasons(tenant_id)
         with refusals("state", agent_id, reasons):
             await self.acd.call(
@@ -210,6 +314,38 @@ class AgentSessions:
             await self.acd.call(
                 tenant_id, "force_agent", agent_id, ForceAction(action), by, seconds=seconds
             )
+
+    # --- supervision, audited -------------------------------------------------------------
+
+    async def force_by(
+        self, actor: Actor, agent_id: str, action: str, seconds: float | None = None
+    ) -> None:
+        """A supervisor forces an agent's state; the audit log says who, whom and what."""
+        await self.force(actor.tenant_id, agent_id, action, actor.principal.name, seconds)
+        details: dict[str, Any] = {"action": action}
+        if seconds is not None:
+            details["seconds"] = seconds
+        await self._audit(actor, f"force_{action}", "agent", agent_id, details)
+
+    async def supervise(
+        self, actor: Actor, contact_id: str, name: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Listen, whisper, barge, intercept or force release a contact, audited with the
+        agent it involved."""
+        agent_id = self.voice.session_for(actor, contact_id).contact.agent_id
+        result: dict[str, Any] = await self.voice.operate(actor, contact_id, name, params)
+        action = str(params["mode"]) if name == "monitor" else name
+        details: dict[str, Any] = {"agent_id": agent_id}
+        if name == "monitor":
+            details["device"] = params.get("device")
+        await self._audit(actor, action, "contact", contact_id, details)
+        return result
+
+    async def _audit(
+        self, actor: Actor, action: str, kind: str, target: str, details: dict[str, Any]
+    ) -> None:
+        async with self.voice.db.transaction() as s:
+            audit.record(s, actor, action, kind, target, details)
 
     async def check_disposition(self, tenant_id: str, code: str | None) -> None:
         """A wrap-up code must be one of the tenant's disposition codes, once it has any."""

@@ -52,6 +52,7 @@ from cloudcc.contacts.outbound import (
     OutboundSession,
 )
 from cloudcc.contacts.records import ContactStore, RecordingStore
+from cloudcc.contacts.sdes import SrtpPolicy
 from cloudcc.contacts.session import (
     ContactSession,
     Operation,
@@ -102,6 +103,7 @@ TRUNK_RESPONSE_TIMEOUT = 4.0
 
 
 _RELEASES = frozenset({"hangup", "force_release"})
+_SECURE_TRANSPORTS = frozenset({"TLS", "WSS"})  # SIP over which SDES keys may travel
 # Where a hangup or release ends the contact from outside its phase when the phase reads
 # no operations (after-call work has no call left to hang up).
 _RELEASABLE = frozenset(
@@ -177,6 +179,7 @@ class VoiceService:
         self._music: list[Path] = sorted(MOH_DIR.glob("*.wav")) if MOH_DIR.exists() else []
         self._music_index = 0
         self._music_pcm: dict[int, Any] = {}
+        self._prompt_pcm: dict[tuple[str, str], tuple[int, Any]] = {}  # queues' own music
         self.stopping = False  # set while the node shuts down
         # The tenant's live calls on other nodes (cloudcc.cluster.calls; 0 on a lone node).
         self.remote_calls: Callable[[str], int] = lambda tenant_id: 0
@@ -216,6 +219,7 @@ class VoiceService:
     async def stop(self) -> None:
         """End every contact (their CDRs say node_shutdown) and write everything."""
         self.stopping = True
+        await self.agents.close()
         sessions = list(self.sessions.values())
         for session in sessions:
             if session.contact.state is ContactState.WRAPUP:
@@ -306,9 +310,14 @@ class VoiceService:
     def prompts_dir(self, tenant_id: str) -> Path:
         return self.data_dir / "prompts" / tenant_id
 
-    def music_source(self) -> AudioSource:
-        """Music on hold: the tracks of Debian's asterisk-moh-opsound-wav, in turn, read
+    def music_source(self, tenant_id: str | None = None, name: str = "default") -> AudioSource:
+        """Music on hold: ``name`` is one of the tenant's prompts (a queue's own music), or
+        "default": the tracks of Debian's asterisk-moh-opsound-wav, in turn. Either is read
         into memory once and shared by every caller (no file I/O per held call)."""
+        if name != "default" and tenant_id is not None:
+            pcm = self._prompt_music(tenant_id, name)
+            if pcm is not None:
+                return PcmSource(pcm, 8000)
         if not self._music:
             return default_music_on_hold()
         index = self._music_index % len(self._music)
@@ -322,6 +331,30 @@ class VoiceService:
             source.close()
             pcm = self._music_pcm[index] = np.concatenate(chunks)
         return PcmSource(pcm, 8000)
+
+    def _prompt_music(self, tenant_id: str, name: str) -> Any:
+        path = self.prompts_dir(tenant_id) / f"{name}.wav"
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            log.warning(
+                "tenant %s: music on hold %r is not a prompt (deleted?): default music",
+                tenant_id,
+                name,
+            )
+            return None
+        key = (tenant_id, name)
+        cached = self._prompt_pcm.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        source = WavSource(path)
+        chunks = []
+        while len(chunk := source.read(1 << 16)):
+            chunks.append(chunk)
+        source.close()
+        pcm = np.concatenate(chunks)
+        self._prompt_pcm[key] = (stamp, pcm)
+        return pcm
 
     def caller_uri(self, number: str | None) -> str:
         user = (number or "anonymous").split("@")[0].replace("sip:", "")
@@ -480,6 +513,28 @@ class VoiceService:
             return aor
         return None
 
+    async def srtp_policy(self, tenant_id: str) -> SrtpPolicy:
+        """The tenant's SRTP policy for SIP legs (contacts/sdes.py)."""
+        tenant = await self.tenant(tenant_id)
+        return SrtpPolicy(getattr(tenant, "srtp_policy", None) or SrtpPolicy.OPTIONAL)
+
+    def cached_srtp_policy(self, tenant_id: str) -> SrtpPolicy:
+        """The same without waiting (for a re-INVITE: the tenant is cached by its call)."""
+        tenant = self._tenants.get(tenant_id)
+        return SrtpPolicy(getattr(tenant, "srtp_policy", None) or SrtpPolicy.OPTIONAL)
+
+    def reaches_over_tls(self, target: str) -> bool:
+        """Whether SIP to ``target`` is encrypted (sips:, ;transport=tls, or a phone that
+        registered over TLS or WSS): only then may SDES keys travel in the SDP."""
+        low = target.lower()
+        if low.startswith("sips:") or ";transport=tls" in low:
+            return True
+        try:
+            bindings = self.sip.registrar.lookup(target, self.sip.now())
+        except Exception:
+            return False
+        return bool(bindings) and all(b.transport.upper() in _SECURE_TRANSPORTS for b in bindings)
+
     def reaches_browser(self, target: str) -> bool:
         """Whether ``target`` rings only browsers (contacts registered over SIP/WebSocket,
         RFC 7118): those get a WebRTC offer (ICE, DTLS-SRTP) instead of plain RTP."""
@@ -598,7 +653,13 @@ class VoiceService:
             return None
         media = await self.media.open_leg()
         try:
-            answer = sdp_glue.answer_for(call.offer, media, self.media_address)
+            answer = sdp_glue.answer_for(
+                call.offer,
+                media,
+                self.media_address,
+                secure_signalling=call.transport in _SECURE_TRANSPORTS,
+                srtp_policy=await self.srtp_policy(tenant_id),
+            )
         except Exception:
             media.close()
             await call.reject(488, "Not Acceptable Here")
@@ -664,7 +725,13 @@ class VoiceService:
             return
         media = await self.media.open_leg()
         try:
-            answer = sdp_glue.answer_for(call.offer, media, self.media_address)
+            answer = sdp_glue.answer_for(
+                call.offer,
+                media,
+                self.media_address,
+                secure_signalling=call.transport in _SECURE_TRANSPORTS,
+                srtp_policy=await self.srtp_policy(tenant_id),
+            )
         except Exception:
             media.close()
             await call.reject(488)
@@ -964,6 +1031,10 @@ class VoiceService:
             self._static_devices.pop((tenant_id, agent_id), None)
         return {"agent_id": agent_id, "device": await self.agent_device(tenant_id, agent_id)}
 
+    def logged_in_device(self, tenant_id: str, agent_id: str) -> str | None:
+        """The phone (SIP URI) the agent logged in with, if it named one."""
+        return self._static_devices.get((tenant_id, agent_id))
+
     async def agent_logout(self, tenant_id: str, agent_id: str) -> None:
         await self.agents.logout(tenant_id, agent_id)
         self._static_devices.pop((tenant_id, agent_id), None)
@@ -988,6 +1059,7 @@ class VoiceService:
             "reason": stats.reason,
             "since": stats.state_since,
             "device": await self.agent_device(tenant_id, agent_id),
+            "heartbeat_seconds": self.agents.heartbeat_seconds(tenant_id, agent_id),
             "contacts": [
                 s.contact.id
                 for s in self.sessions.values()
