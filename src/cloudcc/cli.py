@@ -78,7 +78,6 @@ def main(argv: list[str] | None = None) -> int:
         settings.log_max_bytes,
         settings.log_backups,
     )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     # After a crash, the phones left in dead calls hear a BYE before the node is loaded.
     from cloudcc.recovery.early import release_left_dialogs
 

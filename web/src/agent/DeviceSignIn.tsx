@@ -39,8 +39,10 @@ export function DeviceSignIn({ softphone, onSignedIn }: { softphone: Softphone; 
         await softphone.register({ wsUrl: wsUrl!, domain, extension, password });
       }
       // The browser and a registered phone are both "the agent's registered phone".
+      // A second tab or device takes over (the first is told "replaced"); the open event
+      // stream keeps the session alive, and its loss for a minute signs the agent out.
       const device = kind === "sip" ? sip : null;
-      await call(api.POST("/api/v1/agents/{agent_id}/login", { params: { path: { agent_id: "me" } }, body: { device, ready } }));
+      await call(api.POST("/api/v1/agents/{agent_id}/login", { params: { path: { agent_id: "me" } }, body: { device, ready, replace: true, heartbeat_seconds: 60 } }));
       onSignedIn(kind);
     } catch (e) {
       if (kind === "browser") softphone.stop();
