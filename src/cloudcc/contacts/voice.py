@@ -186,6 +186,8 @@ class VoiceService:
         self._prompt_pcm: dict[tuple[str, str], tuple[int, Any]] = {}  # queues' own music
         self.stopping = False  # set while the node shuts down
         self.draining = False  # set while live calls may still end by themselves
+        # The tenant's live calls on other nodes (cloudcc.cluster.calls; 0 on a lone node).
+        self.remote_calls: Callable[[str], int] = lambda tenant_id: 0
         self.trunks = Trunks(db, bus, sip, box)
         self.agents = AgentSessions(self)
         self.trunk_response_timeout = TRUNK_RESPONSE_TIMEOUT
@@ -636,6 +638,7 @@ class VoiceService:
     ) -> ContactSession | None:
         tenant = await self.tenant(tenant_id)
         active = sum(1 for s in self.sessions.values() if s.tenant_id == tenant_id)
+        active += self.remote_calls(tenant_id)  # on the other nodes of a cluster
         if tenant.status != "active" or active >= tenant.max_concurrent_calls:
             await call.reject(
                 486 if tenant.status == "active" else 403,
