@@ -44,6 +44,7 @@ from cloudcc.tenancy.iam import ApiKeyResource, RoleResource, UserResource
 from cloudcc.tenancy.login_guard import LoginPolicy
 from cloudcc.tenancy.ratelimit import RateLimiter
 from cloudcc.tenancy.tenants import TenantService
+from cloudcc.voicemail.service import VoicemailService
 
 log = logging.getLogger("cloudcc")
 
@@ -116,6 +117,7 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
         api_keys=ApiKeyResource(db, bus, box),
         tenant_limiter=RateLimiter(limits.tenant_rps, limits.tenant_burst),
         key_limiter=RateLimiter(limits.api_key_rps, limits.api_key_burst),
+        extra={"voicemail": VoicemailService(db, bus, Path(settings.recordings_dir).resolve())},
     )
 
 
@@ -151,6 +153,7 @@ class Node:
         self.metrics.watch_bus(self.bus)
         self.metrics.live.events = self.events
         self.app.add_middleware(ApiLatency, metrics=self.metrics)
+        self.cluster_calls: Any = None
         self.ready = False
         self.draining = False
         # Outermost (added last): health and readiness answer whatever the API's caps say.
@@ -206,6 +209,43 @@ class Node:
             self.voice_node.acd,
         )
 
+    async def share_limits(self) -> None:
+        """On a cluster: tenants' call quotas count every node's calls, and each node admits
+        its share of the API rate limits (cluster/calls.py)."""
+        from collections import Counter
+
+        from cloudcc.cluster.calls import ClusterCalls
+
+        if not isinstance(self.bus, NatsBus):
+            return
+        node = self.voice_node
+
+        def counts() -> dict[str, int]:
+            if node is None:
+                return {}
+            return dict(Counter(s.tenant_id for s in node.voice.sessions.values()))
+
+        calls = ClusterCalls(
+            self.bus.connection,
+            f"cloudcc.calls.{self.bus.stream}",  # outside the event stream's subjects
+            self.name,
+            counts,
+        )
+
+        def on_nodes(n: int) -> None:
+            self.ctx.tenant_limiter.share = self.ctx.key_limiter.share = 1.0 / n
+
+        calls.on_nodes = on_nodes
+        await calls.start()
+        if node is not None:
+            node.voice.remote_calls = calls.remote
+        self.bus.on(
+            lambda e: e.type in ("contact.created", "contact.ended"),
+            lambda e: calls.changed(),
+            origin_only=True,
+        )
+        self.cluster_calls = calls
+
     async def start_metrics(self) -> None:
         """Serve ``/metrics`` on ``metrics.port`` when one is set."""
         if self.settings.metrics.port is None:
@@ -220,6 +260,7 @@ class Node:
         await self.prepare()
         if self.settings.sip.enabled:
             await self.start_voice()
+        await self.share_limits()
         await self.start_metrics()
         tune_gc(self.settings.gc_young_threshold)
         settings = self.settings
@@ -326,6 +367,9 @@ class Node:
             print(f"credentials written to {d['file']}", flush=True)
 
     async def close(self) -> None:
+        if self.cluster_calls is not None:
+            await self.cluster_calls.stop()
+            self.cluster_calls = None
         if self.metrics_server is not None:
             await self.metrics_server.stop()
             self.metrics_server = None

@@ -116,8 +116,10 @@ def edge_caller_args(
     timeout: float = 60,
     number: str = "4000",
     limit: int | None = None,
+    target: str | None = None,
 ) -> list[str]:
-    """SIPp customer(s) calling ``number`` through Kamailio (route set kept: rrs)."""
+    """SIPp customer(s) calling ``number`` through Kamailio (route set kept: rrs), or
+    straight to ``target`` (host:port of a node)."""
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = workdir / f"edge-caller-{talk_ms}.xml"
     scenario.write_text(
@@ -129,7 +131,7 @@ def edge_caller_args(
     )
     return [
         "timeout", str(timeout), SIPP, "-sf", str(scenario), "-s", number,
-        f"{EDGE_HOST}:{edge_port}", "-i", "127.0.0.1", "-p", str(free_port("both")),
+        target or f"{EDGE_HOST}:{edge_port}", "-i", "127.0.0.1", "-p", str(free_port("both")),
         "-mi", "127.0.0.1", "-mp", str(free_port("both")), "-m", str(calls),
         "-r", str(rate), "-l", str(limit or calls), "-nostdin", "-trace_err",
     ]  # fmt: skip
@@ -162,7 +164,7 @@ async def contacts(db_url: str) -> list[dict[str, Any]]:
     conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         rows = await conn.fetch(
-            "SELECT id, node, state, disposition, created_at FROM contacts ORDER BY created_at"
+            "SELECT id, node, state, disposition, end_cause, created_at FROM contacts ORDER BY created_at"
         )
     finally:
         await conn.close()

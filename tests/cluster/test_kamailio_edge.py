@@ -94,3 +94,55 @@ def test_calls_through_kamailio_and_failover(tmp_path: Path, cluster, cluster_db
         }
     finally:
         kill_group(long_call)
+
+
+def test_a_tenants_call_quota_holds_across_nodes(tmp_path: Path, cluster, cluster_db: str) -> None:
+    import httpx
+
+    nodes, edge = cluster
+    first = nodes[0]
+    creds = first.demo["platform"]
+    base = first.base + "/api/v1"
+    token = httpx.post(
+        base + "/auth/login",
+        json={"tenant": "platform", "username": "root", "password": creds["password"]},
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    r = httpx.patch(
+        base + f"/tenants/{first.demo['tenant_id']}",
+        json={"max_concurrent_calls": 2},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    # One call on each of two nodes (straight to them): the quota of 2 is reached.
+    calls = [
+        start_callers(
+            tmp_path / f"q{i}",
+            edge.port,
+            talk_ms=30_000,
+            timeout=60,
+            target=f"{node.host}:{node.sip_port}",
+        )
+        for i, node in enumerate(nodes[:2])
+    ]
+    try:
+        live = wait_for(
+            lambda: len([r for r in contacts_now(cluster_db) if r["state"] != "ended"]) == 2, 15
+        )
+        assert live
+        assert {r["node"] for r in contacts_now(cluster_db) if r["state"] != "ended"} == {
+            nodes[0].name,
+            nodes[1].name,
+        }
+        time.sleep(0.5)
+        # A third call on the third node is refused: the tenant's calls are counted cluster-wide.
+        third = nodes[2]
+        r = run_callers(tmp_path / "over", edge.port, talk_ms=500, timeout=15,
+                        target=f"{third.host}:{third.sip_port}")  # fmt: skip
+        assert r.returncode != 0
+        errors = "".join(p.read_text() for p in (tmp_path / "over").glob("*_errors.log"))
+        assert "486" in errors, errors[-2000:]
+        assert len([r for r in contacts_now(cluster_db) if r["state"] != "ended"]) == 2
+    finally:
+        for proc in calls:
+            kill_group(proc)

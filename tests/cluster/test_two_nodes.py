@@ -76,13 +76,30 @@ def test_events_and_webhooks_across_two_nodes(
         start = on_b.get("/events", params={"wait": 0}).json()["next"]
         agent = api.agents["1001"]
         api.patch(f"/agents/{agent['id']}", {"name": "Renamed on A"})
-        page_b = on_b.get("/events", params={"since": start, "wait": 10}).json()
-        page_a = httpx.get(
-            a.base + "/api/v1/events", params={"since": start, "wait": 10}, headers=api.headers
-        ).json()
-        changed_b = [e for e in page_b["events"] if e["type"].startswith("agent.")]
-        changed_a = [e for e in page_a["events"] if e["type"].startswith("agent.")]
-        assert changed_b and changed_b[0]["data"]["id"] == agent["id"], page_b
+
+        def agent_events(get: Any) -> list[dict[str, Any]]:
+            """Poll from ``start`` until an agent event came (other events may come first)."""
+            since, seen = start, []
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                page = get(since)
+                seen += [e for e in page["events"] if e["type"].startswith("agent.")]
+                if seen:
+                    return seen
+                since = page["next"]
+            return seen
+
+        changed_b = agent_events(
+            lambda since: on_b.get("/events", params={"since": since, "wait": 5}).json()
+        )
+        changed_a = agent_events(
+            lambda since: httpx.get(
+                a.base + "/api/v1/events",
+                params={"since": since, "wait": 5},
+                headers=api.headers,
+            ).json()
+        )
+        assert changed_b and changed_b[0]["data"]["id"] == agent["id"], changed_b
         # One numbering on both nodes.
         assert [(e["seq"], e["type"]) for e in changed_b] == [
             (e["seq"], e["type"]) for e in changed_a

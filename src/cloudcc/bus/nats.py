@@ -77,6 +77,7 @@ class NatsBus(LocalBus):
         self._sender: asyncio.Task[None] | None = None
         self._caught_up = asyncio.Event()
         self._replay_to = 0
+        self._stopping = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -132,6 +133,7 @@ class NatsBus(LocalBus):
 
     async def stop(self, flush_timeout: float = 5.0) -> None:
         """Send what is queued (up to ``flush_timeout`` s), then disconnect."""
+        self._stopping = True
         if self._sender is not None:
             deadline = time.monotonic() + flush_timeout
             while self._out and time.monotonic() < deadline and self._nc.is_connected:  # noqa: ASYNC110 - a short flush at shutdown
@@ -148,6 +150,11 @@ class NatsBus(LocalBus):
     @property
     def connected(self) -> bool:
         return bool(self._nc is not None and self._nc.is_connected)
+
+    @property
+    def connection(self) -> Any:
+        """The NATS connection (for other cluster messages than events)."""
+        return self._nc
 
     @property
     def pending(self) -> int:
@@ -204,11 +211,11 @@ class NatsBus(LocalBus):
         tenant_id = msg.subject[len(self.prefix) :]
         try:
             body = orjson.loads(msg.data)
-        except orjson.JSONDecodeError:
-            log.error("event bus: unreadable message %d skipped", seq)
-            return
-        event = Event(tenant_id, body["type"], body["data"], seq, body["at"], body["origin"])
-        self._deliver(event, live=self._caught_up.is_set())
+            event = Event(tenant_id, body["type"], body["data"], seq, body["at"], body["origin"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.error("event bus: unreadable message %d on %s skipped", seq, msg.subject)
+        else:
+            self._deliver(event, live=self._caught_up.is_set())
         if not self._caught_up.is_set() and seq >= self._replay_to:
             self._caught_up.set()
 
@@ -251,6 +258,8 @@ class NatsBus(LocalBus):
         log.warning("event bus: %s", exc)
 
     async def _on_disconnected(self) -> None:
+        if self._stopping:
+            return
         log.warning("event bus: disconnected from NATS; events are queued")
 
     async def _on_reconnected(self) -> None:

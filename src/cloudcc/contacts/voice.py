@@ -95,6 +95,7 @@ from cloudcc.store.tables import (
 )
 from cloudcc.tenancy.credentials import SecretBox
 from cloudcc.tenancy.model import Actor, Permission
+from cloudcc.voicemail.service import VoicemailService
 
 log = logging.getLogger("cloudcc.contacts.voice")
 
@@ -162,6 +163,7 @@ class VoiceService:
         self.webhooks = webhooks
         self.contacts_store = contacts
         self.recordings = recordings
+        self.voicemail = VoicemailService(db, bus, recordings.root)
         self.box = box
         self.data_dir = data_dir
         self.default_tenant_slug = default_tenant
@@ -186,6 +188,8 @@ class VoiceService:
         self._prompt_pcm: dict[tuple[str, str], tuple[int, Any]] = {}  # queues' own music
         self.stopping = False  # set while the node shuts down
         self.draining = False  # set while live calls may still end by themselves
+        # The tenant's live calls on other nodes (cloudcc.cluster.calls; 0 on a lone node).
+        self.remote_calls: Callable[[str], int] = lambda tenant_id: 0
         self.trunks = Trunks(db, bus, sip, box)
         self.agents = AgentSessions(self)
         self.trunk_response_timeout = TRUNK_RESPONSE_TIMEOUT
@@ -636,6 +640,7 @@ class VoiceService:
     ) -> ContactSession | None:
         tenant = await self.tenant(tenant_id)
         active = sum(1 for s in self.sessions.values() if s.tenant_id == tenant_id)
+        active += self.remote_calls(tenant_id)  # on the other nodes of a cluster
         if tenant.status != "active" or active >= tenant.max_concurrent_calls:
             await call.reject(
                 486 if tenant.status == "active" else 403,

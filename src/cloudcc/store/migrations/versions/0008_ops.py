@@ -4,7 +4,7 @@ A recording whose file could not be created or written (read-only or full storag
 kept with state ``failed`` and the reason in ``failure_reason``.
 
 Revision ID: 0008_ops
-Revises: 0007_recovery
+Revises: 0009_media
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_ops"
-down_revision: str | None = "0007_recovery"
+down_revision: str | None = "0009_media"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
