@@ -192,7 +192,13 @@ class LiveNode:
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "CLOUDCC_SECRET_KEY": "live-test-key", **(env or {})},
+            # No drain by default: a test stopping a node mid-call means "shut down now".
+            env={
+                **os.environ,
+                "CLOUDCC_SECRET_KEY": "live-test-key",
+                "CLOUDCC_RECOVERY__DRAIN_SECONDS": "0",
+                **(env or {}),
+            },
         )
 
     def wait_ready(self, timeout: float = 60) -> None:

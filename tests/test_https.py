@@ -123,3 +123,34 @@ def test_a_client_that_never_finishes_its_headers_is_cut_off(tmp_path):
         assert httpx.get(node.base + "/healthz").status_code == 200
     finally:
         node.stop()
+
+
+def test_a_bad_certificate_pair_is_refused_and_the_old_one_stays(tmp_path):
+    from cloudcc.serving import ReloadingCertificate
+
+    cert, key = _certificate(tmp_path, "good")
+    other_cert, _ = _certificate(tmp_path, "other")
+    live_cert, live_key = tmp_path / "live.crt", tmp_path / "live.key"
+    live_cert.write_bytes(cert.read_bytes())
+    live_key.write_bytes(key.read_bytes())
+    reloading = ReloadingCertificate(live_cert, live_key)
+    live_cert.write_bytes(other_cert.read_bytes())  # a renewal whose key was forgotten
+    assert reloading.changed()
+    assert reloading.reload() is False
+    # The live context still holds a matching pair: a TLS handshake with it succeeds.
+    server = reloading.context
+    client = ssl.create_default_context(cafile=str(cert))
+    client.check_hostname = False
+    a, b = socket.socketpair()
+    with a, b:
+        srv = server.wrap_socket(a, server_side=True, do_handshake_on_connect=False)
+        cli = client.wrap_socket(b, do_handshake_on_connect=False)
+        import threading
+
+        t = threading.Thread(target=srv.do_handshake)
+        t.start()
+        cli.do_handshake()
+        t.join(5)
+        assert cli.getpeercert()["subject"] == ((("commonName", "good"),),)
+        cli.close()
+        srv.close()

@@ -30,8 +30,10 @@ from cloudcc.directory.resources import (
     TrunkResource,
 )
 from cloudcc.events import install as install_events
+from cloudcc.health import HealthEndpoints, Readiness
 from cloudcc.logs import CALL_EVENTS, log_call_event
 from cloudcc.observability.metrics import ApiLatency, MetricsServer, NodeMetrics
+from cloudcc.recovery import systemd
 from cloudcc.runtime import tune_gc
 from cloudcc.serving import Hsts, ReloadingCertificate, header_deadline_protocol
 from cloudcc.store.db import Database
@@ -42,6 +44,7 @@ from cloudcc.tenancy.iam import ApiKeyResource, RoleResource, UserResource
 from cloudcc.tenancy.login_guard import LoginPolicy
 from cloudcc.tenancy.ratelimit import RateLimiter
 from cloudcc.tenancy.tenants import TenantService
+from cloudcc.voicemail.service import VoicemailService
 
 log = logging.getLogger("cloudcc")
 
@@ -114,6 +117,7 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
         api_keys=ApiKeyResource(db, bus, box),
         tenant_limiter=RateLimiter(limits.tenant_rps, limits.tenant_burst),
         key_limiter=RateLimiter(limits.api_key_rps, limits.api_key_burst),
+        extra={"voicemail": VoicemailService(db, bus, Path(settings.recordings_dir).resolve())},
     )
 
 
@@ -144,14 +148,24 @@ class Node:
         self.ctx = build_context(settings, self.db, self.bus)
         # Before anything publishes: the event layer follows who holds which contact.
         self.events = install_events(self.ctx, allowed_networks=settings.webhook_allowed_networks)
-        self.app = create_app(self.ctx, ready=lambda: self.ready)
+        self.app = create_app(self.ctx)
         self.metrics = NodeMetrics(self.name)
         self.metrics.watch_bus(self.bus)
         self.metrics.live.events = self.events
         self.app.add_middleware(ApiLatency, metrics=self.metrics)
-        self.metrics_server: MetricsServer | None = None
         self.cluster_calls: Any = None
         self.ready = False
+        self.draining = False
+        # Outermost (added last): health and readiness answer whatever the API's caps say.
+        self.readiness = Readiness(
+            started=lambda: self.ready,
+            draining=lambda: self.draining,
+            database=self.db.ping,
+            storage=settings.recordings_dir,
+            sip_bound=self._sip_bound,
+        )
+        self.app.add_middleware(HealthEndpoints, readiness=self.readiness)
+        self.metrics_server: MetricsServer | None = None
         self.demo: dict[str, Any] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._server: uvicorn.Server | None = None
@@ -162,6 +176,11 @@ class Node:
         )
         # A change to users, roles or keys takes effect on this node at once.
         self.bus.on(lambda e: e.type.startswith(_IAM_EVENTS), lambda e: self.ctx.auth.forget())
+
+    def _sip_bound(self) -> bool | None:
+        if not self.settings.sip.enabled:
+            return None
+        return self.voice_node is not None and bool(self.voice_node.sip.listening)
 
     async def prepare(self) -> None:
         """Create the data dir, migrate the schema, seed the demo tenant on first start."""
@@ -275,10 +294,17 @@ class Node:
         # The node owns SIGINT/SIGTERM (it stops SIP and media too), not uvicorn.
         self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         stop = stop or asyncio.Event()
+        hurry = asyncio.Event()  # a second signal: end the drain at once
+
+        def on_signal() -> None:
+            if stop.is_set():
+                hurry.set()
+            stop.set()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, on_signal)
         if certificate is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signal.SIGHUP, certificate.reload)
@@ -293,12 +319,37 @@ class Node:
             raise RuntimeError("the HTTP server stopped at start")
         self.ready = True
         self.announce()
+        systemd.notify("READY=1\nSTATUS=serving")
+        watchdog = systemd.start_watchdog()
         await stop.wait()
+        systemd.notify("STOPPING=1\nSTATUS=draining")
+        await self.drain(hurry)
         log.info("stopping")
         self.ready = False
+        await systemd.stop_watchdog(watchdog)
         self._server.should_exit = True
         await server_task
         await self.close()
+
+    async def drain(self, hurry: asyncio.Event | None = None) -> None:
+        """Stop taking calls (503 with Retry-After, not ready) and give the live ones up to
+        ``recovery.drain_seconds`` to end by themselves; ``hurry`` cuts it short."""
+        self.draining = True
+        if self.voice_node is None:
+            return
+        voice = self.voice_node.voice
+        seconds = self.settings.recovery.drain_seconds
+        live = len(voice.sessions)
+        if live:
+            log.info("draining: no new calls; %d live calls get up to %.0f s", live, seconds)
+        drain = asyncio.create_task(voice.drain(seconds))
+        waits = [drain]
+        if hurry is not None:
+            waits.append(asyncio.create_task(hurry.wait()))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            task.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
 
     def announce(self) -> None:
         scheme = "https" if self.settings.https_cert else "http"

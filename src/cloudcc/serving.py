@@ -85,8 +85,12 @@ class ReloadingCertificate:
         return (self.cert.stat().st_mtime_ns, self.key.stat().st_mtime_ns)
 
     def load(self) -> None:
-        """Read the files (raise on a bad pair: at start the node must not come up)."""
+        """Read the files (raise on a bad pair: at start the node must not come up).
+
+        The pair is tried on a scratch context first: a failed load into the live one could
+        leave it with the new certificate and the old key."""
         stamp = self._mtimes()
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.cert, self.key)
         self.context.load_cert_chain(self.cert, self.key)
         self._stamp = stamp
 

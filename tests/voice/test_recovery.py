@@ -139,3 +139,49 @@ def test_agents_come_back_signed_in_and_a_new_call_reaches_one_within_5_s(
         phone.stop()
         if restarted is not None:
             restarted.stop()
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    out = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            out.add(pid)
+    return out
+
+
+def test_no_process_of_a_killed_node_remains(tmp_path: Path) -> None:
+    node = LiveNode(tmp_path / "data")  # speech recognition on: a process pool is started
+    try:
+        node.wait_ready()
+        deadline = time.monotonic() + 30
+        while len(children := descendants(node.proc.pid)) < 2:  # a worker and the tracker
+            assert time.monotonic() < deadline, f"no ASR workers started: {children}"
+            time.sleep(0.2)
+        _kill(node)
+        deadline = time.monotonic() + 5
+        while alive(children):
+            assert time.monotonic() < deadline, f"orphans left: {alive(children)}"
+            time.sleep(0.1)
+    finally:
+        node.stop()

@@ -43,18 +43,19 @@ def _agent_page(browser: Any, node: LiveNode, extension: str, lang: str = "en") 
     return page
 
 
-def test_device_sign_in_offers_the_softphone_and_refuses_a_bad_sip_address(ws_node, browser):
+def test_device_sign_in_offers_the_softphone_and_refuses_an_unreachable_phone(ws_node, browser):
     page = _agent_page(browser, ws_node, "1003", "zh-CN")
     try:
         assert page.get_by_role("radio", name="浏览器软电话").is_checked()
         assert page.get_by_role("radio", name="浏览器软电话").is_enabled()
+        # An agent without agents:device is not offered a SIP address of its choice.
+        assert page.locator("form[aria-labelledby=device-title]").get_by_role("radio").count() == 2
         screenshot(page, "agent-device-zh-CN")
         assert axe_violations(page) == []
-        page.get_by_role("radio", name="其他话机（SIP 地址）").check()
-        page.locator("input[name=sip-address]").fill("not-a-sip-uri")
+        page.get_by_role("radio", name="我的话机（已注册或管理员分配）").check()
         page.locator("form[aria-labelledby=device-title] button[type=submit]").click()
-        # The API's own sentence, and the agent stays signed out.
-        page.get_by_role("alert").filter(has_text="SIP URI").wait_for()
+        # No phone registered nor assigned: the API's own sentence; the agent stays out.
+        page.get_by_role("alert").filter(has_text="no reachable phone for agent 1003").wait_for()
         assert page.locator("#device-title").is_visible()
     finally:
         page.context.close()
@@ -62,12 +63,15 @@ def test_device_sign_in_offers_the_softphone_and_refuses_a_bad_sip_address(ws_no
 
 def test_a_queued_call_rings_in_the_page_and_the_agent_handles_it(ws_node, browser, tmp_path):
     api = Api(ws_node)
+    # A reason code of the tenant's own shows in the menu beside the built-in ones.
+    api.post("/reason-codes", {"code": "coaching", "label": "Coaching", "cec_state": "study"})
     phone = SippAgentPhone(tmp_path / "phone").start()
     caller = None
+    # The admin assigns the agent its desk phone (a SIPp UAS that answers).
+    api.patch(f"/agents/{api.agents['1001']['id']}", {"device": phone.uri})
     page = _agent_page(browser, ws_node, "1001")
     try:
-        page.get_by_role("radio", name="Another phone (SIP address)").check()
-        page.locator("input[name=sip-address]").fill(phone.uri)
+        page.get_by_role("radio", name="My phone (registered, or assigned by the admin)").check()
         page.locator("form[aria-labelledby=device-title] button[type=submit]").click()
         state = page.get_by_test_id("agent-state")
         state.filter(has_text="Ready").wait_for()
@@ -78,6 +82,10 @@ def test_a_queued_call_rings_in_the_page_and_the_agent_handles_it(ws_node, brows
         page.get_by_role("menuitem", name="Rest").click()
         state.filter(has_text="Not ready · Rest").wait_for()
         assert "CEC: rest (8)" in page.get_by_test_id("cec-state").inner_text()
+        page.get_by_role("button", name="Not ready").click()
+        page.get_by_role("menuitem", name="Coaching").click()
+        state.filter(has_text="Not ready · Coaching").wait_for()
+        assert "CEC: study (9)" in page.get_by_test_id("cec-state").inner_text()
         page.get_by_role("button", name="Ready", exact=True).click()
         state.filter(has_text="Ready").wait_for()
 
@@ -135,10 +143,15 @@ def test_a_queued_call_rings_in_the_page_and_the_agent_handles_it(ws_node, brows
 
 
 def test_screenshots_of_the_agent_workspace_in_both_languages(ws_node, browser, tmp_path: Path):
+    api = Api(ws_node)
+    api.patch(f"/agents/{api.agents['1002']['id']}", {"device": "sip:desk-1002@127.0.0.1:5999"})
     for lang, ready in (("en", "Ready"), ("zh-CN", "空闲")):
         page = _agent_page(browser, ws_node, "1002", lang)
         try:
-            phone = {"en": "My registered SIP phone", "zh-CN": "我注册的 SIP 话机"}[lang]
+            phone = {
+                "en": "My phone (registered, or assigned by the admin)",
+                "zh-CN": "我的话机（已注册或管理员分配）",
+            }[lang]
             page.get_by_role("radio", name=phone).check()
             page.locator("form[aria-labelledby=device-title] button[type=submit]").click()
             page.get_by_test_id("agent-state").filter(has_text=ready).wait_for()

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from cloudcc.api import calls, codes, flows, pool, prompts, webphone
+from cloudcc.api import calls, codes, flows, pool, prompts, voicemail, webphone
 from cloudcc.api import schemas as s
 from cloudcc.api.crud import ERRORS, IdPath, crud_router
 from cloudcc.api.security import Authenticated, Ctx
@@ -117,6 +117,7 @@ routers: list[APIRouter] = [
     webphone.router,
     prompts.router,
     pool.router,
+    voicemail.router,
 ]
 routers += codes.routers
 routers += [

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 
 from cloudcc import __version__
 from cloudcc.api import admin, problems, prompts
@@ -14,11 +10,10 @@ from cloudcc.api import events as api_events
 from cloudcc.api.admission import Admission
 from cloudcc.api.context import ApiContext
 from cloudcc.api.docs import install_docs
-from cloudcc.storage import StorageProbe
 from cloudcc.web.serve import WebApp
 
 
-def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> FastAPI:
+def create_app(ctx: ApiContext) -> FastAPI:
     app = FastAPI(
         title="cloudcc",
         version=__version__,
@@ -35,20 +30,7 @@ def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> Fas
     for router in api_events.routers:
         app.include_router(router, prefix=api_events.PREFIX)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__}
-
-    storage_probe = StorageProbe(ctx.settings.recordings_dir)
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
-        ok = ready()
-        # storage is reported, not required: a node that cannot record still takes calls
-        storage = await storage_probe.status()
-        body = {"ready": ok, "storage": {"recordings": storage.as_dict()}}
-        return JSONResponse(body, status_code=200 if ok else 503)
-
+    # /healthz and /readyz are answered in front of this app (cloudcc.health).
     app.add_middleware(Admission, ctx=ctx, larger={"/api/v1/prompts/": prompts.MAX_PROMPT_BYTES})
     # The web app at / (GET outside /api/): the same origin as the API. Outside admission:
     # static files without credentials, which would otherwise share one office's per-address

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 from sqlalchemy import func, select
 
 from cloudcc.api.crud import ERRORS, IdPath
@@ -18,6 +18,7 @@ from cloudcc.api.security import Authenticated, Ctx
 from cloudcc.errors import Conflict, Invalid, NotFound, PermissionDenied
 from cloudcc.store.tables import Agent, ContactRecord, RecordingRecord
 from cloudcc.tenancy.model import Actor, Permission
+from cloudcc.timefmt import with_iso_times
 
 router = APIRouter(tags=["calls"], responses=ERRORS)
 
@@ -230,7 +231,7 @@ async def live_contacts(actor: Authenticated, ctx: Ctx) -> list[dict[str, Any]]:
     """Contacts in progress on this node (IVR, queued, ringing, talking, wrap-up)."""
     p = actor.principal
     voice = _voice(ctx)
-    items: list[dict[str, Any]] = voice.live(actor.tenant_id)
+    items: list[dict[str, Any]] = with_iso_times(voice.live(actor.tenant_id))
     if p.can(Permission.CALLS_CONTROL) or p.can(Permission.CALLS_MONITOR):
         return items
     if p.can(Permission.CALLS_OWN) and p.agent_id:
@@ -471,6 +472,11 @@ class ContactOut(BaseModel):
     attributes: dict[str, Any]
     quality: dict[str, Any]
     legs: list[Any]
+
+    @field_validator("path", "transfers", "legs", "attributes", "quality")
+    @classmethod
+    def _iso_times(cls, value: Any) -> Any:
+        return with_iso_times(value)  # one time format: ISO 8601 with its zone
 
 
 def _contact_scope(actor: Actor) -> Any:

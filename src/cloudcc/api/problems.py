@@ -23,9 +23,12 @@ from cloudcc.errors import (
     RateLimited,
     ServiceError,
 )
+from cloudcc.store.db import DATABASE_ERRORS, is_unavailable
 
 security_log = logging.getLogger("cloudcc.security")
 log = logging.getLogger("cloudcc.api")
+
+DATABASE_RETRY_AFTER = 5  # seconds
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -115,6 +118,17 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if is_unavailable(exc):  # the database is down or restarting: come back later
+        log.warning(
+            "%s %s: the database is unavailable (%r)", request.method, request.url.path, exc
+        )
+        return problem(
+            503,
+            "Service Unavailable",
+            "the database does not answer just now; retry after the time in Retry-After",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+            type_="urn:cloudcc:database_unavailable",
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "Internal Server Error", "an unexpected error was logged")
 
@@ -145,5 +159,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    # Handled here rather than by the catch-all (which re-raises to the server): errors of
+    # the database layer are a 503 while it is unreachable.
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, _unexpected)
     app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloudcc.timefmt import iso_time, with_iso_times
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -24,7 +26,13 @@ class Event:
     origin: str = ""  # the node that published it on a cluster bus ("": this process)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "type": self.type, "at": self.at, "data": self.data}
+        # on the wire: ISO 8601 times (cloudcc.timefmt), in the envelope and the data
+        return {
+            "seq": self.seq,
+            "type": self.type,
+            "at": iso_time(self.at),
+            "data": with_iso_times(self.data),
+        }
 
 
 Filter = Callable[[Event], bool]

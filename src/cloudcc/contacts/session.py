@@ -32,6 +32,7 @@ from cloudcc.contacts.model import (
     LegState,
     MonitorMode,
 )
+from cloudcc.contacts.voicemail import wait_for_end
 from cloudcc.ivr import (
     CallbackResult,
     FlowEvent,
@@ -98,6 +99,10 @@ class Target:
     message: str | None = None
     party: Party | None = None
     caller_id: str | None = None
+    #: voicemail: the mailbox's (owner_type, owner_id) when known (a queue's treatment);
+    #: else ``name`` names it (a flow's voicemail node). ``max_seconds`` may shorten it.
+    mailbox: tuple[str, str] | None = None
+    max_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -731,7 +736,12 @@ class ContactSession:
             )
             return Target("external", terminal.number, caller_id=terminal.caller_id)
         if isinstance(terminal, StartVoicemail):
-            return Target("voicemail", terminal.mailbox, language=terminal.language)
+            return Target(
+                "voicemail",
+                terminal.mailbox,
+                language=terminal.language,
+                max_seconds=terminal.max_seconds,
+            )
         if isinstance(terminal, Hangup) or terminal is None:
             self.contact.end_cause = EndCause.SYSTEM_HANGUP
             if self.contact.disposition is None:
@@ -905,7 +915,12 @@ class ContactSession:
     async def _treatment(self, msg: QueueAction) -> Target | None:
         self.svc.publish_contact(self, "contact.queue_treatment", kind=msg.kind.value)
         if msg.kind is TreatmentKind.VOICEMAIL:
-            return Target("voicemail", self.contact.queue or "", message=msg.message)
+            return Target(
+                "voicemail",
+                self.contact.queue or "",
+                message=msg.message,
+                mailbox=("queue", msg.queue_id),
+            )
         if msg.kind is TreatmentKind.CALLBACK:
             return Target("callback", self.contact.queue or "", message=msg.message)
         if msg.kind is TreatmentKind.FLOW and msg.target_flow:
@@ -1113,19 +1128,16 @@ class ContactSession:
             device = await self.svc.agent_device(self.tenant_id, agent_id)
             if device is None:
                 await self.say(self.customer, "The agent cannot be reached.")
-                self.contact.disposition = Disposition.FAILED
-                return None
+                return Target("voicemail", target.name, mailbox=("agent", agent_id))
             party = await self.new_party(LegRole.AGENT, device, agent_id)
             status = await self.dial(
                 party, device, 30.0, from_uri=self.svc.caller_uri(self.contact.customer)
             )
         finally:
             self.stop_music()
-        if status != "answered":
-            await self.say(self.customer, "The agent did not answer. Goodbye.")
-            self.contact.disposition = Disposition.ABANDONED
-            self.contact.end_cause = EndCause.SYSTEM_HANGUP
-            return None
+        if status != "answered":  # the caller may leave the agent a message
+            await self.say(self.customer, "The agent did not answer.")
+            return Target("voicemail", target.name, mailbox=("agent", agent_id))
         with contextlib.suppress(Exception):
             await self.svc.acd.call(
                 self.tenant_id,
@@ -1170,28 +1182,66 @@ class ContactSession:
                 return None
 
     async def _voicemail(self, target: Target) -> Target | None:
-        """Record a message for the queue's or mailbox's owners."""
+        """Take a message for a queue's or an agent's mailbox (docs/voice.md, "Voicemail")."""
         self.contact.disposition = Disposition.VOICEMAIL
-        await self.say(
-            self.customer,
-            target.message or "Please leave a message after the tone. Hang up when you are done.",
+        self.contact.end_cause = EndCause.SYSTEM_HANGUP
+        vm = self.svc.voicemail
+        owner = target.mailbox or await vm.owner_named(self.tenant_id, target.name)
+        if owner is None:
+            log.warning(
+                "contact %s: voicemail for %r, which is no queue or agent of tenant %s",
+                self.contact.id,
+                target.name,
+                self.tenant_id,
+            )
+            self.contact.disposition = Disposition.FAILED
+            await self.say(self.customer, "Sorry, this mailbox does not exist. Goodbye.")
+            return None
+        box = await vm.settings(self.tenant_id, *owner)
+        max_seconds = min(box.max_seconds, target.max_seconds or box.max_seconds)
+        greeting = (
+            target.message
+            or box.greeting
+            or (
+                f"Please leave a message after the tone. Press {_spoken(box.end_key)} or hang up "
+                "when you are done."
+            )
         )
+        await self.say(self.customer, greeting, target.language)
         self.customer.media.send_dtmf("#")  # a short tone
         rid = uuid.uuid4().hex
         path = self.svc.recordings.path_for(self.tenant_id, self.contact.id, rid, self.now)
         path.parent.mkdir(parents=True, exist_ok=True)
         recording = self.svc.media.record(str(path), left=self.customer.media, stereo=False)
         self.contact.recordings.append(rid)
-        self.contact.attributes["voicemail"] = target.name
+        self.contact.attributes["voicemail"] = target.name or owner[1]
         self.svc.recordings.started(
             rid, self.tenant_id, self.contact.id, None, path, 1, self.now, [self.customer.leg.id]
         )
+        ended_by = "hangup"
         try:
-            await asyncio.sleep(120)
+            end = await wait_for_end(
+                self.customer.media,
+                max_seconds=max_seconds,
+                silence_seconds=box.silence_seconds,
+                end_key=box.end_key,
+            )
+            ended_by = end.done.result()
         finally:
+            # Also when the caller hangs up (this phase is cancelled): the message is kept.
             info = await recording.stop()
             self.svc.recordings.finished(rid, info.duration_s, info.bytes, info.sha256, self.now)
-        self.contact.end_cause = EndCause.SYSTEM_HANGUP
+            self.contact.attributes["voicemail_message"] = await vm.deposit(
+                self.tenant_id,
+                *owner,
+                contact_id=self.contact.id,
+                caller=self.contact.customer or "",
+                recording_id=rid,
+                duration=info.duration_s,
+                ended_by=ended_by,
+            )
+        if ended_by != "hangup":
+            await self.say(self.customer, "Thank you. Your message has been recorded. Goodbye.")
         return None
 
     async def _hangup_with_message(self, target: Target) -> Target | None:
@@ -1330,3 +1380,7 @@ def _quality(media: MediaLeg) -> dict[str, Any]:
 
 def _jsonable(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool | list | dict)
+
+
+def _spoken(key: str) -> str:
+    return {"#": "the pound key", "*": "the star key"}.get(key, key)

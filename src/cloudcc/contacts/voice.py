@@ -93,6 +93,7 @@ from cloudcc.store.tables import (
 )
 from cloudcc.tenancy.credentials import SecretBox
 from cloudcc.tenancy.model import Actor, Permission
+from cloudcc.voicemail.service import VoicemailService
 
 log = logging.getLogger("cloudcc.contacts.voice")
 
@@ -100,6 +101,8 @@ MOH_DIR = Path("/usr/share/asterisk/moh")
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 # How long a trunk may stay silent (not even a 100 Trying) before a call tries the next one.
 TRUNK_RESPONSE_TIMEOUT = 4.0
+# Seconds a caller refused while the node drains is told to wait (Retry-After).
+DRAIN_RETRY_AFTER = 30
 
 
 _RELEASES = frozenset({"hangup", "force_release"})
@@ -158,6 +161,7 @@ class VoiceService:
         self.webhooks = webhooks
         self.contacts_store = contacts
         self.recordings = recordings
+        self.voicemail = VoicemailService(db, bus, recordings.root)
         self.box = box
         self.data_dir = data_dir
         self.default_tenant_slug = default_tenant
@@ -181,6 +185,7 @@ class VoiceService:
         self._music_pcm: dict[int, Any] = {}
         self._prompt_pcm: dict[tuple[str, str], tuple[int, Any]] = {}  # queues' own music
         self.stopping = False  # set while the node shuts down
+        self.draining = False  # set while live calls may still end by themselves
         # The tenant's live calls on other nodes (cloudcc.cluster.calls; 0 on a lone node).
         self.remote_calls: Callable[[str], int] = lambda tenant_id: 0
         self.trunks = Trunks(db, bus, sip, box)
@@ -215,6 +220,17 @@ class VoiceService:
         bus.on(lambda e: e.type == "agent.state_changed", self._agent_state_changed)
 
     # --- lifecycle --------------------------------------------------------------------
+
+    async def drain(self, seconds: float) -> int:
+        """Take no new call and give the live ones up to ``seconds`` to end by themselves
+        (after-call work does not hold it); returns how many calls were still live."""
+        self.draining = True
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not any(s.contact.state is not ContactState.WRAPUP for s in self.sessions.values()):
+                return 0
+            await asyncio.sleep(0.2)
+        return sum(1 for s in self.sessions.values() if s.contact.state is not ContactState.WRAPUP)
 
     async def stop(self) -> None:
         """End every contact (their CDRs say node_shutdown) and write everything."""
@@ -560,8 +576,9 @@ class VoiceService:
 
     async def on_call(self, call: IncomingCall) -> None:
         """A new INVITE: decide which tenant and what it reaches, then start a contact."""
-        if self.stopping:
-            await call.reject(503, "Shutting Down")
+        if self.stopping or self.draining:
+            # RFC 3261 §21.5.4: another node (or this one, restarted) takes it after that
+            await call.reject(503, "Shutting Down", [("Retry-After", str(DRAIN_RETRY_AFTER))])
             return
         info = call.info
         dialed = info.request_user or ""

@@ -49,6 +49,7 @@ from cloudcc.ivr.webhook import (
 )
 from cloudcc.store.db import Database
 from cloudcc.store.tables import Tenant, new_id, utcnow
+from cloudcc.timefmt import iso_time, with_iso_times
 
 log = logging.getLogger("cloudcc.events.webhooks")
 
@@ -273,8 +274,8 @@ class WebhookDispatcher:
             "tenant_id": event.tenant_id,
             "seq": event.seq,
             "type": event.type,
-            "at": event.at,
-            "data": event.data,
+            "at": iso_time(event.at),
+            "data": with_iso_times(event.data),
         }
         return {
             "id": delivery_id,

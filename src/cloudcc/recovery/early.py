@@ -12,8 +12,12 @@ import logging
 import socket
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cloudcc.config import Settings
+
+if TYPE_CHECKING:
+    from cloudcc.sip.call import IncomingCall, RequestInfo
 
 log = logging.getLogger("cloudcc.recovery")
 
@@ -60,7 +64,10 @@ async def release_left_dialogs(settings: Settings, wait: float = 2.0) -> int:
                 host=settings.sip.host,
                 port=settings.sip.port,
                 public_host=settings.sip.public_host,
-            )
+            ),
+            # A call arriving meanwhile is told to come back in a second (§21.5.4).
+            trunk_check=_anyone,
+            on_call=_starting_up,
         )
         await sip.start()
         try:
@@ -73,3 +80,11 @@ async def release_left_dialogs(settings: Settings, wait: float = 2.0) -> int:
         return 0
     finally:
         await db.close()
+
+
+async def _anyone(source: tuple[str, int], info: RequestInfo) -> object:
+    return "starting-up"
+
+
+async def _starting_up(call: IncomingCall) -> None:
+    await call.reject(503, "Starting Up", [("Retry-After", "1")])

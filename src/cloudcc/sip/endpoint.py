@@ -267,6 +267,11 @@ class SipEndpoint:
         return self.config.protection.retry_after
 
     @property
+    def listening(self) -> bool:
+        """Whether the listeners are bound (between ``start`` and ``stop``)."""
+        return self._running
+
+    @property
     def active_calls(self) -> int:
         return len(self._calls)
 

@@ -378,9 +378,10 @@ class RecordingRecord(Base):
 
 
 # The event layer's tables (webhook subscriptions and deliveries), a tenant's not-ready reason
-# and disposition codes, node recovery's (heartbeats, SIP dialogs, agents' sign-ins) and the
-# authentication guards' live with their packages.
+# and disposition codes, node recovery's (heartbeats, SIP dialogs, agents' sign-ins), the
+# authentication guards' and voicemail's (mailboxes and messages) live with their packages.
 import cloudcc.events.tables  # noqa: E402
 import cloudcc.recovery.tables  # noqa: E402
 import cloudcc.store.codes  # noqa: E402
-import cloudcc.tenancy.tables  # noqa: E402,F401
+import cloudcc.tenancy.tables  # noqa: E402
+import cloudcc.voicemail.tables  # noqa: E402,F401

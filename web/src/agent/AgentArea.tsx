@@ -28,9 +28,6 @@ export default function AgentArea() {
     (event: StreamEvent) => {
       ring();
       notify(t("agent.contact.notify", { number: String(event.data.customer ?? "") }));
-      // For the pop-up figure (bench/web.py): when the offer was shown.
-      (window as unknown as { ccOffers?: Record<string, number> }).ccOffers ??= {};
-      (window as unknown as { ccOffers: Record<string, number> }).ccOffers[String(event.data.contact_id)] = Date.now() / 1000;
     },
     [t],
   );

@@ -4,6 +4,7 @@ import { useTranslation } from "react-i18next";
 import { api, ApiProblem, call } from "../shared/api/client";
 import { formatDuration } from "../shared/i18n";
 import { useNow } from "../shared/time";
+import { DEFAULT_DISPOSITIONS, useDispositions } from "./codes";
 import type { LiveContact } from "./model";
 
 type Op = "hold" | "unhold" | "mute" | "unmute" | "hangup";
@@ -32,6 +33,12 @@ export function ContactPanel({ contact, actions, transferOpen, setTransferOpen }
   const { t } = useTranslation();
   const now = useNow();
   const unknown = t("agent.contact.unknown");
+  useEffect(() => {
+    // For bench/web.py: seconds from the routing offer (the event's time) to the pop-up shown.
+    const w = window as unknown as { ccPopups?: Record<string, number> };
+    w.ccPopups ??= {};
+    w.ccPopups[contact.id] ??= Date.now() / 1000 - contact.offeredAt;
+  }, [contact.id, contact.offeredAt]);
   const title = contact.phase === "ringing" ? t("agent.contact.incoming") : contact.phase === "wrapup" ? t("agent.wrapup.title") : t("agent.contact.inCall");
   return (
     <Paper withBorder p="md" component="section" aria-labelledby={`contact-${contact.id}`} data-testid="contact" data-phase={contact.phase}>
@@ -163,7 +170,6 @@ function Transfer({ opened, onClose, onTransfer }: { opened: boolean; onClose: (
   );
 }
 
-const DISPOSITIONS = ["resolved", "follow_up", "callback", "other"] as const;
 const draftKey = (id: string) => `cloudcc.wrapup.${id}`;
 
 /** The wrap-up form; its draft is kept in localStorage until sent, across reloads and sign-ins. */
@@ -177,6 +183,10 @@ function WrapUp({ contact, actions, now }: { contact: LiveContact; actions: Cont
     }
   });
   const [error, setError] = useState<string | null>(null);
+  const tenantCodes = useDispositions();
+  const dispositions = tenantCodes
+    ? tenantCodes.map((d) => ({ value: d.code, label: d.label || d.code }))
+    : DEFAULT_DISPOSITIONS.map((d) => ({ value: d, label: t(`agent.wrapup.disposition.${d}`) }));
   useEffect(() => localStorage.setItem(draftKey(contact.id), JSON.stringify(draft)), [contact.id, draft]);
 
   async function submit(e: FormEvent) {
@@ -203,7 +213,7 @@ function WrapUp({ contact, actions, now }: { contact: LiveContact; actions: Cont
         <Select
           label={t("agent.wrapup.code")}
           name="disposition"
-          data={DISPOSITIONS.map((d) => ({ value: d, label: t(`agent.wrapup.disposition.${d}`) }))}
+          data={dispositions}
           value={draft.code}
           onChange={(code) => setDraft({ ...draft, code })}
           clearable

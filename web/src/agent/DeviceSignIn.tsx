@@ -2,12 +2,17 @@ import { Alert, Button, Paper, PasswordInput, Radio, Stack, Switch, TextInput, T
 import { useEffect, useState, type FormEvent } from "react";
 import { useTranslation } from "react-i18next";
 import { api, ApiProblem, call } from "../shared/api/client";
+import { can, useSession } from "../shared/auth/session";
 import { MicrophoneRefused, Softphone } from "./softphone";
 
 export type DeviceKind = "browser" | "phone" | "sip";
 
 export function DeviceSignIn({ softphone, onSignedIn }: { softphone: Softphone; onSignedIn: (kind: DeviceKind) => void }) {
   const { t } = useTranslation();
+  const { me } = useSession();
+  // Any SIP address only with agents:device; others use the softphone, a phone registered as
+  // their extension, or the device an admin assigned them (the API refuses the rest).
+  const anyDevice = can(me, "agents:device");
   const [wsUrl, setWsUrl] = useState<string | null | undefined>(undefined);
   const [domain, setDomain] = useState("");
   const [extension, setExtension] = useState("");
@@ -68,7 +73,7 @@ export function DeviceSignIn({ softphone, onSignedIn }: { softphone: Softphone; 
             <Stack gap="xs" mt="xs">
               <Radio value="browser" label={t("agent.device.browser")} disabled={!wsUrl} />
               <Radio value="phone" label={t("agent.device.phone")} />
-              <Radio value="sip" label={t("agent.device.sip")} />
+              {anyDevice && <Radio value="sip" label={t("agent.device.sip")} />}
             </Stack>
           </Radio.Group>
           {wsUrl === null && <Alert color="gray">{t("agent.device.noBrowser")}</Alert>}

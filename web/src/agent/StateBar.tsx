@@ -2,20 +2,23 @@ import { Badge, Button, Group, Menu, Paper, Text } from "@mantine/core";
 import { useTranslation } from "react-i18next";
 import { formatDuration } from "../shared/i18n";
 import { useNow } from "../shared/time";
+import { BUILTIN_REASONS, useReasonCodes } from "./codes";
 import { CEC_STATES, type Status } from "./model";
 
-// The tenant's not-ready reasons. The built-in ones until the tenant's own reason codes have
-// an API (then they come from it): busy (CEC 7), rest (8), training (9).
-export const REASONS = ["busy", "rest", "training"] as const;
 
 const COLOR: Record<string, string> = { ready: "green", not_ready: "orange", alerting: "blue", busy: "grape", wrap_up: "cyan" };
 
 export function StateBar(props: { status: Status; onReady: () => void; onNotReady: (reason: string) => void; onSignOut: () => void }) {
   const { t } = useTranslation();
   const now = useNow();
+  const tenantReasons = useReasonCodes();
   const { status } = props;
+  const reasons = [
+    ...BUILTIN_REASONS.map((code) => ({ code, label: t(`agent.state.reason.${code}`) })),
+    ...tenantReasons.filter((r) => !BUILTIN_REASONS.includes(r.code)).map((r) => ({ code: r.code, label: r.label || r.code })),
+  ];
   const stateName = t(`agent.state.${status.state}`, { defaultValue: status.state });
-  const reason = status.reason ? t(`agent.state.reason.${status.reason}`, { defaultValue: status.reason }) : null;
+  const reason = status.reason ? (reasons.find((r) => r.code === status.reason)?.label ?? status.reason) : null;
   return (
     <Paper withBorder p="sm" component="section" aria-label={t("agent.state.label")}>
       <Group justify="space-between">
@@ -41,9 +44,9 @@ export function StateBar(props: { status: Status; onReady: () => void; onNotRead
               </Button>
             </Menu.Target>
             <Menu.Dropdown>
-              {REASONS.map((r) => (
-                <Menu.Item key={r} onClick={() => props.onNotReady(r)}>
-                  {t(`agent.state.reason.${r}`)}
+              {reasons.map((r) => (
+                <Menu.Item key={r.code} onClick={() => props.onNotReady(r.code)}>
+                  {r.label}
                 </Menu.Item>
               ))}
             </Menu.Dropdown>

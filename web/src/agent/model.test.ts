@@ -5,7 +5,7 @@ const ME = "a".repeat(32);
 const OTHER = "b".repeat(32);
 const C = "c".repeat(32);
 let seq = 0;
-const ev = (type: string, data: Record<string, unknown>, at = 100) => ({ seq: ++seq, type, at, data });
+const ev = (type: string, data: Record<string, unknown>, at = 100) => ({ seq: ++seq, type, at: new Date(at * 1000).toISOString(), data });
 
 function run(events: ReturnType<typeof ev>[], start: AgentPicture = EMPTY): AgentPicture {
   return events.reduce((pic, e) => apply(pic, e, ME), start);

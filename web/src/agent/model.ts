@@ -1,5 +1,6 @@
 // The agent's live picture, folded from the event stream (pure: unit-tested in model.test.ts).
 import type { StreamEvent } from "../shared/events/stream";
+import { epochSeconds } from "../shared/time";
 
 export interface Status {
   state: string;
@@ -82,7 +83,7 @@ function without(contacts: Record<string, LiveContact>, id: string): Record<stri
 /** The picture after one event of this agent's stream. */
 export function apply(pic: AgentPicture, event: StreamEvent, agentId: string): AgentPicture {
   const data = event.data ?? {};
-  const at = event.at;
+  const at = epochSeconds(event.at, Date.now() / 1000);
   if (event.type === "agent.state_changed") {
     if (data.agent_id !== agentId) return pic;
     return {
@@ -91,7 +92,7 @@ export function apply(pic: AgentPicture, event: StreamEvent, agentId: string): A
         state: String(data.state),
         cti_code: Number(data.cti_code),
         reason: str(data.reason),
-        since: typeof data.at === "number" ? data.at : at,
+        since: epochSeconds(data.at, at),
         device: pic.status?.device ?? null,
       },
     };
@@ -156,10 +157,10 @@ export function seed(pic: AgentPicture, live: Record<string, unknown>[], agentId
     if (!id || !phase || item.agent_id !== agentId || contacts[id]) continue;
     const legs = Array.isArray(item.legs) ? (item.legs as Record<string, unknown>[]) : [];
     const agentLeg = legs.find((l) => l.role === "agent" && l.agent_id === agentId);
-    const created = typeof item.created_at === "number" ? item.created_at : Date.now() / 1000;
-    const answered = typeof agentLeg?.answered_at === "number" ? agentLeg.answered_at : created;
+    const created = epochSeconds(item.created_at, Date.now() / 1000);
+    const answered = epochSeconds(agentLeg?.answered_at, created);
     const c = fromData(id, item, created, phase);
-    contacts[id] = { ...c, connectedAt: phase === "ringing" ? null : answered, wrapupAt: phase === "wrapup" ? (typeof agentLeg?.ended_at === "number" ? agentLeg.ended_at : created) : null };
+    contacts[id] = { ...c, connectedAt: phase === "ringing" ? null : answered, wrapupAt: phase === "wrapup" ? epochSeconds(agentLeg?.ended_at, created) : null };
   }
   return { ...pic, contacts };
 }

@@ -9,3 +9,13 @@ export function useNow(ms = 1000): number {
   }, [ms]);
   return now;
 }
+
+/** Epoch seconds of an API time (ISO 8601 with its zone, docs/events.md); ``fallback`` when absent. */
+export function epochSeconds(value: unknown, fallback: number): number {
+  if (typeof value === "number") return value;
+  if (typeof value === "string") {
+    const ms = Date.parse(value);
+    if (!Number.isNaN(ms)) return ms / 1000;
+  }
+  return fallback;
+}

@@ -5,7 +5,7 @@ import { Bar, BarChart, CartesianGrid, Line, LineChart, ResponsiveContainer, Too
 import { api, ApiProblem, call } from "../shared/api/client";
 import { can, useSession } from "../shared/auth/session";
 import { formatDuration, formatTime } from "../shared/i18n";
-import { useNow } from "../shared/time";
+import { epochSeconds, useNow } from "../shared/time";
 import { useFloor } from "./useFloor";
 
 const pct = (v: number | null) => (v === null ? "—" : new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 }).format(v));
@@ -197,7 +197,7 @@ export default function SupervisorArea() {
                     {c.state} {c.monitored && <Badge variant="dot">{t("supervisor.listen")}</Badge>}
                   </Table.Td>
                   <Table.Td>{agentName(c.agent_id)}</Table.Td>
-                  <Table.Td>{formatDuration(now - c.created_at)}</Table.Td>
+                  <Table.Td>{formatDuration(now - epochSeconds(c.created_at, now))}</Table.Td>
                   {monitor && (
                     <Table.Td>
                       <Group gap={4}>

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { api, call } from "../shared/api/client";
 import { useStream } from "../shared/events/context";
+import { epochSeconds } from "../shared/time";
 
 export interface QueueRow {
   id: string;
@@ -29,7 +30,7 @@ export interface LiveRow {
   queue: string | null;
   state: string;
   agent_id: string | null;
-  created_at: number;
+  created_at: string; // ISO 8601
   monitored: boolean;
 }
 
@@ -104,7 +105,7 @@ export function useFloor(): Floor {
     const offs = REFRESH_ON.map((p) =>
       stream.on(p, (e) => {
         if (e.type === "leg.monitoring") floorMonitored.current.add(String(e.data.contact_id));
-        schedule(e.at);
+        schedule(epochSeconds(e.at, Date.now() / 1000));
       }),
     );
     offs.push(stream.on("stream.hello", () => void load().catch(() => undefined)));

@@ -29,7 +29,7 @@ export const en = {
       title: "Sign in as an agent",
       label: "Device",
       browser: "Browser softphone",
-      phone: "My registered SIP phone",
+      phone: "My phone (registered, or assigned by the admin)",
       sip: "Another phone (SIP address)",
       sipAddress: "SIP address",
       sipPassword: "SIP password",

@@ -30,7 +30,7 @@ export const zhCN: Messages = {
       title: "以坐席身份签入",
       label: "话机",
       browser: "浏览器软电话",
-      phone: "我注册的 SIP 话机",
+      phone: "我的话机（已注册或管理员分配）",
       sip: "其他话机（SIP 地址）",
       sipAddress: "SIP 地址",
       sipPassword: "SIP 密码",

@@ -4,7 +4,7 @@ A recording whose file could not be created or written (read-only or full storag
 kept with state ``failed`` and the reason in ``failure_reason``.
 
 Revision ID: 0008_ops
-Revises: 0007_recovery
+Revises: 0009_media
 """
 
 from collections.abc import Sequence
