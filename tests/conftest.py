@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -43,14 +44,12 @@ def pg_available() -> bool:
     return _PG
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session; its async URL."""
-    if not pg_available():
-        pytest.skip("PostgreSQL is not reachable (set CLOUDCC_REQUIRE_POSTGRES=1 to fail instead)")
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str = "cloudcc_test") -> Iterator[str]:
+    """Create a PostgreSQL database, yield its async URL, drop it afterwards."""
     import asyncpg
 
-    name = f"cloudcc_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
 
     async def admin(sql: str) -> None:
         conn = await asyncpg.connect(PG_ADMIN_DSN)
@@ -65,6 +64,15 @@ def pg_database() -> Iterator[str]:
         yield f"{base}/{name}"
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session; its async URL."""
+    if not pg_available():
+        pytest.skip("PostgreSQL is not reachable (set CLOUDCC_REQUIRE_POSTGRES=1 to fail instead)")
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -184,7 +192,13 @@ class LiveNode:
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "CLOUDCC_SECRET_KEY": "live-test-key", **(env or {})},
+            # No drain by default: a test stopping a node mid-call means "shut down now".
+            env={
+                **os.environ,
+                "CLOUDCC_SECRET_KEY": "live-test-key",
+                "CLOUDCC_RECOVERY__DRAIN_SECONDS": "0",
+                **(env or {}),
+            },
         )
 
     def wait_ready(self, timeout: float = 60) -> None:

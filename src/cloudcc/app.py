@@ -30,15 +30,21 @@ from cloudcc.directory.resources import (
     TrunkResource,
 )
 from cloudcc.events import install as install_events
+from cloudcc.health import HealthEndpoints, Readiness
+from cloudcc.logs import CALL_EVENTS, log_call_event
 from cloudcc.observability.metrics import ApiLatency, MetricsServer, NodeMetrics
+from cloudcc.recovery import systemd
 from cloudcc.runtime import tune_gc
+from cloudcc.serving import Hsts, ReloadingCertificate, header_deadline_protocol
 from cloudcc.store.db import Database
 from cloudcc.tenancy.audit import AuditLog
 from cloudcc.tenancy.auth import AuthService
 from cloudcc.tenancy.credentials import SecretBox, TokenSigner
 from cloudcc.tenancy.iam import ApiKeyResource, RoleResource, UserResource
+from cloudcc.tenancy.login_guard import LoginPolicy
 from cloudcc.tenancy.ratelimit import RateLimiter
 from cloudcc.tenancy.tenants import TenantService
+from cloudcc.voicemail.service import VoicemailService
 
 log = logging.getLogger("cloudcc")
 
@@ -83,12 +89,22 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
         db=db,
         bus=bus,
         auth=AuthService(
-            db, TokenSigner(key, settings.token_ttl_seconds), box, settings.signature_window_seconds
+            db,
+            TokenSigner(key, settings.token_ttl_seconds),
+            box,
+            settings.signature_window_seconds,
+            LoginPolicy(
+                source_per_minute=limits.login_failures_per_minute,
+                source_burst=max(1, int(limits.login_failures_per_minute)),
+                free_failures=limits.login_free_failures,
+                lock_after=limits.login_lock_after,
+                lock_seconds=limits.login_lock_seconds,
+            ),
         ),
         tenants=TenantService(db, bus),
         audit=AuditLog(db),
         agents=AgentResource(db, bus, box),
-        queues=QueueResource(db, bus),
+        queues=QueueResource(db, bus, prompts_dir=Path(settings.data_dir) / "prompts"),
         numbers=NumberResource(db, bus),
         number_pool=NumberPool(db, bus),
         trunks=TrunkResource(db, bus, box),
@@ -101,6 +117,7 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
         api_keys=ApiKeyResource(db, bus, box),
         tenant_limiter=RateLimiter(limits.tenant_rps, limits.tenant_burst),
         key_limiter=RateLimiter(limits.api_key_rps, limits.api_key_burst),
+        extra={"voicemail": VoicemailService(db, bus, Path(settings.recordings_dir).resolve())},
     )
 
 
@@ -123,7 +140,7 @@ class Node:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        from cloudcc.voice_node import node_name
+        from cloudcc.recovery.early import node_name
 
         self.name = node_name(settings)
         self.db = Database(settings.resolved_database_url)
@@ -131,19 +148,39 @@ class Node:
         self.ctx = build_context(settings, self.db, self.bus)
         # Before anything publishes: the event layer follows who holds which contact.
         self.events = install_events(self.ctx, allowed_networks=settings.webhook_allowed_networks)
-        self.app = create_app(self.ctx, ready=lambda: self.ready)
+        self.app = create_app(self.ctx)
         self.metrics = NodeMetrics(self.name)
         self.metrics.watch_bus(self.bus)
         self.metrics.live.events = self.events
         self.app.add_middleware(ApiLatency, metrics=self.metrics)
-        self.metrics_server: MetricsServer | None = None
+        self.cluster_calls: Any = None
         self.ready = False
+        self.draining = False
+        # Outermost (added last): health and readiness answer whatever the API's caps say.
+        self.readiness = Readiness(
+            started=lambda: self.ready,
+            draining=lambda: self.draining,
+            database=self.db.ping,
+            storage=settings.recordings_dir,
+            sip_bound=self._sip_bound,
+        )
+        self.app.add_middleware(HealthEndpoints, readiness=self.readiness)
+        self.metrics_server: MetricsServer | None = None
         self.demo: dict[str, Any] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._server: uvicorn.Server | None = None
         self.voice_node: Any = None
+        # Every call leaves INFO lines (tenant and contact ids) in the node's log.
+        self.bus.on(
+            lambda e: e.type in CALL_EVENTS, lambda e: log_call_event(e.tenant_id, e.type, e.data)
+        )
         # A change to users, roles or keys takes effect on this node at once.
         self.bus.on(lambda e: e.type.startswith(_IAM_EVENTS), lambda e: self.ctx.auth.forget())
+
+    def _sip_bound(self) -> bool | None:
+        if not self.settings.sip.enabled:
+            return None
+        return self.voice_node is not None and bool(self.voice_node.sip.listening)
 
     async def prepare(self) -> None:
         """Create the data dir, migrate the schema, seed the demo tenant on first start."""
@@ -172,6 +209,43 @@ class Node:
             self.voice_node.acd,
         )
 
+    async def share_limits(self) -> None:
+        """On a cluster: tenants' call quotas count every node's calls, and each node admits
+        its share of the API rate limits (cluster/calls.py)."""
+        from collections import Counter
+
+        from cloudcc.cluster.calls import ClusterCalls
+
+        if not isinstance(self.bus, NatsBus):
+            return
+        node = self.voice_node
+
+        def counts() -> dict[str, int]:
+            if node is None:
+                return {}
+            return dict(Counter(s.tenant_id for s in node.voice.sessions.values()))
+
+        calls = ClusterCalls(
+            self.bus.connection,
+            f"cloudcc.calls.{self.bus.stream}",  # outside the event stream's subjects
+            self.name,
+            counts,
+        )
+
+        def on_nodes(n: int) -> None:
+            self.ctx.tenant_limiter.share = self.ctx.key_limiter.share = 1.0 / n
+
+        calls.on_nodes = on_nodes
+        await calls.start()
+        if node is not None:
+            node.voice.remote_calls = calls.remote
+        self.bus.on(
+            lambda e: e.type in ("contact.created", "contact.ended"),
+            lambda e: calls.changed(),
+            origin_only=True,
+        )
+        self.cluster_calls = calls
+
     async def start_metrics(self) -> None:
         """Serve ``/metrics`` on ``metrics.port`` when one is set."""
         if self.settings.metrics.port is None:
@@ -186,16 +260,33 @@ class Node:
         await self.prepare()
         if self.settings.sip.enabled:
             await self.start_voice()
+        await self.share_limits()
         await self.start_metrics()
         tune_gc(self.settings.gc_young_threshold)
+        settings = self.settings
+        certificate = None
+        app: Any = self.app
+        if settings.https_cert or settings.https_key:
+            if not (settings.https_cert and settings.https_key):
+                raise ValueError("HTTPS needs both https_cert and https_key")
+            certificate = ReloadingCertificate(settings.https_cert, settings.https_key)
+            if settings.hsts_seconds > 0:
+                app = Hsts(app, settings.hsts_seconds)
         config = uvicorn.Config(
-            self.app,
-            host=self.settings.host,
-            port=self.settings.http_port,
-            log_level=self.settings.log_level,
+            app,
+            host=settings.host,
+            port=settings.http_port,
+            log_level=settings.log_level,
             access_log=False,
             lifespan="off",
+            http=header_deadline_protocol(settings.limits.header_timeout),
         )
+        config.load()
+        if certificate is not None:
+            config.ssl = certificate.context  # uvicorn listens with TLS; reloads go to it
+            self._tasks.append(
+                asyncio.create_task(certificate.watch(settings.https_reload_seconds))
+            )
         self._server = uvicorn.Server(config)
         uvicorn_log = logging.getLogger("uvicorn.error")
         if not any(isinstance(f, RedactTokens) for f in uvicorn_log.filters):
@@ -203,10 +294,20 @@ class Node:
         # The node owns SIGINT/SIGTERM (it stops SIP and media too), not uvicorn.
         self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         stop = stop or asyncio.Event()
+        hurry = asyncio.Event()  # a second signal: end the drain at once
+
+        def on_signal() -> None:
+            if stop.is_set():
+                hurry.set()
+            stop.set()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, on_signal)
+        if certificate is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGHUP, certificate.reload)
         # Bind here so that a taken port is a clear OSError, not uvicorn's sys.exit().
         sock = socket.create_server((self.settings.host, self.settings.http_port), backlog=2048)
         sock.setblocking(False)
@@ -218,15 +319,41 @@ class Node:
             raise RuntimeError("the HTTP server stopped at start")
         self.ready = True
         self.announce()
+        systemd.notify("READY=1\nSTATUS=serving")
+        watchdog = systemd.start_watchdog()
         await stop.wait()
+        systemd.notify("STOPPING=1\nSTATUS=draining")
+        await self.drain(hurry)
         log.info("stopping")
         self.ready = False
+        await systemd.stop_watchdog(watchdog)
         self._server.should_exit = True
         await server_task
         await self.close()
 
+    async def drain(self, hurry: asyncio.Event | None = None) -> None:
+        """Stop taking calls (503 with Retry-After, not ready) and give the live ones up to
+        ``recovery.drain_seconds`` to end by themselves; ``hurry`` cuts it short."""
+        self.draining = True
+        if self.voice_node is None:
+            return
+        voice = self.voice_node.voice
+        seconds = self.settings.recovery.drain_seconds
+        live = len(voice.sessions)
+        if live:
+            log.info("draining: no new calls; %d live calls get up to %.0f s", live, seconds)
+        drain = asyncio.create_task(voice.drain(seconds))
+        waits = [drain]
+        if hurry is not None:
+            waits.append(asyncio.create_task(hurry.wait()))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            task.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+
     def announce(self) -> None:
-        base = f"http://{self.settings.host}:{self.settings.http_port}"
+        scheme = "https" if self.settings.https_cert else "http"
+        base = f"{scheme}://{self.settings.host}:{self.settings.http_port}"
         print(f"cloudcc is ready: {base}  (API docs: {base}/api/docs)", flush=True)
         if self.demo:
             d = self.demo
@@ -240,6 +367,9 @@ class Node:
             print(f"credentials written to {d['file']}", flush=True)
 
     async def close(self) -> None:
+        if self.cluster_calls is not None:
+            await self.cluster_calls.stop()
+            self.cluster_calls = None
         if self.metrics_server is not None:
             await self.metrics_server.stop()
             self.metrics_server = None

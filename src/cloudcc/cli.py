@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from cloudcc.config import load_settings
+from cloudcc.logs import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--sip-port", type=int, help="default 5060 (UDP and TCP)")
     serve.add_argument("--database-url", help="e.g. postgresql+asyncpg://user@host/db")
     serve.add_argument("--no-demo", action="store_true", help="do not create the demo tenant")
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text (default) or json: one object per line, to stderr and <data-dir>/logs",
+    )
+    serve.add_argument("--log-level", help="debug, info (default), warning, error")
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     serve.add_argument("--metrics-host", help="address of /metrics (default 127.0.0.1)")
     cluster = serve.add_argument_group("cluster (docs/deployment.md)")
@@ -47,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.no_demo:
         overrides["demo"] = False
+    if args.log_format:
+        overrides["log_format"] = args.log_format
+    if args.log_level:
+        overrides["log_level"] = args.log_level
     settings = load_settings(args.config, overrides=overrides)
     if args.sip_port is not None:
         settings.sip.port = args.sip_port
@@ -61,11 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.advertise_host is not None:
         settings.sip.public_host = args.advertise_host
 
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    listener = configure_logging(
+        settings.log_level,
+        settings.log_format,
+        settings.logs_dir,
+        settings.log_max_bytes,
+        settings.log_backups,
     )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # After a crash, the phones left in dead calls hear a BYE before the node is loaded.
+    from cloudcc.recovery.early import release_left_dialogs
+
+    asyncio.run(release_left_dialogs(settings))
     from cloudcc.app import Node
 
     node = Node(settings)
@@ -84,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        listener.stop()  # writes what is still queued
     return 0
 
 

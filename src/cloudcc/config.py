@@ -11,7 +11,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,8 +27,25 @@ class LimitsSettings(_Section):
     tenant_burst: int = 1000
     api_key_rps: float = 100.0
     api_key_burst: int = 200
-    max_in_flight: int = 512
+    max_in_flight: int = 512  # ordinary requests being served, node-wide
     max_body_bytes: int = 1_048_576
+    # Admission (see cloudcc.api.admission): no tenant, principal or address takes it all.
+    tenant_max_in_flight: int = 128  # ordinary requests of one tenant at a time
+    waiting_per_tenant: int = 200  # long-polls (GET /events?wait=) held by one tenant
+    waiting_per_principal: int = 8  # ... by one user or API key
+    max_waiting: int = 4096  # ... on the node
+    anonymous_per_source: int = 16  # requests without credentials from one address
+    max_anonymous: int = 128  # ... on the node
+    anonymous_body_bytes: int = 65_536
+    uploads_per_tenant: int = 2  # bodies above max_body_bytes (prompts) at a time
+    header_timeout: float = 10.0  # seconds to send a request's headers (slowloris)
+    body_timeout: float = 60.0  # seconds to send a whole body, with credentials
+    anonymous_timeout: float = 10.0  # ... without credentials
+    # Login throttling (see cloudcc.tenancy.login_guard).
+    login_failures_per_minute: float = 30.0  # failed logins from one address
+    login_free_failures: int = 5  # failures of one account before each next waits 2^n s
+    login_lock_after: int = 20  # failures of one account within an hour that lock it
+    login_lock_seconds: float = 3600.0
 
 
 class SipSettings(_Section):
@@ -97,6 +114,12 @@ class Settings(_Section):
     data_dir: Path = Path("./cloudcc-data")
     host: str = "127.0.0.1"
     http_port: int = 8080
+    https_cert: Path | None = Field(
+        default=None, description="PEM certificate chain: the API is served over HTTPS"
+    )
+    https_key: Path | None = Field(default=None, description="PEM private key of https_cert")
+    https_reload_seconds: float = 30.0  # how often the certificate files are looked at
+    hsts_seconds: int = 31_536_000  # Strict-Transport-Security max-age over HTTPS; 0: none
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/cloudcc.db",
@@ -113,6 +136,9 @@ class Settings(_Section):
         description="this node's name in a cluster; generated once into <data_dir>/node-id",
     )
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, ids as fields
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)  # <data_dir>/logs rotation
+    log_backups: int = Field(default=5, ge=1)
     gc_young_threshold: int = 50_000  # allocations between young collections; 0: Python's 700
     webhook_allowed_networks: list[str] = Field(
         default=[],

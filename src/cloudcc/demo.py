@@ -22,6 +22,11 @@ DEMO_NUMBER = "4000"
 DEMO_TRUNK = "local"
 log = logging.getLogger("cloudcc.demo")
 
+# the demo hotline is open around the clock, so a first call always reaches the menu
+DEMO_WEEKLY = {
+    day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+}
+
 AGENTS = [("Alice Agent", "1001"), ("Bob Agent", "1002"), ("Carol Agent", "1003")]
 
 
@@ -106,15 +111,7 @@ async def ensure_demo(ctx: ApiContext, settings: Settings) -> dict[str, Any] | N
         )
     hours = await ctx.hours.create(
         actor,
-        {
-            "name": "office",
-            "timezone": "UTC",
-            "weekly": {
-                day: [["00:00", "24:00"]]
-                for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-            },
-            "holidays": [],
-        },
+        {"name": "office", "timezone": "UTC", "weekly": DEMO_WEEKLY, "holidays": []},
     )
     flow = await ctx.flows.create(actor, demo_flow_document())
     await ctx.flows.publish(actor, flow["id"], None)
@@ -162,14 +159,42 @@ async def ensure_demo(ctx: ApiContext, settings: Settings) -> dict[str, Any] | N
 
 def demo_flow_document() -> dict[str, Any]:
     """The demo IVR, checking the tenant's own business hours ("office", open around the
-    clock in the demo so that a first call always reaches the menu)."""
+    clock in the demo so that a first call always reaches the menu); its closed-hours
+    prompt names those hours."""
     doc: dict[str, Any] = json.loads((Path(ivr_flows.__file__).parent / "demo.json").read_text())
     doc["schedules"] = {}
+    closed: set[str] = set()
     for node in doc["nodes"]:
         if node["type"] == "check_hours":
             node["schedule"] = "office"
+            closed.add(node["outputs"]["closed"])
+    for node in doc["nodes"]:
+        if node["id"] in closed and node["type"] == "play":
+            node["prompt"] = {"text": f"We are closed now. {describe_hours(DEMO_WEEKLY)}"}
     return doc
 
 
+_DAYS = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday",
+         "fri": "Friday", "sat": "Saturday", "sun": "Sunday"}  # fmt: skip
+
+
+def describe_hours(weekly: dict[str, list[list[str]]]) -> str:
+    """The opening hours as a caller hears them: "We are open every day, around the clock."."""
+    spans = {day: weekly.get(day, []) for day in _DAYS}
+    if all(v == [["00:00", "24:00"]] for v in spans.values()):
+        return "We are open every day, around the clock."
+    parts = [
+        f"{_DAYS[day]} " + " and ".join(f"{a} to {b}" for a, b in ranges)
+        for day, ranges in spans.items()
+        if ranges
+    ]
+    return "Our hours are " + ", ".join(parts) + "." if parts else "We are not open this week."
+
+
 def _password(length: int = 16) -> str:
-    return secrets.token_urlsafe(length)[:length]
+    """A random password that starts with a letter or a digit (never '-': a command line
+    would take it for an option)."""
+    while True:
+        password = secrets.token_urlsafe(length)[:length]
+        if password[0].isalnum():
+            return password

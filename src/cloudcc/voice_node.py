@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,8 @@ from cloudcc.contacts.voice import VoiceService
 from cloudcc.events.targets import TargetPolicy
 from cloudcc.ivr.webhook import WebhookRunner
 from cloudcc.media.engine import MediaEngine
+from cloudcc.recovery.agents import AgentSignIns
+from cloudcc.recovery.early import node_name
 from cloudcc.recovery.journal import DialogJournal
 from cloudcc.recovery.service import NodeRecovery
 from cloudcc.sip.endpoint import EndpointConfig, SipEndpoint
@@ -39,17 +39,6 @@ def _tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     return context
-
-
-def node_name(settings: Settings) -> str:
-    """A stable name for this node: contacts it anchors are recovered by it after a crash."""
-    if settings.node_name:
-        return settings.node_name
-    path = settings.data_dir / "node-id"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
-    return path.read_text().strip()
 
 
 class VoiceNode:
@@ -122,6 +111,9 @@ class VoiceNode:
             media_timeout=settings.media.inactivity_timeout,
             url_policy=TargetPolicy(settings.webhook_allowed_networks),
         )
+        self.sign_ins: AgentSignIns | None = None
+        if settings.recovery.restore_agents:
+            self.sign_ins = AgentSignIns(ctx.db, ctx.bus, self.voice)
         self.node_recovery = NodeRecovery(
             ctx.db,
             self.contacts.node,
@@ -152,6 +144,9 @@ class VoiceNode:
         await self.node_recovery.recover_own()
         await self.journal.start()
         await self.contacts.start()
+        if self.sign_ins is not None:  # agents back as they were, before calls come in
+            await self.sign_ins.restore()
+            await self.sign_ins.start()
         await self._load_secrets()
         self.ctx.bus.on(
             lambda e: e.type in ("tenant.created", "tenant.webhook_secret_rotated"),
@@ -165,13 +160,20 @@ class VoiceNode:
         await self.voice.trunks.start()  # registrations at the carriers that want them
         self.retention.start()
         if self.asr is not None:
-            try:
-                await self.asr.warm_up()
-            except Exception:
-                log.exception("speech recognition could not start; menus take keys only")
-                self.asr = None
-                self.voice.asr = None
+            # In the background: calls are taken at once (after a crash, the first seconds
+            # count); a recognition asked meanwhile waits for the workers.
+            self._spawn(self._warm_up_asr())
         log.info("SIP listening on %s %s", self.sip.config.host, self.sip.ports)
+
+    async def _warm_up_asr(self) -> None:
+        if self.asr is None:
+            return
+        try:
+            await self.asr.warm_up()
+        except Exception:
+            log.exception("speech recognition could not start; menus take keys only")
+            self.asr = None
+            self.voice.asr = None
 
     async def stop(self) -> None:
         self.ctx.trunks.live = None
@@ -181,6 +183,8 @@ class VoiceNode:
         await self.retention.stop()
         await self.voice.stop()
         await self.node_recovery.stop()
+        if self.sign_ins is not None:
+            await self.sign_ins.stop()
         await self.sip.stop()
         await self.acd.close()
         await self.media.stop()

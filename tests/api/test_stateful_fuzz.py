@@ -108,6 +108,7 @@ class Tenant:
             r = self.client.request(op.method.upper(), path, headers=headers, **kwargs)
         except httpx.TransportError as e:
             self.failures.append(f"{op.method.upper()} {path} {kwargs!r}: {e!r}")
+            self.client.close()
             self.client = httpx.Client(base_url=self.client.base_url, timeout=30)
             return
         if r.status_code == 401:
@@ -182,6 +183,8 @@ def test_stateful_fuzz_with_real_ids_never_answers_5xx(live_node):
     _fuzz(me, operations, examples=25, steps=20)
     _fuzz(admin, operations, examples=60, steps=25)
 
+    admin.client.close()
+    me.client.close()
     failures = admin.failures + me.failures
     print("statuses:", sorted(admin.statuses.items()), sorted(me.statuses.items()))
     assert not failures, "\n".join(failures[:40])

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,15 +57,32 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-async def stream_name(nats_url: str) -> AsyncIterator[str]:
+def stream_name(nats_url: str) -> Iterator[str]:
     """A JetStream stream of this test only, deleted afterwards."""
+    import asyncio
+
     import nats
 
     name = f"TEST_{uuid.uuid4().hex[:10].upper()}"
     yield name
-    nc = await nats.connect(nats_url)
-    try:
-        await nc.jetstream().delete_stream(name)
-    except Exception:
-        pass
-    await nc.close()
+
+    async def delete() -> None:
+        nc = await nats.connect(nats_url)
+        try:
+            await nc.jetstream().delete_stream(name)
+        except Exception:
+            pass
+        await nc.close()
+
+    asyncio.run(delete())
+
+
+@pytest.fixture
+def cluster_db() -> Iterator[str]:
+    """A fresh PostgreSQL database for the nodes of one test; its async URL."""
+    from tests.conftest import fresh_pg_database, pg_available
+
+    if not pg_available():
+        pytest.skip("PostgreSQL is not reachable (set CLOUDCC_REQUIRE_POSTGRES=1 to fail instead)")
+    with fresh_pg_database("cloudcc_cluster") as url:
+        yield url

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cloudcc.bus.nats import SUBJECT_PREFIX, NatsBus
+from cloudcc.bus.nats import NatsBus
 
 
 async def started(url: str, node: str, stream: str, **kw: Any) -> NatsBus:
@@ -27,10 +27,14 @@ async def test_events_reach_every_node_in_one_order(nats_url: str, stream_name: 
     a = await started(nats_url, "a", stream_name)
     b = await started(nats_url, "b", stream_name)
     try:
-        hooks_a: list[str] = []
-        hooks_b: list[str] = []
-        a.on(lambda e: e.type.startswith("user."), lambda e: hooks_a.append(e.type))
-        b.on(lambda e: e.type.startswith("user."), lambda e: hooks_b.append(e.type))
+        hooks_a: list[tuple[str, int]] = []
+        hooks_b: list[tuple[str, int]] = []
+        once_a: list[int] = []
+        once_b: list[int] = []
+        a.on(lambda e: e.type.startswith("user."), lambda e: hooks_a.append((e.type, e.seq)))
+        b.on(lambda e: e.type.startswith("user."), lambda e: hooks_b.append((e.type, e.seq)))
+        a.on(lambda e: True, lambda e: once_a.append(e.seq), origin_only=True)
+        b.on(lambda e: True, lambda e: once_b.append(e.seq), origin_only=True)
         sub_a = a.subscribe("t1")
         sub_b = b.subscribe("t1")
         other = b.subscribe("t2")
@@ -49,9 +53,12 @@ async def test_events_reach_every_node_in_one_order(nats_url: str, stream_name: 
             range(1, 20, 2)
         )
         assert a.last_seq("t1") == b.last_seq("t1") == seqs[-1]
-        # Hooks: at once on the publishing node, on arrival on the other, once each.
-        await until(lambda: hooks_b == ["user.created"])
-        assert hooks_a == ["user.created"]
+        # Hooks run on every node once, with the event's number; origin-only hooks run on the
+        # publishing node only, so that each event is handled once in the cluster.
+        await until(lambda: hooks_a and hooks_b)
+        assert hooks_a == hooks_b == [("user.created", seqs[-1])]
+        assert sorted(once_a + once_b) == seqs
+        assert set(once_a) == {e.seq for e in got_a if e.origin == "a"}
         # Another tenant's subscriber saw nothing.
         assert other.queue.empty()
     finally:
@@ -133,6 +140,6 @@ async def test_subjects_are_per_tenant(nats_url: str, stream_name: str, tenant: 
         nc = await nats.connect(nats_url)
         info = await nc.jetstream().stream_info(stream_name, subjects_filter=">")
         await nc.close()
-        assert set(info.state.subjects or {}) == {SUBJECT_PREFIX + tenant}
+        assert set(info.state.subjects or {}) == {f"{stream_name}.{tenant}"}
     finally:
         await a.stop()

@@ -320,3 +320,35 @@ def test_agent_in_two_queues_takes_the_oldest_across_them() -> None:
     e.contact_queued("in-q2", "q2", VOICE, 1)
     e.contact_queued("in-q1", "q1", VOICE, 2)
     assert offers(e.agent_state_changed("a", Presence.READY, 3)) == [("in-q2", ("a",))]
+
+
+def test_a_higher_priority_queues_contact_is_offered_first_however_long_the_other_waits() -> None:
+    qs = [QueueConfig("low", priority=3), QueueConfig("high", priority=7)]
+    e = engine_with(qs, agents={"a": {}})
+    e.agent_state_changed("a", Presence.NOT_READY, 0)
+    e.contact_queued("old-low", "low", VOICE, 1, priority=5)  # a high contact priority too
+    e.contact_queued("new-high", "high", VOICE, 3000)
+    e.contact_queued("newer-high", "high", VOICE, 3001)
+    assert offers(e.agent_state_changed("a", Presence.READY, 3002)) == [("new-high", ("a",))]
+    e.offer_accepted("new-high", "a", 3002)
+    # Within one queue priority: first in, first out; the low queue only when high is empty.
+    assert offers(e.contact_ended("new-high", 3003)) == [("newer-high", ("a",))]
+    e.offer_accepted("newer-high", "a", 3004)
+    assert offers(e.contact_ended("newer-high", 3005)) == [("old-low", ("a",))]
+
+
+def test_a_queues_priority_changed_at_run_time_reorders_its_waiting_contacts() -> None:
+    qs = [QueueConfig("q1"), QueueConfig("q2")]
+    e = engine_with(qs, agents={"a": {}})
+    e.agent_state_changed("a", Presence.NOT_READY, 0)
+    e.contact_queued("in-q1", "q1", VOICE, 1)
+    e.contact_queued("in-q2", "q2", VOICE, 2)
+    e.configure_queue(QueueConfig("q2", priority=1), 3)
+    assert offers(e.agent_state_changed("a", Presence.READY, 4)) == [("in-q2", ("a",))]
+    # Positions within a queue are not moved by its priority.
+    assert e.position("in-q1") == 1
+
+
+def test_queue_priority_is_bounded() -> None:
+    with pytest.raises(ValueError, match="priority"):
+        QueueConfig("q", priority=101)

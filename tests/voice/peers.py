@@ -184,7 +184,13 @@ class Baresip:
         tone_hz: float | None = 1000.0,
         audio: Path | None = None,
         auto_answer: bool = True,
+        modules: tuple[str, ...] = (),
+        account_params: str = "",
+        aor_params: str = "",
     ) -> None:
+        self.modules = modules  # more modules, e.g. srtp.so
+        self.account_params = account_params  # e.g. ";mediaenc=srtp-mand"
+        self.aor_params = aor_params  # e.g. ";transport=tls"
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.user = user
@@ -216,7 +222,7 @@ class Baresip:
             "module g711.so\nmodule aufile.so\nmodule sndfile.so\nmodule_app account.so\n"
             "module_app menu.so\nmodule_app ctrl_tcp.so\n"
             f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}\nsnd_path {self.dir}\n"
-            f"rtp_ports {rtp}-{rtp + 40}\n"
+            f"rtp_ports {rtp}-{rtp + 40}\n" + "".join(f"module {m}\n" for m in self.modules)
         )
         answer = "auto" if self.auto_answer else "manual"
         if self.registrar_port is not None:
@@ -227,10 +233,10 @@ class Baresip:
             )
         else:
             account = (
-                f"<sip:{self.user}@127.0.0.1:{self.sip_port}>;answermode={answer};"
-                "regint=0;audio_codecs=PCMU,PCMA"
+                f"<sip:{self.user}@127.0.0.1:{self.sip_port}{self.aor_params}>;"
+                f"answermode={answer};regint=0;audio_codecs=PCMU,PCMA"
             )
-        (self.dir / "accounts").write_text(account + "\n")
+        (self.dir / "accounts").write_text(account + self.account_params + "\n")
         self._log_file = self.log.open("wb")
         self.proc = await asyncio.create_subprocess_exec(
             "timeout",

@@ -83,3 +83,55 @@ def test_a_browser_agent_over_websocket_takes_a_queued_sipp_call_with_audio_both
         assert agent > customer + 10, (agent, customer)  # (the caller's speech has some 500 Hz)
     finally:
         node.stop()
+
+
+def test_a_browser_that_vanishes_mid_call_ends_its_leg_by_media_inactivity(
+    tmp_path: Path,
+) -> None:
+    # a closed tab sends no BYE: its SRTP stops, and the node clears the agent leg
+    ws_port = free_port()
+    node = LiveNode(
+        tmp_path / "data",
+        env={"CLOUDCC_SIP__WS_PORT": str(ws_port), "CLOUDCC_MEDIA__INACTIVITY_TIMEOUT": "4"},
+    )
+    try:
+        node.wait_ready()
+        api = Api(node)
+
+        async def scenario() -> None:
+            ua = BrowserUa(f"ws://127.0.0.1:{ws_port}", "1001", api.passwords["1001"])
+            caller = None
+            try:
+                await ua.register()
+                await asyncio.to_thread(api.login, "1001")
+                caller = start_sipp_call(
+                    tmp_path / "sipp", node.sip_port, digit="1", dtmf_after_ms=3000, talk_ms=25000
+                )
+                await ua.answer(timeout=40)
+                deadline = time.monotonic() + 15
+                while not any(c["state"] == "connected" for c in api.live()):
+                    assert time.monotonic() < deadline, api.live()
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(1.0)
+                await ua.peer.close()  # the tab is gone: no more media, and no BYE
+                deadline = time.monotonic() + 20
+                while any(c["state"] == "connected" for c in api.live()):
+                    assert time.monotonic() < deadline, "the browser leg was not cleared"
+                    await asyncio.sleep(0.2)
+            finally:
+                if caller is not None:
+                    kill_group(caller)
+                await ua.close()
+
+        asyncio.run(scenario())
+        deadline = time.monotonic() + 20
+        while True:
+            contact = api.contacts()[0]
+            agent_legs = [leg for leg in contact["legs"] if leg["role"] == "agent"]
+            if agent_legs and agent_legs[0].get("end_cause"):
+                break
+            assert time.monotonic() < deadline, contact
+            time.sleep(0.3)
+        assert agent_legs[0]["end_cause"] == "media_timeout", contact
+    finally:
+        node.stop()

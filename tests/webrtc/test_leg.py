@@ -96,15 +96,16 @@ async def test_the_node_offers_to_a_browser_and_configures_from_its_answer(
     browser = BrowserPeer(500.0)
     try:
         leg = await engine.open_leg()
-        offer = glue.offer_for(leg, "127.0.0.1", webrtc=True)
+        offer = glue.offer_for(leg, "127.0.0.1", webrtc=True, prefer="PCMA")  # the caller's
         assert "a=setup:actpass" in str(offer)
+        assert re.search(r"m=audio \d+ UDP/TLS/RTP/SAVPF 8 0 ", str(offer))
         answer = parse_sdp(await browser.answer(str(offer)))
         glue.configure(leg, offer, answer)
         transport = transport_of(leg)
         assert transport is not None
         await asyncio.wait_for(transport.connected, 5)
         phone, peer = await _phone(engine, "PCMA")
-        engine.bridge(leg, phone)
+        assert engine.bridge(leg, phone).mode is BridgeMode.RELAY  # PCMA both sides
         await _judge(browser, peer)
     finally:
         await browser.close()

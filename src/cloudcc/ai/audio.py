@@ -83,6 +83,8 @@ def read_wav(data: bytes) -> Audio:
             if fmt is None:
                 raise AudioFormatError("WAV data chunk before fmt chunk")
             audio_format, channels, rate, bits = fmt
+            if channels < 1 or not 1 <= rate <= 384_000:
+                raise AudioFormatError(f"WAV has {channels} channels at {rate} Hz")
             if audio_format != 1 or bits != 16:
                 raise AudioFormatError(
                     f"WAV must be 16-bit PCM, got format {audio_format}/{bits} bits"

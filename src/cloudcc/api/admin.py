@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from cloudcc.api import calls, codes, flows, pool, prompts
+from cloudcc.api import calls, codes, flows, pool, prompts, voicemail, webphone
 from cloudcc.api import schemas as s
 from cloudcc.api.crud import ERRORS, IdPath, crud_router
 from cloudcc.api.security import Authenticated, Ctx
@@ -29,6 +29,12 @@ async def login(body: s.LoginIn, ctx: Ctx, request: Request) -> Any:
         client.host if client else None,
         request.headers.get("user-agent"),
     )
+
+
+@auth.post("/users/{id}/unlock", response_model=s.UnlockOut, operation_id="unlock_user")
+async def unlock_user(actor: Authenticated, ctx: Ctx, id: IdPath) -> Any:
+    """Clear the user's failed logins and lift its lock (see docs/api.md, login throttling)."""
+    return await ctx.auth.unlock(actor, id)
 
 
 @auth.get("/me", response_model=s.MeOut, operation_id="whoami")
@@ -108,8 +114,10 @@ routers: list[APIRouter] = [
     flows.tools,
     flows.router,
     calls.router,
+    webphone.router,
     prompts.router,
     pool.router,
+    voicemail.router,
 ]
 routers += codes.routers
 routers += [

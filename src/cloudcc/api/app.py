@@ -2,52 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 
 from cloudcc import __version__
 from cloudcc.api import admin, problems, prompts
 from cloudcc.api import events as api_events
+from cloudcc.api.admission import Admission
 from cloudcc.api.context import ApiContext
-from cloudcc.api.middleware import BodySizeLimit, InFlightLimit
+from cloudcc.api.docs import install_docs
 from cloudcc.web.serve import WebApp
 
 
-def create_app(ctx: ApiContext, ready: Callable[[], bool] = lambda: True) -> FastAPI:
+def create_app(ctx: ApiContext) -> FastAPI:
     app = FastAPI(
         title="cloudcc",
         version=__version__,
         summary="Open-source cloud contact center: admin, call control and events API",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served by install_docs from local assets
         redoc_url=None,
     )
     app.state.ctx = ctx
     problems.install(app)
+    install_docs(app)
     for router in admin.routers:
         app.include_router(router, prefix=admin.PREFIX)
     for router in api_events.routers:
         app.include_router(router, prefix=api_events.PREFIX)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__}
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
-        ok = ready()
-        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
-
-    # The web app at / (GET outside /api/): the same origin as the API.
+    # /healthz and /readyz are answered in front of this app (cloudcc.health).
+    app.add_middleware(Admission, ctx=ctx, larger={"/api/v1/prompts/": prompts.MAX_PROMPT_BYTES})
+    # The web app at / (GET outside /api/): the same origin as the API. Outside admission:
+    # static files without credentials, which would otherwise share one office's per-address
+    # cap of anonymous requests (headers still have their deadline in ``serving``).
     app.add_middleware(WebApp)
-    limits = ctx.settings.limits
-    app.add_middleware(
-        BodySizeLimit,
-        max_bytes=limits.max_body_bytes,
-        larger={"/api/v1/prompts/": prompts.MAX_PROMPT_BYTES},
-    )
-    app.add_middleware(InFlightLimit, limit=limits.max_in_flight)
     return app

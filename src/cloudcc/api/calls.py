@@ -9,15 +9,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 from sqlalchemy import func, select
 
 from cloudcc.api.crud import ERRORS, IdPath
 from cloudcc.api.schemas import Body, IsoDateTime, PageOut, Paging
 from cloudcc.api.security import Authenticated, Ctx
-from cloudcc.errors import Invalid, NotFound, PermissionDenied
+from cloudcc.errors import Conflict, Invalid, NotFound, PermissionDenied
 from cloudcc.store.tables import Agent, ContactRecord, RecordingRecord
 from cloudcc.tenancy.model import Actor, Permission
+from cloudcc.timefmt import with_iso_times
 
 router = APIRouter(tags=["calls"], responses=ERRORS)
 
@@ -230,7 +231,7 @@ async def live_contacts(actor: Authenticated, ctx: Ctx) -> list[dict[str, Any]]:
     """Contacts in progress on this node (IVR, queued, ringing, talking, wrap-up)."""
     p = actor.principal
     voice = _voice(ctx)
-    items: list[dict[str, Any]] = voice.live(actor.tenant_id)
+    items: list[dict[str, Any]] = with_iso_times(voice.live(actor.tenant_id))
     if p.can(Permission.CALLS_CONTROL) or p.can(Permission.CALLS_MONITOR):
         return items
     if p.can(Permission.CALLS_OWN) and p.agent_id:
@@ -374,8 +375,34 @@ async def queue_stats(actor: Authenticated, ctx: Ctx, queue_id: IdPath) -> dict[
     await ctx.queues.get(actor, queue_id)  # 404 across tenants
     voice = _voice(ctx)
     engine = await voice.acd.engine(actor.tenant_id)
+    if queue_id not in set(engine.queue_ids()):
+        fault = voice.acd.fault(actor.tenant_id, queue_id)
+        why = fault.error if fault is not None else "it is not loaded yet"
+        raise Conflict(
+            f"this queue cannot be routed ({why}); fix it with PATCH /queues/{queue_id} "
+            "or delete it (GET /routing/status lists every such row)"
+        )
     stats: dict[str, Any] = _plain(engine.queue_stats(queue_id, voice.clock()))
+    fault = voice.acd.fault(actor.tenant_id, queue_id)
+    stats["health"] = {"ok": fault is None, "error": fault.error if fault else None}
     return stats
+
+
+@router.get("/routing/status", operation_id="routing_status")
+async def routing_status(actor: Authenticated, ctx: Ctx) -> dict[str, Any]:
+    """Whether the tenant's routing loaded, and the queue and agent rows it had to leave out
+    (each with the reason): those rows route nothing until fixed or deleted."""
+    if not actor.principal.can(Permission.QUEUES_READ):
+        raise PermissionDenied("this needs queues:read")
+    voice = _voice(ctx)
+    engine = await voice.acd.engine(actor.tenant_id)
+    faults = [_plain(f) for f in voice.acd.faults(actor.tenant_id)]
+    return {
+        "ok": not faults,
+        "queues": len(list(engine.queue_ids())),
+        "agents": len(list(engine.agent_ids())),
+        "faults": faults,
+    }
 
 
 @router.get("/wallboard", operation_id="wallboard")
@@ -446,6 +473,11 @@ class ContactOut(BaseModel):
     quality: dict[str, Any]
     legs: list[Any]
 
+    @field_validator("path", "transfers", "legs", "attributes", "quality")
+    @classmethod
+    def _iso_times(cls, value: Any) -> Any:
+        return with_iso_times(value)  # one time format: ISO 8601 with its zone
+
 
 def _contact_scope(actor: Actor) -> Any:
     p = actor.principal
@@ -474,7 +506,7 @@ async def list_contacts(
     if query.until:
         conds.append(ContactRecord.created_at < query.until)
     if query.q:
-        conds.append(ContactRecord.customer.contains(query.q))
+        conds.append(ContactRecord.customer.contains(query.q, autoescape=True))
     async with ctx.db.session() as s:
         total = await s.scalar(select(func.count()).select_from(ContactRecord).where(*conds))
         rows = (
@@ -515,6 +547,7 @@ class RecordingOut(BaseModel):
     duration_seconds: float
     bytes: int
     sha256: str | None
+    failure_reason: str | None = None  # set when state is "failed": why it was not written
 
 
 class RecordingFilter(Paging):

@@ -222,7 +222,9 @@ async def event_stream(websocket: WebSocket) -> None:
         )
         since = _since(params, websocket.headers.get("last-event-id"))
         _rate_limit(ctx, creds.principal)
-        feed = service.open(creds.principal.tenant_id, selection, since)
+        feed = service.open(
+            creds.principal.tenant_id, selection, since, principal=creds.principal.id
+        )
     except AuthenticationError as exc:
         await _close(websocket, CLOSE_UNAUTHENTICATED, exc.detail)
         return

@@ -14,6 +14,7 @@ from cloudcc.ivr import flow_json_schema
 router = APIRouter(prefix="/flows", tags=["flows"], responses=ERRORS)
 # Beside /flows, not under it: /flows/{id} must not also match these literal names.
 tools = APIRouter(tags=["flows"], responses=ERRORS)
+VersionNumber = Annotated[int, Path(ge=1, le=s.MAX_INT)]
 
 
 @tools.get("/flow-schema", operation_id="flow_schema")
@@ -86,17 +87,13 @@ async def versions(actor: Authenticated, ctx: Ctx, id: IdPath) -> Any:
     response_model=s.FlowVersionDetail,
     operation_id="get_flow_version",
 )
-async def version(
-    actor: Authenticated, ctx: Ctx, id: IdPath, number: Annotated[int, Path(ge=1)]
-) -> Any:
+async def version(actor: Authenticated, ctx: Ctx, id: IdPath, number: VersionNumber) -> Any:
     return await ctx.flows.version(actor, id, number)
 
 
 @router.post(
     "/{id}/versions/{number}/edit", response_model=s.FlowSummary, operation_id="edit_flow_version"
 )
-async def edit_version(
-    actor: Authenticated, ctx: Ctx, id: IdPath, number: Annotated[int, Path(ge=1)]
-) -> Any:
+async def edit_version(actor: Authenticated, ctx: Ctx, id: IdPath, number: VersionNumber) -> Any:
     """Start the draft from an earlier version's document."""
     return await ctx.flows.edit_version(actor, id, number)

@@ -9,8 +9,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from cloudcc.errors import (
     AuthenticationError,
@@ -22,8 +23,12 @@ from cloudcc.errors import (
     RateLimited,
     ServiceError,
 )
+from cloudcc.store.db import DATABASE_ERRORS, is_unavailable
 
+security_log = logging.getLogger("cloudcc.security")
 log = logging.getLogger("cloudcc.api")
+
+DATABASE_RETRY_AFTER = 5  # seconds
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -64,6 +69,15 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     elif isinstance(exc, AuthenticationError):
         headers = {"WWW-Authenticate": 'Bearer realm="cloudcc"'}
+        source = request.client.host if request.client else None
+        security_log.info(
+            "API authentication failed: %s %s from %s: %s",
+            request.method,
+            request.url.path,
+            source,
+            exc.detail,
+            extra={"source": source},
+        )
     return problem(status, title, exc.detail, exc.errors, headers, f"urn:cloudcc:{exc.code}")
 
 
@@ -96,7 +110,25 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, _title(exc.status_code), str(exc.detail), headers=headers)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client left before sending its whole body: nobody reads an answer, nothing to log
+    (a traceback per disconnect would let anyone flood the error log)."""
+    log.debug("client left mid-body on %s %s", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if is_unavailable(exc):  # the database is down or restarting: come back later
+        log.warning(
+            "%s %s: the database is unavailable (%r)", request.method, request.url.path, exc
+        )
+        return problem(
+            503,
+            "Service Unavailable",
+            "the database does not answer just now; retry after the time in Retry-After",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+            type_="urn:cloudcc:database_unavailable",
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "Internal Server Error", "an unexpected error was logged")
 
@@ -127,4 +159,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    # Handled here rather than by the catch-all (which re-raises to the server): errors of
+    # the database layer are a 503 while it is unreachable.
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, _unexpected)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)

@@ -7,13 +7,15 @@ telephony audio (8 kHz mono) under ``<data>/prompts/<tenant>/<name>.wav``.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 
 from cloudcc.ai.audio import read_wav, resample
@@ -103,7 +105,14 @@ async def list_prompts(actor: Authenticated, ctx: Ctx) -> Any:
     def scan() -> list[dict[str, Any]]:
         if not folder.exists():
             return []
-        return [_describe(p) for p in sorted(folder.glob("*.wav")) if _NAME.match(p.stem)]
+        found = []
+        for p in sorted(folder.glob("*.wav")):
+            if _NAME.match(p.stem):
+                try:
+                    found.append(_describe(p))
+                except FileNotFoundError:
+                    continue  # deleted while listed
+        return found
 
     return await asyncio.to_thread(scan)
 
@@ -117,9 +126,29 @@ async def list_prompts(actor: Authenticated, ctx: Ctx) -> Any:
 async def get_prompt(actor: Authenticated, ctx: Ctx, name: PromptName) -> Response:
     _need(actor, Permission.FLOWS_READ)
     path = _dir(ctx, actor) / f"{name}.wav"
-    if not await asyncio.to_thread(path.exists):
-        raise NotFound(f"prompt {name} not found")
-    return FileResponse(path, media_type="audio/wav", filename=f"{name}.wav")
+    # Opened once and sent from that handle: a delete or replace while it is read changes
+    # neither the length announced nor the bytes sent (a path read twice would).
+    try:
+        f = await asyncio.to_thread(path.open, "rb")
+    except FileNotFoundError:
+        raise NotFound(f"prompt {name} not found") from None
+    size = os.fstat(f.fileno()).st_size
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            while chunk := await asyncio.to_thread(f.read, 64 * 1024):
+                yield chunk
+        finally:
+            f.close()
+
+    return StreamingResponse(
+        chunks(),
+        media_type="audio/wav",
+        headers={
+            "content-length": str(size),
+            "content-disposition": f'attachment; filename="{name}.wav"',
+        },
+    )
 
 
 @router.delete("/{name}", status_code=204, operation_id="delete_prompt")

@@ -75,6 +75,7 @@ Hostname = Annotated[
 ]
 
 T = TypeVar("T")
+MAX_INT = 2**31 - 1  # the largest a 32-bit INTEGER column stores; a larger number is a 422
 
 
 class PageOut(BaseModel, Generic[T]):
@@ -180,6 +181,12 @@ class TenantUpdate(Body):
         description="SIP addresses calls may go to directly: host, host:port, *.domain or a "
         "network (private and loopback addresses included: phones on premises)",
     )
+    srtp_policy: Literal["off", "optional", "required"] = Field(
+        UNSET,
+        description="SRTP on SIP legs, keyed by SDES over SIP/TLS: off (plain RTP), optional "
+        "(when the phone or carrier offers or accepts it over TLS), required (every SIP leg; "
+        "others are refused). Browser legs are always DTLS-SRTP.",
+    )
 
 
 class TenantOut(Out):
@@ -195,6 +202,7 @@ class TenantOut(Out):
     recording_retention_days: int
     dial_plan: DialPlan
     sip_destinations: list[str]
+    srtp_policy: str
     created_at: datetime
     updated_at: datetime
 
@@ -222,6 +230,11 @@ class UserUpdate(Body):
     email: Email | None = None
     role: Annotated[str, StringConstraints(min_length=1, max_length=64)] = UNSET
     status: Status = UNSET
+
+
+class UnlockOut(Out):
+    id: str
+    was_locked: bool = Field(description="whether the account was locked when unlocked")
 
 
 class UserOut(Out):
@@ -370,8 +383,19 @@ class AgentFilter(Paging):
 
 # --- queues -------------------------------------------------------------------------------
 
-Strategy = Literal[
-    "longest_idle", "most_skilled", "least_occupied", "round_robin", "ring_all", "preferred_agent"
+#: The engine's strategies (cloudcc.routing.model.Strategy). A preferred agent is not a
+#: strategy: it is the engine's per-contact overlay on any of these (docs/routing.md).
+Strategy = Literal["longest_idle", "most_skilled", "least_occupied", "round_robin", "ring_all"]
+
+
+MusicOnHold = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"),
+    Field(
+        description="what waiting callers hear: 'default' (the built-in music, tracks in "
+        "turn) or the name of one of the tenant's uploaded prompts (PUT /prompts/{name}), "
+        "played in a loop"
+    ),
 ]
 
 
@@ -410,9 +434,15 @@ class QueueCreate(Body):
     max_wait_seconds: int = Field(600, ge=10, le=86_400)
     capacity: int = Field(100, ge=1, le=100_000)
     service_level_seconds: int = Field(20, ge=1, le=3600)
-    priority: int = Field(5, ge=1, le=10)
+    priority: int = Field(
+        5,
+        ge=1,
+        le=10,
+        description="among the queues an agent serves, contacts of a higher-priority queue "
+        "are offered first (10 highest); equal priority: the longest waiting first",
+    )
     overflow: Overflow = Field(default_factory=Overflow)
-    music_on_hold: Annotated[str, StringConstraints(max_length=200)] = "default"
+    music_on_hold: MusicOnHold = "default"
     announce_position: bool = True
     announce_interval_seconds: int = Field(30, ge=10, le=3600)
 
@@ -429,7 +459,7 @@ class QueueUpdate(Body):
     service_level_seconds: int = Field(UNSET, ge=1, le=3600)
     priority: int = Field(UNSET, ge=1, le=10)
     overflow: Overflow = UNSET
-    music_on_hold: Annotated[str, StringConstraints(max_length=200)] = UNSET
+    music_on_hold: MusicOnHold = UNSET
     announce_position: bool = UNSET
     announce_interval_seconds: int = Field(UNSET, ge=10, le=3600)
 
@@ -728,16 +758,18 @@ class FlowCreate(Body):
 class DraftSave(Body):
     document: dict[str, Any]
     expected_revision: int | None = Field(
-        None, ge=0, description="the draft revision you edited; 409 if it moved on"
+        None, ge=0, le=MAX_INT, description="the draft revision you edited; 409 if it moved on"
     )
 
 
 class PublishIn(Body):
-    expected_revision: int | None = Field(None, ge=0)
+    expected_revision: int | None = Field(None, ge=0, le=MAX_INT)
 
 
 class RollbackIn(Body):
-    to_version: int | None = Field(None, ge=1, description="default: the version before")
+    to_version: int | None = Field(
+        None, ge=1, le=MAX_INT, description="default: the version before"
+    )
 
 
 class FlowVersionOut(Out):

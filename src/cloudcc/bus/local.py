@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloudcc.timefmt import iso_time, with_iso_times
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -24,7 +26,13 @@ class Event:
     origin: str = ""  # the node that published it on a cluster bus ("": this process)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "type": self.type, "at": self.at, "data": self.data}
+        # on the wire: ISO 8601 times (cloudcc.timefmt), in the envelope and the data
+        return {
+            "seq": self.seq,
+            "type": self.type,
+            "at": iso_time(self.at),
+            "data": with_iso_times(self.data),
+        }
 
 
 Filter = Callable[[Event], bool]
@@ -73,7 +81,7 @@ class LocalBus:
         self._history: dict[str, deque[Event]] = {}
         self._seq: dict[str, int] = {}
         self._subs: set[Subscription] = set()
-        self._hooks: list[tuple[Filter, Callable[[Event], None]]] = []
+        self._hooks: list[tuple[Filter, Callable[[Event], None], bool]] = []
 
     def publish(self, tenant_id: str, type: str, data: dict[str, Any]) -> Event:
         seq = self._seq.get(tenant_id, 0) + 1
@@ -83,7 +91,7 @@ class LocalBus:
         if hist is None:
             hist = self._history[tenant_id] = deque(maxlen=self._history_size)
         hist.append(event)
-        for accept, hook in self._hooks:
+        for accept, hook, _ in self._hooks:
             if accept(event):
                 hook(event)
         self._fan_out(event)
@@ -104,9 +112,15 @@ class LocalBus:
         self._subs.add(sub)
         return sub
 
-    def on(self, accept: Filter, hook: Callable[[Event], None]) -> None:
-        """Call ``hook`` synchronously inside ``publish`` (cache invalidation; keep it tiny)."""
-        self._hooks.append((accept, hook))
+    def on(
+        self, accept: Filter, hook: Callable[[Event], None], *, origin_only: bool = False
+    ) -> None:
+        """Call ``hook`` synchronously inside ``publish`` (cache invalidation; keep it tiny).
+
+        On a cluster bus hooks run on every node when the event arrives; ``origin_only``
+        hooks (work to do once per event, such as webhooks) only on the node that published.
+        """
+        self._hooks.append((accept, hook, origin_only))
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)

@@ -1,6 +1,6 @@
 """The event bus between the nodes of a cluster: NATS JetStream (``cluster.nats_url``).
 
-Every event is published to one JetStream stream (subject ``cloudcc.ev.<tenant id>``), and
+Every event is published to one JetStream stream (subject ``<stream>.<tenant id>``), and
 every node reads the whole stream back with an ordered consumer: subscribers on any node
 (the WebSocket event stream, webhooks, wallboards) see the whole tenant, whichever node
 published. An event's ``seq`` is its stream sequence: assigned by the NATS server, the same on
@@ -10,9 +10,10 @@ events take the numbers between).
 
 Publishing stays synchronous for the callers: the event is queued, and one task sends the
 queue in order (pipelined, a message id per event so that a resend after a reconnection is
-deduplicated by the server). Local hooks (cache invalidation) run at once, in ``publish``, for
-this node's events, and on arrival for other nodes' events. Subscribers, this node's included,
-get every event when it comes back from the stream, so that all nodes see one order.
+deduplicated by the server). Hooks and subscribers, this node's included, get every event
+when it comes back from the stream with its sequence number, so that all nodes see one order;
+``origin_only`` hooks (webhook intake: once per event in the cluster) run only on the node
+that published it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from cloudcc.bus.local import Event, LocalBus
 
 log = logging.getLogger("cloudcc.bus")
 
-SUBJECT_PREFIX = "cloudcc.ev."
 #: JetStream's duplicate window: a resend within it is dropped by the server (Nats-Msg-Id).
 DUPLICATE_WINDOW = 120.0
 
@@ -59,6 +59,7 @@ class NatsBus(LocalBus):
         self.url = url
         self.node = node
         self.stream = stream
+        self.prefix = f"{stream}."  # subjects: one per tenant, under the stream's own name
         self.max_age = max_age
         self.max_per_tenant = max_per_tenant
         self.max_pending = max_pending
@@ -76,6 +77,7 @@ class NatsBus(LocalBus):
         self._sender: asyncio.Task[None] | None = None
         self._caught_up = asyncio.Event()
         self._replay_to = 0
+        self._stopping = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -98,7 +100,7 @@ class NatsBus(LocalBus):
         self._js = self._nc.jetstream()
         config = api.StreamConfig(
             name=self.stream,
-            subjects=[SUBJECT_PREFIX + "*"],
+            subjects=[self.prefix + "*"],
             storage=api.StorageType.FILE,
             max_age=self.max_age,
             max_msgs_per_subject=self.max_per_tenant,
@@ -116,7 +118,7 @@ class NatsBus(LocalBus):
         start = max(info.state.first_seq, last - self._history_size + 1, 1)
         self._floor = start
         self._sub = await self._js.subscribe(
-            SUBJECT_PREFIX + "*",
+            self.prefix + "*",
             stream=self.stream,
             cb=self._on_message,
             ordered_consumer=True,
@@ -131,6 +133,7 @@ class NatsBus(LocalBus):
 
     async def stop(self, flush_timeout: float = 5.0) -> None:
         """Send what is queued (up to ``flush_timeout`` s), then disconnect."""
+        self._stopping = True
         if self._sender is not None:
             deadline = time.monotonic() + flush_timeout
             while self._out and time.monotonic() < deadline and self._nc.is_connected:  # noqa: ASYNC110 - a short flush at shutdown
@@ -149,6 +152,11 @@ class NatsBus(LocalBus):
         return bool(self._nc is not None and self._nc.is_connected)
 
     @property
+    def connection(self) -> Any:
+        """The NATS connection (for other cluster messages than events)."""
+        return self._nc
+
+    @property
     def pending(self) -> int:
         return len(self._out)
 
@@ -156,9 +164,6 @@ class NatsBus(LocalBus):
 
     def publish(self, tenant_id: str, type: str, data: dict[str, Any]) -> Event:
         event = Event(tenant_id, type, data, 0, origin=self.node)
-        for accept, hook in self._hooks:
-            if accept(event):
-                hook(event)
         if len(self._out) >= self.max_pending:
             self.dropped += 1
             log.error("event bus queue full (NATS unreachable?): %s dropped", type)
@@ -181,7 +186,7 @@ class NatsBus(LocalBus):
             try:
                 futures = [
                     await self._js.publish_async(
-                        SUBJECT_PREFIX + tenant,
+                        self.prefix + tenant,
                         body,
                         stream=self.stream,
                         headers={"Nats-Msg-Id": msg_id},
@@ -203,14 +208,14 @@ class NatsBus(LocalBus):
 
     async def _on_message(self, msg: Any) -> None:
         seq = msg.metadata.sequence.stream
-        tenant_id = msg.subject[len(SUBJECT_PREFIX) :]
+        tenant_id = msg.subject[len(self.prefix) :]
         try:
             body = orjson.loads(msg.data)
-        except orjson.JSONDecodeError:
-            log.error("event bus: unreadable message %d skipped", seq)
-            return
-        event = Event(tenant_id, body["type"], body["data"], seq, body["at"], body["origin"])
-        self._deliver(event, live=self._caught_up.is_set())
+            event = Event(tenant_id, body["type"], body["data"], seq, body["at"], body["origin"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.error("event bus: unreadable message %d on %s skipped", seq, msg.subject)
+        else:
+            self._deliver(event, live=self._caught_up.is_set())
         if not self._caught_up.is_set() and seq >= self._replay_to:
             self._caught_up.set()
 
@@ -229,10 +234,10 @@ class NatsBus(LocalBus):
             return  # history replayed at start: no hook, nobody subscribed yet
         if self.lag_observer is not None:
             self.lag_observer(max(0.0, time.time() - event.at))
-        if event.origin != self.node:
-            for accept, hook in self._hooks:
-                if accept(event):
-                    hook(event)
+        mine = event.origin == self.node
+        for accept, hook, origin_only in self._hooks:
+            if (mine or not origin_only) and accept(event):
+                hook(event)
         self._fan_out(event)
 
     def since(self, tenant_id: str, seq: int) -> tuple[list[Event], bool]:
@@ -253,6 +258,8 @@ class NatsBus(LocalBus):
         log.warning("event bus: %s", exc)
 
     async def _on_disconnected(self) -> None:
+        if self._stopping:
+            return
         log.warning("event bus: disconnected from NATS; events are queued")
 
     async def _on_reconnected(self) -> None:

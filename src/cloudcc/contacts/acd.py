@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -50,6 +50,22 @@ log = logging.getLogger("cloudcc.acd")
 RoutingEngine = routing_engine.RoutingEngine
 DecisionHandler = Callable[[str, Decision], None]
 
+#: What a stored row that cannot be turned into engine configuration raises (an unknown
+#: strategy, a malformed overflow document, an out-of-range value written past the API).
+_BAD_ROW = (RoutingError, ValueError, KeyError, TypeError, AttributeError)
+
+
+@dataclass(frozen=True)
+class ConfigFault:
+    """A queue or agent row the routing engine could not load: it is left out, the rest of
+    the tenant routes, and the fault is reported until the row is fixed or deleted."""
+
+    kind: str  # "queue" | "agent" | "reason_code"
+    id: str
+    name: str
+    error: str
+    at: float
+
 
 def _treatment(
     action: dict[str, Any] | None, default: Treatment | None, ids: dict[str, str]
@@ -62,11 +78,17 @@ def _treatment(
         if target is None:  # the target queue was deleted since
             return Treatment(TreatmentKind.DISCONNECT, message=action.get("message"))
         return Treatment(TreatmentKind.OVERFLOW, target_queue=target)
+    if kind == "flow":
+        return Treatment(
+            TreatmentKind.FLOW, message=action.get("message"), target_flow=action["target"]
+        )
     if kind == "voicemail":
         return Treatment(TreatmentKind.VOICEMAIL, message=action.get("message"))
     if kind == "callback":
         return Treatment(TreatmentKind.CALLBACK, message=action.get("message"))
-    return Treatment(TreatmentKind.DISCONNECT, message=action.get("message"))
+    if kind == "disconnect":
+        return Treatment(TreatmentKind.DISCONNECT, message=action.get("message"))
+    raise ValueError(f"unknown overflow action {kind!r}")
 
 
 def queue_config(row: SkillQueue, ids: dict[str, str]) -> QueueConfig:
@@ -103,6 +125,7 @@ def queue_config(row: SkillQueue, ids: dict[str, str]) -> QueueConfig:
         or Treatment(TreatmentKind.VOICEMAIL),
         on_no_agents=_treatment(overflow.get("no_agents"), None, ids),
         announce_interval=float(row.announce_interval_seconds) if row.announce_position else None,
+        priority=int(row.priority),
     )
 
 
@@ -145,10 +168,12 @@ class Acd:
         self._engines: dict[str, RoutingEngine] = {}
         self._queue_ids: dict[str, dict[str, str]] = {}  # tenant -> queue name -> id
         self._queue_names: dict[str, dict[str, str]] = {}  # tenant -> queue id -> name
+        self._queue_music: dict[str, dict[str, str]] = {}  # tenant -> queue id -> music
         self._loading: dict[str, asyncio.Future[RoutingEngine]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._deadlines: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._faults: dict[str, dict[str, ConfigFault]] = {}  # tenant -> row id -> fault
         bus.on(
             lambda e: e.type.startswith(("agent.", "queue.")) and "." in e.type,
             self._on_config_event,
@@ -181,6 +206,34 @@ class Acd:
     def queue_name(self, tenant_id: str, queue_id: str) -> str:
         return self._queue_names.get(tenant_id, {}).get(queue_id, queue_id)
 
+    def music_on_hold(self, tenant_id: str, queue_id: str) -> str:
+        """What the queue's waiting callers hear: "default" or one of the tenant's prompts."""
+        return self._queue_music.get(tenant_id, {}).get(queue_id, "default")
+
+    def faults(self, tenant_id: str) -> list[ConfigFault]:
+        """The tenant's rows the engine could not load (empty when all routes)."""
+        return list(self._faults.get(tenant_id, {}).values())
+
+    def fault(self, tenant_id: str, row_id: str) -> ConfigFault | None:
+        return self._faults.get(tenant_id, {}).get(row_id)
+
+    def _fault(self, tenant_id: str, kind: str, row: Any, exc: Exception) -> None:
+        name = str(getattr(row, "name", None) or getattr(row, "code", ""))
+        fault = ConfigFault(kind, row.id, name, f"{type(exc).__name__}: {exc}", self.clock())
+        self._faults.setdefault(tenant_id, {})[row.id] = fault
+        log.error(
+            "tenant %s: %s %s (%r) cannot be routed and is left out: %s",
+            tenant_id,
+            kind,
+            row.id,
+            name,
+            fault.error,
+        )
+        self.bus.publish(tenant_id, "routing.config_fault", asdict(fault))
+
+    def _clear_fault(self, tenant_id: str, row_id: str) -> None:
+        self._faults.get(tenant_id, {}).pop(row_id, None)
+
     async def _load(self, tenant_id: str) -> RoutingEngine:
         async with self.db.session() as s:
             queues = (
@@ -192,19 +245,39 @@ class Acd:
             ).all()
         engine = RoutingEngine(tenant_id=tenant_id)
         now = self.clock()
+        self._faults[tenant_id] = {}
+        # One row that cannot be loaded is left out (and reported); it never takes the
+        # tenant's routing down.
         for reason in reasons:
-            engine.configure_reason_code(reason_code(reason), now)
-        ids = {row.name: row.id for row in queues}
+            try:
+                engine.configure_reason_code(reason_code(reason), now)
+            except _BAD_ROW as exc:
+                self._fault(tenant_id, "reason_code", reason, exc)
+        # Overflow targets must exist when a queue is configured: first every queue without
+        # them, then again with the ones that loaded.
+        loaded = []
+        for row in queues:
+            try:
+                engine.configure_queue(queue_config(row, {}), now)
+            except _BAD_ROW as exc:
+                self._fault(tenant_id, "queue", row, exc)
+            else:
+                loaded.append(row)
+        ids = {row.name: row.id for row in loaded}
         self._queue_ids[tenant_id] = ids
-        self._queue_names[tenant_id] = {row.id: row.name for row in queues}
-        # Overflow targets must exist when a queue is configured: first without them.
-        for row in queues:
-            engine.configure_queue(queue_config(row, {}), now)
-        for row in queues:
-            engine.configure_queue(queue_config(row, ids), now)
+        self._queue_names[tenant_id] = {row.id: row.name for row in loaded}
+        self._queue_music[tenant_id] = {row.id: row.music_on_hold for row in loaded}
+        for row in loaded:
+            try:
+                engine.configure_queue(queue_config(row, ids), now)
+            except _BAD_ROW as exc:  # its overflow part: it keeps routing without it
+                self._fault(tenant_id, "queue", row, exc)
         for agent in agents:
             if agent.status == "active":
-                engine.configure_agent(agent_config(agent), now)
+                try:
+                    engine.configure_agent(agent_config(agent), now)
+                except _BAD_ROW as exc:
+                    self._fault(tenant_id, "agent", agent, exc)
         self._engines[tenant_id] = engine
         return engine
 
@@ -347,10 +420,17 @@ class Acd:
         async with self.db.session() as s:
             row = await s.scalar(select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == id_))
         if row is None or row.status != "active":
+            self._clear_fault(tenant_id, id_)
             if id_ in set(engine.agent_ids()):
                 self.run(tenant_id, engine, "remove_agent", id_)
-        else:
-            self.run(tenant_id, engine, "configure_agent", agent_config(row))
+            return
+        try:
+            config = agent_config(row)
+        except _BAD_ROW as exc:
+            self._fault(tenant_id, "agent", row, exc)
+            return
+        self.run(tenant_id, engine, "configure_agent", config)
+        self._clear_fault(tenant_id, id_)
 
     async def _queue_changed(self, tenant_id: str, engine: RoutingEngine, id_: str) -> None:
         async with self.db.session() as s:
@@ -360,18 +440,27 @@ class Acd:
         names = self._queue_names.setdefault(tenant_id, {})
         ids = self._queue_ids.setdefault(tenant_id, {})
         if row is None:
+            self._clear_fault(tenant_id, id_)
+            self._queue_music.get(tenant_id, {}).pop(id_, None)
             name = names.pop(id_, None)
             if name is not None:
                 ids.pop(name, None)
             if id_ in set(engine.queue_ids()):
                 self.run(tenant_id, engine, "remove_queue", id_)
             return
+        try:
+            config = queue_config(row, ids)
+        except _BAD_ROW as exc:  # the engine keeps what it had; the fault is reported
+            self._fault(tenant_id, "queue", row, exc)
+            return
+        self.run(tenant_id, engine, "configure_queue", config)
+        self._clear_fault(tenant_id, id_)
         old = names.get(row.id)
         if old is not None and old != row.name:
             ids.pop(old, None)
         names[row.id] = row.name
         ids[row.name] = row.id
-        self.run(tenant_id, engine, "configure_queue", queue_config(row, ids))
+        self._queue_music.setdefault(tenant_id, {})[row.id] = row.music_on_hold
 
     async def close(self) -> None:
         for timer in self._timers.values():

@@ -244,6 +244,7 @@ class RecordingStore:
             "bytes": 0,
             "sha256": None,
             "legs": legs,
+            "failure_reason": None,
         }
         self._open[recording_id] = values
         self.writer.save_recording(values)
@@ -264,6 +265,37 @@ class RecordingStore:
                 "sha256": sha256,
             }
         )
+
+    def failed(
+        self,
+        recording_id: str,
+        reason: str,
+        now: float,
+        *,
+        duration: float = 0.0,
+        size: int = 0,
+        sha256: str | None = None,
+        ended: bool = False,
+    ) -> None:
+        """Mark a recording whose file could not be written; the call it belongs to goes on.
+
+        Called when the failure happens (still open, ``ended`` False) and again when the
+        recording stops, with what the file holds.
+        """
+        values = self._open.get(recording_id)
+        if values is None:
+            return
+        values.update(
+            state="failed",
+            failure_reason=reason[:200],
+            duration_seconds=duration,
+            bytes=size,
+            sha256=sha256,
+            ended_at=_dt(now) if ended else None,
+        )
+        if ended:
+            del self._open[recording_id]
+        self.writer.save_recording(dict(values))
 
     async def recover(self, contact_ids: set[str]) -> int:
         """Finish the recordings of ``contact_ids`` (the contacts a dead node left open) from

@@ -6,6 +6,7 @@ speaks ICE-lite and DTLS-SRTP (cloudcc.webrtc) and is otherwise a leg like any o
 
 from __future__ import annotations
 
+from cloudcc.contacts.sdes import SrtpPolicy, answer_crypto, configure_crypto, offer_crypto
 from cloudcc.media.engine import Leg as MediaLeg
 from cloudcc.sip import sdp
 from cloudcc.sip.exceptions import OfferAnswerError
@@ -15,9 +16,19 @@ from cloudcc.webrtc.exceptions import NotWebRtc
 from cloudcc.webrtc.transport import attach, transport_of
 
 
-def offer_for(leg: MediaLeg, address: str, *, webrtc: bool = False) -> SessionDescription:
-    """Our offer for a new outgoing leg: G.711 (PCMU, PCMA) and telephone-event; for a
-    browser (``webrtc``) the same codecs (and Opus last) over ICE-lite and DTLS-SRTP."""
+def offer_for(
+    leg: MediaLeg,
+    address: str,
+    *,
+    webrtc: bool = False,
+    prefer: str | None = None,
+    secure_signalling: bool = False,
+    srtp_policy: SrtpPolicy = SrtpPolicy.OPTIONAL,
+) -> SessionDescription:
+    """Our offer for a new outgoing leg: G.711 (PCMU, PCMA) and telephone-event, with an
+    SDES key when the target is reached over TLS and the tenant's policy allows (sdes.py);
+    for a browser (``webrtc``) the same codecs (and Opus last) over ICE-lite and DTLS-SRTP,
+    ``prefer`` (the other party's G.711 law) first so that the bridge relays it as is."""
     if webrtc:
         transport = attach(leg)
         return webrtc_sdp.make_offer(
@@ -27,12 +38,23 @@ def offer_for(leg: MediaLeg, address: str, *, webrtc: bool = False) -> SessionDe
             transport.certificate.fingerprint,
             cname=f"{leg.id}@cloudcc",
             ssrc=leg.session.sender.ssrc,
+            prefer=prefer,
         )
-    return sdp.make_offer(address, leg.port)
+    offer = sdp.make_offer(address, leg.port)
+    offer_crypto(offer, leg, secure_signalling=secure_signalling, policy=srtp_policy)
+    return offer
 
 
-def answer_for(offer: SessionDescription, leg: MediaLeg, address: str) -> SessionDescription:
-    """Answer an offer from ``leg``'s port and set the leg to what was agreed (RFC 3264 §6)."""
+def answer_for(
+    offer: SessionDescription,
+    leg: MediaLeg,
+    address: str,
+    *,
+    secure_signalling: bool = False,
+    srtp_policy: SrtpPolicy = SrtpPolicy.OPTIONAL,
+) -> SessionDescription:
+    """Answer an offer from ``leg``'s port and set the leg to what was agreed (RFC 3264 §6);
+    SRTP (SDES) as the offer, the signalling's transport and the tenant's policy say."""
     if webrtc_sdp.is_webrtc(offer):
         transport = attach(leg)
         answer = webrtc_sdp.make_answer(
@@ -46,12 +68,21 @@ def answer_for(offer: SessionDescription, leg: MediaLeg, address: str) -> Sessio
         )
     else:
         answer = sdp.answer(offer, address, {"audio": leg.port})
-    configure(leg, answer, offer)
+        answer_crypto(offer, answer, leg, secure_signalling=secure_signalling, policy=srtp_policy)
+    configure(leg, answer, offer, srtp_policy, answered=True)
     return answer
 
 
-def configure(leg: MediaLeg, local: SessionDescription, remote: SessionDescription) -> None:
-    """Point ``leg`` at the remote stream with the codec both sides listed."""
+def configure(
+    leg: MediaLeg,
+    local: SessionDescription,
+    remote: SessionDescription,
+    srtp_policy: SrtpPolicy = SrtpPolicy.OPTIONAL,
+    *,
+    answered: bool = False,
+) -> None:
+    """Point ``leg`` at the remote stream with the codec both sides listed (and, after the
+    answer to our offer, at the SRTP keys both sides listed)."""
     audio = remote.audio
     if audio is None or not audio.port:
         raise OfferAnswerError("the remote description has no audio stream")
@@ -70,6 +101,8 @@ def configure(leg: MediaLeg, local: SessionDescription, remote: SessionDescripti
             raise OfferAnswerError(str(exc)) from None
         transport.set_remote(params.ice, params.fingerprint, params.our_role)
         remote_address = rtcp_remote = params.address  # rtcp-mux (RFC 5761)
+    elif not answered:
+        configure_crypto(leg, local, remote, srtp_policy)
     codec = sdp.negotiated_codec(local, remote)
     if codec is None:
         raise OfferAnswerError("no common audio codec")

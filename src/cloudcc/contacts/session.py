@@ -32,6 +32,7 @@ from cloudcc.contacts.model import (
     LegState,
     MonitorMode,
 )
+from cloudcc.contacts.voicemail import wait_for_end
 from cloudcc.ivr import (
     CallbackResult,
     FlowEvent,
@@ -46,6 +47,7 @@ from cloudcc.ivr import (
 from cloudcc.ivr.actions import ContactContext
 from cloudcc.media.engine import Leg as MediaLeg
 from cloudcc.media.engine import Playback, Recording
+from cloudcc.media.exceptions import MediaError
 from cloudcc.media.mixer import ParticipantMode
 from cloudcc.routing.events import (
     AnnounceWait,
@@ -70,7 +72,7 @@ from cloudcc.sip.call import (
 from cloudcc.sip.call import (
     EndCause as SipEndCause,
 )
-from cloudcc.sip.exceptions import CallFailed, SipError
+from cloudcc.sip.exceptions import CallFailed, OfferAnswerError, SipError
 
 if TYPE_CHECKING:
     from cloudcc.contacts.trunks import TrunkInfo
@@ -97,6 +99,10 @@ class Target:
     message: str | None = None
     party: Party | None = None
     caller_id: str | None = None
+    #: voicemail: the mailbox's (owner_type, owner_id) when known (a queue's treatment);
+    #: else ``name`` names it (a flow's voicemail node). ``max_seconds`` may shorten it.
+    mailbox: tuple[str, str] | None = None
+    max_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,8 @@ class ContactSession:
         self.finished = asyncio.Event()
         self._ringing: dict[str, asyncio.Task[None]] = {}
         self._moh: Playback | None = None
+        self._music_name = "default"  # while queued: the queue's music on hold
+        self._announcing: asyncio.Task[None] | None = None  # a queue announcement playing
         self._queued_id: str | None = None  # the ACD queue id while queued
         # agent id -> the id under which the ACD counts the work (the contact's own id, or a
         # derived one for a consulted agent); each gets exactly one contact_ended
@@ -400,7 +408,13 @@ class ContactSession:
         if event.offer is None:
             return  # the endpoint answers an offerless re-INVITE with our last SDP
         try:
-            answer = sdp_glue.answer_for(event.offer, party.media, self.svc.media_address)
+            answer = sdp_glue.answer_for(
+                event.offer,
+                party.media,
+                self.svc.media_address,
+                secure_signalling=getattr(party.call, "transport", None) in ("TLS", "WSS"),
+                srtp_policy=self.svc.cached_srtp_policy(self.tenant_id),
+            )
         except Exception:
             event.reject(488)
             return
@@ -509,9 +523,20 @@ class ContactSession:
     ) -> DialOutcome:
         """One INVITE for ``party`` (its media stays open when it fails: the caller may try
         another way). ``response_timeout``: give up when not even a 100 Trying came back."""
-        offer = sdp_glue.offer_for(
-            party.media, self.svc.media_address, webrtc=self.svc.reaches_browser(target)
-        )
+        srtp_policy = await self.svc.srtp_policy(self.tenant_id)
+        try:
+            offer = sdp_glue.offer_for(
+                party.media,
+                self.svc.media_address,
+                webrtc=self.svc.reaches_browser(target),
+                prefer=self._codec_of(self.customer) if party is not self.customer else None,
+                secure_signalling=self.svc.reaches_over_tls(target),
+                srtp_policy=srtp_policy,
+            )
+        except OfferAnswerError as exc:  # the tenant requires SRTP, the target is not TLS
+            log.info("not dialing %s: %s", target, exc)
+            party.leg.end_cause = "srtp_required"
+            return DialOutcome("failed", 488)
         try:
             call = await self.svc.sip.call(
                 target,
@@ -553,7 +578,7 @@ class ContactSession:
                 elif isinstance(event, Answered):
                     if event.sdp is None:
                         raise BadTarget(f"{target} answered without SDP")
-                    sdp_glue.configure(party.media, offer, event.sdp)
+                    sdp_glue.configure(party.media, offer, event.sdp, srtp_policy)
                     party.leg.go(LegState.UP, self.now)
                     self.watch(party)
                     self.svc.publish_leg(self, party.leg, "leg.answered")
@@ -594,11 +619,15 @@ class ContactSession:
 
     # --- media helpers ----------------------------------------------------------------
 
+    @staticmethod
+    def _codec_of(party: Party) -> str | None:
+        config = party.media.config
+        return config.codec if config is not None else None
+
     def start_music(self) -> None:
         self.stop_music()
-        self._moh = self.svc.media.play(
-            self.customer.media, self.svc.music_source(), loop=True, barge_in=False
-        )
+        source = self.svc.music_source(self.tenant_id, self._music_name)
+        self._moh = self.svc.media.play(self.customer.media, source, loop=True, barge_in=False)
 
     def stop_music(self) -> None:
         if self._moh is not None:
@@ -707,7 +736,12 @@ class ContactSession:
             )
             return Target("external", terminal.number, caller_id=terminal.caller_id)
         if isinstance(terminal, StartVoicemail):
-            return Target("voicemail", terminal.mailbox, language=terminal.language)
+            return Target(
+                "voicemail",
+                terminal.mailbox,
+                language=terminal.language,
+                max_seconds=terminal.max_seconds,
+            )
         if isinstance(terminal, Hangup) or terminal is None:
             self.contact.end_cause = EndCause.SYSTEM_HANGUP
             if self.contact.disposition is None:
@@ -751,6 +785,7 @@ class ContactSession:
         self.contact.go(ContactState.QUEUED, self.now)
         self.contact.note_path("queue", target.name, self.now)
         self.svc.save(self)
+        self._music_name = self.svc.acd.music_on_hold(self.tenant_id, queue_id)
         self.start_music()
         self._queued_id = queue_id
         self.svc.publish_contact(self, "contact.queued", queue=target.name)
@@ -787,23 +822,35 @@ class ContactSession:
                     if result is not None:
                         return result
                 elif isinstance(msg, AnnounceWait):
-                    await self._announce(msg, announcement, target.language)
+                    # Played beside the mailbox: an offer that comes meanwhile rings at once.
+                    if self._announcing is None or self._announcing.done():
+                        self._announcing = asyncio.ensure_future(
+                            self._announce(msg, announcement, target.language)
+                        )
                 elif isinstance(msg, Overflow):
                     self._queued_id = msg.to_queue
                     name = self.svc.acd.queue_name(self.tenant_id, msg.to_queue)
                     self.contact.queue = name
                     self.contact.note_path("queue", name, self.now, overflow=True)
                     self.svc.publish_contact(self, "contact.overflowed", queue=name)
+                    music = self.svc.acd.music_on_hold(self.tenant_id, msg.to_queue)
+                    if music != self._music_name:
+                        self._music_name = music
+                        self.start_music()
                 elif isinstance(msg, QueueAction):
                     self._queued_id = None
-                    return self._treatment(msg)
+                    return await self._treatment(msg)
                 elif isinstance(msg, Operation):
                     await self._operate_waiting(msg)
         finally:
             for task in self._ringing.values():
                 task.cancel()
             self._ringing.clear()
+            if self._announcing is not None:
+                self._announcing.cancel()
+                self._announcing = None
             self.stop_music()
+            self._music_name = "default"
 
     async def _ring_agent(self, agent_id: str, ring_timeout: float) -> None:
         device = await self.svc.agent_device(self.tenant_id, agent_id)
@@ -852,16 +899,36 @@ class ContactSession:
             msg.estimated_wait,
             self.contact.queue or "",
         )
-        self.stop_music()
-        await self.say(self.customer, text, language)
+        try:
+            audio = await self.svc.tts.synthesize(text, language=language)
+            self.stop_music()
+            playback = self.svc.media.play(self.customer.media, audio.samples, barge_in=False)
+        except Exception:  # no voice, or the caller is gone: the wait goes on without it
+            log.warning("no wait announcement for contact %s", self.contact.id, exc_info=True)
+            return
+        try:
+            await playback
+        finally:
+            playback.stop()  # cancelled: the agent answered, the caller hears the agent
         self.start_music()
 
-    def _treatment(self, msg: QueueAction) -> Target | None:
+    async def _treatment(self, msg: QueueAction) -> Target | None:
         self.svc.publish_contact(self, "contact.queue_treatment", kind=msg.kind.value)
         if msg.kind is TreatmentKind.VOICEMAIL:
-            return Target("voicemail", self.contact.queue or "", message=msg.message)
+            return Target(
+                "voicemail",
+                self.contact.queue or "",
+                message=msg.message,
+                mailbox=("queue", msg.queue_id),
+            )
         if msg.kind is TreatmentKind.CALLBACK:
             return Target("callback", self.contact.queue or "", message=msg.message)
+        if msg.kind is TreatmentKind.FLOW and msg.target_flow:
+            # The queue hands the caller to an IVR flow (a menu, a message, another route).
+            self.stop_music()
+            if msg.message:
+                await self.say(self.customer, msg.message)
+            return Target("flow", msg.target_flow)
         self.contact.disposition = Disposition.OVERFLOWED
         return Target("hangup", message=msg.message or "Sorry, nobody can take your call now.")
 
@@ -983,10 +1050,7 @@ class ContactSession:
             return
         rid = uuid.uuid4().hex
         path = self.svc.recordings.path_for(self.tenant_id, self.contact.id, rid, self.now)
-        path.parent.mkdir(parents=True, exist_ok=True)
         right = self.conference if self.conference is not None else self.agent.media
-        self.recording = self.svc.media.record(str(path), left=self.customer.media, right=right)
-        self.recording_id = rid
         self.contact.recordings.append(rid)
         self.svc.recordings.started(
             rid,
@@ -999,7 +1063,30 @@ class ContactSession:
             [self.customer.leg.id, self.agent.leg.id],
         )
         self.svc.save(self)
+        try:
+            # storage trouble (read-only, full) never costs the call: the recording fails
+            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+            recording = self.svc.media.record(str(path), left=self.customer.media, right=right)
+        except (OSError, MediaError) as exc:
+            reason = f"cannot create: {getattr(exc, 'strerror', None) or exc}"
+            self._recording_failed(rid, reason, ended=True)
+            return
+        self.recording = recording
+        self.recording_id = rid
+        recording.on_failure = lambda reason: self._recording_failed(rid, reason)
         self.svc.publish_contact(self, "recording.started", recording_id=rid)
+
+    def _recording_failed(self, rid: str, reason: str, ended: bool = False) -> None:
+        """Mark the recording failed, say so (event, log); the call itself goes on."""
+        log.warning(
+            "tenant %s contact %s: recording %s failed: %s",
+            self.tenant_id,
+            self.contact.id,
+            rid,
+            reason,
+        )
+        self.svc.recordings.failed(rid, reason, self.now, ended=ended)
+        self.svc.publish_contact(self, "recording.failed", recording_id=rid, reason=reason)
 
     async def stop_recording(self) -> None:
         recording, rid = self.recording, self.recording_id
@@ -1008,6 +1095,17 @@ class ContactSession:
         if recording is None or rid is None:
             return
         info = await recording.stop()
+        if recording.failure is not None:
+            self.svc.recordings.failed(
+                rid,
+                recording.failure,
+                self.now,
+                duration=info.duration_s,
+                size=info.bytes,
+                sha256=info.sha256 or None,
+                ended=True,
+            )
+            return
         self.svc.recordings.finished(rid, info.duration_s, info.bytes, info.sha256, self.now)
         self.svc.publish_contact(
             self,
@@ -1030,19 +1128,16 @@ class ContactSession:
             device = await self.svc.agent_device(self.tenant_id, agent_id)
             if device is None:
                 await self.say(self.customer, "The agent cannot be reached.")
-                self.contact.disposition = Disposition.FAILED
-                return None
+                return Target("voicemail", target.name, mailbox=("agent", agent_id))
             party = await self.new_party(LegRole.AGENT, device, agent_id)
             status = await self.dial(
                 party, device, 30.0, from_uri=self.svc.caller_uri(self.contact.customer)
             )
         finally:
             self.stop_music()
-        if status != "answered":
-            await self.say(self.customer, "The agent did not answer. Goodbye.")
-            self.contact.disposition = Disposition.ABANDONED
-            self.contact.end_cause = EndCause.SYSTEM_HANGUP
-            return None
+        if status != "answered":  # the caller may leave the agent a message
+            await self.say(self.customer, "The agent did not answer.")
+            return Target("voicemail", target.name, mailbox=("agent", agent_id))
         with contextlib.suppress(Exception):
             await self.svc.acd.call(
                 self.tenant_id,
@@ -1087,28 +1182,66 @@ class ContactSession:
                 return None
 
     async def _voicemail(self, target: Target) -> Target | None:
-        """Record a message for the queue's or mailbox's owners."""
+        """Take a message for a queue's or an agent's mailbox (docs/voice.md, "Voicemail")."""
         self.contact.disposition = Disposition.VOICEMAIL
-        await self.say(
-            self.customer,
-            target.message or "Please leave a message after the tone. Hang up when you are done.",
+        self.contact.end_cause = EndCause.SYSTEM_HANGUP
+        vm = self.svc.voicemail
+        owner = target.mailbox or await vm.owner_named(self.tenant_id, target.name)
+        if owner is None:
+            log.warning(
+                "contact %s: voicemail for %r, which is no queue or agent of tenant %s",
+                self.contact.id,
+                target.name,
+                self.tenant_id,
+            )
+            self.contact.disposition = Disposition.FAILED
+            await self.say(self.customer, "Sorry, this mailbox does not exist. Goodbye.")
+            return None
+        box = await vm.settings(self.tenant_id, *owner)
+        max_seconds = min(box.max_seconds, target.max_seconds or box.max_seconds)
+        greeting = (
+            target.message
+            or box.greeting
+            or (
+                f"Please leave a message after the tone. Press {_spoken(box.end_key)} or hang up "
+                "when you are done."
+            )
         )
+        await self.say(self.customer, greeting, target.language)
         self.customer.media.send_dtmf("#")  # a short tone
         rid = uuid.uuid4().hex
         path = self.svc.recordings.path_for(self.tenant_id, self.contact.id, rid, self.now)
         path.parent.mkdir(parents=True, exist_ok=True)
         recording = self.svc.media.record(str(path), left=self.customer.media, stereo=False)
         self.contact.recordings.append(rid)
-        self.contact.attributes["voicemail"] = target.name
+        self.contact.attributes["voicemail"] = target.name or owner[1]
         self.svc.recordings.started(
             rid, self.tenant_id, self.contact.id, None, path, 1, self.now, [self.customer.leg.id]
         )
+        ended_by = "hangup"
         try:
-            await asyncio.sleep(120)
+            end = await wait_for_end(
+                self.customer.media,
+                max_seconds=max_seconds,
+                silence_seconds=box.silence_seconds,
+                end_key=box.end_key,
+            )
+            ended_by = end.done.result()
         finally:
+            # Also when the caller hangs up (this phase is cancelled): the message is kept.
             info = await recording.stop()
             self.svc.recordings.finished(rid, info.duration_s, info.bytes, info.sha256, self.now)
-        self.contact.end_cause = EndCause.SYSTEM_HANGUP
+            self.contact.attributes["voicemail_message"] = await vm.deposit(
+                self.tenant_id,
+                *owner,
+                contact_id=self.contact.id,
+                caller=self.contact.customer or "",
+                recording_id=rid,
+                duration=info.duration_s,
+                ended_by=ended_by,
+            )
+        if ended_by != "hangup":
+            await self.say(self.customer, "Thank you. Your message has been recorded. Goodbye.")
         return None
 
     async def _hangup_with_message(self, target: Target) -> Target | None:
@@ -1251,3 +1384,7 @@ def _quality(media: MediaLeg) -> dict[str, Any]:
 
 def _jsonable(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool | list | dict)
+
+
+def _spoken(key: str) -> str:
+    return {"#": "the pound key", "*": "the star key"}.get(key, key)

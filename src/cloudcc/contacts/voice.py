@@ -52,6 +52,7 @@ from cloudcc.contacts.outbound import (
     OutboundSession,
 )
 from cloudcc.contacts.records import ContactStore, RecordingStore
+from cloudcc.contacts.sdes import SrtpPolicy
 from cloudcc.contacts.session import (
     ContactSession,
     Operation,
@@ -92,6 +93,7 @@ from cloudcc.store.tables import (
 )
 from cloudcc.tenancy.credentials import SecretBox
 from cloudcc.tenancy.model import Actor, Permission
+from cloudcc.voicemail.service import VoicemailService
 
 log = logging.getLogger("cloudcc.contacts.voice")
 
@@ -99,9 +101,12 @@ MOH_DIR = Path("/usr/share/asterisk/moh")
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 # How long a trunk may stay silent (not even a 100 Trying) before a call tries the next one.
 TRUNK_RESPONSE_TIMEOUT = 4.0
+# Seconds a caller refused while the node drains is told to wait (Retry-After).
+DRAIN_RETRY_AFTER = 30
 
 
 _RELEASES = frozenset({"hangup", "force_release"})
+_SECURE_TRANSPORTS = frozenset({"TLS", "WSS"})  # SIP over which SDES keys may travel
 # Where a hangup or release ends the contact from outside its phase when the phase reads
 # no operations (after-call work has no call left to hang up).
 _RELEASABLE = frozenset(
@@ -156,6 +161,7 @@ class VoiceService:
         self.webhooks = webhooks
         self.contacts_store = contacts
         self.recordings = recordings
+        self.voicemail = VoicemailService(db, bus, recordings.root)
         self.box = box
         self.data_dir = data_dir
         self.default_tenant_slug = default_tenant
@@ -177,7 +183,11 @@ class VoiceService:
         self._music: list[Path] = sorted(MOH_DIR.glob("*.wav")) if MOH_DIR.exists() else []
         self._music_index = 0
         self._music_pcm: dict[int, Any] = {}
+        self._prompt_pcm: dict[tuple[str, str], tuple[int, Any]] = {}  # queues' own music
         self.stopping = False  # set while the node shuts down
+        self.draining = False  # set while live calls may still end by themselves
+        # The tenant's live calls on other nodes (cloudcc.cluster.calls; 0 on a lone node).
+        self.remote_calls: Callable[[str], int] = lambda tenant_id: 0
         self.trunks = Trunks(db, bus, sip, box)
         self.agents = AgentSessions(self)
         self.trunk_response_timeout = TRUNK_RESPONSE_TIMEOUT
@@ -210,6 +220,17 @@ class VoiceService:
         bus.on(lambda e: e.type == "agent.state_changed", self._agent_state_changed)
 
     # --- lifecycle --------------------------------------------------------------------
+
+    async def drain(self, seconds: float) -> int:
+        """Take no new call and give the live ones up to ``seconds`` to end by themselves
+        (after-call work does not hold it); returns how many calls were still live."""
+        self.draining = True
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not any(s.contact.state is not ContactState.WRAPUP for s in self.sessions.values()):
+                return 0
+            await asyncio.sleep(0.2)
+        return sum(1 for s in self.sessions.values() if s.contact.state is not ContactState.WRAPUP)
 
     async def stop(self) -> None:
         """End every contact (their CDRs say node_shutdown) and write everything."""
@@ -305,9 +326,14 @@ class VoiceService:
     def prompts_dir(self, tenant_id: str) -> Path:
         return self.data_dir / "prompts" / tenant_id
 
-    def music_source(self) -> AudioSource:
-        """Music on hold: the tracks of Debian's asterisk-moh-opsound-wav, in turn, read
+    def music_source(self, tenant_id: str | None = None, name: str = "default") -> AudioSource:
+        """Music on hold: ``name`` is one of the tenant's prompts (a queue's own music), or
+        "default": the tracks of Debian's asterisk-moh-opsound-wav, in turn. Either is read
         into memory once and shared by every caller (no file I/O per held call)."""
+        if name != "default" and tenant_id is not None:
+            pcm = self._prompt_music(tenant_id, name)
+            if pcm is not None:
+                return PcmSource(pcm, 8000)
         if not self._music:
             return default_music_on_hold()
         index = self._music_index % len(self._music)
@@ -321,6 +347,30 @@ class VoiceService:
             source.close()
             pcm = self._music_pcm[index] = np.concatenate(chunks)
         return PcmSource(pcm, 8000)
+
+    def _prompt_music(self, tenant_id: str, name: str) -> Any:
+        path = self.prompts_dir(tenant_id) / f"{name}.wav"
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            log.warning(
+                "tenant %s: music on hold %r is not a prompt (deleted?): default music",
+                tenant_id,
+                name,
+            )
+            return None
+        key = (tenant_id, name)
+        cached = self._prompt_pcm.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        source = WavSource(path)
+        chunks = []
+        while len(chunk := source.read(1 << 16)):
+            chunks.append(chunk)
+        source.close()
+        pcm = np.concatenate(chunks)
+        self._prompt_pcm[key] = (stamp, pcm)
+        return pcm
 
     def caller_uri(self, number: str | None) -> str:
         user = (number or "anonymous").split("@")[0].replace("sip:", "")
@@ -479,6 +529,28 @@ class VoiceService:
             return aor
         return None
 
+    async def srtp_policy(self, tenant_id: str) -> SrtpPolicy:
+        """The tenant's SRTP policy for SIP legs (contacts/sdes.py)."""
+        tenant = await self.tenant(tenant_id)
+        return SrtpPolicy(getattr(tenant, "srtp_policy", None) or SrtpPolicy.OPTIONAL)
+
+    def cached_srtp_policy(self, tenant_id: str) -> SrtpPolicy:
+        """The same without waiting (for a re-INVITE: the tenant is cached by its call)."""
+        tenant = self._tenants.get(tenant_id)
+        return SrtpPolicy(getattr(tenant, "srtp_policy", None) or SrtpPolicy.OPTIONAL)
+
+    def reaches_over_tls(self, target: str) -> bool:
+        """Whether SIP to ``target`` is encrypted (sips:, ;transport=tls, or a phone that
+        registered over TLS or WSS): only then may SDES keys travel in the SDP."""
+        low = target.lower()
+        if low.startswith("sips:") or ";transport=tls" in low:
+            return True
+        try:
+            bindings = self.sip.registrar.lookup(target, self.sip.now())
+        except Exception:
+            return False
+        return bool(bindings) and all(b.transport.upper() in _SECURE_TRANSPORTS for b in bindings)
+
     def reaches_browser(self, target: str) -> bool:
         """Whether ``target`` rings only browsers (contacts registered over SIP/WebSocket,
         RFC 7118): those get a WebRTC offer (ICE, DTLS-SRTP) instead of plain RTP."""
@@ -504,8 +576,9 @@ class VoiceService:
 
     async def on_call(self, call: IncomingCall) -> None:
         """A new INVITE: decide which tenant and what it reaches, then start a contact."""
-        if self.stopping:
-            await call.reject(503, "Shutting Down")
+        if self.stopping or self.draining:
+            # RFC 3261 §21.5.4: another node (or this one, restarted) takes it after that
+            await call.reject(503, "Shutting Down", [("Retry-After", str(DRAIN_RETRY_AFTER))])
             return
         info = call.info
         dialed = info.request_user or ""
@@ -565,6 +638,7 @@ class VoiceService:
     ) -> ContactSession | None:
         tenant = await self.tenant(tenant_id)
         active = sum(1 for s in self.sessions.values() if s.tenant_id == tenant_id)
+        active += self.remote_calls(tenant_id)  # on the other nodes of a cluster
         if tenant.status != "active" or active >= tenant.max_concurrent_calls:
             await call.reject(
                 486 if tenant.status == "active" else 403,
@@ -596,7 +670,13 @@ class VoiceService:
             return None
         media = await self.media.open_leg()
         try:
-            answer = sdp_glue.answer_for(call.offer, media, self.media_address)
+            answer = sdp_glue.answer_for(
+                call.offer,
+                media,
+                self.media_address,
+                secure_signalling=call.transport in _SECURE_TRANSPORTS,
+                srtp_policy=await self.srtp_policy(tenant_id),
+            )
         except Exception:
             media.close()
             await call.reject(488, "Not Acceptable Here")
@@ -662,7 +742,13 @@ class VoiceService:
             return
         media = await self.media.open_leg()
         try:
-            answer = sdp_glue.answer_for(call.offer, media, self.media_address)
+            answer = sdp_glue.answer_for(
+                call.offer,
+                media,
+                self.media_address,
+                secure_signalling=call.transport in _SECURE_TRANSPORTS,
+                srtp_policy=await self.srtp_policy(tenant_id),
+            )
         except Exception:
             media.close()
             await call.reject(488)
@@ -961,6 +1047,10 @@ class VoiceService:
         else:
             self._static_devices.pop((tenant_id, agent_id), None)
         return {"agent_id": agent_id, "device": await self.agent_device(tenant_id, agent_id)}
+
+    def logged_in_device(self, tenant_id: str, agent_id: str) -> str | None:
+        """The phone (SIP URI) the agent logged in with, if it named one."""
+        return self._static_devices.get((tenant_id, agent_id))
 
     async def agent_logout(self, tenant_id: str, agent_id: str) -> None:
         await self.agents.logout(tenant_id, agent_id)

@@ -7,6 +7,7 @@ These are configuration objects; the routing engine, the SIP registrar and the I
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -193,11 +194,17 @@ class QueueResource(Resource):
     search_columns = ("name", "description")
     filter_columns = ("name", "strategy")
 
+    def __init__(self, db: Database, bus: LocalBus, prompts_dir: Path | None = None) -> None:
+        super().__init__(db, bus)
+        #: ``<data>/prompts``: a queue's music on hold names one of the tenant's prompts.
+        self.prompts_dir = prompts_dir
+
     async def prepare_create(
         self, s: AsyncSession, actor: Actor, data: dict[str, Any]
     ) -> dict[str, Any]:
         await self.ensure_unique(s, actor.tenant_id, ["name"], data)
         await self._check_overflow(s, actor.tenant_id, data.get("overflow") or {}, data["name"])
+        self._check_music(actor.tenant_id, data.get("music_on_hold"))
         return dict(data)
 
     async def prepare_update(
@@ -206,7 +213,18 @@ class QueueResource(Resource):
         await self.ensure_unique(s, actor.tenant_id, ["name"], data, exclude_id=row.id)
         if "overflow" in data:
             await self._check_overflow(s, actor.tenant_id, data["overflow"] or {}, row.name)
+        self._check_music(actor.tenant_id, data.get("music_on_hold"))
         return dict(data)
+
+    def _check_music(self, tenant_id: str, name: str | None) -> None:
+        if name is None or name == "default" or self.prompts_dir is None:
+            return
+        if not (self.prompts_dir / tenant_id / f"{name}.wav").is_file():
+            raise Invalid(
+                f"music_on_hold {name!r} is not one of your prompts: upload it first "
+                f"(PUT /prompts/{name}) or use 'default'",
+                errors=[{"field": "music_on_hold"}],
+            )
 
     async def before_delete(self, s: AsyncSession, actor: Actor, row: Any) -> None:
         used = await s.scalar(
@@ -223,6 +241,19 @@ class QueueResource(Resource):
         self, s: AsyncSession, tenant_id: str, overflow: dict[str, Any], own_name: str
     ) -> None:
         for condition, action in overflow.items():
+            if isinstance(action, dict) and action.get("action") == "flow":
+                published = await s.scalar(
+                    select(FlowRecord.published_version).where(
+                        FlowRecord.tenant_id == tenant_id, FlowRecord.name == action.get("target")
+                    )
+                )
+                if published is None:
+                    raise Invalid(
+                        f"overflow on {condition} targets flow {action.get('target')!r}, which "
+                        "does not exist or has no published version: publish it first",
+                        errors=[{"field": f"overflow.{condition}.target"}],
+                    )
+                continue
             if not isinstance(action, dict) or action.get("action") != "queue":
                 continue
             target = action.get("target")

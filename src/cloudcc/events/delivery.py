@@ -49,6 +49,7 @@ from cloudcc.ivr.webhook import (
 )
 from cloudcc.store.db import Database
 from cloudcc.store.tables import Tenant, new_id, utcnow
+from cloudcc.timefmt import iso_time, with_iso_times
 
 log = logging.getLogger("cloudcc.events.webhooks")
 
@@ -121,15 +122,21 @@ class WebhookDispatcher:
         self._tenant_slots: dict[str, asyncio.Semaphore] = {}
         self._persister: asyncio.Task[None] | None = None
         self._stopping = False
-        bus.on(lambda e: True, self._observe)
+        # On a cluster bus: every node forgets the rules it cached when a webhook changes; the
+        # node that published an event stores its deliveries (once per event in the cluster).
+        bus.on(lambda e: e.type.startswith("webhook."), self._forget_rules)
+        bus.on(lambda e: True, self._observe, origin_only=True)
 
     # --- intake (inside bus.publish: no I/O, no await) -----------------------------------
+
+    def _forget_rules(self, event: Event) -> None:
+        tenant_id = event.tenant_id
+        self._rules.pop(tenant_id, None)
+        self._generation[tenant_id] = self._generation.get(tenant_id, 0) + 1
 
     def _observe(self, event: Event) -> None:
         tenant_id = event.tenant_id
         if event.type.startswith("webhook."):
-            self._rules.pop(tenant_id, None)
-            self._generation[tenant_id] = self._generation.get(tenant_id, 0) + 1
             sub_id = event.data.get("id")
             if isinstance(sub_id, str):  # changed, (re)activated, deleted or redelivering
                 worker = self._workers.get(sub_id)
@@ -267,8 +274,8 @@ class WebhookDispatcher:
             "tenant_id": event.tenant_id,
             "seq": event.seq,
             "type": event.type,
-            "at": event.at,
-            "data": event.data,
+            "at": iso_time(event.at),
+            "data": with_iso_times(event.data),
         }
         return {
             "id": delivery_id,

@@ -20,10 +20,11 @@ import orjson
 from cloudcc.bus import Event
 from cloudcc.errors import Invalid, PermissionDenied
 from cloudcc.tenancy.model import Permission, Principal
+from cloudcc.timefmt import iso_time
 
 # Event categories a supervisor sees (besides any event naming a contact, agent or queue).
 SUPERVISOR_CATEGORIES = frozenset(
-    {"contact", "leg", "agent", "queue", "recording", "cdr", "callback", "chat"}
+    {"contact", "leg", "agent", "queue", "recording", "cdr", "callback", "chat", "voicemail"}
 )
 # The keys that say which contact, agent or queue an event concerns (the bus convention).
 SUBJECT_KEYS = ("contact_id", "agent_id", "queue")
@@ -183,7 +184,8 @@ PONG = "stream.pong"
 
 def control(type_: str, seq: int, data: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """A message of the stream itself; ``seq`` is a valid resume position."""
-    return {"seq": seq, "type": type_, "at": time.time() if now is None else now, "data": data}
+    at = iso_time(time.time() if now is None else now)
+    return {"seq": seq, "type": type_, "at": at, "data": data}
 
 
 def gap(requested: int, resumed_from: int, reason: str, now: float | None = None) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class EventsService:
         auth_timeout: float = 10.0,
         stream_buffer: int = 1000,
         max_streams_per_tenant: int = 1000,
+        max_streams_per_principal: int = 16,
         **dispatcher_options: Any,
     ) -> None:
         self.db = db
@@ -49,6 +50,7 @@ class EventsService:
         self.auth_timeout = auth_timeout
         self.stream_buffer = stream_buffer
         self.max_streams_per_tenant = max_streams_per_tenant
+        self.max_streams_per_principal = max_streams_per_principal
         self.audience = ContactAudience()
         self.audience.install(bus)
         self.policy = TargetPolicy(allowed_networks, resolver)
@@ -57,6 +59,8 @@ class EventsService:
             db, bus, self.policy, retry=retry, timeout=webhook_timeout, **dispatcher_options
         )
         self._streams: dict[str, int] = {}
+        self._principal_streams: dict[str, int] = {}
+        self._feed_principal: dict[int, str] = {}
 
     async def start(self) -> None:
         await self.dispatcher.start()
@@ -72,14 +76,25 @@ class EventsService:
 
         return accept
 
-    def open(self, tenant_id: str, selection: Selection, since: int | None) -> Feed:
-        """A stream cursor; RateLimited when the tenant has too many streams open."""
+    def open(
+        self, tenant_id: str, selection: Selection, since: int | None, principal: str | None = None
+    ) -> Feed:
+        """A stream cursor; RateLimited when the tenant, or the principal (a user or key id),
+        has too many streams open."""
         if self._streams.get(tenant_id, 0) >= self.max_streams_per_tenant:
             raise RateLimited(
                 f"the tenant has {self.max_streams_per_tenant} event streams open", 5.0
             )
+        who = f"{tenant_id}/{principal}" if principal else None
+        if who and self._principal_streams.get(who, 0) >= self.max_streams_per_principal:
+            raise RateLimited(
+                f"you have {self.max_streams_per_principal} event streams open; close one", 5.0
+            )
         feed = Feed(self.bus, tenant_id, self.accept(selection), since, maxsize=self.stream_buffer)
         self._streams[tenant_id] = self._streams.get(tenant_id, 0) + 1
+        if who:
+            self._principal_streams[who] = self._principal_streams.get(who, 0) + 1
+            self._feed_principal[id(feed)] = who
         return feed
 
     def release(self, feed: Feed) -> None:
@@ -89,6 +104,13 @@ class EventsService:
             self._streams[feed.tenant_id] = left
         else:
             self._streams.pop(feed.tenant_id, None)
+        who = self._feed_principal.pop(id(feed), None)
+        if who:
+            left = self._principal_streams.get(who, 1) - 1
+            if left > 0:
+                self._principal_streams[who] = left
+            else:
+                self._principal_streams.pop(who, None)
 
     def streams_open(self, tenant_id: str) -> int:
         return self._streams.get(tenant_id, 0)

@@ -26,6 +26,7 @@ from . import g711
 from .bridge import BridgeMode, choose_mode, translation_table
 from .clock import TickClock, TickStats
 from .codecs import Codec, G711Codec, Resampler, create_codec
+from .diskwriter import QueuedWavWriter, WriterThread
 from .dtmf import (
     DtmfEvent,
     DtmfSource,
@@ -61,6 +62,7 @@ from .player import (
     default_music_on_hold,
 )
 from .recorder import (
+    RATE,
     Channel,
     FrameChannel,
     Recorder,
@@ -118,13 +120,26 @@ class _RtpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         try:
-            leg = self.leg
-            if leg._secure is None:
-                leg._on_rtp(data, addr)
-            else:
-                leg._secure.datagram_received(data, addr)
+            self.leg._on_rtp(data, addr)
         except Exception:  # never let one packet kill the transport
             log.exception("leg %s: RTP packet handling failed", self.leg.id)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("leg %s: RTP socket error %s", self.leg.id, exc)
+
+
+class _SecureProtocol(asyncio.DatagramProtocol):
+    """A leg's RTP socket once a secure transport sits in front of the leg."""
+
+    def __init__(self, leg: Leg, secure: SecureTransport) -> None:
+        self.leg = leg
+        self.received = secure.datagram_received
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        try:
+            self.received(data, addr)
+        except Exception:  # never let one packet kill the transport
+            log.exception("leg %s: secure packet handling failed", self.leg.id)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("leg %s: RTP socket error %s", self.leg.id, exc)
@@ -135,10 +150,13 @@ class _RtcpProtocol(asyncio.DatagramProtocol):
         self.leg = leg
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        if self.leg._secure is not None:
-            return  # a secure transport muxes RTCP on the RTP port (RFC 5761)
+        leg = self.leg
         try:
-            self.leg._on_rtcp(data, addr)
+            if leg._secure is None:
+                leg._on_rtcp(data, addr)
+            elif leg._secure_rtcp is not None:
+                leg._secure_rtcp(data, addr)
+            # else: the secure transport muxes RTCP on the RTP port (RFC 5761)
         except Exception:
             log.exception("leg %s: RTCP packet handling failed", self.leg.id)
 
@@ -150,7 +168,8 @@ class SecureTransport(Protocol):
     """What sits between a leg's socket and the leg when its media is protected (WebRTC:
     ICE, DTLS and SRTP on the RTP port): it gets every datagram the socket receives and
     hands the leg plain RTP/RTCP (``Leg._on_rtp``/``_on_rtcp``); the leg's RTP goes out
-    through its ``sendto``."""
+    through its ``sendto``. One that keeps RTCP on its own port (SDES on SIP legs) also
+    has ``rtcp_datagram_received``."""
 
     def datagram_received(self, data: bytes, addr: Address) -> None: ...
 
@@ -198,6 +217,7 @@ class Leg:
         self._fast_source: ReceiverStats | None = None
         self._rtcp: asyncio.DatagramTransport
         self._secure: SecureTransport | None = None
+        self._secure_rtcp: Callable[[bytes, Address], None] | None = None  # SRTCP, own port
         self._pinned: Address | None = None
         self._event_ts = 0
         self.session = RtpSession(
@@ -328,6 +348,8 @@ class Leg:
         and send its RTP through it and its RTCP through ``rtcp_sender`` (``sendto`` and
         ``close`` like a datagram transport); closing the leg closes both."""
         self._secure = secure
+        self._secure_rtcp = getattr(secure, "rtcp_datagram_received", None)
+        self._rtp.set_protocol(_SecureProtocol(self, secure))
         self._rtp = secure  # type: ignore[assignment]
         self._rtcp = rtcp_sender
         self._fast_addr = None
@@ -808,6 +830,11 @@ class Recording:
         self.right = right
         self.feeds = feeds
         self.info: RecordingInfo | None = None
+        #: why the file could not be written (read-only or full storage); audio is then
+        #: no longer taken, the file keeps what was written, the call is not touched
+        self.failure: str | None = None
+        #: called once, on the loop, with the reason when the recording fails
+        self.on_failure: Callable[[str], None] | None = None
 
     @property
     def path(self) -> str:
@@ -829,7 +856,12 @@ class Recording:
         if self.info is not None:
             return self.info
         path, duration, size = self.engine._finish_recording(self)
-        digest = await asyncio.to_thread(file_sha256, path)
+        writer = self.recorder.writer
+        if isinstance(writer, QueuedWavWriter):
+            await writer.wait_closed()  # every queued write done, the descriptor closed
+            size = writer.size
+            duration = writer.data_bytes / (2 * writer.channels * writer.rate)
+        digest = await asyncio.to_thread(file_sha256, path) if size else ""
         self.info = RecordingInfo(
             path=path,
             duration_s=duration,
@@ -869,6 +901,7 @@ class MediaEngine:
         self.late_threshold = late_threshold_ms / 1000
         self.recording_flush_s = recording_flush_s
         self.durable_recordings = durable_recordings
+        self._disk = WriterThread()
         self._music_on_hold = music_on_hold or default_music_on_hold
         self._rng = random.Random(seed)
         self._next_port = self.port_min
@@ -913,6 +946,7 @@ class MediaEngine:
             await recording.stop()
         for leg in list(self._legs.values()):
             leg.close()
+        await asyncio.to_thread(self._disk.stop)
 
     @property
     def running(self) -> bool:
@@ -1160,10 +1194,15 @@ class MediaEngine:
             now,
             stereo=stereo,
             flush_interval=self.recording_flush_s,
-            durable=self.durable_recordings,
             first_flush=now + self.recording_flush_s * self._flush_phase,
+            # the file is created and written on the writer thread, never on the tick
+            writer=lambda channels: QueuedWavWriter(
+                path, channels, RATE, self._disk, durable=self.durable_recordings
+            ),
         )
         recording = Recording(self, recorder, left, right, feeds)
+        assert isinstance(recorder.writer, QueuedWavWriter)
+        recorder.writer.on_failure = lambda reason: self._recording_failed(recording, reason)
         self._recordings.append(recording)
         self._attach_feeds(recording, attach=True)
         return recording
@@ -1183,6 +1222,21 @@ class MediaEngine:
                 if isinstance(source, Leg):
                     source._frame_recordings += 1 if attach else -1
                     self._rewire(source)
+
+    def _recording_failed(self, recording: Recording, reason: str) -> None:
+        """The file cannot be written: take no more audio for it; the call goes on."""
+        if recording.failure is not None:
+            return
+        recording.failure = reason
+        if recording in self._recordings:
+            self._recordings.remove(recording)
+            self._attach_feeds(recording, attach=False)
+        log.warning("recording %s failed: %s", recording.path, reason)
+        if recording.on_failure is not None:
+            try:
+                recording.on_failure(reason)
+            except Exception:
+                log.exception("recording %s: failure listener failed", recording.path)
 
     def _finish_recording(self, recording: Recording) -> tuple[str, float, int]:
         if recording in self._recordings:
@@ -1352,7 +1406,11 @@ class MediaEngine:
         for n, rec in enumerate(list(self._recordings)):
             recorder = rec.recorder
             if recorder.due(now) and recorder.state is not RecordingState.STOPPED:
-                recorder.flush(now)
+                try:
+                    recorder.flush(now)  # cuts audio and queues it; the thread writes
+                except Exception as exc:  # one recording's fault never stops the tick
+                    log.exception("recording %s: flush failed", rec.path)
+                    self._recording_failed(rec, f"flush failed: {exc}")
             if n % chunk == chunk - 1:
                 await self._pause_if_due()
         # 6. outgoing audio generated on the tick, encoded in batches

@@ -109,3 +109,15 @@ class AudioFormatError(MediaError):
 class EngineNotRunning(MediaError):
     def __init__(self) -> None:
         super().__init__("the media engine is not started")
+
+
+class RecordingWriteError(MediaError):
+    """A recording's file could not be created or written (read-only or full storage).
+
+    The file left behind (if any) is a valid WAV of what was written before the error.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"recording {path}: {reason}")
+        self.path = path
+        self.reason = reason

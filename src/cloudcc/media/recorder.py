@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -217,8 +218,30 @@ class RecordingInfo:
     transitions: tuple[tuple[RecordingState, float], ...]
 
 
+class WavSink(Protocol):
+    """Where a Recorder's samples go: a WavWriter, or one whose I/O runs on a thread."""
+
+    path: str
+
+    def append(self, samples: bytes) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def frames(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
+
+
 class Recorder:
-    """Writes one recording from one or two channels; the engine calls ``flush`` often."""
+    """Writes one recording from one or two channels; the engine calls ``flush`` often.
+
+    With the default WavWriter the file I/O happens in ``flush`` (and raises
+    RecordingWriteError); the engine hands in a writer that queues it to a thread.
+    """
 
     def __init__(
         self,
@@ -230,13 +253,18 @@ class Recorder:
         margin: float = 0.2,
         durable: bool = False,
         first_flush: float | None = None,
+        writer: Callable[[int], WavSink] | None = None,
     ) -> None:
         self.sources = sources
         self.channels = 2 if stereo and len(sources) == 2 else 1
         self.rate = RATE
         self.flush_interval = flush_interval
         self.margin = margin
-        self.writer = WavWriter(path, self.channels, RATE, durable=durable)
+        self.writer: WavSink = (
+            writer(self.channels)
+            if writer is not None
+            else WavWriter(path, self.channels, RATE, durable=durable)
+        )
         self.state = RecordingState.RECORDING
         self.transitions: list[tuple[RecordingState, float]] = [(RecordingState.RECORDING, now)]
         self.start = now
@@ -287,12 +315,16 @@ class Recorder:
             source.resume()
 
     def stop(self, now: float) -> tuple[str, float, int]:
-        """Write what is left and close the file: (path, duration seconds, bytes)."""
+        """Write what is left and close the file: (path, duration seconds, bytes).
+
+        With a queued writer the bytes are those handed over; the file's own size is
+        known once the writer has closed it.
+        """
         if self.state is not RecordingState.STOPPED:
             self.flush(now, margin=0.0)
         self._transition(RecordingState.STOPPED, now)
         self.writer.close()
-        return self.path, self.duration_s, os.path.getsize(self.path)
+        return self.path, self.duration_s, self.writer.size
 
     @property
     def duration_s(self) -> float:

@@ -7,6 +7,8 @@ flushed, so a killed process leaves a valid file.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import struct
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import g711
-from .exceptions import AudioFormatError
+from .exceptions import AudioFormatError, RecordingWriteError
 
 WAVE_PCM: Final = 1
 WAVE_ALAW: Final = 6
@@ -169,7 +171,12 @@ def write_wav(path: str | os.PathLike[str], pcm: NDArray[np.int16], rate: int = 
 
 class WavWriter:
     """Appends 16-bit PCM; ``flush()`` writes buffered samples and patches the header sizes,
-    so the file on disk is always a valid WAV of everything flushed so far."""
+    so the file on disk is always a valid WAV of everything flushed so far.
+
+    A failed create or write (read-only or full storage) raises RecordingWriteError once:
+    the file is cut back to the whole frames written, its header patched to match, and
+    the descriptor closed; later calls do nothing.
+    """
 
     def __init__(
         self, path: str | os.PathLike[str], channels: int, rate: int, durable: bool = False
@@ -178,39 +185,85 @@ class WavWriter:
         self.channels = channels
         self.rate = rate
         self.durable = durable
-        self.data_bytes = 0
+        self.data_bytes = 0  # sample bytes on disk, always whole frames
+        self.failure: str | None = None
         self._pending = bytearray()
+        self._fd: int | None = None
+        self._created = False
         try:
-            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+            _write_all(self._fd, wav_header(channels, rate, 0))
+            self._created = True
         except OSError as exc:
-            raise AudioFormatError(self.path, f"cannot create: {exc.strerror}") from exc
-        os.write(self._fd, wav_header(channels, rate, 0))
+            self._fail(exc, "cannot create")
 
     def append(self, samples: bytes) -> None:
         """Queue interleaved little-endian int16 samples (written at the next flush)."""
-        self._pending += samples
+        if self._fd is not None:
+            self._pending += samples
 
     def flush(self) -> None:
         fd = self._fd
         if fd is None:
             return
-        if self._pending:
-            os.write(fd, self._pending)  # O_WRONLY without O_APPEND: offset follows writes
-            self.data_bytes += len(self._pending)
-            self._pending.clear()
+        try:
+            if self._pending:
+                # O_WRONLY without O_APPEND: the offset follows the writes
+                _write_all(fd, self._pending)
+                self.data_bytes += len(self._pending)
+                self._pending.clear()
+            self._patch_header(fd)
+            if self.durable:
+                os.fsync(fd)
+        except OSError as exc:
+            self._fail(exc, "cannot write")
+
+    def _patch_header(self, fd: int) -> None:
         # RIFF size at offset 4, data size at offset 40 (RIFF/WAVE: little-endian)
         os.pwrite(fd, struct.pack("<I", 36 + self.data_bytes), 4)
         os.pwrite(fd, struct.pack("<I", self.data_bytes), 40)
-        if self.durable:
-            os.fsync(fd)
+
+    def _fail(self, exc: OSError, what: str) -> None:
+        fd, self._fd = self._fd, None
+        self._pending = bytearray()  # a new one: the failed write's view may still hold it
+        self.failure = f"{what}: {exc.strerror or exc}"
+        if fd is not None:
+            if self._created:
+                # drop a torn write, so the header and the data agree (both fit: no new blocks)
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 44 + self.data_bytes)
+                    self._patch_header(fd)
+            os.close(fd)
+            if not self._created:  # not even a header: leave no stray file
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+        raise RecordingWriteError(self.path, self.failure) from exc
 
     def close(self) -> None:
         if self._fd is None:
             return
-        self.flush()
-        os.close(self._fd)
-        self._fd = None
+        try:
+            self.flush()
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     @property
     def frames(self) -> int:
         return (self.data_bytes + len(self._pending)) // (2 * self.channels)
+
+    @property
+    def size(self) -> int:
+        """Bytes of the file on disk (0 when it could not be created)."""
+        return 44 + self.data_bytes if self._created else 0
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    """os.write until everything is written; a short write on a full disk raises ENOSPC."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]

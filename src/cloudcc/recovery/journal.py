@@ -165,10 +165,11 @@ async def left_dialogs(db: Database, node: str) -> list[SipDialogRecord]:
 
 
 async def release_dialogs(
-    db: Database, sip: SipEndpoint, rows: list[SipDialogRecord]
+    db: Database, sip: SipEndpoint, rows: list[SipDialogRecord], wait: float = RELEASE_TIMEOUT
 ) -> tuple[int, int]:
-    """Send a BYE in each dialog of ``rows`` (from ``left_dialogs``), then forget them;
-    returns (dialogs, answered with 2xx or 481). Peers gone for good time out (Timer F)."""
+    """Send a BYE in each dialog of ``rows`` (from ``left_dialogs``) and forget those that
+    got a final response within ``wait`` seconds (the others stay for a later try); returns
+    (dialogs finished, answered with 2xx or 481)."""
     if not rows:
         return 0, 0
     now = sip.now()
@@ -177,16 +178,26 @@ async def release_dialogs(
         try:
             dialog = Dialog.restore(row.dialog, now, seq_gap=SEQ_GAP)
             peer = (str(row.peer[0]), str(row.peer[1]), int(row.peer[2])) if row.peer else None
-            return await asyncio.wait_for(sip.release(dialog, peer), RELEASE_TIMEOUT)
+            return await sip.release(dialog, peer)
         except Exception as exc:
             log.warning("could not release dialog %s: %s", row.call_id, exc)
             return 0
 
-    statuses = await asyncio.gather(*(bye(row) for row in rows))
-    async with db.transaction() as s:
-        await s.execute(
-            delete(SipDialogRecord).where(SipDialogRecord.id.in_([row.id for row in rows]))
-        )
+    tasks = {row.id: asyncio.ensure_future(bye(row)) for row in rows}
+    done, pending = await asyncio.wait(tasks.values(), timeout=wait)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    finished = [key for key, task in tasks.items() if task in done]
+    if finished:
+        async with db.transaction() as s:
+            await s.execute(delete(SipDialogRecord).where(SipDialogRecord.id.in_(finished)))
+    statuses = [task.result() for task in done]
     answered = sum(1 for status in statuses if 200 <= status < 300 or status == 481)
-    log.warning("sent BYE in %d dialogs left by a crash: %d answered", len(rows), answered)
-    return len(rows), answered
+    log.warning(
+        "sent BYE in %d dialogs left by a crash: %d answered, %d without a final response",
+        len(rows),
+        answered,
+        len(pending),
+    )
+    return len(finished), answered

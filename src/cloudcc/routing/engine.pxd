@@ -74,6 +74,7 @@ cdef class RoutingEngine:
 
 @cython.locals(c=QueuedContact, head=tuple, heap=list)
 cdef _settle(Lane lane)
+cdef double _place_of(QueuedContact c, object cfg)
 @cython.locals(heap=list, a=AgentRecord, entry=tuple)
 cdef AgentRecord _pop_agent(Lane lane)
 @cython.locals(pool=Lane, heap=list, a=AgentRecord, found=AgentRecord, entry=tuple)

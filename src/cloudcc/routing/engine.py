@@ -72,6 +72,7 @@ from cloudcc.routing.exceptions import (
 from cloudcc.routing.model import (
     BUILTIN_REASONS,
     PRESENCE_TRANSITIONS,
+    QUEUE_PRIORITY_SECONDS,
     REASON_BUSY,
     REASON_FORCED,
     REASON_REJECTED,
@@ -181,6 +182,16 @@ _IX = attrgetter("ix")
 _PLACE = attrgetter("rkey")  # a contact's (vkey, order): its place
 _NOBODY = NO_HEAD[0]
 _SCRATCH = 1  # the ``_places`` slot of preferred-agent lanes
+
+
+def _place_of(c: QueuedContact, cfg: QueueConfig) -> float:
+    """A contact's place in the engine's order (smallest first): arrival, less its priority's
+    worth of waiting (ageing), less its queue's priority (strict: docs/routing.md)."""
+    return (
+        c.arrived_at
+        - c.priority * cfg.priority_step_seconds
+        - cfg.priority * QUEUE_PRIORITY_SECONDS
+    )
 
 
 def _settle(lane: Lane) -> None:
@@ -553,7 +564,7 @@ class RoutingEngine:
         )
         q.ranked = RankedKeys()
         for c in in_queue:
-            c.vkey = c.arrived_at - c.priority * config.priority_step_seconds
+            c.vkey = _place_of(c, config)
             c.rkey = (c.vkey, c.order)
             q.ranked.add(c.rkey)
             c.stage = 0
@@ -1882,7 +1893,7 @@ class RoutingEngine:
         c.in_queue = True
         c.entered_at = at
         c.stage = 0
-        c.vkey = vkey = c.arrived_at - c.priority * q.cfg.priority_step_seconds
+        c.vkey = vkey = _place_of(c, q.cfg)
         q.waiting += 1
         c.rkey = key = (vkey, c.order)
         rank = q.ranked.add(key)
@@ -2001,7 +2012,7 @@ class RoutingEngine:
             t = Treatment(kind, message="no queue could take the contact")
         self._leave(c, Outcome.TREATED, at)
         q.counters.treated[kind] = q.counters.treated.get(kind, 0) + 1
-        out.append(QueueAction(c.contact_id, q.queue_id, kind, t.message))
+        out.append(QueueAction(c.contact_id, q.queue_id, kind, t.message, t.target_flow))
         self._forget(c)
 
     def _unstaffed(self, queues: Iterable[QueueRecord], at: float, out: list[Decision]) -> None:

@@ -253,12 +253,13 @@ class Overflow:
 
 @dataclass(slots=True)
 class QueueAction:
-    """Voicemail, callback or disconnect-with-message for a queued contact."""
+    """Voicemail, callback, an IVR flow or disconnect-with-message for a queued contact."""
 
     contact_id: str
     queue_id: str
     kind: TreatmentKind
     message: str | None = None
+    target_flow: str | None = None  # FLOW: the flow to run
 
 
 @dataclass(slots=True)

@@ -17,6 +17,12 @@ from cloudcc.routing.exceptions import InvalidConfig
 
 MIN_LEVEL = 1
 MAX_LEVEL = 10
+MAX_QUEUE_PRIORITY = 100
+
+#: What one level of queue priority moves a contact's place (seconds): longer than any
+#: contact waits, so a higher-priority queue's contacts always come first. With the largest
+#: priority the place stays exact to microseconds (about 1e11 in a double).
+QUEUE_PRIORITY_SECONDS = 1e9
 
 
 class Channel(enum.StrEnum):
@@ -138,6 +144,7 @@ class TreatmentKind(enum.StrEnum):
     VOICEMAIL = "voicemail"
     CALLBACK = "callback"  # the customer leaves and keeps their place
     DISCONNECT = "disconnect"  # play message, hang up
+    FLOW = "flow"  # leave the queue for an IVR flow (target_flow)
 
 
 class SignOutReason(enum.StrEnum):
@@ -275,10 +282,14 @@ class Treatment:
     kind: TreatmentKind
     target_queue: str | None = None
     message: str | None = None
+    #: The flow a FLOW treatment sends the contact to (the edge runs it, the engine is done).
+    target_flow: str | None = None
 
     def __post_init__(self) -> None:
         if (self.kind is TreatmentKind.OVERFLOW) != (self.target_queue is not None):
             raise InvalidConfig("treatment", "target_queue is required by, and only by, overflow")
+        if (self.kind is TreatmentKind.FLOW) != bool(self.target_flow):
+            raise InvalidConfig("treatment", "target_flow is required by, and only by, flow")
 
 
 KEEP_QUEUING = Treatment(TreatmentKind.QUEUE)
@@ -325,6 +336,9 @@ class QueueConfig:
     announce_interval: float | None = None
     #: Handle time assumed by the wait estimate until real contacts have been measured.
     default_handle_seconds: float = 180.0
+    #: Among the queues an agent serves, contacts of a higher-priority queue are offered
+    #: first, strictly (ageing applies within one priority); 0 is the lowest.
+    priority: int = 0
 
     def __post_init__(self) -> None:
         what = f"queue {self.queue_id!r}"
@@ -348,6 +362,8 @@ class QueueConfig:
             raise InvalidConfig(what, "announce_interval must be > 0")
         if self.default_handle_seconds <= 0:
             raise InvalidConfig(what, "default_handle_seconds must be > 0")
+        if not 0 <= self.priority <= MAX_QUEUE_PRIORITY:
+            raise InvalidConfig(what, f"priority must be 0..{MAX_QUEUE_PRIORITY}")
         for t in (self.on_full, self.on_max_wait, self.on_no_agents):
             if t is not None and t.target_queue == self.queue_id:
                 raise InvalidConfig(what, "a queue cannot overflow into itself")

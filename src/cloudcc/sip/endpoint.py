@@ -267,6 +267,11 @@ class SipEndpoint:
         return self.config.protection.retry_after
 
     @property
+    def listening(self) -> bool:
+        """Whether the listeners are bound (between ``start`` and ``stop``)."""
+        return self._running
+
+    @property
     def active_calls(self) -> int:
         return len(self._calls)
 
@@ -554,6 +559,7 @@ class SipEndpoint:
                         ip,
                         self.config.protection.ban_seconds,
                         self.config.protection.unauthenticated_per_second,
+                        extra={"source": ip},
                     )
                 return
         if method == "REGISTER" or method == "OPTIONS":
@@ -883,8 +889,24 @@ class SipEndpoint:
             if verdict is Verdict.STALE:
                 self._challenge(tx, request, realm, proxy=proxy, stale=True)
             else:
+                # security: a guessing scanner or a misconfigured phone shows up here
+                log.info(
+                    "SIP authentication failed: %s for %s@%s from %s:%s (%s)",
+                    request.method,
+                    auth.username,
+                    realm,
+                    source[0],
+                    source[1],
+                    "unknown user" if credential is None else "wrong password",
+                    extra={"source": source[0], "username": auth.username},
+                )
                 if self.protection.bans.record_failure(source[0], self.now()):
-                    log.warning("banning %s after repeated authentication failures", source[0])
+                    log.warning(
+                        "banning %s for %.0f s after repeated authentication failures",
+                        source[0],
+                        self.config.protection.ban_seconds,
+                        extra={"source": source[0]},
+                    )
                 response = make_response(request, 403, "Authentication Failed", to_tag=new_tag())
                 self._respond(tx, response)
             then(None)

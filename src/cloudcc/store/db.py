@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -53,6 +53,11 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
+    async def ping(self) -> None:
+        """Raise unless the database answers a trivial query now."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
         async with self.engine.begin() as conn:
@@ -87,3 +92,63 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
+
+
+#: What the database layer raises (asyncpg lets a refused connection out as an OSError).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (exc.SQLAlchemyError, OSError)
+
+_UNAVAILABLE = frozenset(
+    {  # asyncpg's, by name: the driver is optional
+        "CannotConnectNowError",
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "TooManyConnectionsError",
+        "ObjectNotInPrerequisiteStateError",
+    }
+)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be reached now (down, restarting, its pool
+    exhausted, SQLite locked), as opposed to a statement being wrong: the first is a 503 with
+    Retry-After for the API's clients, the second a bug."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    if not any(isinstance(e, exc.SQLAlchemyError) or _raised_by_driver(e) for e in chain):
+        return False  # not from the database at all
+    for e in chain:
+        if isinstance(e, exc.TimeoutError | ConnectionError | TimeoutError):
+            return True
+        if isinstance(e, exc.DBAPIError) and e.connection_invalidated:
+            return True
+        if type(e).__name__ in _UNAVAILABLE:
+            return True
+        if isinstance(e, OSError) and e.errno is not None:
+            return True  # the socket to the database server failed
+        message = str(e).lower()
+        if isinstance(e, exc.OperationalError) and (
+            "database is locked" in message or "unable to open database" in message
+        ):
+            return True
+    return False
+
+
+_DRIVERS = ("sqlalchemy", "asyncpg", "aiosqlite", "psycopg")
+
+
+def _raised_by_driver(error: BaseException) -> bool:
+    """Whether the database layer raised ``error`` (asyncpg lets a refused connection out as
+    a bare ConnectionRefusedError)."""
+    if type(error).__module__.startswith(_DRIVERS):
+        return True
+    tb = error.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(_DRIVERS):
+            return True
+        tb = tb.tb_next
+    return False

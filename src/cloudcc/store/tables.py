@@ -100,6 +100,8 @@ class Tenant(_Stamped, Base):
     # through its trunks, and the SIP addresses its admins allow as direct destinations.
     dial_plan: Mapped[dict[str, Any]] = mapped_column(default=dict)
     sip_destinations: Mapped[list[Any]] = mapped_column(default=list)
+    # SRTP (SDES over SIP/TLS) on SIP legs: off, optional, required (contacts/sdes.py)
+    srtp_policy: Mapped[str] = mapped_column(String(16), default="optional")
 
 
 class Role(_Stamped, Base):
@@ -371,11 +373,15 @@ class RecordingRecord(Base):
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     legs: Mapped[list[Any]] = mapped_column(default=list)
+    # why a ``failed`` recording could not be written (read-only or full storage)
+    failure_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 # The event layer's tables (webhook subscriptions and deliveries), a tenant's not-ready reason
-# and disposition codes, and node recovery's (heartbeats, SIP dialogs, agents' sign-ins) live
-# with their packages.
+# and disposition codes, node recovery's (heartbeats, SIP dialogs, agents' sign-ins), the
+# authentication guards' and voicemail's (mailboxes and messages) live with their packages.
 import cloudcc.events.tables  # noqa: E402
 import cloudcc.recovery.tables  # noqa: E402
-import cloudcc.store.codes  # noqa: E402,F401
+import cloudcc.store.codes  # noqa: E402
+import cloudcc.tenancy.tables  # noqa: E402
+import cloudcc.voicemail.tables  # noqa: E402,F401

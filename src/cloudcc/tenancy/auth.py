@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,13 +17,21 @@ from cloudcc.tenancy.credentials import (
     ReplayGuard,
     SecretBox,
     TokenSigner,
+    check_nonce,
+    hash_password_off_loop,
+    new_secret,
     sign_request,
     verify_password_off_loop,
 )
-from cloudcc.tenancy.exceptions import AuthenticationError
-from cloudcc.tenancy.model import Actor, Principal, PrincipalKind
+from cloudcc.tenancy.exceptions import AuthenticationError, NotFound, PermissionDenied
+from cloudcc.tenancy.iam import check_control
+from cloudcc.tenancy.login_guard import LoginGuard, LoginPolicy
+from cloudcc.tenancy.model import Actor, Permission, Principal, PrincipalKind
+from cloudcc.tenancy.replay import SeenRequests
 
 _CACHE_SECONDS = 5.0  # a revoked token or key stops working within this time on every node
+
+log = logging.getLogger("cloudcc.security")
 
 
 @dataclass(slots=True)
@@ -35,12 +44,19 @@ class _CachedKey:
 
 class AuthService:
     def __init__(
-        self, db: Database, signer: TokenSigner, box: SecretBox, window_seconds: int = 300
+        self,
+        db: Database,
+        signer: TokenSigner,
+        box: SecretBox,
+        window_seconds: int = 300,
+        login_policy: LoginPolicy | None = None,
     ) -> None:
         self.db = db
         self.signer = signer
         self.box = box
         self.replays = ReplayGuard(window_seconds)
+        self.seen = SeenRequests(db)
+        self.login_guard = LoginGuard(box, login_policy)
         self._users: dict[tuple[str, str], tuple[Principal, int, float]] = {}
         self._keys: dict[str, _CachedKey] = {}
 
@@ -52,7 +68,17 @@ class AuthService:
         ip: str | None = None,
         user_agent: str | None = None,
     ) -> dict[str, object]:
-        async with self.db.transaction() as s:
+        """A token for a right password; see ``login_guard`` for throttling and lockout.
+
+        An unknown user costs the same password hash as a known one (a dummy), so the time
+        of the answer tells nothing; so do its words and status.
+        """
+        guard = self.login_guard
+        guard.check_source(ip, time.monotonic())
+        account = guard.account(tenant_slug, username)
+        now = utcnow()
+        async with self.db.session() as s:
+            await guard.check_account(s, account, now)
             row = (
                 await s.execute(
                     select(User, Tenant)
@@ -60,26 +86,53 @@ class AuthService:
                     .where(Tenant.slug == tenant_slug, User.username == username)
                 )
             ).first()
-            user, tenant = (row[0], row[1]) if row else (None, None)
-            ok = (
-                user is not None
-                and tenant is not None
-                and await verify_password_off_loop(password, user.password_hash)
-                and user.status == "active"
-                and tenant.status == "active"
-            )
+        user, tenant = (row[0], row[1]) if row else (None, None)
+        stored = user.password_hash if user is not None else await _dummy_hash()
+        good_password = await verify_password_off_loop(password, stored)
+        ok = (
+            good_password
+            and user is not None
+            and tenant is not None
+            and user.status == "active"
+            and tenant.status == "active"
+        )
+        async with self.db.transaction() as s:
+            actor = None
             if user is not None and tenant is not None:
                 principal = Principal(
                     tenant.id, PrincipalKind.USER, user.id, user.username, frozenset()
                 )
+                actor = Actor(principal, ip, user_agent)
+            if ok and actor is not None and user is not None:
+                failures = await guard.succeeded(s, account)
                 audit.record(
                     s,
-                    Actor(principal, ip, user_agent),
-                    "login" if ok else "login_failed",
+                    actor,
+                    "login",
                     "user",
                     user.id,
+                    {"failed_before": failures} if failures else None,
                 )
+            else:
+                guard.source_failed(ip, time.monotonic())
+                failure = await guard.failed(s, account, now)
+                if actor is not None and user is not None and (failure.first or failure.locked):
+                    audit.record(
+                        s,
+                        actor,
+                        "login_locked" if failure.locked else "login_failed",
+                        "user",
+                        user.id,
+                        {"failures": failure.failures},
+                    )
         if not ok or user is None or tenant is None:
+            log.info(
+                "login failed: user %r of tenant %r from %s",
+                username,
+                tenant_slug,
+                ip,
+                extra={"tenant_id": tenant.id if tenant else None, "username": username},
+            )
             raise AuthenticationError("wrong tenant, username or password")
         token = self.signer.issue(tenant.id, user.id, user.token_version)
         principal = await self._user_principal(tenant.id, user.id, user.token_version)
@@ -93,6 +146,29 @@ class AuthService:
             "role": principal.role,
             "permissions": sorted(principal.permissions),
         }
+
+    async def unlock(self, actor: Actor, user_id: str) -> dict[str, object]:
+        """Clear a user's failed logins and lock (``users:write`` and every permission of
+        the user's role, as for any change to a user)."""
+        if not actor.principal.can(Permission.USERS_WRITE):
+            raise PermissionDenied("this needs the permission users:write")
+        async with self.db.transaction() as s:
+            row = (
+                await s.execute(
+                    select(User, Tenant.slug)
+                    .join(Tenant, Tenant.id == User.tenant_id)
+                    .where(User.tenant_id == actor.tenant_id, User.id == user_id)
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"user {user_id} not found")
+            user, slug = row
+            await check_control(s, actor, "user", user.role_id)
+            account = self.login_guard.account(slug, user.username)
+            was_locked = await self.login_guard.locked_until(s, account, utcnow()) is not None
+            await self.login_guard.unlock(s, account)
+            audit.record(s, actor, "unlock", "user", user.id, {"was_locked": was_locked})
+        return {"id": user_id, "was_locked": was_locked}
 
     async def from_token(self, token: str, now: float | None = None) -> Principal:
         now = time.time() if now is None else now
@@ -147,14 +223,26 @@ class AuthService:
         path_and_query: str,
         body: bytes,
         now: float | None = None,
+        nonce: str | None = None,
     ) -> Principal:
-        """Verify an HMAC-signed request (see ``credentials.canonical_request``)."""
+        """Verify an HMAC-signed request (see ``credentials.canonical_request``).
+
+        A replay is refused on any node and after a restart: the nonce (or, without one,
+        the signature) is remembered in the database until the timestamp window has passed.
+        """
         now = time.time() if now is None else now
+        ts = self.replays.check_window(timestamp, now)
+        if nonce is not None:
+            check_nonce(nonce)
         key = await self._live_key(access_key, now)
-        expected = sign_request(key.secret, method, path_and_query, timestamp, body)
-        if not hmac.compare_digest(expected, signature.lower()):
+        expected = sign_request(key.secret, method, path_and_query, timestamp, body, nonce)
+        # Bytes, not str: compare_digest raises TypeError on a non-ASCII str.
+        given = signature.lower().encode("utf-8", "replace")
+        if not hmac.compare_digest(expected.encode(), given):
             raise AuthenticationError("bad request signature")
-        self.replays.check(timestamp, signature.lower(), now)
+        replay_key = f"n:{nonce}" if nonce is not None else expected
+        self.replays.check(timestamp, f"{access_key}|{replay_key}", now)
+        await self.seen.remember(access_key, replay_key, ts + self.replays.window)
         return key.principal
 
     async def from_access_key(self, access_key: str, now: float | None = None) -> Principal:
@@ -215,6 +303,16 @@ class AuthService:
         """Drop cached principals (tests; a change on this node is seen at once)."""
         self._users.clear()
         self._keys.clear()
+
+
+_DUMMY: list[str] = []
+
+
+async def _dummy_hash() -> str:
+    """A hash of nothing anyone knows, checked for unknown users (same cost as a real one)."""
+    if not _DUMMY:
+        _DUMMY.append(await hash_password_off_loop(new_secret()))
+    return _DUMMY[0]
 
 
 def _aware(dt: datetime) -> datetime:

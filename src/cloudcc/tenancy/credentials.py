@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -133,46 +134,74 @@ class TokenSigner:
 KEY_HEADER = "x-cc-key"
 TIMESTAMP_HEADER = "x-cc-timestamp"
 SIGNATURE_HEADER = "x-cc-signature"
+NONCE_HEADER = "x-cc-nonce"
+
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # Unix seconds in ASCII digits: no sign, _, . or nan
+_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
-def canonical_request(method: str, path_and_query: str, timestamp: str, body: bytes) -> bytes:
-    """What an API key signs: method, path with query, timestamp, SHA-256 of the body."""
-    return "\n".join(
-        [method.upper(), path_and_query, timestamp, hashlib.sha256(body).hexdigest()]
-    ).encode()
+def canonical_request(
+    method: str, path_and_query: str, timestamp: str, body: bytes, nonce: str | None = None
+) -> bytes:
+    """What an API key signs: method, path with query, timestamp, SHA-256 of the body, and
+    the nonce on a fifth line when the request carries one."""
+    lines = [method.upper(), path_and_query, timestamp, hashlib.sha256(body).hexdigest()]
+    if nonce is not None:
+        lines.append(nonce)
+    return "\n".join(lines).encode()
 
 
-def sign_request(secret: str, method: str, path_and_query: str, timestamp: str, body: bytes) -> str:
-    msg = canonical_request(method, path_and_query, timestamp, body)
+def sign_request(
+    secret: str,
+    method: str,
+    path_and_query: str,
+    timestamp: str,
+    body: bytes,
+    nonce: str | None = None,
+) -> str:
+    msg = canonical_request(method, path_and_query, timestamp, body, nonce)
     return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
 
 
+def parse_timestamp(timestamp: str) -> int:
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise AuthenticationError(f"{TIMESTAMP_HEADER} must be Unix seconds in decimal digits")
+    return int(timestamp)
+
+
+def check_nonce(nonce: str) -> None:
+    if not _NONCE.fullmatch(nonce):
+        raise AuthenticationError(f"{NONCE_HEADER} must be 16 to 64 letters, digits, - or _")
+
+
 class ReplayGuard:
-    """Remembers signatures seen inside the timestamp window (bounded memory)."""
+    """Remembers replay keys (nonces or signatures) seen inside the timestamp window, in this
+    process (bounded memory): the fast first check before the shared one in the database."""
 
     def __init__(self, window_seconds: int, max_entries: int = 200_000) -> None:
         self.window = window_seconds
         self.max_entries = max_entries
         self._seen: OrderedDict[str, float] = OrderedDict()
 
-    def check(self, timestamp: str, signature: str, now: float | None = None) -> None:
-        now = time.time() if now is None else now
-        try:
-            ts = float(timestamp)
-        except ValueError as exc:
-            raise AuthenticationError("bad signature timestamp") from exc
+    def check_window(self, timestamp: str, now: float) -> int:
+        ts = parse_timestamp(timestamp)
         if abs(now - ts) > self.window:
             raise AuthenticationError(
                 f"signature timestamp outside the {self.window} s window (clock skew or replay)"
             )
+        return ts
+
+    def check(self, timestamp: str, replay_key: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self.check_window(timestamp, now)
         while self._seen:
             oldest_sig, seen_at = next(iter(self._seen.items()))
             if seen_at >= now - 2 * self.window and len(self._seen) < self.max_entries:
                 break
             del self._seen[oldest_sig]
-        if signature in self._seen:
+        if replay_key in self._seen:
             raise AuthenticationError("replayed request signature")
-        self._seen[signature] = now
+        self._seen[replay_key] = now
 
 
 # --- secrets at rest ------------------------------------------------------------------------

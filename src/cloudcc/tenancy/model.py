@@ -38,6 +38,8 @@ class Permission(StrEnum):
     RECORDINGS_READ = "recordings:read"
     RECORDINGS_DELETE = "recordings:delete"
     REPORTS_READ = "reports:read"
+    VOICEMAIL_READ = "voicemail:read"  # every mailbox of the tenant (an agent: its own)
+    VOICEMAIL_WRITE = "voicemail:write"  # configure mailboxes, mark or delete any message
     EVENTS_TENANT = "events:tenant"  # the tenant-wide event stream and webhooks
     WEBHOOKS_WRITE = "webhooks:write"
     PLATFORM_TENANTS = "platform:tenants"  # create and manage tenants (platform operator only)

@@ -34,21 +34,28 @@ class RateLimiter:
         self.default_rate = default_rate
         self.default_burst = default_burst
         self.max_buckets = max_buckets
+        # This node's part of every rate: 1/N on a cluster of N nodes, so that the nodes
+        # together admit the configured rate (cloudcc.cluster.calls sets it).
+        self.share = 1.0
         self._buckets: dict[str, TokenBucket] = {}
 
     def check(self, key: str, now: float, rate: float | None = None) -> float:
         """0.0 if allowed, else the Retry-After in seconds."""
         bucket = self._buckets.get(key)
-        r = rate if rate is not None else self.default_rate
+        r = (rate if rate is not None else self.default_rate) * self.share
         if bucket is None:
             if len(self._buckets) >= self.max_buckets:
                 self._evict(now)
-            burst = max(self.default_burst * (r / self.default_rate), 1.0)
+            burst = self._burst(r)
             bucket = self._buckets[key] = TokenBucket(r, burst, burst, now)
         elif bucket.rate != r:
             bucket.rate = r
-            bucket.burst = max(self.default_burst * (r / self.default_rate), 1.0)
+            bucket.burst = self._burst(r)
+            bucket.tokens = min(bucket.tokens, bucket.burst)
         return bucket.take(now)
+
+    def _burst(self, rate: float) -> float:
+        return max(self.default_burst * (rate / self.default_rate), 1.0)
 
     def _evict(self, now: float) -> None:
         full = [

@@ -30,7 +30,14 @@ SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 # What a tenant admin may change about its own tenant; quotas belong to the platform.
 SELF_SERVICE_FIELDS = frozenset(
-    {"name", "timezone", "recording_retention_days", "dial_plan", "sip_destinations"}
+    {
+        "name",
+        "timezone",
+        "recording_retention_days",
+        "dial_plan",
+        "sip_destinations",
+        "srtp_policy",
+    }
 )
 PLATFORM_FIELDS = SELF_SERVICE_FIELDS | {
     "status",
@@ -54,6 +61,7 @@ def tenant_view(t: Tenant) -> dict[str, Any]:
         "recording_retention_days": t.recording_retention_days,
         "dial_plan": t.dial_plan or {},
         "sip_destinations": t.sip_destinations or [],
+        "srtp_policy": t.srtp_policy or "optional",
         "created_at": t.created_at,
         "updated_at": t.updated_at,
     }

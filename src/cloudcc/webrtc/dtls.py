@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
 
+from cloudcc.media.srtp import processor
+
 from .exceptions import DtlsFailed
 
 _DIGESTS = {"sha-256": hashes.SHA256(), "sha-384": hashes.SHA384(), "sha-512": hashes.SHA512()}
-_SRTP_PROFILE = b"SRTP_AES128_CM_SHA1_80"  # RFC 5764 §4.1.2; every browser offers it
-_KEY_LEN, _SALT_LEN = 16, 14
 
 
 def is_dtls(data: bytes) -> bool:
@@ -63,7 +63,7 @@ class Certificate:
         ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *_: True)
         ctx.use_certificate(self.cert)
         ctx.use_privatekey(self.key)
-        ctx.set_tlsext_use_srtp(_SRTP_PROFILE)
+        ctx.set_tlsext_use_srtp(b":".join(p.openssl for p in PROFILES))
         return ctx
 
 
@@ -94,29 +94,58 @@ class Fingerprint:
         return cls(algorithm.lower(), value.strip().upper())
 
 
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    openssl: bytes
+    libsrtp: int
+    key: int
+    salt: int
+
+
+# Server preference order (OpenSSL picks the server's most preferred one the client
+# offers): AES-GCM (RFC 7714) costs less CPU per packet than AES-CM + HMAC-SHA1.
+_PROFILES = (
+    _Profile(b"SRTP_AEAD_AES_128_GCM", pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 16, 12),
+    _Profile(b"SRTP_AES128_CM_SHA1_80", pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 16, 14),
+)
+
+
+def _available(profile: _Profile) -> bool:
+    try:  # GCM exists only when libsrtp was built with a crypto library
+        pylibsrtp.Policy(srtp_profile=profile.libsrtp)
+    except pylibsrtp.Error:
+        return False
+    return True
+
+
+PROFILES = tuple(p for p in _PROFILES if _available(p))
+
+
 class Srtp:
     """The two SRTP sessions keyed from the handshake (RFC 5764 §4.2)."""
 
-    def __init__(self, material: bytes, role: Role) -> None:
-        client = material[:_KEY_LEN] + material[2 * _KEY_LEN : 2 * _KEY_LEN + _SALT_LEN]
-        server = material[_KEY_LEN : 2 * _KEY_LEN] + material[2 * _KEY_LEN + _SALT_LEN :]
+    def __init__(self, material: bytes, role: Role, profile: _Profile) -> None:
+        k, s = profile.key, profile.salt
+        client = material[:k] + material[2 * k : 2 * k + s]
+        server = material[k : 2 * k] + material[2 * k + s : 2 * k + 2 * s]
         tx, rx = (server, client) if role is Role.SERVER else (client, server)
-        profile = pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+        self.profile = profile.openssl.decode()
         rx_policy = pylibsrtp.Policy(
-            key=rx, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=profile
+            key=rx, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=profile.libsrtp
         )
         rx_policy.window_size = 1024
         tx_policy = pylibsrtp.Policy(
-            key=tx, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile
+            key=tx, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile.libsrtp
         )
         tx_policy.allow_repeat_tx = True
         tx_policy.window_size = 1024
-        self._rx = pylibsrtp.Session(rx_policy)
-        self._tx = pylibsrtp.Session(tx_policy)
-        self.protect = self._tx.protect
-        self.protect_rtcp = self._tx.protect_rtcp
-        self.unprotect = self._rx.unprotect
-        self.unprotect_rtcp = self._rx.unprotect_rtcp
+        from pylibsrtp._binding import lib
+
+        rx_session, tx_session = pylibsrtp.Session(rx_policy), pylibsrtp.Session(tx_policy)
+        self.protect = processor(tx_session, lib.srtp_protect)
+        self.protect_rtcp = processor(tx_session, lib.srtp_protect_rtcp)
+        self.unprotect = processor(rx_session, lib.srtp_unprotect)
+        self.unprotect_rtcp = processor(rx_session, lib.srtp_unprotect_rtcp)
 
 
 class DtlsSrtp:
@@ -200,10 +229,12 @@ class DtlsSrtp:
         if fingerprint_of(cert, self.remote.algorithm) != self.remote.value:
             self.failed = "the peer's certificate does not match the SDP fingerprint"
             return
-        if self._ssl.get_selected_srtp_profile() != _SRTP_PROFILE:
+        selected = self._ssl.get_selected_srtp_profile()
+        profile = next((p for p in PROFILES if p.openssl == selected), None)
+        if profile is None:
             self.failed = "no SRTP protection profile agreed"
             return
         material = self._ssl.export_keying_material(
-            b"EXTRACTOR-dtls_srtp", 2 * (_KEY_LEN + _SALT_LEN)
+            b"EXTRACTOR-dtls_srtp", 2 * (profile.key + profile.salt)
         )
-        self.srtp = Srtp(material, self.role)
+        self.srtp = Srtp(material, self.role, profile)

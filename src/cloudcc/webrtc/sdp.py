@@ -129,9 +129,12 @@ def make_offer(
     cname: str,
     ssrc: int,
     opus: bool = True,
+    prefer: str | None = None,
 ) -> SessionDescription:
-    """Our offer to a browser: PCMU, PCMA (and Opus as a last choice), telephone-event."""
-    codecs = [PCMU, PCMA, *([OPUS] if opus else []), TELEPHONE_EVENT]
+    """Our offer to a browser: PCMU, PCMA (``prefer``: PCMA first), Opus as a last choice,
+    telephone-event. The browser answers with the first it supports (RFC 3264 §6.1)."""
+    g711 = [PCMA, PCMU] if (prefer or "").upper() == "PCMA" else [PCMU, PCMA]
+    codecs = [*g711, *([OPUS] if opus else []), TELEPHONE_EVENT]
     audio = MediaDescription(
         "audio",
         port,

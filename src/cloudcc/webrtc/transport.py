@@ -57,6 +57,14 @@ class WebRtcTransport:
         self._udp, rtcp_socket = leg.sockets
         self.rtcp_sender = _RtcpSender(self, rtcp_socket)
         self._client_started = False
+        self._dest: Address | None = None  # the ICE-selected address
+        self._send = self._udp.sendto
+        self._on_rtp = leg._on_rtp
+        # bound once the keys exist (the per-packet path reads only these)
+        self._protect: Any = None
+        self._protect_rtcp: Any = None
+        self._unprotect: Any = None
+        self._unprotect_rtcp: Any = None
         self._early: list[tuple[bytes, Address]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
@@ -68,43 +76,54 @@ class WebRtcTransport:
             return
         first = data[0]
         if 127 < first < 192:
-            dtls = self.dtls
-            srtp = dtls.srtp if dtls is not None else None
-            if srtp is None:
+            unprotect = self._unprotect
+            if unprotect is None:
                 self.dropped_before_keys += 1
                 return
             try:
                 if 191 < data[1] < 224:  # RTCP packet types 192..223 (RFC 5761 §4)
-                    self.leg._on_rtcp(srtp.unprotect_rtcp(data), addr)
-                else:
-                    self.leg._on_rtp(srtp.unprotect(data), addr)
+                    self.leg._on_rtcp(self._unprotect_rtcp(data), addr)
+                    return
+                plain = unprotect(data)
             except pylibsrtp.Error:
                 self.srtp_failures += 1  # forged, replayed or another key: dropped
+                return
+            self._on_rtp(plain, addr)
         elif is_stun(data):
             response = self.ice.receive(data, addr)
             if response is not None:
                 self._udp.sendto(response, addr)
-                if self.ice.selected == addr and self.leg.remote != addr:
+                if self.ice.selected == addr and self._dest != addr:
+                    self._dest = addr
                     self.leg.pin_remote(addr)
+                    self._bind_sender()
                     self._start_client()
         elif is_dtls(data):
             self._on_dtls(data, addr)
 
     def sendto(self, data: bytes, addr: Address | None = None) -> None:
         """Send an RTP packet of the leg (dropped until the keys exist)."""
-        dtls = self.dtls
-        dest = self.ice.selected
-        if dtls is None or dtls.srtp is None or dest is None:
+        protect = self._protect
+        if protect is None:
             self.dropped_before_keys += 1
             return
-        self._udp.sendto(dtls.srtp.protect(data), dest)
+        self._send(protect(data), self._dest)
+
+    def _bind_sender(self) -> None:
+        """Once keys and a path exist, ``sendto`` becomes one closure (the leg calls it for
+        every packet it sends)."""
+        protect, send, dest = self._protect, self._send, self._dest
+        if protect is None or dest is None:
+            return
+
+        def sendto(data: bytes, addr: Address | None = None) -> None:
+            send(protect(data), dest)
+
+        self.sendto = sendto  # type: ignore[method-assign]
 
     def send_rtcp(self, data: bytes) -> None:
-        dtls = self.dtls
-        dest = self.ice.selected
-        if dtls is None or dtls.srtp is None or dest is None:
-            return
-        self._udp.sendto(dtls.srtp.protect_rtcp(data), dest)
+        if self._protect_rtcp is not None:
+            self._send(self._protect_rtcp(data), self._dest)
 
     def close(self) -> None:
         self._closed = True
@@ -151,10 +170,16 @@ class WebRtcTransport:
         if dtls.failed is not None:
             self._fail(dtls.failed)
         elif dtls.established and not was:
+            srtp = dtls.srtp
+            assert srtp is not None
+            self._protect, self._protect_rtcp = srtp.protect, srtp.protect_rtcp
+            self._unprotect, self._unprotect_rtcp = srtp.unprotect, srtp.unprotect_rtcp
+            self._bind_sender()
             self.connected_at = time.monotonic()
             log.info(
-                "leg %s: DTLS-SRTP up with %s:%d in %.0f ms",
+                "leg %s: DTLS-SRTP (%s) up with %s:%d in %.0f ms",
                 self.leg.id,
+                srtp.profile,
                 addr[0],
                 addr[1],
                 (self.connected_at - self.created) * 1000,

@@ -7,7 +7,7 @@ import { useSyncExternalStore } from "react";
 export interface StreamEvent {
   seq: number;
   type: string;
-  at: number;
+  at: string; // ISO 8601 with its zone, like every time in the API
   data: Record<string, unknown>;
 }
 

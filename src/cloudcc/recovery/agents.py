@@ -1,0 +1,140 @@
+"""Agents' sign-ins kept in the store, so that a restarted node brings its agents back as they
+were (signed in, ready or not ready with their reason, on the phone they logged in with)
+instead of signed out.
+
+Follows ``agent.state_changed`` events: a sign-out removes the row; any other change writes
+the agent's presence (what it chose, not the activity of the moment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from cloudcc.bus import LocalBus
+from cloudcc.contacts.voice import VoiceService
+from cloudcc.recovery.tables import AgentSignIn
+from cloudcc.routing.model import Presence
+from cloudcc.store.db import Database
+
+log = logging.getLogger("cloudcc.recovery.agents")
+
+
+class AgentSignIns:
+    def __init__(self, db: Database, bus: LocalBus, voice: VoiceService) -> None:
+        self.db = db
+        self.voice = voice
+        self._pending: dict[str, dict[str, Any] | None] = {}  # agent -> row, None: signed out
+        self._known: dict[str, tuple[Any, ...]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        bus.on(lambda e: e.type == "agent.state_changed", self._changed)
+
+    def _changed(self, event: Any) -> None:
+        tenant_id, agent_id = event.tenant_id, event.data["agent_id"]
+        engine = self.voice.acd.loaded(tenant_id)
+        if engine is None:
+            return
+        try:
+            stats = engine.agent_stats(agent_id, time.time())
+        except Exception:  # the agent was deleted meanwhile
+            return
+        if stats.presence is Presence.OFFLINE:
+            if self._known.pop(agent_id, None) is not None:
+                self._pending[agent_id] = None
+                self._wake.set()
+            return
+        ready = stats.presence is not Presence.NOT_READY
+        device = self.voice.logged_in_device(tenant_id, agent_id)
+        reason = None if ready else stats.reason
+        key = (tenant_id, device, ready, reason)
+        if self._known.get(agent_id) == key:
+            return
+        self._known[agent_id] = key
+        self._pending[agent_id] = {
+            "agent_id": agent_id,
+            "tenant_id": tenant_id,
+            "device": device,
+            "ready": ready,
+            "reason": reason,
+            "updated_at": datetime.now(UTC),
+        }
+        self._wake.set()
+
+    async def restore(self) -> int:
+        """Sign in again every agent signed in when the node stopped; returns how many."""
+        async with self.db.session() as s:
+            rows = (await s.scalars(select(AgentSignIn))).all()
+        restored = 0
+        for row in rows:
+            try:
+                await self.voice.agent_login(row.tenant_id, row.agent_id, row.device, row.ready)
+                if not row.ready and row.reason:
+                    await self.voice.agent_presence(row.tenant_id, row.agent_id, False, row.reason)
+            except Exception as exc:  # disabled or deleted since: it stays signed out
+                log.warning("agent %s could not be signed in again: %s", row.agent_id, exc)
+                self._pending[row.agent_id] = None
+                self._wake.set()
+                continue
+            restored += 1
+        if restored:
+            log.info("signed %d agents in again as they were", restored)
+        return restored
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="agent-sign-ins")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self._write()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(0.05)
+            try:
+                await self._write()
+            except Exception:
+                log.exception("writing agents' sign-ins failed; retrying")
+                await asyncio.sleep(1.0)
+                self._wake.set()
+
+    async def _write(self) -> None:
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        gone = [agent for agent, row in pending.items() if row is None]
+        rows = [row for row in pending.values() if row is not None]
+        try:
+            async with self.db.transaction() as s:
+                if gone:
+                    await s.execute(delete(AgentSignIn).where(AgentSignIn.agent_id.in_(gone)))
+                if rows:
+                    insert = sqlite_insert if self.db.is_sqlite else pg_insert
+                    stmt = insert(AgentSignIn)
+                    stmt = stmt.on_conflict_do_update(
+                        index_elements=[AgentSignIn.agent_id],
+                        set_={
+                            c: stmt.excluded[c]
+                            for c in ("tenant_id", "device", "ready", "reason", "updated_at")
+                        },
+                    )
+                    await s.execute(stmt, rows)
+        except Exception:
+            for agent, row in pending.items():
+                self._pending.setdefault(agent, row)
+            raise

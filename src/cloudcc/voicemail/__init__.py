@@ -1,0 +1,1 @@
+"""Voicemail: mailboxes (one per queue or agent) and the messages callers leave in them."""

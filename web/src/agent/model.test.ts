@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import { apply, EMPTY, finishWrapup, seed, type AgentPicture } from "./model";
+
+const ME = "a".repeat(32);
+const OTHER = "b".repeat(32);
+const C = "c".repeat(32);
+let seq = 0;
+const ev = (type: string, data: Record<string, unknown>, at = 100) => ({ seq: ++seq, type, at: new Date(at * 1000).toISOString(), data });
+
+function run(events: ReturnType<typeof ev>[], start: AgentPicture = EMPTY): AgentPicture {
+  return events.reduce((pic, e) => apply(pic, e, ME), start);
+}
+
+describe("the agent's picture from its events", () => {
+  it("follows an offer to talking, hold time, wrap-up and its end", () => {
+    const base = { contact_id: C, customer: "+15550001", dialed: "4000", queue: "sales", direction: "inbound" };
+    let pic = run([ev("contact.offered", { ...base, agents: [ME, OTHER], agent_id: null }, 100)]);
+    expect(pic.contacts[C]).toMatchObject({ phase: "ringing", customer: "+15550001", queue: "sales" });
+    pic = run([ev("contact.connected", { ...base, agent_id: ME }, 103), ev("leg.held", { contact_id: C }, 110), ev("leg.unheld", { contact_id: C }, 115)], pic);
+    expect(pic.contacts[C]).toMatchObject({ phase: "talking", connectedAt: 103, heldTotal: 5, heldSince: null });
+    pic = run([ev("leg.muted", { contact_id: C }), ev("contact.wrapup_started", { ...base, agent_id: ME }, 130), ev("contact.ended", { ...base, agent_id: ME }, 131)], pic);
+    expect(pic.contacts[C]).toMatchObject({ phase: "wrapup", wrapupAt: 130, muted: true });
+    expect(finishWrapup(pic, C).contacts).toEqual({});
+  });
+
+  it("drops an offer another agent answered and ignores offers to others", () => {
+    const base = { contact_id: C, customer: "+1", queue: "q" };
+    let pic = run([ev("contact.offered", { ...base, agents: [OTHER] })]);
+    expect(pic.contacts).toEqual({});
+    pic = run([ev("contact.offered", { ...base, agents: [ME, OTHER] }), ev("contact.connected", { ...base, agent_id: OTHER })]);
+    expect(pic.contacts).toEqual({});
+  });
+
+  it("takes only its own state changes", () => {
+    const pic = run([
+      ev("agent.state_changed", { agent_id: ME, state: "not_ready", reason: "rest", cti_code: 8, at: 50 }),
+      ev("agent.state_changed", { agent_id: OTHER, state: "ready", reason: null, cti_code: 1, at: 60 }),
+    ]);
+    expect(pic.status).toMatchObject({ state: "not_ready", reason: "rest", cti_code: 8, since: 50 });
+  });
+});
+
+describe("a snapshot after a reload", () => {
+  it("adds the agent's live contacts that the events do not follow yet", () => {
+    const live = [
+      { contact_id: C, state: "wrapup", agent_id: ME, customer: "+1", queue: "sales", created_at: 10, legs: [{ role: "agent", agent_id: ME, answered_at: 12, ended_at: 40 }] },
+      { contact_id: "d".repeat(32), state: "connected", agent_id: OTHER, legs: [] },
+    ];
+    const pic = seed(EMPTY, live, ME);
+    expect(Object.keys(pic.contacts)).toEqual([C]);
+    expect(pic.contacts[C]).toMatchObject({ phase: "wrapup", connectedAt: 12, wrapupAt: 40, queue: "sales" });
+  });
+});

@@ -1,0 +1,166 @@
+// The agent's live picture, folded from the event stream (pure: unit-tested in model.test.ts).
+import type { StreamEvent } from "../shared/events/stream";
+import { epochSeconds } from "../shared/time";
+
+export interface Status {
+  state: string;
+  cti_code: number;
+  reason: string | null;
+  since: number;
+  device: string | null;
+}
+
+export type Phase = "ringing" | "talking" | "wrapup";
+
+export interface LiveContact {
+  id: string;
+  phase: Phase;
+  customer: string | null;
+  dialed: string | null;
+  queue: string | null;
+  direction: string;
+  offeredAt: number;
+  connectedAt: number | null;
+  heldSince: number | null;
+  heldTotal: number;
+  muted: boolean;
+  recording: boolean;
+  wrapupAt: number | null;
+  /** the time the offer was shown in the page (performance.now()), for the pop-up figure */
+  shownAt?: number;
+}
+
+export interface AgentPicture {
+  status: Status | null;
+  contacts: Record<string, LiveContact>;
+}
+
+export const EMPTY: AgentPicture = { status: null, contacts: {} };
+
+// CEC's CTI state names (PRODUCT.md appendix), by code, shown beside ours.
+export const CEC_STATES = [
+  "not signed in",
+  "idle",
+  "pre-occupied",
+  "occupied",
+  "answering",
+  "talking",
+  "working",
+  "busy",
+  "rest",
+  "study",
+  "adjusting",
+] as const;
+
+function str(v: unknown): string | null {
+  return typeof v === "string" ? v : null;
+}
+
+function fromData(id: string, data: Record<string, unknown>, at: number, phase: Phase): LiveContact {
+  return {
+    id,
+    phase,
+    customer: str(data.customer),
+    dialed: str(data.dialed),
+    queue: str(data.queue),
+    direction: str(data.direction) ?? "inbound",
+    offeredAt: at,
+    connectedAt: phase === "talking" ? at : null,
+    heldSince: null,
+    heldTotal: 0,
+    muted: false,
+    recording: false,
+    wrapupAt: null,
+  };
+}
+
+function without(contacts: Record<string, LiveContact>, id: string): Record<string, LiveContact> {
+  const next = { ...contacts };
+  delete next[id];
+  return next;
+}
+
+/** The picture after one event of this agent's stream. */
+export function apply(pic: AgentPicture, event: StreamEvent, agentId: string): AgentPicture {
+  const data = event.data ?? {};
+  const at = epochSeconds(event.at, Date.now() / 1000);
+  if (event.type === "agent.state_changed") {
+    if (data.agent_id !== agentId) return pic;
+    return {
+      ...pic,
+      status: {
+        state: String(data.state),
+        cti_code: Number(data.cti_code),
+        reason: str(data.reason),
+        since: epochSeconds(data.at, at),
+        device: pic.status?.device ?? null,
+      },
+    };
+  }
+  const id = str(data.contact_id);
+  if (!id) return pic;
+  const current = pic.contacts[id];
+  const put = (c: LiveContact): AgentPicture => ({ ...pic, contacts: { ...pic.contacts, [id]: c } });
+  switch (event.type) {
+    case "contact.offered": {
+      const offered = Array.isArray(data.agents) ? data.agents : [];
+      if (!offered.includes(agentId) || current) return pic;
+      return put(fromData(id, data, at, "ringing"));
+    }
+    case "contact.connected":
+      if (data.agent_id !== agentId) return current ? { ...pic, contacts: without(pic.contacts, id) } : pic;
+      return put({ ...(current ?? fromData(id, data, at, "talking")), phase: "talking", connectedAt: current?.connectedAt ?? at });
+    case "contact.queued":
+    case "contact.transferred":
+      // The offer went elsewhere (ring timeout, answered by another) or the agent handed it on.
+      if (current && current.phase !== "wrapup" && data.agent_id !== agentId) return { ...pic, contacts: without(pic.contacts, id) };
+      return pic;
+    case "leg.held":
+      return current ? put({ ...current, heldSince: at }) : pic;
+    case "leg.unheld":
+      return current ? put({ ...current, heldSince: null, heldTotal: current.heldTotal + (current.heldSince ? at - current.heldSince : 0) }) : pic;
+    case "leg.muted":
+      return current ? put({ ...current, muted: true }) : pic;
+    case "leg.unmuted":
+      return current ? put({ ...current, muted: false }) : pic;
+    case "recording.started":
+      return current ? put({ ...current, recording: true }) : pic;
+    case "recording.stopped":
+      return current ? put({ ...current, recording: false }) : pic;
+    case "contact.wrapup_started":
+      if (data.agent_id !== undefined && data.agent_id !== agentId) return pic;
+      return put({ ...(current ?? fromData(id, data, at, "wrapup")), phase: "wrapup", wrapupAt: at, heldSince: null });
+    case "contact.released":
+    case "contact.ended":
+      // A contact in wrap-up stays until the agent finishes it; anything else is gone.
+      if (!current || current.phase === "wrapup") return pic;
+      return { ...pic, contacts: without(pic.contacts, id) };
+    default:
+      return pic;
+  }
+}
+
+/** The contact wrap-up is done for (the API answered the wrap-up). */
+export function finishWrapup(pic: AgentPicture, id: string): AgentPicture {
+  return { ...pic, contacts: without(pic.contacts, id) };
+}
+
+const PHASE_OF: Record<string, Phase> = { offered: "ringing", dialing: "talking", connected: "talking", wrapup: "wrapup" };
+
+/** The picture after a snapshot of the agent's live contacts (GET /contacts/live), as after a
+ * reload: contacts the events already follow keep their state, the others are added. */
+export function seed(pic: AgentPicture, live: Record<string, unknown>[], agentId: string): AgentPicture {
+  const contacts = { ...pic.contacts };
+  for (const item of live) {
+    const id = str(item.contact_id);
+    const phase = PHASE_OF[String(item.state)];
+    if (!id || !phase || item.agent_id !== agentId || contacts[id]) continue;
+    const legs = Array.isArray(item.legs) ? (item.legs as Record<string, unknown>[]) : [];
+    const agentLeg = legs.find((l) => l.role === "agent" && l.agent_id === agentId);
+    const created = epochSeconds(item.created_at, Date.now() / 1000);
+    const answered = epochSeconds(agentLeg?.answered_at, created);
+    const c = fromData(id, item, created, phase);
+    contacts[id] = { ...c, connectedAt: phase === "ringing" ? null : answered, wrapupAt: phase === "wrapup" ? epochSeconds(agentLeg?.ended_at, created) : null };
+  }
+  return { ...pic, contacts };
+}
