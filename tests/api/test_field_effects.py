@@ -23,8 +23,8 @@ READ_BACK = "read back"
 PENDING: dict[str, str] = {
     "Agent.max_chats": "read into the engine's chat capacity, but no chat channel exists yet",
     "Number.business_hours_id": "stored and checked, never read when a call arrives",
-    "Queue.music_on_hold": "branch `queues` makes it work; reference its test once merged",
-    "Queue.priority": "branch `queues` makes it reach the engine; reference its test once merged",
+    "Mailbox.end_key": "only the default '#' is exercised; no test sets another key",
+    "Mailbox.greeting": "set in a test, but no test checks the caller hears it",
 }
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +44,7 @@ _W = "tests/events/test_webhooks.py::"
 _S = "tests/api/test_tenant_settings.py::"
 _R = "tests/routing/test_queue_rows.py::"
 _H = "tests/contacts/test_call_settings.py::"
+_M = "tests/voice/test_voicemail.py::"
 
 EFFECTS: dict[str, str] = {
     # --- sign-in (auth.LoginIn) and the agent's sign-in (calls.LoginIn)
@@ -68,6 +69,7 @@ EFFECTS: dict[str, str] = {
     "Tenant.rate_limit_rps": _S + "test_the_tenants_own_rate_limit_answers_429",
     "Tenant.recording_retention_days": _S
     + "test_recordings_older_than_the_retention_set_by_api_are_purged",
+    "Tenant.srtp_policy": "tests/webrtc/test_sdes.py::test_a_required_policy_refuses_a_plain_call_over_udp",
     "Tenant.dial_plan": "tests/voice/test_destinations.py::test_outside_numbers_follow_the_dial_plan_and_need_a_trunk",
     "Tenant.sip_destinations": "tests/voice/test_destinations.py::test_a_call_to_an_unlisted_sip_address_is_refused_and_no_invite_leaves",
     # --- flows
@@ -139,10 +141,18 @@ EFFECTS: dict[str, str] = {
     + "test_a_caller_tired_of_waiting_is_called_back_when_an_agent_is_free",
     "Queue.capacity": _R + "test_a_full_queue_row_applies_its_queue_full_overflow",
     "Queue.service_level_seconds": _R + "test_a_queue_rows_service_level_counts_in_its_statistics",
+    "Queue.priority": _R + "test_a_queue_rows_priority_orders_its_callers_first",
+    "Queue.music_on_hold": "tests/voice/test_queue_treatments.py::test_the_waiting_caller_hears_the_queues_own_music_on_hold",
     "Queue.overflow": _O + "test_a_caller_tired_of_waiting_is_called_back_when_an_agent_is_free",
     "Queue.announce_position": _R + "test_a_queue_rows_position_announcements_follow_its_settings",
     "Queue.announce_interval_seconds": _R
     + "test_a_queue_rows_position_announcements_follow_its_settings",
+    # --- voicemail
+    "Mailbox.max_seconds": _M
+    + "test_a_message_ends_at_the_maximum_length_or_when_the_caller_hangs_up",
+    "Mailbox.silence_seconds": _M
+    + "test_an_unreachable_agents_caller_leaves_a_message_ended_by_silence",
+    "MessageChange.read": _M + "test_a_caller_leaves_a_queue_a_message_ended_by_the_key",
     # --- trunks
     "Trunk.name": _T
     + "test_calls_out_fail_over_after_a_503_and_a_silent_trunk_with_the_trunks_caller_id",

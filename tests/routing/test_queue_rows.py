@@ -138,3 +138,13 @@ async def test_an_agent_rows_skills_decide_which_calls_it_is_offered(client, nod
     assert row is not None
     e = engine_with([q], agents=[agent_config(row)])
     assert offers(e.contact_queued("c", q.queue_id, VOICE, 0)) == []
+
+
+async def test_a_queue_rows_priority_orders_its_callers_first(client, node):
+    low = await _engine_queue(client, node, {"name": "low", "priority": 3})
+    high = await _engine_queue(client, node, {"name": "high", "priority": 7})
+    e = engine_with([low, high], agents={"a": {}})
+    e.agent_state_changed("a", Presence.NOT_READY, 0)
+    e.contact_queued("old-low", low.queue_id, VOICE, 1)
+    e.contact_queued("new-high", high.queue_id, VOICE, 3000)
+    assert offers(e.agent_state_changed("a", Presence.READY, 3001)) == [("new-high", ("a",))]
