@@ -63,10 +63,25 @@ def _run(
     )
 
 
-def test_tenant_api_survives_fuzzing_and_matches_its_schema(live_node):
+# The tenant's API in two halves, so that each run stays well inside its timeout on a busy
+# machine as the API grows: the contact and flow operations, then the configuration.
+CONTACT_TAGS = ("calls", "flows", "voicemail", "events")
+
+
+def test_tenant_contact_api_survives_fuzzing_and_matches_its_schema(live_node):
     demo = live_node.demo
     token = _token(live_node.base, "demo", "admin", demo["admin"]["password"])
-    result = _run(live_node.base, token, "--exclude-tag", "tenants")
+    selection = [a for tag in CONTACT_TAGS for a in ("--include-tag", tag)]
+    result = _run(live_node.base, token, *selection)
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert "Traceback" not in live_node.log()
+
+
+def test_tenant_configuration_api_survives_fuzzing_and_matches_its_schema(live_node):
+    demo = live_node.demo
+    token = _token(live_node.base, "demo", "admin", demo["admin"]["password"])
+    selection = [a for tag in (*CONTACT_TAGS, "tenants") for a in ("--exclude-tag", tag)]
+    result = _run(live_node.base, token, *selection)
     assert result.returncode == 0, result.stdout[-6000:]
     assert "Traceback" not in live_node.log()
 
