@@ -99,6 +99,8 @@ export default function FlowDesigner() {
   const [detail, setDetail] = useState<FlowDetail | null>(null);
   const [doc, setDoc] = useState<FlowDoc | null>(null);
   const [positions, setPositions] = useState<Record<string, { x: number; y: number }>>({});
+  // React Flow measures each node and shows it once its size is back in the node (controlled flow).
+  const [sizes, setSizes] = useState<Record<string, { width?: number; height?: number }>>({});
   const [problems, setProblems] = useState<Problem[] | null>(null);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const [selected, setSelected] = useState<string | null>(null);
@@ -164,11 +166,12 @@ export default function FlowDesigner() {
         id: n.id,
         type: "flow",
         position: positions[n.id] ?? { x: 0, y: 0 },
+        measured: sizes[n.id],
         data: { doc: n, problems: byNode.get(n.id) ?? [], start: doc?.start === n.id },
         selected: n.id === selected,
         ariaLabel: `${n.id} (${n.type})`,
       })),
-    [doc, positions, byNode, selected],
+    [doc, positions, sizes, byNode, selected],
   );
   const edges: RFEdge[] = useMemo(() => (doc ? edgesOf(doc).map((e) => ({ ...e, deletable: writable })) : []), [doc, writable]);
 
@@ -176,6 +179,7 @@ export default function FlowDesigner() {
     (changes: NodeChange<RFNode<NodeData>>[]) => {
       const moved = applyNodeChanges(changes, nodes);
       setPositions(Object.fromEntries(moved.map((n) => [n.id, n.position])));
+      if (changes.some((c) => c.type === "dimensions")) setSizes(Object.fromEntries(moved.map((n) => [n.id, n.measured ?? {}])));
       for (const c of changes) if (c.type === "select" && c.selected) setSelected(c.id);
     },
     [nodes],
