@@ -6,12 +6,10 @@ mounts and quota all show up as they would for a recording.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import os
 import shutil
-import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,19 +55,3 @@ def check_storage(path: Path, min_free_bytes: int = MIN_FREE_BYTES) -> StorageSt
         reason = f"only {free // 1024} KiB free (needs {min_free_bytes // 1024} KiB)"
         return StorageStatus(shown, False, True, free, reason)
     return StorageStatus(shown, True, True, free)
-
-
-class StorageProbe:
-    """``check_storage`` off the event loop, at most every ``interval`` seconds."""
-
-    def __init__(self, path: Path, interval: float = 2.0) -> None:
-        self.path = path
-        self.interval = interval
-        self._last: tuple[float, StorageStatus] | None = None
-
-    async def status(self) -> StorageStatus:
-        now = time.monotonic()
-        if self._last is None or now - self._last[0] >= self.interval:
-            status = await asyncio.to_thread(check_storage, self.path.resolve())
-            self._last = (now, status)
-        return self._last[1]

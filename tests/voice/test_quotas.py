@@ -51,6 +51,13 @@ async def test_a_call_over_the_tenants_quota_is_refused_and_the_others_go_on(
         events = api.get("/events?since=0&types=contact.refused&limit=10")["events"]
         assert [e["data"]["reason"] for e in events] == ["concurrent_calls"]
         assert len(api.live()) == 1, "the call within the quota goes on"
+        # ... and a record: offered calls count it (issue 20).
+        refusals = await wait_until(
+            lambda: [c for c in api.contacts() if c["disposition"] == "refused"], 5
+        )
+        (cdr,) = refusals
+        assert cdr["state"] == "ended" and cdr["end_cause"] == "refused"
+        assert cdr["customer"] == "+15559999" and cdr["attributes"]["refused"] == "concurrent_calls"
         # The platform raises the quota: the next call is admitted while the first talks.
         _set_quota(api, 2)
         second = start_sipp_call(tmp_path / "second", voice_node.sip_port, talk_ms=1_000)

@@ -120,11 +120,12 @@ def test_agents_come_back_signed_in_and_a_new_call_reaches_one_within_5_s(
         cdr = api.get(f"/contacts/{live['contact_id']}")
         # Signed in before the node took calls, and the queue's announcement does not hold
         # the offer back: the agent answers (its phone takes 0.3 s) at once. How long the
-        # node takes to start depends on the machine; bench/recovery.py measures the whole.
-        answered = _ts(cdr["answered_at"]) - ready
-        assert answered <= 2.5, (
-            f"the call was answered {answered:.1f} s after the node was up; it arrived "
-            f"{_ts(cdr['created_at']) - ready:.1f} s after; queued {cdr['queue_seconds']} s"
+        # node takes to start, and SIPp to place the call, depend on the machine's load;
+        # bench/recovery.py measures the whole from the restart.
+        answered = _ts(cdr["answered_at"]) - _ts(cdr["created_at"])
+        assert answered <= 2.0, (
+            f"the call was answered {answered:.1f} s after it arrived "
+            f"({_ts(cdr['created_at']) - ready:.1f} s after the node was up)"
         )
         assert caller.wait(10) == 0  # the call the crash cut off got its BYE
         assert api.get(f"/agents/{alice}/status")["state"] in ("busy", "ready")

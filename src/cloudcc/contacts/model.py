@@ -120,6 +120,7 @@ class Disposition(enum.StrEnum):
     RELEASED = "released"  # a supervisor (or the agent) ended it before anyone answered
     FAILED = "failed"  # a technical failure ended it
     NODE_FAILURE = "node_failure"  # the node anchoring it died; closed on recovery
+    REFUSED = "refused"  # refused at the door (a quota, the trunk's channels): counted offered
 
 
 class EndCause(enum.StrEnum):
@@ -131,6 +132,7 @@ class EndCause(enum.StrEnum):
     NODE_SHUTDOWN = "node_shutdown"
     NODE_FAILURE = "node_failure"  # found unfinished after a crash
     ERROR = "error"  # the contact's task failed
+    REFUSED = "refused"  # never admitted: a quota or the trunk's channels said no
 
 
 class MonitorMode(enum.StrEnum):

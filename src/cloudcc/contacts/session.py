@@ -1345,8 +1345,12 @@ class ContactSession:
                 return
             if isinstance(msg, Operation) and not msg.future.done():
                 if msg.name == "wrapup":
-                    self.contact.wrapup_code = msg.params.get("code")
-                    self.contact.wrapup_notes = msg.params.get("notes")
+                    # A wrap-up may come in steps (done=false first): what a step leaves
+                    # out keeps what an earlier one said.
+                    if msg.params.get("code") is not None:
+                        self.contact.wrapup_code = msg.params["code"]
+                    if msg.params.get("notes") is not None:
+                        self.contact.wrapup_notes = msg.params["notes"]
                     msg.future.set_result({"ok": True})
                     if msg.params.get("done", True):
                         with contextlib.suppress(Exception):

@@ -28,6 +28,7 @@ from cloudcc.bus import LocalBus
 from cloudcc.contacts import sdp as sdp_glue
 from cloudcc.contacts.acd import Acd
 from cloudcc.contacts.agents import AgentSessions
+from cloudcc.contacts.cdr import close_open_phases
 from cloudcc.contacts.destinations import DialPlan, is_listed, sip_target
 from cloudcc.contacts.exceptions import (
     BadTarget,
@@ -40,6 +41,7 @@ from cloudcc.contacts.model import (
     Contact,
     ContactState,
     Direction,
+    Disposition,
     EndCause,
     Leg,
     LegRole,
@@ -647,6 +649,7 @@ class VoiceService:
             self.bus.publish(
                 tenant_id, "contact.refused", {"reason": "concurrent_calls", "customer": customer}
             )
+            self._record_refusal(tenant_id, call, customer, dialed, direction, "concurrent_calls")
             return None
         if trunk is not None and self.trunks.in_use(trunk.id) >= trunk.max_channels:
             # The carrier tries another route (RFC 3261 §21.5.4).
@@ -664,6 +667,7 @@ class VoiceService:
                 "contact.refused",
                 {"reason": "trunk_channels", "customer": customer, "trunk": trunk.name},
             )
+            self._record_refusal(tenant_id, call, customer, dialed, direction, "trunk_channels")
             return None
         if call.offer is None:
             await call.reject(488, "An SDP Offer Is Required")
@@ -703,6 +707,25 @@ class VoiceService:
         self.publish_contact(session, "contact.created")
         session.start()
         return session
+
+    def _record_refusal(
+        self,
+        tenant_id: str,
+        call: IncomingCall,
+        customer: str,
+        dialed: str,
+        direction: Direction,
+        reason: str,
+    ) -> None:
+        """A call refused at the door still leaves a record: offered-call figures count it."""
+        now = self.clock()
+        contact = self.new_contact(tenant_id, direction, customer, dialed, {"refused": reason})
+        leg = contact.add_leg(LegRole.CUSTOMER, customer, now, call_id=call.call_id)
+        leg.end_cause = EndCause.REFUSED.value
+        contact.end_cause = EndCause.REFUSED
+        contact.disposition = Disposition.REFUSED
+        close_open_phases(contact, now, EndCause.REFUSED)
+        self.contacts_store.save(contact)
 
     async def _from_agent_phone(
         self, call: IncomingCall, tenant_id: str, agent_id: str, dialed: str

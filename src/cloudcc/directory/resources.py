@@ -70,7 +70,7 @@ class AgentResource(Resource):
 
     def listing(self, tenant_id: str) -> Select[Any]:
         return (
-            select(self.table, User.username, Role.name.label("role"))
+            select(self.table, User.username, User.email, Role.name.label("role"))
             .join(User, User.id == Agent.user_id)
             .join(Role, Role.id == User.role_id)
             .where(Agent.tenant_id == tenant_id)
@@ -98,6 +98,7 @@ class AgentResource(Resource):
             username=username,
             display_name=data["name"],
             email=data.get("email"),
+            status=data.get("status", "active"),
             password_hash=await hash_password_off_loop(
                 data.get("password") or data["sip_password"]
             ),
