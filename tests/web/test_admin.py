@@ -143,6 +143,22 @@ def test_the_flow_designer_publishes_and_the_next_call_follows(web_node, browser
             time.sleep(0.3)
         assert _live_queues(api) == ["support"]
 
+        # The contact is found by its queue, and its timeline opens.
+        page.goto("/admin#contacts")
+        contacts = page.get_by_test_id("resource-contacts")
+        contacts.get_by_label("Queue").fill("support")
+        contacts.get_by_role("button", name="Apply").click()
+        row = contacts.get_by_test_id("resource-row").filter(has_text="+15550")
+        row.wait_for()
+        assert contacts.get_by_test_id("resource-row").count() == 1
+        row.get_by_role("button", name="Details").first.click()
+        page.get_by_role("dialog").get_by_role("heading", name="Timeline").wait_for()
+        path = page.get_by_test_id("contact-path").inner_text()
+        assert "demo-main" in path and "support" in path  # the flow, then the queue
+        screenshot(page, "admin-contact-en")
+        assert axe_violations(page) == []
+        page.keyboard.press("Escape")
+
         zh = _admin_page(web_node, browser, "zh-CN", "flows")
         try:
             zh.get_by_test_id("flow-designer").get_by_test_id("flow-validity").filter(

@@ -46,7 +46,17 @@ export function ContactDetail({ contact, onClose }: { contact: Row; onClose: () 
           </Table.Tbody>
         </Table>
         <Title order={4}>{t("contact.path")}</Title>
-        <Code block>{JSON.stringify(contact.path ?? [], null, 2)}</Code>
+        <Table aria-label={t("contact.path")} data-testid="contact-path">
+          <Table.Tbody>
+            {(Array.isArray(contact.path) ? (contact.path as Record<string, unknown>[]) : []).map((step, i) => (
+              <Table.Tr key={i}>
+                <Table.Td>{when(step.at)}</Table.Td>
+                <Table.Td>{String(step.type ?? "")}</Table.Td>
+                <Table.Td>{String(step.name ?? step.node ?? JSON.stringify(step))}</Table.Td>
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
         <Title order={4}>{t("contact.legs")}</Title>
         <Code block>{JSON.stringify(contact.legs ?? [], null, 2)}</Code>
         {recordings.length > 0 && (

@@ -16,6 +16,7 @@ import {
   type Node as RFNode,
   type NodeChange,
   type NodeProps,
+  type ReactFlowInstance,
 } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
@@ -106,6 +107,17 @@ export default function FlowDesigner() {
   const [selected, setSelected] = useState<string | null>(null);
   const [versions, setVersions] = useState<Version[]>([]);
   const [rollbackTo, setRollbackTo] = useState<number | "">("");
+
+  // Fit the graph in view once its nodes are measured (they are hidden until then).
+  const instance = useRef<ReactFlowInstance<RFNode<NodeData>> | null>(null);
+  const fitted = useRef<string | null>(null);
+  useEffect(() => {
+    if (!instance.current || !flowId || !doc || fitted.current === flowId) return;
+    if (doc.nodes.length === 0 || !doc.nodes.every((n) => sizes[n.id]?.width)) return;
+    fitted.current = flowId;
+    const view = instance.current;
+    requestAnimationFrame(() => void view.fitView({ padding: 0.1 }));
+  }, [sizes, flowId, doc]);
 
   const fail = (e: unknown) => setMessage({ ok: false, text: t("form.failed", { detail: e instanceof Error ? e.message : String(e) }) });
 
@@ -344,7 +356,10 @@ export default function FlowDesigner() {
             onEdgesDelete={onEdgesDelete}
             onPaneClick={() => setSelected(null)}
             nodesConnectable={writable}
-            fitView
+            onInit={(i) => {
+              instance.current = i;
+            }}
+            minZoom={0.2}
             proOptions={{ hideAttribution: true }}
           >
             <Background />
