@@ -9,12 +9,12 @@ import re
 import secrets
 import signal
 import socket
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from cloudcc.api.app import create_app
 from cloudcc.api.context import ApiContext
 from cloudcc.bus import LocalBus
 from cloudcc.bus.nats import NatsBus
@@ -45,6 +45,9 @@ from cloudcc.tenancy.login_guard import LoginPolicy
 from cloudcc.tenancy.ratelimit import RateLimiter
 from cloudcc.tenancy.tenants import TenantService
 from cloudcc.voicemail.service import VoicemailService
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger("cloudcc")
 
@@ -154,15 +157,12 @@ class Node:
             allowed_networks=settings.webhook_allowed_networks,
             audience_bytes=settings.limits.audience_bytes,
         )
-        self.app = create_app(self.ctx)
         self.metrics = NodeMetrics(self.name)
         self.metrics.watch_bus(self.bus)
         self.metrics.live.events = self.events
-        self.app.add_middleware(ApiLatency, metrics=self.metrics)
         self.cluster_calls: Any = None
         self.ready = False
         self.draining = False
-        # Outermost (added last): health and readiness answer whatever the API's caps say.
         self.readiness = Readiness(
             started=lambda: self.ready,
             draining=lambda: self.draining,
@@ -170,7 +170,6 @@ class Node:
             storage=settings.recordings_dir,
             sip_bound=self._sip_bound,
         )
-        self.app.add_middleware(HealthEndpoints, readiness=self.readiness)
         self.metrics_server: MetricsServer | None = None
         self.demo: dict[str, Any] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -182,6 +181,19 @@ class Node:
         )
         # A change to users, roles or keys takes effect on this node at once.
         self.bus.on(lambda e: e.type.startswith(_IAM_EVENTS), lambda e: self.ctx.auth.forget())
+
+    @cached_property
+    def app(self) -> FastAPI:
+        """The HTTP API, built on first use: ``serve`` starts SIP before it loads the API's
+        modules (seconds of imports on a loaded machine), so a restarted node takes calls
+        sooner."""
+        from cloudcc.api.app import create_app
+
+        app = create_app(self.ctx)
+        app.add_middleware(ApiLatency, metrics=self.metrics)
+        # Outermost (added last): health and readiness answer whatever the API's caps say.
+        app.add_middleware(HealthEndpoints, readiness=self.readiness)
+        return app
 
     def _sip_bound(self) -> bool | None:
         if not self.settings.sip.enabled:
@@ -271,7 +283,9 @@ class Node:
         tune_gc(self.settings.gc_young_threshold)
         settings = self.settings
         certificate = None
-        app: Any = self.app
+        # SIP listens already: load and build the API off the event loop, which meanwhile
+        # answers SIP (seconds of imports on a loaded machine would otherwise stall it).
+        app: Any = await asyncio.to_thread(lambda: self.app)
         if settings.https_cert or settings.https_key:
             if not (settings.https_cert and settings.https_key):
                 raise ValueError("HTTPS needs both https_cert and https_key")
