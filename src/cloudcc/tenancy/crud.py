@@ -29,6 +29,7 @@ Rows = list[dict[str, Any]]
 # Session-scoped changes a resource made to related rows in prepare_update: {field: [old, new]}.
 RELATED_CHANGES = "cloudcc.related_changes"
 
+
 class ListCache:
     """One resource's rows per tenant, in id order: the read model behind the list endpoints.
 
