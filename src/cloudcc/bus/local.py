@@ -3,8 +3,8 @@
 Each tenant has its own monotonically increasing sequence; a bounded history per tenant lets a
 consumer (the WebSocket event stream) resume from the last sequence it saw. The history is
 bounded by size node-wide (``history_bytes``, oldest events of any tenant first) and by count
-per tenant; an event pushed out is still in the database (``GET /events``), a resume from
-before it gets a ``stream.gap``.
+per tenant; a resume from before what is kept gets a ``stream.gap`` (the state itself is in
+the database).
 """
 
 from __future__ import annotations
