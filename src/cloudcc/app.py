@@ -374,7 +374,7 @@ class Node:
     def announce(self) -> None:
         scheme = "https" if self.settings.https_cert else "http"
         base = f"{scheme}://{self.settings.host}:{self.settings.http_port}"
-        print(f"cloudcc is ready: {base}  (web app: {base}/, API docs: {base}/api/docs)", flush=True)
+        print(f"cloudcc is ready: {base}/  (API docs: {base}/api/docs)", flush=True)
         if self.demo:
             d = self.demo
             print(
