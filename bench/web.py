@@ -176,7 +176,7 @@ async def fanout(node: LiveNode, api: Api, streams: int, changes: int) -> tuple[
         task.cancel()
     for ws in conns:
         await ws.close()
-    return percentile(delays, 99) * 1000, rss_growth, complete
+    return percentile(delays, 99) * 1000, rss_growth, complete if len(conns) == streams else -1
 
 
 def main() -> int:
@@ -238,9 +238,14 @@ def main() -> int:
 
         api.login("1002", ready=False)
         p99, rss, complete = asyncio.run(fanout(node, api, streams, 20))
-        print(f"{complete} of {streams} streams got all 20 events", flush=True)
-        report.add("web_event_fanout_p99_ms", p99, "ms", "<=", 200)
-        report.add("web_agents_rss_mb", rss, "MB", "<=", 200)
+        if complete < 0:
+            # One token opens a few streams only (the per-user limit): the figure needs a
+            # token per agent, which this benchmark does not make yet.
+            print("fan-out: the streams were refused past the per-user limit: no figure")
+        else:
+            print(f"{complete} of {streams} streams got all 20 events", flush=True)
+            report.add("web_event_fanout_p99_ms", p99, "ms", "<=", 200)
+            report.add("web_agents_rss_mb", rss, "MB", "<=", 200)
     finally:
         if callers is not None:
             kill_group(callers)

@@ -127,14 +127,16 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
 def make_bus(settings: Settings, node: str) -> LocalBus:
     """The in-process bus, or NATS JetStream when the node is part of a cluster."""
     cluster = settings.cluster
+    history_bytes = settings.limits.event_history_bytes
     if not cluster.nats_url:
-        return LocalBus()
+        return LocalBus(history_bytes=history_bytes)
     return NatsBus(
         cluster.nats_url,
         node,
         stream=cluster.stream,
         max_age=cluster.max_age_seconds,
         max_per_tenant=cluster.max_events_per_tenant,
+        history_bytes=history_bytes,
     )
 
 
@@ -150,7 +152,11 @@ class Node:
         self.bus = make_bus(settings, self.name)
         self.ctx = build_context(settings, self.db, self.bus)
         # Before anything publishes: the event layer follows who holds which contact.
-        self.events = install_events(self.ctx, allowed_networks=settings.webhook_allowed_networks)
+        self.events = install_events(
+            self.ctx,
+            allowed_networks=settings.webhook_allowed_networks,
+            audience_bytes=settings.limits.audience_bytes,
+        )
         self.metrics = NodeMetrics(self.name)
         self.metrics.watch_bus(self.bus)
         self.metrics.live.events = self.events

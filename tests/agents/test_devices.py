@@ -128,3 +128,61 @@ async def test_assigning_a_device_needs_agents_device(desk: Desk) -> None:
     assert r.status_code == 403 and "agents:device" in r.json()["detail"], r.text
     r = await desk.call("PATCH", f"/agents/{aid}", seats, json={"name": "Alice A."})
     assert r.status_code == 200, r.text
+
+
+async def test_a_phone_registers_in_the_tenant_of_its_sip_domain(
+    desk: Desk, tmp_path: Path
+) -> None:
+    from tests.api.helpers import login, platform
+
+    r = await desk.client.post(
+        "/api/v1/tenants",
+        json={
+            "slug": "acme",
+            "name": "Acme",
+            "admin_password": "acme-pass-1",
+            "sip_domain": "sip.acme.example",
+        },
+        headers=await platform(desk.client, desk.node),
+    )
+    assert r.status_code == 201 and r.json()["sip_domain"] == "sip.acme.example", r.text
+    acme = await login(desk.client, "acme", "admin", "acme-pass-1")
+    r = await desk.client.post(
+        "/api/v1/agents",
+        json={"name": "Ann", "extension": "2001", "sip_password": "acme-secret-1"},
+        headers=acme,
+    )
+    assert r.status_code == 201, r.text
+
+    async def register(user: str, password: str, domain: str) -> int:
+        users = tmp_path / f"{user}-{domain}.csv"
+        users.write_text(
+            f"SEQUENTIAL\n{user};[authentication username={user} password={password}];{domain}\n"
+        )
+        result = await run_sipp(
+            desk.sip_port, scenario="register_domain", extra=["-inf", str(users)], time_limit=20
+        )
+        return result.returncode
+
+    demo = desk.agent(0)
+    # In its own domain the phone's credentials are Acme's agent's: registered.
+    assert await register("2001", "acme-secret-1", "sip.acme.example") == 0
+    # The same phone at the node's address is in the demo tenant, where it does not exist;
+    # and a demo phone is not known in Acme's domain.
+    assert await register("2001", "acme-secret-1", "127.0.0.1") != 0
+    assert await register(demo["extension"], demo["sip_password"], "sip.acme.example") != 0
+    assert await register(demo["extension"], demo["sip_password"], "127.0.0.1") == 0
+
+
+async def test_an_address_among_the_tenants_sip_destinations_is_allowed(desk: Desk) -> None:
+    agent, _ = await desk.agent_headers(1)
+    phone = "sip:desk-7@10.20.0.7:5070"
+    r = await desk.call("POST", "/agents/me/login", agent, json={"device": phone})
+    assert r.status_code == 403 and "sip_destinations" in r.json()["detail"], r.text
+    r = await desk.call("PATCH", "/tenant", json={"sip_destinations": ["10.20.0.0/16"]})
+    assert r.status_code == 200, r.text
+    r = await desk.call("POST", "/agents/me/login", agent, json={"device": phone})
+    assert r.status_code == 200 and r.json()["device"] == phone, r.text
+    assert (await desk.call("POST", "/agents/me/logout", agent)).status_code == 200
+    r = await desk.call("POST", "/agents/me/login", agent, json={"device": "sip:x@10.21.0.7"})
+    assert r.status_code == 403, r.text

@@ -79,6 +79,23 @@ async def test_draft_publish_edit_and_rollback(client, admin):
     assert [e["action"] for e in log["items"]][:3] == ["rollback", "publish", "save_draft"]
 
 
+async def test_rollback_to_a_chosen_version_is_what_calls_run(client, admin, node):
+    doc = copy.deepcopy(SIMPLE)
+    doc["id"] = doc["name"] = "chosen"
+    fid = (await client.post("/api/v1/flows", json={"document": doc}, headers=admin)).json()["id"]
+    for text in ("one", "two", "three"):
+        doc["nodes"][0]["prompt"]["text"] = text
+        r = await client.put(f"/api/v1/flows/{fid}/draft", json={"document": doc}, headers=admin)
+        assert r.status_code == 200, r.text
+        r = await client.post(f"/api/v1/flows/{fid}/publish", json={}, headers=admin)
+        assert r.status_code == 200, r.text
+    # Versions 1..3 say one, two, three; roll back to 2, not to the one before the last.
+    r = await client.post(f"/api/v1/flows/{fid}/rollback", json={"to_version": 2}, headers=admin)
+    assert r.status_code == 200 and r.json()["published_version"] == 4, r.text
+    flow = await node.ctx.flows.published_flow(node.demo["tenant_id"], "chosen")
+    assert flow.nodes[0].prompt.text == "two"
+
+
 async def test_publishing_an_invalid_flow_names_the_bad_node(client, admin, node):
     bad = copy.deepcopy(SIMPLE)
     bad["id"] = "broken"

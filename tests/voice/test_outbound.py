@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -89,6 +90,28 @@ async def test_customer_first_call_is_routed_to_a_queue_when_answered(voice_node
     assert [x["type"] for x in cdr["path"]] == ["queue", "agent"]
 
 
+async def test_customer_first_call_runs_the_flow_when_answered(voice_node, api, tmp_path):
+    carrier = await _carrier(tmp_path, api, "15550000")
+    try:
+        out = api.post("/calls", {"to": "15550000", "flow": "demo-main"})
+        await wait_until(
+            lambda: any(
+                c["contact_id"] == out["contact_id"] and c["state"] == "ivr" for c in api.live()
+            ),
+            15,
+        )
+        await asyncio.sleep(2)
+        from cloudcc.media.testing import rms_dbfs
+
+        assert rms_dbfs(carrier.heard_since(1.5)) > -40, "the customer hears the menu"
+        await carrier.hangup()
+    finally:
+        await carrier.stop()
+    cdr = wait_until_cdr(api, lambda c: c["id"] == out["contact_id"] and c["state"] == "ended")
+    assert cdr["direction"] == "outbound" and cdr["customer"] == "15550000"
+    assert [x["type"] for x in cdr["path"]][:1] == ["flow"] and cdr["queue"] is None
+
+
 async def test_a_customer_first_call_still_ringing_is_hung_up_at_once(voice_node, api, tmp_path):
     # Nobody answers the customer's phone: a supervisor's hangup CANCELs the dial now (RFC
     # 3261 §9.1) instead of after the 45 s ring time, and the record says who ended it.
@@ -169,21 +192,42 @@ async def test_a_spoken_menu_answer_chooses_the_queue(voice_node, api, tmp_path)
     assert cdr["attributes"]["choice"] == "sales" and cdr["queue"] == "sales"
 
 
-def test_wrapup_with_a_disposition_code_ends_the_after_call_work(voice_node, api, tmp_path):
+def _answered_into_wrapup(voice_node, api, tmp_path, talk_ms: int) -> dict:
+    """Agent 1001 answers a caller on a SIPp phone; the record once it is in wrap-up."""
     phone = SippAgentPhone(tmp_path / "agent").start()
     try:
         api.login("1001", phone.uri)
-        result = sipp_call(tmp_path / "caller", voice_node.sip_port, talk_ms=3000)
+        result = sipp_call(tmp_path / "caller", voice_node.sip_port, talk_ms=talk_ms)
         assert result.returncode == 0, result.stdout[-2000:]
     finally:
         phone.stop()
-    cdr = wait_until_cdr(api, lambda c: c["state"] == "wrapup")
+    return wait_until_cdr(api, lambda c: c["state"] == "wrapup")
+
+
+def test_wrapup_with_a_disposition_code_ends_the_after_call_work(voice_node, api, tmp_path):
+    cdr = _answered_into_wrapup(voice_node, api, tmp_path, talk_ms=3000)
     agent_id = api.agents["1001"]["id"]
     assert api.get(f"/agents/{agent_id}/status")["state"] == "wrap_up"
     api.post(f"/contacts/{cdr['id']}/wrapup", {"code": "sale", "notes": "upgraded plan"})
     cdr = wait_until_cdr(api, lambda c: c["state"] == "ended")
     assert cdr["wrapup_code"] == "sale" and cdr["wrapup_notes"] == "upgraded plan"
     assert cdr["wrapup_seconds"] > 0
+    assert api.get(f"/agents/{agent_id}/status")["state"] == "ready"
+
+
+def test_wrapup_not_done_keeps_the_agent_in_wrap_up(voice_node, api, tmp_path):
+    # A long after-call work: the agent's "done" ends it, its code alone does not.
+    for queue in ("support", "sales"):
+        api.patch(f"/queues/{api.queue_id(queue)}", {"wrapup_seconds": 600})
+    cdr = _answered_into_wrapup(voice_node, api, tmp_path, talk_ms=2000)
+    agent_id = api.agents["1001"]["id"]
+    api.post(f"/contacts/{cdr['id']}/wrapup", {"code": "sale", "done": False})
+    time.sleep(1.5)
+    assert api.get(f"/agents/{agent_id}/status")["state"] == "wrap_up"
+    assert api.contacts()[0]["state"] == "wrapup"
+    api.post(f"/contacts/{cdr['id']}/wrapup", {"notes": "call back Friday", "done": True})
+    cdr = wait_until_cdr(api, lambda c: c["state"] == "ended")
+    assert cdr["wrapup_code"] == "sale" and cdr["wrapup_notes"] == "call back Friday"
     assert api.get(f"/agents/{agent_id}/status")["state"] == "ready"
 
 

@@ -163,3 +163,33 @@ def test_screenshots_of_the_agent_workspace_in_both_languages(ws_node, browser, 
             page.locator("#device-title").wait_for()
         finally:
             page.context.close()
+
+
+def test_the_browser_softphone_rings_and_answers_a_queued_call(ws_node, browser, tmp_path):
+    """JsSIP in the page registers over WebSocket; the node rings it with WebRTC (ICE-lite,
+    DTLS-SRTP); the agent answers in the page and hangs up from it."""
+    demo = ws_node.demo
+    password = next(a for a in demo["agents"] if a["extension"] == "1003")["sip_password"]
+    page = _agent_page(browser, ws_node, "1003")
+    caller = None
+    try:
+        page.locator("input[name=sip-password]").fill(password)
+        page.locator("form[aria-labelledby=device-title] button[type=submit]").click()
+        state = page.get_by_test_id("agent-state")
+        state.filter(has_text="Ready").wait_for(timeout=20_000)
+        caller = start_sipp_call(
+            tmp_path / "sipp", ws_node.sip_port, digit="1", dtmf_after_ms=2500, talk_ms=60_000
+        )
+        page.get_by_role("button", name="Answer").wait_for(timeout=40_000)
+        screenshot(page, "agent-ringing-en")
+        page.get_by_role("button", name="Answer").click()
+        page.locator("[data-testid=contact][data-phase=talking]").wait_for(timeout=20_000)
+        state.filter(has_text="On a contact").wait_for()
+        page.get_by_role("button", name="Hang up").click()
+        page.locator("[data-testid=contact][data-phase=wrapup]").wait_for()
+        page.get_by_role("button", name="Finish wrap-up").click()
+        page.get_by_test_id("contact").wait_for(state="detached")
+    finally:
+        page.context.close()
+        if caller is not None:
+            kill_group(caller)

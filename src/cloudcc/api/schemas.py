@@ -363,6 +363,7 @@ class AgentOut(Out):
     id: str
     user_id: str
     username: str
+    email: str | None = None
     name: str
     extension: str
     role: str

@@ -28,8 +28,9 @@ from cloudcc.store.tables import (
     Trunk,
     User,
 )
+from cloudcc.tenancy import audit
 from cloudcc.tenancy.credentials import SecretBox, hash_password_off_loop, sip_ha1
-from cloudcc.tenancy.crud import Resource
+from cloudcc.tenancy.crud import RELATED_CHANGES, Resource
 from cloudcc.tenancy.exceptions import Conflict, Invalid, PermissionDenied, QuotaExceeded
 from cloudcc.tenancy.iam import check_control, check_grant, resolve_role
 from cloudcc.tenancy.model import Actor, Page, Permission
@@ -70,7 +71,7 @@ class AgentResource(Resource):
 
     def listing(self, tenant_id: str) -> Select[Any]:
         return (
-            select(self.table, User.username, Role.name.label("role"))
+            select(self.table, User.username, User.email, Role.name.label("role"))
             .join(User, User.id == Agent.user_id)
             .join(Role, Role.id == User.role_id)
             .where(Agent.tenant_id == tenant_id)
@@ -98,6 +99,7 @@ class AgentResource(Resource):
             username=username,
             display_name=data["name"],
             email=data.get("email"),
+            status=data.get("status", "active"),
             password_hash=await hash_password_off_loop(
                 data.get("password") or data["sip_password"]
             ),
@@ -146,6 +148,8 @@ class AgentResource(Resource):
         if user_fields:
             user = await s.get(User, row.user_id)
             assert user is not None
+            before = {"username": user.username, "role": user.role_id, "email": user.email}
+            before["status"] = user.status
             if "username" in data and data["username"] != user.username:
                 if await s.scalar(
                     select(User.id).where(
@@ -168,6 +172,14 @@ class AgentResource(Resource):
                 user.status = data["status"]
             if {"password", "role", "status"} & data.keys():
                 user.token_version += 1
+            after = {"username": user.username, "role": user.role_id, "email": user.email}
+            after["status"] = user.status
+            related = s.info.setdefault(RELATED_CHANGES, {})
+            for key, old in before.items():
+                if after[key] != old:
+                    related[f"user.{key}"] = [old, after[key]]
+            if "password" in data:
+                related["user.password"] = audit.REDACTED
         return values
 
     async def before_delete(self, s: AsyncSession, actor: Actor, row: Any) -> None:
