@@ -213,12 +213,13 @@ class Node:
 
             self.demo = await ensure_demo(self.ctx, self.settings)
 
-    async def start_voice(self) -> None:
-        """Start SIP and media and the contact layer that joins them (``self.voice``)."""
+    async def start_voice(self, *, warm_up: bool = True) -> None:
+        """Start SIP and media and the contact layer that joins them (``self.voice``);
+        ``warm_up=False``: the speech workers wait for ``voice_node.warm_up()``."""
         from cloudcc.voice_node import VoiceNode
 
         self.voice_node = VoiceNode(self.settings, self.ctx)
-        await self.voice_node.start()
+        await self.voice_node.start(warm_up=warm_up)
         self.ctx.extra["voice"] = self.voice_node.voice
         live = self.metrics.live
         live.voice, live.media, live.acd = (
@@ -277,7 +278,7 @@ class Node:
         """Run until ``stop`` is set (or SIGINT/SIGTERM), then shut down cleanly."""
         await self.prepare()
         if self.settings.sip.enabled:
-            await self.start_voice()
+            await self.start_voice(warm_up=False)  # once ready, below
         await self.share_limits()
         await self.start_metrics()
         tune_gc(self.settings.gc_young_threshold)
@@ -338,6 +339,8 @@ class Node:
             await server_task  # re-raise why it could not start (port taken, ...)
             raise RuntimeError("the HTTP server stopped at start")
         self.ready = True
+        if self.voice_node is not None:
+            self.voice_node.warm_up()
         self.announce()
         systemd.notify("READY=1\nSTATUS=serving")
         watchdog = systemd.start_watchdog()

@@ -139,7 +139,10 @@ class VoiceNode:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def start(self) -> None:
+    async def start(self, *, warm_up: bool = True) -> None:
+        """Recover, then listen. ``warm_up=False`` leaves the speech recognizer's workers to
+        ``warm_up()`` (``cloudcc serve`` calls it once the node is ready: spawning them would
+        otherwise compete for the CPU while the node starts)."""
         # Before this process opens any dialog: close what a crash of this node left behind.
         await self.node_recovery.recover_own()
         await self.journal.start()
@@ -159,11 +162,15 @@ class VoiceNode:
         self.ctx.trunks.live = self.voice.trunks.status
         await self.voice.trunks.start()  # registrations at the carriers that want them
         self.retention.start()
-        if self.asr is not None:
-            # In the background: calls are taken at once (after a crash, the first seconds
-            # count); a recognition asked meanwhile waits for the workers.
-            self._spawn(self._warm_up_asr())
+        if warm_up:
+            self.warm_up()
         log.info("SIP listening on %s %s", self.sip.config.host, self.sip.ports)
+
+    def warm_up(self) -> None:
+        """Start the speech recognizer's workers in the background: calls are taken at once
+        (after a crash, the first seconds count); a recognition asked meanwhile starts them."""
+        if self.asr is not None:
+            self._spawn(self._warm_up_asr())
 
     async def _warm_up_asr(self) -> None:
         if self.asr is None:

@@ -59,7 +59,9 @@ def test_both_parties_get_a_bye_within_5_s_of_the_restart(tmp_path: Path) -> Non
     try:
         api.login("1001", phone.uri)
         _wait_connected(api)
-        time.sleep(1.0)  # the journal is written in batches of 50 ms
+        # The journal is written in batches of 50 ms; and the caller plays 5 s of keys and
+        # audio before it waits for a BYE (one before is "unexpected" to SIPp, which fails).
+        time.sleep(5.0)
         _kill(node)
         time.sleep(0.5)
         assert caller.poll() is None and phone.proc is not None and phone.proc.poll() is None
@@ -105,7 +107,7 @@ def test_agents_come_back_signed_in_and_a_new_call_reaches_one_within_5_s(
         )
         assert r.status_code == 200, r.text
         _wait_connected(api)
-        time.sleep(1.0)
+        time.sleep(5.0)  # past the caller's 5 s of keys and audio (see above)
         _kill(node)
         restarted = LiveNode(tmp_path / "data", sip_port=node.sip_port)
         restarted.wait_ready()
