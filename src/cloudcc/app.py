@@ -9,12 +9,12 @@ import re
 import secrets
 import signal
 import socket
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from cloudcc.api.app import create_app
 from cloudcc.api.context import ApiContext
 from cloudcc.bus import LocalBus
 from cloudcc.bus.nats import NatsBus
@@ -45,6 +45,9 @@ from cloudcc.tenancy.login_guard import LoginPolicy
 from cloudcc.tenancy.ratelimit import RateLimiter
 from cloudcc.tenancy.tenants import TenantService
 from cloudcc.voicemail.service import VoicemailService
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger("cloudcc")
 
@@ -124,14 +127,16 @@ def build_context(settings: Settings, db: Database, bus: LocalBus) -> ApiContext
 def make_bus(settings: Settings, node: str) -> LocalBus:
     """The in-process bus, or NATS JetStream when the node is part of a cluster."""
     cluster = settings.cluster
+    history_bytes = settings.limits.event_history_bytes
     if not cluster.nats_url:
-        return LocalBus()
+        return LocalBus(history_bytes=history_bytes)
     return NatsBus(
         cluster.nats_url,
         node,
         stream=cluster.stream,
         max_age=cluster.max_age_seconds,
         max_per_tenant=cluster.max_events_per_tenant,
+        history_bytes=history_bytes,
     )
 
 
@@ -147,16 +152,17 @@ class Node:
         self.bus = make_bus(settings, self.name)
         self.ctx = build_context(settings, self.db, self.bus)
         # Before anything publishes: the event layer follows who holds which contact.
-        self.events = install_events(self.ctx, allowed_networks=settings.webhook_allowed_networks)
-        self.app = create_app(self.ctx)
+        self.events = install_events(
+            self.ctx,
+            allowed_networks=settings.webhook_allowed_networks,
+            audience_bytes=settings.limits.audience_bytes,
+        )
         self.metrics = NodeMetrics(self.name)
         self.metrics.watch_bus(self.bus)
         self.metrics.live.events = self.events
-        self.app.add_middleware(ApiLatency, metrics=self.metrics)
         self.cluster_calls: Any = None
         self.ready = False
         self.draining = False
-        # Outermost (added last): health and readiness answer whatever the API's caps say.
         self.readiness = Readiness(
             started=lambda: self.ready,
             draining=lambda: self.draining,
@@ -164,7 +170,6 @@ class Node:
             storage=settings.recordings_dir,
             sip_bound=self._sip_bound,
         )
-        self.app.add_middleware(HealthEndpoints, readiness=self.readiness)
         self.metrics_server: MetricsServer | None = None
         self.demo: dict[str, Any] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -176,6 +181,19 @@ class Node:
         )
         # A change to users, roles or keys takes effect on this node at once.
         self.bus.on(lambda e: e.type.startswith(_IAM_EVENTS), lambda e: self.ctx.auth.forget())
+
+    @cached_property
+    def app(self) -> FastAPI:
+        """The HTTP API, built on first use: ``serve`` starts SIP before it loads the API's
+        modules (seconds of imports on a loaded machine), so a restarted node takes calls
+        sooner."""
+        from cloudcc.api.app import create_app
+
+        app = create_app(self.ctx)
+        app.add_middleware(ApiLatency, metrics=self.metrics)
+        # Outermost (added last): health and readiness answer whatever the API's caps say.
+        app.add_middleware(HealthEndpoints, readiness=self.readiness)
+        return app
 
     def _sip_bound(self) -> bool | None:
         if not self.settings.sip.enabled:
@@ -265,7 +283,9 @@ class Node:
         tune_gc(self.settings.gc_young_threshold)
         settings = self.settings
         certificate = None
-        app: Any = self.app
+        # SIP listens already: load and build the API off the event loop, which meanwhile
+        # answers SIP (seconds of imports on a loaded machine would otherwise stall it).
+        app: Any = await asyncio.to_thread(lambda: self.app)
         if settings.https_cert or settings.https_key:
             if not (settings.https_cert and settings.https_key):
                 raise ValueError("HTTPS needs both https_cert and https_key")
@@ -354,7 +374,7 @@ class Node:
     def announce(self) -> None:
         scheme = "https" if self.settings.https_cert else "http"
         base = f"{scheme}://{self.settings.host}:{self.settings.http_port}"
-        print(f"cloudcc is ready: {base}  (API docs: {base}/api/docs)", flush=True)
+        print(f"cloudcc is ready: {base}/  (API docs: {base}/api/docs)", flush=True)
         if self.demo:
             d = self.demo
             print(

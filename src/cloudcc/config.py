@@ -46,6 +46,10 @@ class LimitsSettings(_Section):
     login_free_failures: int = 5  # failures of one account before each next waits 2^n s
     login_lock_after: int = 20  # failures of one account within an hour that lock it
     login_lock_seconds: float = 3600.0
+    # Memory: what grows with traffic is capped by approximate size (docs/operations.md).
+    # event_history_bytes: events kept for resumes; audience_bytes: whom recent events concern.
+    event_history_bytes: int = Field(default=32 * 1024 * 1024, ge=65_536)
+    audience_bytes: int = Field(default=16 * 1024 * 1024, ge=65_536)
 
 
 class SipSettings(_Section):

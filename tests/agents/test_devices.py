@@ -172,3 +172,17 @@ async def test_a_phone_registers_in_the_tenant_of_its_sip_domain(
     assert await register("2001", "acme-secret-1", "127.0.0.1") != 0
     assert await register(demo["extension"], demo["sip_password"], "sip.acme.example") != 0
     assert await register(demo["extension"], demo["sip_password"], "127.0.0.1") == 0
+
+
+async def test_an_address_among_the_tenants_sip_destinations_is_allowed(desk: Desk) -> None:
+    agent, _ = await desk.agent_headers(1)
+    phone = "sip:desk-7@10.20.0.7:5070"
+    r = await desk.call("POST", "/agents/me/login", agent, json={"device": phone})
+    assert r.status_code == 403 and "sip_destinations" in r.json()["detail"], r.text
+    r = await desk.call("PATCH", "/tenant", json={"sip_destinations": ["10.20.0.0/16"]})
+    assert r.status_code == 200, r.text
+    r = await desk.call("POST", "/agents/me/login", agent, json={"device": phone})
+    assert r.status_code == 200 and r.json()["device"] == phone, r.text
+    assert (await desk.call("POST", "/agents/me/logout", agent)).status_code == 200
+    r = await desk.call("POST", "/agents/me/login", agent, json={"device": "sip:x@10.21.0.7"})
+    assert r.status_code == 403, r.text

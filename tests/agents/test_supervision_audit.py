@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from tests.agents.conftest import Desk
-from tests.voice.peers import Baresip, wait_until
+from tests.agents.live_call import connected_call
+from tests.voice.peers import wait_until
 
 
 async def _audit(desk: Desk, **query: str) -> list[dict[str, Any]]:
@@ -54,31 +55,8 @@ async def test_forcing_an_agent_is_audited(desk: Desk) -> None:
 async def test_monitoring_intercept_and_force_release_are_audited(
     desk: Desk, tmp_path: Path
 ) -> None:
-    phones: dict[str, Baresip] = {}
-    try:
-        for index, ext in ((0, "1001"), (2, "1003")):
-            phones[ext] = await Baresip(
-                tmp_path / ext,
-                user=ext,
-                password=desk.agent(index)["sip_password"],
-                registrar_port=desk.sip_port,
-            ).start()
-        phones["caller"] = await Baresip(tmp_path / "caller", user="customer").start()
-        for ext in ("1001", "1003"):
-            await wait_until(lambda e=ext: "200 OK" in phones[e].output(), 10)
-        agent, aid = await desk.agent_headers(0)
-        r = await desk.call("POST", "/agents/me/login", agent, json={})
-        assert r.status_code == 200, r.text
-
-        async def live(state: str) -> list[dict[str, Any]]:
-            items = (await desk.call("GET", "/contacts/live")).json()
-            return [c for c in items if c["state"] == state]
-
-        await phones["caller"].dial(f"sip:4000@127.0.0.1:{desk.sip_port}")
-        await wait_until(lambda: live("ivr"), 10)
-        await asyncio.sleep(3.5)
-        await phones["caller"].send_dtmf("2")
-        cid = (await wait_until(lambda: live("connected"), 15))[0]["contact_id"]
+    async with connected_call(desk, tmp_path) as (cid, phones):
+        _, aid = await desk.agent_headers(0)
         supervisor = phones["1003"].uri
         for mode in ("listen", "whisper", "barge"):
             r = await desk.call(
@@ -92,9 +70,6 @@ async def test_monitoring_intercept_and_force_release_are_audited(
         r = await desk.call("POST", f"/contacts/{cid}/force-release")
         assert r.status_code == 200, r.text
         await wait_until(lambda: _gone(desk, cid), 10)
-    finally:
-        for phone in phones.values():
-            await phone.stop()
     entries = await _audit(desk, resource_type="contact", resource_id=cid)
     acts = [(e["action"], e["changes"]["agent_id"]) for e in reversed(entries)]
     assert acts == [

@@ -110,3 +110,44 @@ async def test_apikeys_write_cannot_revive_an_admin_key(client, node):
         f"/api/v1/api-keys/{mine}", json={"status": "disabled"}, headers=delegate
     )
     assert r.status_code == 200, r.text
+
+
+async def test_an_agents_user_changed_through_the_agent_is_audited_and_takes_effect_at_once(
+    client, node
+):
+    admin = await demo_admin(client, node)
+    r = await client.post(
+        "/api/v1/agents",
+        json={
+            "name": "Role Change",
+            "extension": "4711",
+            "sip_password": "sip-secret-4711",
+            "username": "rolechange",
+            "password": "password-1",
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    agent_id = r.json()["id"]
+    before = await login(client, "demo", "rolechange", "password-1")
+    assert (await client.get("/api/v1/users", headers=before)).status_code == 403
+
+    # Only user fields change: the agent row itself stays the same.
+    r = await client.patch(
+        f"/api/v1/agents/{agent_id}",
+        json={"role": "supervisor", "password": "password-2"},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+
+    log = (await client.get(f"/api/v1/audit-log?resource_id={agent_id}", headers=admin)).json()[
+        "items"
+    ]
+    update = [e for e in log if e["action"] == "update"]
+    assert update, log
+    changes = update[0]["changes"]
+    assert "user.role" in changes and changes["user.password"] != "password-2", changes
+    # The old token is revoked, and signing in again with the new password works at once.
+    assert (await client.get("/api/v1/agents", headers=before)).status_code == 401
+    after = await login(client, "demo", "rolechange", "password-2")
+    assert (await client.get("/api/v1/agents", headers=after)).status_code == 200

@@ -321,3 +321,29 @@ def test_json_schema_exports_every_node_type() -> None:
 def test_flow_round_trips_through_json() -> None:
     f = demo_flow()
     assert parse_flow(f.model_dump_json()) == f
+
+
+def test_a_transfer_out_presents_only_the_tenants_caller_ids() -> None:
+    """Issue 18.5: no caller-ID spoofing through a flow."""
+    own = {"+15550100", "4000"}
+
+    def problems(caller_id: str | None) -> list:  # type: ignore[type-arg]
+        node = {"id": "out", "type": "transfer_external", "number": "15550123"}
+        if caller_id is not None:
+            node["caller_id"] = caller_id
+        return validate_flow(flow([node]), known_caller_ids=own)
+
+    for allowed in (None, "caller", "+15550100", "+1 555 0100", "15550100", "4000"):
+        assert problems(allowed) == [], allowed
+    for spoofed in ("+15550199", "+0015550100", "anonymous", "400"):
+        found = problems(spoofed)
+        assert [(p.rule, p.node_id, p.field) for p in found] == [
+            (Rule.CALLER_ID, "out", "caller_id")
+        ], spoofed
+    # Without the tenant's numbers (a document checked alone) the rule is not applied; with
+    # none, every caller ID but the caller's is refused.
+    node = {"id": "out", "type": "transfer_external", "number": "1", "caller_id": "+15550199"}
+    assert validate_flow(flow([node])) == []
+    assert rules_at(validate_flow(flow([node]), known_caller_ids=()), "out") == {Rule.CALLER_ID}
+    with pytest.raises(FlowValidationError):
+        ensure_valid(flow([node]), known_caller_ids=own)

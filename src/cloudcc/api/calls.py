@@ -207,7 +207,10 @@ class WrapupIn(Body):
 class MonitorIn(Body):
     mode: Literal["listen", "whisper", "barge"]
     device: Annotated[str, StringConstraints(max_length=200)] | None = Field(
-        None, description="the supervisor's phone (SIP URI); default: its own agent phone"
+        None,
+        description="the supervisor's phone (SIP URI): its own registered phone, its agent's "
+        "assigned device, an address among the tenant's sip_destinations, or any (needs "
+        "agents:device); default: the phone of its own agent seat",
     )
 
 
@@ -326,12 +329,10 @@ async def wrapup(actor: Authenticated, ctx: Ctx, contact_id: ContactId, body: Wr
 
 @router.post("/contacts/{contact_id}/monitor", response_model=OperationOut, operation_id="monitor")
 async def monitor(actor: Authenticated, ctx: Ctx, contact_id: ContactId, body: MonitorIn) -> Any:
-    """Listen, whisper or barge in; calling again switches mode without dialing again."""
-    device = body.device
-    if device is None and actor.principal.agent_id:
-        device = await _voice(ctx).agent_device(actor.tenant_id, actor.principal.agent_id)
-    if device is None:
-        raise Invalid("give the supervisor's phone as device (no registered phone found)")
+    """Listen, whisper or barge in; calling again switches mode without dialing again. The
+    supervisor's phone: its own (registered, or its agent's assigned device), an address among
+    the tenant's sip_destinations, or any SIP URI with agents:device."""
+    device = await _voice(ctx).agents.monitoring_device(actor, body.device)
     return await _op(
         actor,
         ctx,

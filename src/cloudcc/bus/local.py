@@ -1,7 +1,10 @@
 """The in-process event bus: every state change is published here, scoped by tenant.
 
 Each tenant has its own monotonically increasing sequence; a bounded history per tenant lets a
-consumer (the WebSocket event stream) resume from the last sequence it saw.
+consumer (the WebSocket event stream) resume from the last sequence it saw. The history is
+bounded by size node-wide (``history_bytes``, oldest events of any tenant first) and by count
+per tenant; a resume from before what is kept gets a ``stream.gap`` (the state itself is in
+the database).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloudcc.sizing import ByteRing, approx_size
 from cloudcc.timefmt import iso_time, with_iso_times
 
 
@@ -76,9 +80,12 @@ class Subscription:
 
 
 class LocalBus:
-    def __init__(self, history: int = 10_000) -> None:
+    def __init__(self, history: int = 10_000, history_bytes: int = 32 * 1024 * 1024) -> None:
         self._history_size = history
         self._history: dict[str, deque[Event]] = {}
+        # Every tenant's kept events in publication order, with their approximate sizes: the
+        # node-wide byte budget pushes out the oldest, whoever's they are.
+        self._kept: ByteRing[tuple[str, int]] = ByteRing(history_bytes)
         self._seq: dict[str, int] = {}
         self._subs: set[Subscription] = set()
         self._hooks: list[tuple[Filter, Callable[[Event], None], bool]] = []
@@ -87,15 +94,36 @@ class LocalBus:
         seq = self._seq.get(tenant_id, 0) + 1
         self._seq[tenant_id] = seq
         event = Event(tenant_id, type, data, seq)
-        hist = self._history.get(tenant_id)
-        if hist is None:
-            hist = self._history[tenant_id] = deque(maxlen=self._history_size)
-        hist.append(event)
+        self._keep(event)
         for accept, hook, _ in self._hooks:
             if accept(event):
                 hook(event)
         self._fan_out(event)
         return event
+
+    def _keep(self, event: Event) -> None:
+        """Add ``event`` to its tenant's history; push out what the count and size caps say."""
+        tenant_id = event.tenant_id
+        hist = self._history.get(tenant_id)
+        if hist is None:
+            hist = self._history[tenant_id] = deque()
+        hist.append(event)
+        if len(hist) > self._history_size:
+            self._trim(tenant_id, hist.popleft())
+        size = 48 + approx_size(event.type) + approx_size(event.data)
+        for old_tenant, old_seq in self._kept.append((tenant_id, event.seq), size):
+            old_hist = self._history.get(old_tenant)
+            # Already gone when the count cap pushed it out first.
+            if old_hist and old_hist[0].seq == old_seq:
+                self._trim(old_tenant, old_hist.popleft())
+
+    def _trim(self, tenant_id: str, event: Event) -> None:
+        """``event`` was pushed out of the history (the cluster bus remembers where)."""
+
+    @property
+    def history_bytes(self) -> int:
+        """Approximate size of the events kept for resumes (an overestimate after count trims)."""
+        return self._kept.nbytes
 
     def _fan_out(self, event: Event) -> None:
         for sub in list(self._subs):
@@ -129,7 +157,8 @@ class LocalBus:
         """Events after ``seq`` kept in history, and whether nothing was lost in between."""
         hist = self._history.get(tenant_id, deque())
         events = [e for e in hist if e.seq > seq]
-        complete = not hist or hist[0].seq <= seq + 1 or seq >= self._seq.get(tenant_id, 0)
+        # An empty history after events were published: the byte budget pushed them all out.
+        complete = seq >= self._seq.get(tenant_id, 0) or (bool(hist) and hist[0].seq <= seq + 1)
         return events, complete
 
     def last_seq(self, tenant_id: str) -> int:

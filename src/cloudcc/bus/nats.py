@@ -54,8 +54,9 @@ class NatsBus(LocalBus):
         max_age: float = 24 * 3600.0,
         max_per_tenant: int = 100_000,
         max_pending: int = 100_000,
+        history_bytes: int = 32 * 1024 * 1024,
     ) -> None:
-        super().__init__(history)
+        super().__init__(history, history_bytes)
         self.url = url
         self.node = node
         self.stream = stream
@@ -224,12 +225,7 @@ class NatsBus(LocalBus):
         if event.seq <= self._seq.get(tenant_id, 0):
             return  # already seen (a consumer reset redelivers)
         self._seq[tenant_id] = event.seq
-        hist = self._history.get(tenant_id)
-        if hist is None:
-            hist = self._history[tenant_id] = deque(maxlen=self._history_size)
-        if len(hist) == hist.maxlen:
-            self._trimmed[tenant_id] = hist[0].seq
-        hist.append(event)
+        self._keep(event)
         if not live:
             return  # history replayed at start: no hook, nobody subscribed yet
         if self.lag_observer is not None:
@@ -239,6 +235,9 @@ class NatsBus(LocalBus):
             if (mine or not origin_only) and accept(event):
                 hook(event)
         self._fan_out(event)
+
+    def _trim(self, tenant_id: str, event: Event) -> None:
+        self._trimmed[tenant_id] = event.seq
 
     def since(self, tenant_id: str, seq: int) -> tuple[list[Event], bool]:
         """Events after ``seq`` kept in history, and whether nothing was lost in between.
@@ -250,7 +249,8 @@ class NatsBus(LocalBus):
         hist = self._history.get(tenant_id, deque())
         events = [e for e in hist if e.seq > seq]
         complete = seq >= self._trimmed.get(tenant_id, 0) and seq + 1 >= self._floor
-        return events, complete or not events
+        # Nothing kept after ``seq``: complete unless the budget pushed it out (``_trimmed``).
+        return events, complete or (not events and seq >= self._trimmed.get(tenant_id, 0))
 
     # ------------------------------------------------------------------ connection
 

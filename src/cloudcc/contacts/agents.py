@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from cloudcc.contacts.exceptions import AgentStateConflict, NoDevice, UnknownReason
+from cloudcc.contacts.devices import check_device, monitoring_device, no_device, seat_of
+from cloudcc.contacts.exceptions import AgentStateConflict, UnknownReason
 from cloudcc.contacts.presence import ClientPresence
-from cloudcc.errors import Invalid, NotFound, PermissionDenied, ServiceError
+from cloudcc.errors import Invalid, NotFound, ServiceError
 from cloudcc.routing.exceptions import (
     AgentHasWork,
     IllegalTransition,
@@ -29,9 +30,8 @@ from cloudcc.routing.exceptions import (
 )
 from cloudcc.routing.model import REASON_UNREACHABLE, ForceAction, Presence, SignOutReason
 from cloudcc.store.codes import DispositionCodeRow
-from cloudcc.store.tables import Agent
 from cloudcc.tenancy import audit
-from cloudcc.tenancy.model import Actor, Permission
+from cloudcc.tenancy.model import Actor
 
 if TYPE_CHECKING:
     from cloudcc.contacts.voice import VoiceService
@@ -113,40 +113,22 @@ class AgentSessions:
         replace: bool = False,
         heartbeat_seconds: float | None = None,
     ) -> None:
-        """Sign an agent in with a phone the node can reach: its registered softphone or
-        phone, the device its admin assigned it, or (with agents:device) any SIP URI.
+        """Sign an agent in with a phone the node can reach and may ring (contacts/devices.py):
+        its registered softphone or phone, the device its admin assigned it, an address among
+        the tenant's sip_destinations, or (with agents:device) any SIP URI.
 
         ``replace`` takes over a session held by another client (signed out with reason
         REPLACED, which its event stream shows); ``heartbeat_seconds`` supervises the new
         session: without a heartbeat, poll or open event stream for that long, the agent is
         signed out (DISCONNECTED)."""
         tenant_id = actor.tenant_id
-        async with self.voice.db.session() as s:
-            found = (
-                await s.execute(
-                    select(Agent.extension, Agent.device).where(
-                        Agent.tenant_id == tenant_id, Agent.id == agent_id
-                    )
-                )
-            ).first()
-        if found is None:
-            raise NotFound(f"agent {agent_id} not found")
-        extension, assigned = found
-        if device is not None and device != assigned:
-            if not actor.principal.can(Permission.AGENTS_DEVICE):
-                raise PermissionDenied(
-                    "signing in with a phone URI of your choice needs agents:device: sign in "
-                    f"with the softphone or a phone registered as extension {extension}, or "
-                    "ask an admin to assign the device to the agent"
-                )
-        elif device is None and self.voice.registered_device(tenant_id, agent_id) is None:
-            if assigned is None:
-                raise NoDevice(
-                    f"no reachable phone for agent {extension}: register the browser "
-                    f"softphone or a SIP phone as extension {extension} first, or ask an "
-                    "admin to assign the agent a device"
-                )
-            device = assigned
+        seat = await seat_of(self.voice, tenant_id, agent_id)
+        if device is not None:
+            await check_device(self.voice, actor, seat, device)
+        elif self.voice.registered_device(tenant_id, agent_id) is None:
+            if seat.assigned is None:
+                raise no_device(seat)
+            device = seat.assigned
         key = (tenant_id, agent_id)
         if replace and await self._signed_in(tenant_id, agent_id):
             self.clients.stop(key)
@@ -326,6 +308,11 @@ class AgentSessions:
         if seconds is not None:
             details["seconds"] = seconds
         await self._audit(actor, f"force_{action}", "agent", agent_id, details)
+
+    async def monitoring_device(self, actor: Actor, device: str | None) -> str:
+        """The supervisor's phone to monitor with (contacts/devices.py): 403 or 422 with what
+        to do when the node may not, or cannot, ring one."""
+        return await monitoring_device(self.voice, actor, device)
 
     async def supervise(
         self, actor: Actor, contact_id: str, name: str, params: dict[str, Any]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cloudcc.contacts import sdp as sdp_glue
+from cloudcc.contacts.caller_ids import flow_caller_id, forwarding_caller
 from cloudcc.contacts.cdr import contact_record, default_disposition
 from cloudcc.contacts.control import CallControl
 from cloudcc.contacts.exceptions import BadTarget, DestinationRefused, OperationRefused
@@ -1152,14 +1153,15 @@ class ContactSession:
     async def _external(self, target: Target) -> Target | None:
         """Send the customer to an outside number through the tenant's trunks."""
         party = await self.new_party(LegRole.EXTERNAL, target.name)
+        caller_id = await flow_caller_id(self.svc, self.contact, target.caller_id)
         self.start_music()
         try:
             status = await self.dial_out(
                 party,
                 target.name,
                 45.0,
-                caller=self.contact.customer,
-                caller_id=target.caller_id,
+                caller=await forwarding_caller(self.svc, self.contact),
+                caller_id=caller_id,
             )
         finally:
             self.stop_music()

@@ -897,12 +897,12 @@ class VoiceService:
             return Route(aor, trunk, credentials, to=f"sip:{number}@{host}")
         return Route(trunk.uri_for(number), trunk, credentials)
 
-    def is_own_phone(self, tenant_id: str, uri: Any) -> bool:
+    def is_own_phone(self, tenant_id: str, uri: Any, agent_id: str | None = None) -> bool:
         """Whether ``uri`` is a registered phone of one of the tenant's agents (its AOR or
-        the contact it registered)."""
+        the contact it registered); of ``agent_id`` only when given."""
         now = self.sip.now()
-        for (tenant, _agent), aor in self._devices.items():
-            if tenant != tenant_id:
+        for (tenant, agent), aor in self._devices.items():
+            if tenant != tenant_id or agent_id not in (None, agent):
                 continue
             for binding in self.sip.registrar.lookup(aor, now):
                 if binding.aor == uri.aor:

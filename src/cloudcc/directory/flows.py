@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudcc.bus import LocalBus
+from cloudcc.directory.caller_ids import tenant_caller_ids
 from cloudcc.errors import Conflict, Invalid, NotFound, PermissionDenied
 from cloudcc.ivr import Flow, parse_flow, validate_flow
 from cloudcc.ivr import versions as v
@@ -36,6 +37,14 @@ def _ts(dt: datetime | None) -> float | None:
 
 def _dt(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
+class Known(NamedTuple):
+    """What a flow may name of its tenant: flows, schedules and caller IDs."""
+
+    flows: frozenset[str]
+    schedules: frozenset[str]
+    caller_ids: frozenset[str]
 
 
 def _problems(exc: FlowValidationError) -> list[dict[str, object]]:
@@ -118,10 +127,15 @@ class FlowService:
                 }
             ]
         async with self.db.session() as s:
-            flows, schedules = await self._known(s, actor.tenant_id)
+            known = await self._known(s, actor.tenant_id)
         return [
             {"rule": p.rule, "node": p.node_id, "field": p.field, "message": p.message}
-            for p in validate_flow(flow, known_flows=flows | {flow.id}, known_schedules=schedules)
+            for p in validate_flow(
+                flow,
+                known_flows=known.flows | {flow.id},
+                known_schedules=known.schedules,
+                known_caller_ids=known.caller_ids,
+            )
         ]
 
     async def published_flow(self, tenant_id: str, name: str) -> Flow:
@@ -195,13 +209,14 @@ class FlowService:
             actor,
             id,
             "publish",
-            lambda h, flows, schedules: v.publish(
+            lambda h, known: v.publish(
                 h,
                 time.time(),
                 user=actor.principal.name,
                 expected_revision=expected_revision,
-                known_flows=flows,
-                known_schedules=schedules,
+                known_flows=known.flows,
+                known_schedules=known.schedules,
+                known_caller_ids=known.caller_ids,
             ),
             needs_known=True,
         )
@@ -211,13 +226,14 @@ class FlowService:
             actor,
             id,
             "rollback",
-            lambda h, flows, schedules: v.rollback(
+            lambda h, known: v.rollback(
                 h,
                 time.time(),
                 to_version=to_version,
                 user=actor.principal.name,
-                known_flows=flows,
-                known_schedules=schedules,
+                known_flows=known.flows,
+                known_schedules=known.schedules,
+                known_caller_ids=known.caller_ids,
             ),
             needs_known=True,
         )
@@ -248,8 +264,7 @@ class FlowService:
             history = await self._history(s, row)
             try:
                 if needs_known:
-                    flows, schedules = await self._known(s, actor.tenant_id)
-                    new = step(history, flows, schedules)
+                    new = step(history, await self._known(s, actor.tenant_id))
                 else:
                     new = step(history)
             except FlowValidationError as exc:
@@ -357,16 +372,14 @@ class FlowService:
         row.updated_at = datetime.now(UTC)
         await s.flush()
 
-    async def _known(
-        self, s: AsyncSession, tenant_id: str
-    ) -> tuple[frozenset[str], frozenset[str]]:
+    async def _known(self, s: AsyncSession, tenant_id: str) -> Known:
         flows = (
             await s.scalars(select(FlowRecord.name).where(FlowRecord.tenant_id == tenant_id))
         ).all()
         hours = (
             await s.scalars(select(BusinessHours.name).where(BusinessHours.tenant_id == tenant_id))
         ).all()
-        return frozenset(flows), frozenset(hours)
+        return Known(frozenset(flows), frozenset(hours), await tenant_caller_ids(s, tenant_id))
 
     async def _row(self, s: AsyncSession, tenant_id: str, id: str) -> FlowRecord:
         row = await s.scalar(

@@ -28,8 +28,9 @@ from cloudcc.store.tables import (
     Trunk,
     User,
 )
+from cloudcc.tenancy import audit
 from cloudcc.tenancy.credentials import SecretBox, hash_password_off_loop, sip_ha1
-from cloudcc.tenancy.crud import Resource
+from cloudcc.tenancy.crud import RELATED_CHANGES, Resource
 from cloudcc.tenancy.exceptions import Conflict, Invalid, PermissionDenied, QuotaExceeded
 from cloudcc.tenancy.iam import check_control, check_grant, resolve_role
 from cloudcc.tenancy.model import Actor, Page, Permission
@@ -144,6 +145,8 @@ class AgentResource(Resource):
         if user_fields:
             user = await s.get(User, row.user_id)
             assert user is not None
+            before = {"username": user.username, "role": user.role_id, "email": user.email}
+            before["status"] = user.status
             if "username" in data and data["username"] != user.username:
                 if await s.scalar(
                     select(User.id).where(
@@ -166,6 +169,14 @@ class AgentResource(Resource):
                 user.status = data["status"]
             if {"password", "role", "status"} & data.keys():
                 user.token_version += 1
+            after = {"username": user.username, "role": user.role_id, "email": user.email}
+            after["status"] = user.status
+            related = s.info.setdefault(RELATED_CHANGES, {})
+            for key, old in before.items():
+                if after[key] != old:
+                    related[f"user.{key}"] = [old, after[key]]
+            if "password" in data:
+                related["user.password"] = audit.REDACTED
         return values
 
     async def before_delete(self, s: AsyncSession, actor: Actor, row: Any) -> None:

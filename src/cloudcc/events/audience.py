@@ -9,23 +9,39 @@ replay after a reconnect select exactly the events the live stream would have.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
 from cloudcc.bus import Event, LocalBus
 from cloudcc.events.model import holding_agents, named_agents
+from cloudcc.sizing import ByteRing, approx_size
 
 _NOBODY: frozenset[str] = frozenset()
 
 
+def _entry_size(key: tuple[str, str], agents: frozenset[str]) -> int:
+    return 100 + approx_size(key) + approx_size(agents)
+
+
 class ContactAudience:
-    def __init__(self, history: int = 20_000, max_contacts: int = 100_000) -> None:
-        self.history = history
-        self.max_contacts = max_contacts
+    """Bounded by size (``limits.audience_bytes``), half for each of its two tables.
+
+    An event whose recorded audience was pushed out falls back to the agents it names, as an
+    event older than the bus history would anyway.
+    """
+
+    def __init__(self, budget_bytes: int = 16 * 1024 * 1024) -> None:
+        self.budget_bytes = budget_bytes
         # (tenant, contact) -> agents that hold or held it; least recently used first.
-        self._holders: OrderedDict[tuple[str, str], frozenset[str]] = OrderedDict()
+        self._holders: OrderedDict[tuple[str, str], tuple[frozenset[str], int]] = OrderedDict()
+        self._holders_bytes = 0
         # tenant -> seq -> audience, for the events of contacts only (others need no memory).
         self._by_seq: dict[str, dict[int, frozenset[str]]] = {}
-        self._order: dict[str, deque[int]] = {}
+        self._order: ByteRing[tuple[str, int]] = ByteRing(budget_bytes // 2)
+
+    @property
+    def nbytes(self) -> int:
+        """Approximate size of what is remembered."""
+        return self._holders_bytes + self._order.nbytes
 
     def install(self, bus: LocalBus) -> None:
         bus.on(lambda e: True, self.observe)
@@ -37,19 +53,21 @@ class ContactAudience:
             return
         key = (event.tenant_id, contact_id)
         holding = holding_agents(event)
-        holders = self._holders.get(key, _NOBODY)
-        if holding - holders:
+        holders, size = self._holders.pop(key, (_NOBODY, 0))
+        if holding - holders or not size:
             holders = holders | holding
-        self._holders[key] = holders
-        self._holders.move_to_end(key)
-        while len(self._holders) > self.max_contacts:
-            self._holders.popitem(last=False)
+            self._holders_bytes += _entry_size(key, holders) - size
+            size = _entry_size(key, holders)
+        self._holders[key] = (holders, size)
+        while self._holders_bytes > self.budget_bytes // 2 and len(self._holders) > 1:
+            _, (_, old_size) = self._holders.popitem(last=False)
+            self._holders_bytes -= old_size
         seqs = self._by_seq.setdefault(event.tenant_id, {})
-        order = self._order.setdefault(event.tenant_id, deque())
-        seqs[event.seq] = holders | named_agents(event)
-        order.append(event.seq)
-        while len(order) > self.history:
-            seqs.pop(order.popleft(), None)
+        audience = holders | named_agents(event)
+        seqs[event.seq] = audience
+        entry = (event.tenant_id, event.seq)
+        for tenant_id, seq in self._order.append(entry, 100 + approx_size(audience)):
+            self._by_seq[tenant_id].pop(seq, None)
 
     def __call__(self, event: Event) -> frozenset[str]:
         """The agents ``event`` concerns."""

@@ -37,6 +37,7 @@ class EventsService:
         stream_buffer: int = 1000,
         max_streams_per_tenant: int = 1000,
         max_streams_per_principal: int = 16,
+        audience_bytes: int = 16 * 1024 * 1024,
         **dispatcher_options: Any,
     ) -> None:
         self.db = db
@@ -51,7 +52,7 @@ class EventsService:
         self.stream_buffer = stream_buffer
         self.max_streams_per_tenant = max_streams_per_tenant
         self.max_streams_per_principal = max_streams_per_principal
-        self.audience = ContactAudience()
+        self.audience = ContactAudience(audience_bytes)
         self.audience.install(bus)
         self.policy = TargetPolicy(allowed_networks, resolver)
         self.webhooks = WebhookResource(db, bus, self.policy, max_webhooks_per_tenant)

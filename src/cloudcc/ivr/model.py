@@ -340,7 +340,9 @@ class TransferExternalNode(_Node):
     TERMINAL: ClassVar[bool] = True
     type: Literal["transfer_external"]
     number: Annotated[str, Field(min_length=1, max_length=200)]  # template, e.g. "+86{branch}"
-    caller_id: str | None = None
+    # One of the tenant's numbers or trunk caller IDs, or "caller" (keep the caller's number);
+    # none: the trunk's caller ID (ivr/caller_id.py).
+    caller_id: Annotated[str, Field(min_length=1, max_length=32)] | None = None
     outputs: NoOutputs = NoOutputs()
 
     def templates(self) -> Iterator[tuple[str, str]]:

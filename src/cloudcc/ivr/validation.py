@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from enum import StrEnum
 
+from cloudcc.ivr.caller_id import own_caller_id
 from cloudcc.ivr.exceptions import (
     ExpressionSyntaxError,
     FlowProblem,
@@ -33,6 +34,7 @@ from cloudcc.ivr.model import (
     PlayNode,
     Prompt,
     SetVariableNode,
+    TransferExternalNode,
     TransferFlowNode,
     TransferQueueNode,
     VoicemailNode,
@@ -62,6 +64,7 @@ class Rule(StrEnum):
     BAD_MENU = "bad-menu"
     BAD_DIGITS = "bad-digits"
     UNKNOWN_FLOW = "unknown-flow"
+    CALLER_ID = "caller-id"
 
 
 def is_exit(node: FlowNode) -> bool:
@@ -87,11 +90,14 @@ def validate_flow(
     *,
     known_flows: Iterable[str] | None = None,
     known_schedules: Iterable[str] = (),
+    known_caller_ids: Iterable[str] | None = None,
 ) -> list[FlowProblem]:
     """Every problem in ``flow`` (empty when it can be published).
 
     ``known_flows``: ids the tenant has (checked for transfer_flow when given);
-    ``known_schedules``: tenant-level schedule names usable besides the flow's own.
+    ``known_schedules``: tenant-level schedule names usable besides the flow's own;
+    ``known_caller_ids``: the tenant's numbers and trunk caller IDs (checked for
+    transfer_external's caller_id when given).
     """
     problems: list[FlowProblem] = []
     add = problems.append
@@ -148,6 +154,8 @@ def validate_flow(
     _check_cycles(ids, graph, add)
     _check_expressions(flow, add)
     _check_nodes(flow, set(known_schedules), None if known_flows is None else set(known_flows), add)
+    if known_caller_ids is not None:
+        _check_caller_ids(flow, frozenset(known_caller_ids), add)
     return problems
 
 
@@ -156,9 +164,15 @@ def ensure_valid(
     *,
     known_flows: Iterable[str] | None = None,
     known_schedules: Iterable[str] = (),
+    known_caller_ids: Iterable[str] | None = None,
 ) -> Flow:
     """Return ``flow`` unchanged, or raise FlowValidationError listing every problem."""
-    problems = validate_flow(flow, known_flows=known_flows, known_schedules=known_schedules)
+    problems = validate_flow(
+        flow,
+        known_flows=known_flows,
+        known_schedules=known_schedules,
+        known_caller_ids=known_caller_ids,
+    )
     if problems:
         raise FlowValidationError(problems)
     return flow
@@ -365,6 +379,22 @@ def _check_nodes(
             and _is_empty(node.prompt)
         ):
             add(FlowProblem(Rule.MISSING_PROMPT, "the prompt is empty", node.id, "prompt"))
+
+
+def _check_caller_ids(flow: Flow, own: frozenset[str], add: _Add) -> None:
+    """A call out presents one of the tenant's own numbers or the caller's (no spoofing)."""
+    for node in flow.nodes:
+        if (
+            isinstance(node, TransferExternalNode)
+            and node.caller_id is not None
+            and not own_caller_id(node.caller_id, own)
+        ):
+            message = (
+                f"caller ID {node.caller_id!r} is none of the tenant's numbers or trunk caller "
+                "IDs: use one of them, 'caller' to keep the caller's number, or none for the "
+                "trunk's caller ID"
+            )
+            add(FlowProblem(Rule.CALLER_ID, message, node.id, "caller_id"))
 
 
 def _is_empty(prompt: Prompt | None) -> bool:

@@ -142,8 +142,14 @@ def _publish_document(
     restored_from: int | None,
     known_flows: frozenset[str] | None,
     known_schedules: frozenset[str],
+    known_caller_ids: frozenset[str] | None = None,
 ) -> FlowHistory:
-    ensure_valid(document, known_flows=known_flows, known_schedules=known_schedules)
+    ensure_valid(
+        document,
+        known_flows=known_flows,
+        known_schedules=known_schedules,
+        known_caller_ids=known_caller_ids,
+    )
     _check_transition(VersionState.DRAFT, VersionState.PUBLISHED)
     versions = []
     for v in history.versions:
@@ -175,6 +181,7 @@ def publish(
     expected_revision: int | None = None,
     known_flows: frozenset[str] | None = None,
     known_schedules: frozenset[str] = frozenset(),
+    known_caller_ids: frozenset[str] | None = None,
 ) -> FlowHistory:
     """Validate the draft and make it the new published version (FlowValidationError if not)."""
     draft = history.draft
@@ -185,7 +192,7 @@ def publish(
             f"draft of {history.flow_id!r} is at revision {draft.revision}, not {expected_revision}"
         )
     published = _publish_document(
-        history, draft.document, now, user, None, known_flows, known_schedules
+        history, draft.document, now, user, None, known_flows, known_schedules, known_caller_ids
     )
     return replace(published, draft=None)
 
@@ -198,6 +205,7 @@ def rollback(
     user: str | None = None,
     known_flows: frozenset[str] | None = None,
     known_schedules: frozenset[str] = frozenset(),
+    known_caller_ids: frozenset[str] | None = None,
 ) -> FlowHistory:
     """Publish again the document of ``to_version`` (default: the one before the current)."""
     current = history.published
@@ -214,7 +222,14 @@ def rollback(
     if target.number == current.number:
         raise IllegalVersionTransitionError(f"version {to_version} is already published")
     return _publish_document(
-        history, target.document, now, user, target.number, known_flows, known_schedules
+        history,
+        target.document,
+        now,
+        user,
+        target.number,
+        known_flows,
+        known_schedules,
+        known_caller_ids,
     )
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import event, exc, text
+from sqlalchemy import event, exc, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -59,8 +62,13 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision."""
+        """Bring the schema to the newest Alembic revision.
+
+        A restart on a database already at head skips Alembic (a second of imports on a
+        loaded machine): one ``SELECT`` of ``alembic_version`` tells."""
         async with self.engine.begin() as conn:
+            if await conn.run_sync(_at_head):
+                return
             await conn.run_sync(_upgrade)
 
     async def close(self) -> None:
@@ -68,6 +76,8 @@ class Database:
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = connection
@@ -75,7 +85,38 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _upgrade(connection: Connection) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(connection), "head")
+
+
+_REVISION = re.compile(r"^(down_revision|revision)\b[^=]*=\s*(None|\"[^\"]*\"|'[^']*')", re.M)
+
+
+@cache
+def head_revision() -> str | None:
+    """The one head of the migration files, read from their ``revision`` and
+    ``down_revision`` lines without loading Alembic; ``None`` when the files do not tell
+    plainly (several heads, a merge, a computed value): Alembic decides then."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        found = {m[1]: m[2] for m in _REVISION.finditer(path.read_text())}
+        if "revision" not in found or "down_revision" not in found:
+            return None
+        revisions.add(found["revision"].strip("\"'"))
+        if found["down_revision"] != "None":
+            parents.add(found["down_revision"].strip("\"'"))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 and parents <= revisions else None
+
+
+def _at_head(connection: Connection) -> bool:
+    head = head_revision()
+    if head is None or not inspect(connection).has_table("alembic_version"):
+        return False
+    versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+    return list(versions) == [head]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

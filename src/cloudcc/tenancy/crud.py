@@ -26,6 +26,10 @@ from cloudcc.tenancy.model import Actor, Page, Permission
 Rows = list[dict[str, Any]]
 
 
+# Session-scoped changes a resource made to related rows in prepare_update: {field: [old, new]}.
+RELATED_CHANGES = "cloudcc.related_changes"
+
+
 class ListCache:
     """One resource's rows per tenant, in id order: the read model behind the list endpoints.
 
@@ -208,6 +212,9 @@ class Resource:
                         setattr(row, key, value)
                 for key in self.secret_inputs & data.keys():
                     changes[key] = audit.REDACTED
+                # What prepare_update changed beside the row (an agent's user): audited and
+                # announced like the row's own fields, so caches of the principal are dropped.
+                changes.update(s.info.pop(RELATED_CHANGES, {}))
                 if changes:
                     await self._flush(s)
                     audit.record(s, actor, "update", self.kind, id, self._redact(changes))

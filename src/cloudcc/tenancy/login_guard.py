@@ -51,6 +51,7 @@ class LoginGuard:
         self.box = box
         self.policy = policy or LoginPolicy()
         self._sources: dict[str, TokenBucket] = {}
+        self._swept = 0.0  # full buckets (addresses that stopped failing) are forgotten
 
     def account(self, tenant_slug: str, username: str) -> str:
         """The account's key in the table: a keyed hash, so the table names nobody."""
@@ -69,6 +70,13 @@ class LoginGuard:
     def source_failed(self, ip: str | None, now: float) -> None:
         p = self.policy
         key = ip or "-"
+        if now - self._swept >= 60.0:
+            self._swept = now
+            self._sources = {
+                k: b
+                for k, b in self._sources.items()
+                if b.tokens + (now - b.updated) * b.rate < b.burst
+            }
         bucket = self._sources.get(key)
         if bucket is None:
             if len(self._sources) >= 100_000:

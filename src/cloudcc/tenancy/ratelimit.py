@@ -30,7 +30,13 @@ class TokenBucket:
 class RateLimiter:
     """Many buckets, created on first use; idle buckets are forgotten to bound memory."""
 
-    def __init__(self, default_rate: float, default_burst: float, max_buckets: int = 100_000):
+    def __init__(
+        self,
+        default_rate: float,
+        default_burst: float,
+        max_buckets: int = 100_000,
+        sweep_seconds: float = 60.0,
+    ):
         self.default_rate = default_rate
         self.default_burst = default_burst
         self.max_buckets = max_buckets
@@ -38,11 +44,21 @@ class RateLimiter:
         # together admit the configured rate (cloudcc.cluster.calls sets it).
         self.share = 1.0
         self._buckets: dict[str, TokenBucket] = {}
+        # Full buckets are forgotten every sweep_seconds (a new one starts full: nothing is
+        # lost), so the table follows the keys active lately, not every key ever seen.
+        self.sweep_seconds = sweep_seconds
+        self._swept = 0.0
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def check(self, key: str, now: float, rate: float | None = None) -> float:
         """0.0 if allowed, else the Retry-After in seconds."""
         bucket = self._buckets.get(key)
         r = (rate if rate is not None else self.default_rate) * self.share
+        if now - self._swept >= self.sweep_seconds:
+            self._swept = now
+            self._forget_full(now)
         if bucket is None:
             if len(self._buckets) >= self.max_buckets:
                 self._evict(now)
@@ -57,9 +73,15 @@ class RateLimiter:
     def _burst(self, rate: float) -> float:
         return max(self.default_burst * (rate / self.default_rate), 1.0)
 
-    def _evict(self, now: float) -> None:
+    def _forget_full(self, now: float) -> int:
         full = [
             k for k, b in self._buckets.items() if b.tokens + (now - b.updated) * b.rate >= b.burst
         ]
-        for key in full or list(self._buckets)[: self.max_buckets // 10]:
+        for key in full:
             del self._buckets[key]
+        return len(full)
+
+    def _evict(self, now: float) -> None:
+        if not self._forget_full(now):
+            for key in list(self._buckets)[: self.max_buckets // 10]:
+                del self._buckets[key]

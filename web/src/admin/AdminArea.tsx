@@ -1,13 +1,68 @@
-import { Anchor, Stack, Text, Title } from "@mantine/core";
+// The admin console: a section per resource the role may read (the API refuses the rest
+// anyway), the flow designer loaded only when opened. The section is the URL's hash
+// (#queues), so a reload or a bookmark lands in the same place.
+import { Anchor, Grid, NavLink, Stack, Title } from "@mantine/core";
+import { lazy, Suspense, useEffect, useState, useSyncExternalStore } from "react";
 import { useTranslation } from "react-i18next";
+import { can, useSession } from "../shared/auth/session";
+import { ContactDetail } from "./ContactDetail";
+import { NS } from "./i18n";
+import PromptsPage from "./PromptsPage";
+import { ResourcePage } from "./ResourcePage";
+import { RESOURCES } from "./resources";
+import type { Row } from "./rest";
+
+// @xyflow/react is the largest piece of the console: its own chunk, fetched with the page.
+const FlowDesigner = lazy(() => import("./flow/FlowDesigner"));
+
+function useHash(): string {
+  return useSyncExternalStore(
+    (l) => {
+      window.addEventListener("hashchange", l);
+      return () => window.removeEventListener("hashchange", l);
+    },
+    () => location.hash.slice(1),
+  );
+}
 
 export default function AdminArea() {
-  const { t } = useTranslation();
+  const { t } = useTranslation(NS);
+  const { me } = useSession();
+  const sections = [
+    ...RESOURCES.filter((r) => can(me, r.read)).map((r) => r.key),
+    ...(can(me, "flows:read") ? ["flows", "prompts"] : []),
+  ];
+  const hash = useHash();
+  const section = sections.includes(hash) ? hash : sections[0];
+  const resource = RESOURCES.find((r) => r.key === section);
+  const [contact, setContact] = useState<Row | null>(null);
+  useEffect(() => setContact(null), [section]);
+
   return (
-    <Stack>
-      <Title order={2}>{t("area.admin")}</Title>
-      <Text>{t("admin.intro")}</Text>
-      <Anchor href="/api/docs">{t("admin.apiDocs")}</Anchor>
-    </Stack>
+    <Grid>
+      <Grid.Col span={{ base: 12, md: 2 }}>
+        <Stack gap={0} component="nav" aria-label={t("nav")}>
+          <Title order={2} size="h4" mb="xs">
+            {t("title")}
+          </Title>
+          {sections.map((key) => (
+            <NavLink key={key} href={`#${key}`} label={t(`resources.${key}`)} active={key === section} aria-current={key === section ? "page" : undefined} />
+          ))}
+          <Anchor href="/api/docs" size="sm" mt="sm">
+            {t("apiDocs")}
+          </Anchor>
+        </Stack>
+      </Grid.Col>
+      <Grid.Col span={{ base: 12, md: 10 }}>
+        {resource && <ResourcePage key={resource.key} resource={resource} onOpen={resource.key === "contacts" ? setContact : undefined} />}
+        {section === "prompts" && <PromptsPage />}
+        {section === "flows" && (
+          <Suspense fallback={null}>
+            <FlowDesigner />
+          </Suspense>
+        )}
+        {contact && <ContactDetail contact={contact} onClose={() => setContact(null)} />}
+      </Grid.Col>
+    </Grid>
   );
 }
