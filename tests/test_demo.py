@@ -14,8 +14,6 @@ async def test_the_closed_hours_prompt_names_the_demo_hotlines_hours(
 ) -> None:
     admin = await demo_admin(client, node)
     numbers = (await client.get("/api/v1/numbers?number=4000", headers=admin)).json()["items"]
-    hours_id = numbers[0]["business_hours_id"]
-    hours = (await client.get(f"/api/v1/business-hours/{hours_id}", headers=admin)).json()
     flows = (await client.get("/api/v1/flows", headers=admin)).json()["items"]
     demo = next(f for f in flows if f["name"] == numbers[0]["target"])
     version = (
@@ -26,6 +24,8 @@ async def test_the_closed_hours_prompt_names_the_demo_hotlines_hours(
     nodes = {n["id"]: n for n in version["document"]["nodes"]}
     check = next(n for n in nodes.values() if n["type"] == "check_hours")
     closed = nodes[check["outputs"]["closed"]]["prompt"]["text"]
+    listed = (await client.get("/api/v1/business-hours", headers=admin)).json()["items"]
+    hours = next(h for h in listed if h["name"] == check["schedule"])
     assert closed == "We are closed now. " + describe_hours(hours["weekly"])
     assert closed == "We are closed now. We are open every day, around the clock."
 

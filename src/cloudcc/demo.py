@@ -109,7 +109,7 @@ async def ensure_demo(ctx: ApiContext, settings: Settings) -> dict[str, Any] | N
                 "web_password": sip_password,
             }
         )
-    hours = await ctx.hours.create(
+    await ctx.hours.create(
         actor,
         {"name": "office", "timezone": "UTC", "weekly": DEMO_WEEKLY, "holidays": []},
     )
@@ -135,7 +135,6 @@ async def ensure_demo(ctx: ApiContext, settings: Settings) -> dict[str, Any] | N
             "name": "Demo hotline",
             "target_type": "flow",
             "target": flow["name"],
-            "business_hours_id": hours["id"],
         },
     )
     base = f"http://{settings.host}:{settings.http_port}"

@@ -38,7 +38,6 @@ async def test_agent_crud_round_trip(client, admin):
         "extension": "2001",
         "sip_password": "secret-2001",
         "skills": {"support": 7, "english": 10},
-        "max_chats": 5,
     }
     r = await client.post("/api/v1/agents", json=body, headers=admin)
     assert r.status_code == 201, r.text

@@ -228,3 +228,56 @@ def _voicemail_flow(mailbox: str) -> dict:
         "start": "box",
         "nodes": [{"id": "box", "type": "voicemail", "mailbox": mailbox, "max_seconds": 10}],
     }
+
+
+def test_a_mailboxs_own_greeting_is_heard_and_its_own_key_ends_the_message(
+    voice_node, api, tmp_path
+):
+    from cloudcc.ai.tts import EspeakNg
+    from tests.voice.test_inbound import best_match
+
+    text = "You have reached the mailbox of Alice. Speak after the tone, then press star."
+    greeting = asyncio.run(EspeakNg().synthesize(text, language="en-US"))
+    agent_id = api.agents["1001"]["id"]
+    api.provision("4300")
+    api.post("/numbers", {"number": "4300", "target_type": "agent", "target": "1001"})
+    r = httpx.put(
+        f"{api.base}/mailboxes/agent/{agent_id}",
+        json={"silence_seconds": 0, "end_key": "*", "greeting": text},
+        headers=api.headers,
+    )
+    assert r.status_code == 200 and r.json()["end_key"] == "*", r.text
+
+    async def scenario() -> np.ndarray:
+        caller = await Baresip(tmp_path / "caller", user="customer", tone_hz=1000).start()
+        try:
+            await caller.dial(f"sip:4300@127.0.0.1:{voice_node.sip_port}")
+            await wait_until(lambda: bool(api.live()), 10)
+            # Nobody answers for 1001: its mailbox greets the caller with its own words.
+            reference = greeting.samples[8000:16000]
+
+            def greeted() -> bool:
+                if not any(caller.dir.glob("dump-*-dec.wav")):
+                    return False  # no audio yet
+                heard = caller.heard()
+                return len(heard) > len(reference) and best_match(heard, reference) > 0.9
+
+            await wait_until(greeted, 30)
+            await asyncio.sleep(greeting.duration + 2)  # the rest of it, the tone, speech
+            await caller.send_dtmf("#")  # the default key, not this mailbox's
+            await asyncio.sleep(3)
+            assert not _ended(api), "'#' does not end a message of a mailbox whose key is '*'"
+            await caller.send_dtmf("*")
+            await wait_until(lambda: _ended(api), 15)
+            return caller.heard()
+        finally:
+            await caller.stop()
+
+    heard = asyncio.run(scenario())
+    # The whole greeting as rendered, not the default one naming '#'.
+    assert best_match(heard, greeting.samples) > 0.8
+    (message,) = _messages(api)
+    assert message["owner_type"] == "agent" and message["owner_id"] == agent_id
+    assert message["ended_by"] == "key", message
+    assert 3 < message["duration_seconds"] < 12, message
+    assert level(_audio(api, message["id"]), 1000) > -30

@@ -332,7 +332,6 @@ class AgentCreate(Body):
     extension: Extension
     sip_password: SipPassword
     skills: Skills = Field(default_factory=dict)
-    max_chats: int = Field(3, ge=0, le=50)
     role: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "agent"
     username: Username | None = None
     password: Password | None = Field(None, description="web login; the SIP password if unset")
@@ -348,7 +347,6 @@ class AgentUpdate(Body):
     extension: Extension = UNSET
     sip_password: SipPassword = UNSET
     skills: Skills = UNSET
-    max_chats: int = Field(UNSET, ge=0, le=50)
     role: Annotated[str, StringConstraints(min_length=1, max_length=64)] = UNSET
     username: Username = UNSET
     password: Password = UNSET
@@ -368,7 +366,6 @@ class AgentOut(Out):
     extension: str
     role: str
     skills: dict[str, int]
-    max_chats: int
     status: str
     device: str | None
     created_at: datetime
@@ -639,7 +636,6 @@ class NumberCreate(Body):
     )
     target_type: Literal["flow", "queue", "agent"] = "queue"
     target: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    business_hours_id: Id | None = None
 
 
 class NumberUpdate(Body):
@@ -648,7 +644,6 @@ class NumberUpdate(Body):
     trunk_id: Id | None = None
     target_type: Literal["flow", "queue", "agent"] = UNSET
     target: Annotated[str, StringConstraints(min_length=1, max_length=64)] = UNSET
-    business_hours_id: Id | None = None
 
 
 class NumberOut(Out):
@@ -659,7 +654,6 @@ class NumberOut(Out):
     provisioned: bool = Field(description="the platform operator provisioned it to the tenant")
     target_type: str
     target: str | None
-    business_hours_id: str | None
     created_at: datetime
     updated_at: datetime
 

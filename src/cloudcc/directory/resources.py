@@ -116,7 +116,6 @@ class AgentResource(Resource):
             "sip_ha1_sha256": sha256,
             "sip_password_enc": self.box.seal(data["sip_password"]),
             "skills": data.get("skills", {}),
-            "max_chats": data.get("max_chats", 3),
             "status": data.get("status", "active"),
             "device": _assigned_device(actor, data),
         }
@@ -126,9 +125,7 @@ class AgentResource(Resource):
     ) -> dict[str, Any]:
         await self._check_control(s, actor, row)
         await self.ensure_unique(s, actor.tenant_id, ["extension"], data, exclude_id=row.id)
-        values: dict[str, Any] = {
-            k: data[k] for k in ("name", "skills", "max_chats", "status") if k in data
-        }
+        values: dict[str, Any] = {k: data[k] for k in ("name", "skills", "status") if k in data}
         if "device" in data:
             values["device"] = _assigned_device(actor, data)
         extension = data.get("extension", row.extension)
@@ -447,7 +444,6 @@ class NumberResource(Resource):
             "target_type": row.target_type,
             "target": row.target,
             "trunk_id": row.trunk_id,
-            "business_hours_id": row.business_hours_id,
             **data,
         }
         if "number" in data or "trunk_id" in data:
@@ -508,9 +504,8 @@ class NumberResource(Resource):
                 raise Invalid(
                     f"{target_type} {target!r} does not exist", errors=[{"field": "target"}]
                 )
-        for field, model in (("trunk_id", Trunk), ("business_hours_id", BusinessHours)):
-            ref = data.get(field)
-            if ref and not await s.scalar(
-                select(model.id).where(model.tenant_id == tenant_id, model.id == ref)
-            ):
-                raise Invalid(f"{field} {ref!r} does not exist", errors=[{"field": field}])
+        ref = data.get("trunk_id")
+        if ref and not await s.scalar(
+            select(Trunk.id).where(Trunk.tenant_id == tenant_id, Trunk.id == ref)
+        ):
+            raise Invalid(f"trunk_id {ref!r} does not exist", errors=[{"field": "trunk_id"}])

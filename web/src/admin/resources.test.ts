@@ -12,7 +12,7 @@ describe("resource forms", () => {
   });
 
   it("send on change only the fields that differ, null to clear", () => {
-    const row = { id: "a1", name: "Ann", extension: "1001", email: "a@x", skills: { en: 1 }, max_chats: 2, status: "active", role: "agent" };
+    const row = { id: "a1", name: "Ann", extension: "1001", email: "a@x", skills: { en: 1 }, status: "active", role: "agent" };
     const values = { ...toForm(agents, row), email: "", skills: '{"en": 5}' };
     expect(toBody(agents, values, row)).toEqual({ email: null, skills: { en: 5 } });
   });
