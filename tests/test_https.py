@@ -75,7 +75,10 @@ def test_https_with_hsts_and_a_certificate_reloaded_without_restart(tmp_path):
                 time.sleep(0.2)
         assert r.status_code == 200
         assert r.headers["strict-transport-security"] == "max-age=31536000"
-        assert "https://" in node.log()
+        # The ready line, with the https address, comes once the API's lifespan has run.
+        while "https://" not in node.log():
+            assert time.monotonic() < deadline, node.log()
+            time.sleep(0.2)
         # Plain HTTP is not served on the HTTPS port.
         try:
             plain = httpx.get(node.base + "/healthz", timeout=3).status_code

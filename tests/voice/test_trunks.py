@@ -470,7 +470,14 @@ def test_a_pbx_that_registers_with_the_trunks_credentials_calls_in_and_is_called
             await pbx.stop()
 
     asyncio.run(run())
-    records = api.contacts()
+
+    def both_recorded() -> list[dict] | None:
+        records = [c for c in api.contacts() if c["state"] == "ended"]
+        directions = {c["direction"] for c in records}
+        return records if {"inbound", "outbound"} <= directions else None
+
+    # The outbound contact's record is written when its session ends, just after the hang-up.
+    records = asyncio.run(wait_until(both_recorded, 15))
     inbound = next(c for c in records if c["direction"] == "inbound")
     outbound = next(c for c in records if c["direction"] == "outbound")
     assert inbound["dialed"] == "5100" and inbound["legs"][0]["trunk"] == "pbx"

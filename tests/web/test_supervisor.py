@@ -31,6 +31,8 @@ def test_the_wallboard_shows_a_queued_call_and_the_supervisor_acts(web_node, bro
         assert _waiting(page, "support") == "0"
 
         # An agent signs in (not ready): its row follows the event.
+        # (Signing in needs a reachable device: an admin assigns it a desk phone.)
+        api.patch(f"/agents/{api.agents['1002']['id']}", {"device": "sip:desk-1002@127.0.0.1:5999"})
         api.login("1002", ready=False)
         row = page.locator("[data-agent='1002'] [data-testid=agent-state]")
         row.filter(has_text="Not ready").wait_for()

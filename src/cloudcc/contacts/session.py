@@ -622,6 +622,8 @@ class ContactSession:
 
     @staticmethod
     def _codec_of(party: Party) -> str | None:
+        if party.media is None:  # click-to-call: the customer is not dialed yet
+            return None
         config = party.media.config
         return config.codec if config is not None else None
 
