@@ -12,6 +12,30 @@ from typing import Any
 
 import pytest
 
+# Tests whose figures (time limits, RSS slopes, latency ratios) a test running beside them
+# would disturb, and the multi-node clusters that load the whole machine: ``./dev test`` runs
+# the rest in parallel (pytest-xdist), then these one at a time (marker ``serial``).
+SERIAL = (
+    "tests/cluster/",
+    "tests/memory/",
+    "tests/test_abuse.py",
+    "tests/test_https.py",
+    "tests/api/test_admission.py",
+    "tests/agents/test_client_sessions.py",
+    "tests/media/test_engine.py",
+    "tests/voice/test_recovery.py",
+    "tests/voice/test_drain.py",
+    "tests/voice/test_quotas.py",
+    "tests/voice/test_resilience.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.relative_to(config.rootpath).as_posix().startswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
+
+
 PG_ADMIN_DSN = os.environ.get("CLOUDCC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("CLOUDCC_REQUIRE_POSTGRES") == "1"
 
@@ -201,7 +225,7 @@ class LiveNode:
             },
         )
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 120) -> None:
         import time
 
         import httpx
