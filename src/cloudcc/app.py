@@ -281,12 +281,13 @@ class Node:
             await self.start_voice(warm_up=False)  # once ready, below
         await self.share_limits()
         await self.start_metrics()
-        tune_gc(self.settings.gc_young_threshold)
         settings = self.settings
         certificate = None
         # SIP listens already: load and build the API off the event loop, which meanwhile
         # answers SIP (seconds of imports on a loaded machine would otherwise stall it).
         app: Any = await asyncio.to_thread(lambda: self.app)
+        # Once the API is built, so that its modules are part of the frozen started state.
+        tune_gc(self.settings.gc_young_threshold)
         if settings.https_cert or settings.https_key:
             if not (settings.https_cert and settings.https_key):
                 raise ValueError("HTTPS needs both https_cert and https_key")

@@ -193,7 +193,6 @@ class ContactSession:
         self.entry = entry
         self.mailbox: asyncio.Queue[Any] = asyncio.Queue()
         self.acd_id = contact.id  # the id the ACD knows this contact by
-        self.control = CallControl(self)
         self.parties: list[Party] = [customer]
         self.agent: Party | None = None
         self.consult: Party | None = None
@@ -1028,7 +1027,10 @@ class ContactSession:
     async def _operate(self, op: Operation) -> Target | bool | None:
         if op.future.done():
             return False  # its caller gave up waiting: too late to act on it
-        handler = getattr(self.control, f"op_{op.name}", None)
+        # A CallControl per operation, not one kept on the session: it points back at the
+        # session, and that cycle would leave each ended call's objects (legs, SIP dialog,
+        # SDP, sockets) for the cyclic collector instead of freeing them when the call ends.
+        handler = getattr(CallControl(self), f"op_{op.name}", None)
         if handler is None:
             op.future.set_exception(OperationRefused(f"unknown operation {op.name!r}"))
             return False

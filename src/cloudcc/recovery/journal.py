@@ -14,7 +14,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -53,6 +53,7 @@ class DialogJournal:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._statements: tuple[Any, Any] | None = None
 
     # --- the endpoint's listener -----------------------------------------------------
 
@@ -130,24 +131,34 @@ class DialogJournal:
             if not self._upserts and not self._deletes:
                 self._idle.set()
 
+    def _upsert_and_delete(self) -> tuple[Any, Any]:
+        """The two statements of a batch, built once: a statement is a graph of cycles
+        (``excluded`` copies the table's columns), left for the cyclic collector each time
+        one is built."""
+        if self._statements is None:
+            insert = sqlite_insert if self.db.is_sqlite else pg_insert
+            upsert = insert(SipDialogRecord)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=[SipDialogRecord.id],
+                set_={"dialog": upsert.excluded.dialog, "peer": upsert.excluded.peer},
+            )
+            ids = bindparam("ids", expanding=True)
+            self._statements = (upsert, delete(SipDialogRecord).where(SipDialogRecord.id.in_(ids)))
+        return self._statements
+
     async def _write(self) -> None:
         upserts, deletes = list(self._upserts.values()), set(self._deletes)
         self._upserts.clear()
         self._deletes.clear()
         if not upserts and not deletes:
             return
+        upsert, delete_ids = self._upsert_and_delete()
         try:
             async with self.db.transaction() as s:
                 if upserts:
-                    insert = sqlite_insert if self.db.is_sqlite else pg_insert
-                    stmt = insert(SipDialogRecord)
-                    stmt = stmt.on_conflict_do_update(
-                        index_elements=[SipDialogRecord.id],
-                        set_={"dialog": stmt.excluded.dialog, "peer": stmt.excluded.peer},
-                    )
-                    await s.execute(stmt, upserts)
+                    await s.execute(upsert, upserts)
                 if deletes:
-                    await s.execute(delete(SipDialogRecord).where(SipDialogRecord.id.in_(deletes)))
+                    await s.execute(delete_ids, {"ids": sorted(deletes)})
         except Exception:
             for values in upserts:  # put back what was not written, newest first
                 self._upserts.setdefault(values["id"], values)
