@@ -1,13 +1,16 @@
 import { Alert, Grid, Stack, Text, Title } from "@mantine/core";
 import { useHotkeys } from "@mantine/hooks";
-import { useCallback, useEffect, useState, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from "react";
 import { useTranslation } from "react-i18next";
 import { api, ApiProblem, call } from "../shared/api/client";
 import { useSession } from "../shared/auth/session";
-import type { StreamEvent } from "../shared/events/stream";
+import { useStream } from "../shared/events/context";
+import { useStreamStatus, type StreamEvent } from "../shared/events/stream";
+import { epochSeconds } from "../shared/time";
 import { ContactPanel, type ContactActions } from "./ContactPanel";
 import { DeviceSignIn, type DeviceKind } from "./DeviceSignIn";
 import { Dialler } from "./Dialler";
+import { Figures } from "./Figures";
 import { ring, notify } from "./ring";
 import { Softphone } from "./softphone";
 import { StateBar } from "./StateBar";
@@ -32,20 +35,49 @@ export default function AgentArea() {
     [t],
   );
   const { pic, refresh, done } = useAgent(me!.agent_id!, onOffer);
+  const stream = useStream();
+  const streamStatus = useStreamStatus(stream);
+  const [wasOpen, setWasOpen] = useState(false);
+  // This tab's agent session began at ``since`` (its sign-in, or the status it found at load);
+  // a sign-out after that by another client, a lost heartbeat or a supervisor is this tab's.
+  const since = useRef<number | null>(null);
+  const [signedOut, setSignedOut] = useState<string | null>(null);
 
   useEffect(() => () => softphone.stop(), []);
-
-  const guard = useCallback(
-    async (action: () => Promise<unknown>) => {
-      setError(null);
-      try {
-        await action();
-      } catch (e) {
-        setError(e instanceof ApiProblem ? e.detail : String(e));
-      }
-    },
-    [],
+  useEffect(() => {
+    if (streamStatus === "open") setWasOpen(true);
+  }, [streamStatus]);
+  useEffect(() => {
+    if (since.current === null && signedOut === null && pic.status && pic.status.state !== "offline") since.current = pic.status.since;
+  }, [pic.status, signedOut]);
+  useEffect(
+    () =>
+      stream.on("agent.state_changed", (event) => {
+        const d = event.data;
+        if (d.agent_id !== me!.agent_id || d.state !== "offline" || since.current === null) return;
+        if (epochSeconds(d.at, epochSeconds(event.at, 0)) < since.current) return;
+        since.current = null;
+        const reason = typeof d.reason === "string" ? d.reason : "self";
+        if (reason === "self") return;
+        // Another tab or device took over, the heartbeat was lost, or a supervisor signed us
+        // out: this tab stops being the agent's phone and says why.
+        softphone.stop();
+        setDevice(null);
+        setSignedOut(reason);
+      }),
+    [stream, me],
   );
+
+  const guard = useCallback(async (action: () => Promise<unknown>): Promise<boolean> => {
+    setError(null);
+    try {
+      await action();
+      return true;
+    } catch (e) {
+      setError(e instanceof ApiProblem ? e.detail : String(e));
+      return false;
+    }
+  }, []);
 
   const status = pic.status;
   const contacts = Object.values(pic.contacts).sort((a, b) => a.offeredAt - b.offeredAt);
@@ -57,6 +89,8 @@ export default function AgentArea() {
     dtmf: (id, digits) => guard(() => call(api.POST("/api/v1/contacts/{contact_id}/dtmf", { params: { path: { contact_id: id } }, body: { digits } }))),
     transfer: (id, target_type, target) =>
       guard(() => call(api.POST("/api/v1/contacts/{contact_id}/transfer", { params: { path: { contact_id: id } }, body: { target_type, target } }))),
+    consult: (id, target_type, target) =>
+      guard(() => call(api.POST("/api/v1/contacts/{contact_id}/consult", { params: { path: { contact_id: id } }, body: { target_type, target } }))),
     wrapup: async (id, code, notes) => {
       await call(api.POST("/api/v1/contacts/{contact_id}/wrapup", { params: { path: { contact_id: id } }, body: { code, notes, done: true } }));
       done(id);
@@ -95,16 +129,28 @@ export default function AgentArea() {
           {t("agent.error", { detail: error })}
         </Alert>
       )}
-      {status && status.state === "offline" && (
+      {wasOpen && streamStatus !== "open" && (
+        <Alert color="yellow" role="status" data-testid="reconnecting" title={t("agent.connection.lostTitle")}>
+          {t("agent.connection.lost")}
+        </Alert>
+      )}
+      {signedOut && (
+        <Alert color="orange" role="alert" data-testid="signed-out" title={t("agent.signedOut.title")}>
+          {t(`agent.signedOut.${signedOut}`, { defaultValue: t("agent.signedOut.other", { reason: signedOut }) })}
+        </Alert>
+      )}
+      {status && (status.state === "offline" || signedOut) && (
         <DeviceSignIn
           softphone={softphone}
-          onSignedIn={(kind) => {
+          onSignedIn={(kind, at) => {
+            since.current = at;
+            setSignedOut(null);
             setDevice(kind);
             void refresh();
           }}
         />
       )}
-      {status && status.state !== "offline" && (
+      {status && status.state !== "offline" && !signedOut && (
         <>
           <StateBar status={status} onReady={setReady} onNotReady={setNotReady} onSignOut={signOut} />
           <Grid>
@@ -116,7 +162,15 @@ export default function AgentArea() {
               </Stack>
             </Grid.Col>
             <Grid.Col span={{ base: 12, md: 4 }}>
-              <Dialler disabled={contacts.some((c) => c.phase !== "wrapup")} onCall={(to) => guard(() => call(api.POST("/api/v1/calls", { body: { to, agent_id: me!.agent_id } })))} />
+              <Stack>
+                <Dialler
+                  disabled={contacts.some((c) => c.phase !== "wrapup")}
+                  onCall={async (to) => {
+                    await guard(() => call(api.POST("/api/v1/calls", { body: { to, agent_id: me!.agent_id } })));
+                  }}
+                />
+                <Figures status={status} />
+              </Stack>
             </Grid.Col>
           </Grid>
           <Text size="xs">{t("agent.shortcuts")}</Text>
