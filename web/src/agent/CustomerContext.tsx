@@ -14,8 +14,24 @@ function scalar(value: unknown): string | null {
   return typeof value === "object" ? JSON.stringify(value) : String(value);
 }
 
+/** Agent names by id (GET /agents: what this user may read), for the path and the history. */
+function useAgentNames(): Record<string, string> {
+  const [names, setNames] = useState<Record<string, string>>({});
+  useEffect(() => {
+    let live = true;
+    call(api.GET("/api/v1/agents", { params: { query: { limit: 500 } } }))
+      .then((page) => live && setNames(Object.fromEntries(page.items.map((a) => [a.id, a.name]))))
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, []);
+  return names;
+}
+
 export function CustomerContext({ contact }: { contact: LiveContact }) {
   const { t } = useTranslation();
+  const agents = useAgentNames();
   const attributes = Object.entries(contact.attributes).flatMap(([k, v]) => {
     const text = scalar(v);
     return text === null ? [] : [[k, text] as const];
@@ -30,7 +46,7 @@ export function CustomerContext({ contact }: { contact: LiveContact }) {
           <List type="ordered" size="sm" data-testid="ivr-path">
             {contact.path.map((step, i) => (
               <List.Item key={i}>
-                {t(`agent.context.step.${step.type}`, { defaultValue: step.type })}: {step.name}
+                {t(`agent.context.step.${step.type}`, { defaultValue: step.type })}: {step.type === "agent" ? (agents[step.name] ?? step.name) : step.name}
                 {step.choices.map((c, j) => (
                   <Badge key={j} ml="xs" variant="light" tt="none">
                     {t("agent.context.choice", { node: c.node, value: c.value })}
@@ -58,7 +74,7 @@ export function CustomerContext({ contact }: { contact: LiveContact }) {
           </Group>
         </div>
       )}
-      {contact.customer && <History customer={contact.customer} current={contact.id} />}
+      {contact.customer && <History customer={contact.customer} current={contact.id} agents={agents} />}
     </Stack>
   );
 }
@@ -67,18 +83,14 @@ type Row = Schemas["ContactOut"];
 
 /** The customer's last contacts (GET /contacts?customer=): the API lets an agent read them
  * while this customer is on its line. */
-function History({ customer, current }: { customer: string; current: string }) {
+function History({ customer, current, agents }: { customer: string; current: string; agents: Record<string, string> }) {
   const { t } = useTranslation();
   const [rows, setRows] = useState<Row[] | null>(null);
-  const [agents, setAgents] = useState<Record<string, string>>({});
   useEffect(() => {
     let live = true;
     call(api.GET("/api/v1/contacts", { params: { query: { customer, limit: HISTORY + 1 } } }))
       .then((page) => live && setRows(page.items.filter((c) => c.id !== current).slice(0, HISTORY)))
       .catch(() => live && setRows([]));
-    call(api.GET("/api/v1/agents", { params: { query: { limit: 500 } } }))
-      .then((page) => live && setAgents(Object.fromEntries(page.items.map((a) => [a.id, a.name]))))
-      .catch(() => undefined);
     return () => {
       live = false;
     };
