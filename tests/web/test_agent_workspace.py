@@ -153,31 +153,31 @@ def test_the_agent_consults_a_colleague_from_the_directory_then_conferences(
         dialog = page.get_by_role("dialog", name="Transfer")
         dialog.wait_for()
         # Queues with their waiting contacts, agents with their state, searchable.
-        dialog.get_by_role("textbox", name="Target").click()
+        dialog.get_by_role("combobox", name="Target").click()
         page.get_by_role("option", name=re.compile(r"^sales · waiting: \d+$")).wait_for()
         page.keyboard.press("Escape")
         dialog.get_by_text("Agent", exact=True).click()
-        dialog.get_by_role("textbox", name="Target").fill("Bob")
+        dialog.get_by_role("combobox", name="Target").fill("Bob")
         page.get_by_role("option", name="Bob Agent (1002) · Not ready").click()
         screenshot(page, "agent-directory-en")
         assert axe_violations(page) == []
         dialog.get_by_role("button", name="Consult first").click()
         consultation = page.get_by_test_id("consultation")
-        consultation.filter(has_text="talking").wait_for(timeout=20_000)
-        assert page.get_by_text("On hold").is_visible()
+        consultation.filter(has_text="Bob Agent · talking").wait_for(timeout=20_000)
+        on_hold = page.get_by_text(re.compile(r"^On hold \d"))
+        assert on_hold.is_visible()
         page.get_by_role("button", name="Conference").click()
         consultation.filter(has_text="three-way call").wait_for()
-        assert not page.get_by_text("On hold").is_visible()
+        assert not on_hold.is_visible()
         screenshot(page, "agent-conference-en")
         page.get_by_role("button", name="Leave the conference").click()
-        # Alice leaves; the customer and Bob talk on, Alice wraps up.
-        page.locator("[data-testid=contact][data-phase=wrapup]").wait_for()
+        # Alice leaves: the customer and Bob talk on without her; her state is wrap-up.
+        page.get_by_test_id("contact").wait_for(state="detached")
+        page.get_by_test_id("agent-state").filter(has_text="Wrap-up").wait_for()
         live = api.live()
         assert any(
             c["agent_id"] == api.agents["1002"]["id"] and c["state"] == "connected" for c in live
         ), live
-        page.get_by_role("button", name="Finish wrap-up").click()
-        page.get_by_test_id("contact").wait_for(state="detached")
     finally:
         page.context.close()
         if caller is not None:

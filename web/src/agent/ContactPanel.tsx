@@ -5,7 +5,7 @@ import { ApiProblem } from "../shared/api/client";
 import { formatDuration } from "../shared/i18n";
 import { useNow } from "../shared/time";
 import { DEFAULT_DISPOSITIONS, useDispositions } from "./codes";
-import { CustomerContext } from "./CustomerContext";
+import { CustomerContext, useAgentNames } from "./CustomerContext";
 import type { LiveContact } from "./model";
 import { Transfer, type TargetType } from "./Transfer";
 
@@ -143,6 +143,8 @@ function Keypad({ onDigit }: { onDigit: (digit: string) => void }) {
 function Consultation({ contact, actions }: { contact: LiveContact; actions: ContactActions }) {
   const { t } = useTranslation();
   const consult = contact.consult!;
+  const agents = useAgentNames();
+  const party = (consult.agentId && agents[consult.agentId]) || consult.peer;
   const status = contact.conference ? t("agent.consult.conference") : consult.answered ? t("agent.consult.talking") : t("agent.consult.ringing");
   return (
     <Paper withBorder p="sm" component="section" aria-label={t("agent.consult.title")} data-testid="consultation">
@@ -152,7 +154,7 @@ function Consultation({ contact, actions }: { contact: LiveContact; actions: Con
             {t("agent.consult.title")}
           </Text>
           {" · "}
-          {consult.peer} · {status}
+          {party} · {status}
         </Text>
         {consult.answered && (
           <Group gap="xs">

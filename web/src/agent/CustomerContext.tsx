@@ -15,7 +15,7 @@ function scalar(value: unknown): string | null {
 }
 
 /** Agent names by id (GET /agents: what this user may read), for the path and the history. */
-function useAgentNames(): Record<string, string> {
+export function useAgentNames(): Record<string, string> {
   const [names, setNames] = useState<Record<string, string>>({});
   useEffect(() => {
     let live = true;

@@ -98,7 +98,7 @@ export function Transfer({
   const consult = type !== "flow" ? () => void run(() => onConsult(type, target)) : undefined;
 
   return (
-    <Modal opened={opened} onClose={onClose} title={t("agent.transfer.title")}>
+    <Modal opened={opened} onClose={onClose} title={t("agent.transfer.title")} closeButtonProps={{ "aria-label": t("agent.transfer.close") }}>
       <form onSubmit={submit}>
         <Stack>
           <SegmentedControl

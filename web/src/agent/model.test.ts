@@ -65,10 +65,13 @@ describe("a snapshot after a reload", () => {
     const base = { contact_id: C, customer: "+1", queue: "q", agent_id: ME };
     const leg = { id: "L2", role: "consult", peer: "sip:1002@x" };
     let pic = run([ev("contact.connected", base, 100), ev("leg.held", { contact_id: C }, 105), ev("leg.created", { contact_id: C, leg }, 105)]);
-    expect(pic.contacts[C]?.consult).toEqual({ leg: "L2", peer: "sip:1002@x", answered: false });
+    expect(pic.contacts[C]?.consult).toEqual({ leg: "L2", peer: "sip:1002@x", agentId: null, answered: false });
     pic = run([ev("leg.answered", { contact_id: C, leg }, 108), ev("contact.conferenced", base, 110)], pic);
     expect(pic.contacts[C]).toMatchObject({ consult: { answered: true }, conference: true, heldSince: null, heldTotal: 5 });
-    pic = run([ev("leg.ended", { contact_id: C, leg }, 120)], pic);
-    expect(pic.contacts[C]).toMatchObject({ consult: null, conference: false });
+    const after = run([ev("leg.ended", { contact_id: C, leg }, 120)], pic);
+    expect(after.contacts[C]).toMatchObject({ consult: null, conference: false });
+    // Leaving the conference: the customer and the consulted party go on without this agent.
+    const left = run([ev("leg.ended", { contact_id: C, leg: { id: "L1", role: "agent", agent_id: ME } }, 121)], pic);
+    expect(left.contacts).toEqual({});
   });
 });

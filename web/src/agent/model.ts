@@ -30,6 +30,7 @@ export interface PathStep {
 export interface Consult {
   leg: string;
   peer: string;
+  agentId: string | null;
   answered: boolean;
 }
 
@@ -166,10 +167,12 @@ export function apply(pic: AgentPicture, event: StreamEvent, agentId: string): A
     case "leg.answered": {
       const leg = (data.leg ?? {}) as Record<string, unknown>;
       if (!current || leg.role !== "consult") return pic;
-      return put({ ...current, consult: { leg: String(leg.id), peer: String(leg.peer ?? ""), answered: event.type === "leg.answered" || current.consult?.answered === true } });
+      return put({ ...current, consult: { leg: String(leg.id), peer: String(leg.peer ?? ""), agentId: str(leg.agent_id), answered: event.type === "leg.answered" || current.consult?.answered === true } });
     }
     case "leg.ended": {
       const leg = (data.leg ?? {}) as Record<string, unknown>;
+      // The agent left a consultation or conference: the contact goes on without it.
+      if (current?.consult && leg.role === "agent" && leg.agent_id === agentId) return { ...pic, contacts: without(pic.contacts, id) };
       if (!current || leg.role !== "consult" || current.consult?.leg !== leg.id) return pic;
       return put({ ...current, consult: null, conference: false });
     }
@@ -222,7 +225,7 @@ export function seed(pic: AgentPicture, live: Record<string, unknown>[], agentId
     const answered = epochSeconds(agentLeg?.answered_at, created);
     const c = fromData(id, item, created, phase);
     const consultLeg = legs.find((l) => l.role === "consult" && l.state !== "ended");
-    const consult = consultLeg ? { leg: String(consultLeg.id), peer: String(consultLeg.peer ?? ""), answered: consultLeg.answered_at != null } : null;
+    const consult = consultLeg ? { leg: String(consultLeg.id), peer: String(consultLeg.peer ?? ""), agentId: str(consultLeg.agent_id), answered: consultLeg.answered_at != null } : null;
     contacts[id] = { ...c, consult, connectedAt: phase === "ringing" ? null : answered, wrapupAt: phase === "wrapup" ? epochSeconds(agentLeg?.ended_at, created) : null };
   }
   return { ...pic, contacts };

@@ -92,6 +92,7 @@ export const en = {
       blind: "Transfer",
       number: "Outside number",
       nothing: "Nothing found",
+      close: "Close",
       waiting: "waiting: {{count}}",
       consult: "Consult first",
     },

@@ -93,6 +93,7 @@ export const zhCN: Messages = {
       blind: "转接",
       number: "外部号码",
       nothing: "未找到",
+      close: "关闭",
       waiting: "排队：{{count}}",
       consult: "先咨询",
     },
