@@ -192,6 +192,13 @@ def test_a_second_tab_takes_over_and_the_first_says_why(node, api, browser):
     second = _agent_page(browser, node, "1003", "zh-CN")
     try:
         _sign_in_with_phone(first)
+        # The second tab finds the agent signed in elsewhere and offers to take over.
+        second.reload()
+        second.get_by_test_id("elsewhere").wait_for()
+        assert second.get_by_test_id("agent-state").count() == 0
+        screenshot(second, "agent-elsewhere-zh-CN")
+        assert axe_violations(second) == []
+        second.get_by_role("button", name="改用此标签页").click()
         second.get_by_role("radio", name="我的话机（已注册或管理员分配）").check()
         second.locator("form[aria-labelledby=device-title] button[type=submit]").click()
         second.get_by_test_id("agent-state").filter(has_text="空闲").wait_for()

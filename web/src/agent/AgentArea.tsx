@@ -1,4 +1,4 @@
-import { Alert, Grid, Stack, Text, Title } from "@mantine/core";
+import { Alert, Button, Grid, Stack, Text, Title } from "@mantine/core";
 import { useHotkeys } from "@mantine/hooks";
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from "react";
 import { useTranslation } from "react-i18next";
@@ -17,6 +17,18 @@ import { StateBar } from "./StateBar";
 import { useAgent } from "./useAgent";
 
 const softphone = new Softphone();
+const SINCE = "cloudcc.agent.signed-in-at";
+// Orange and yellow titles on their light background are below the contrast AA asks for.
+const READABLE = { title: { color: "var(--mantine-color-text)" } };
+
+function storedSince(): number | null {
+  try {
+    const value = Number(sessionStorage.getItem(SINCE));
+    return value > 0 ? value : null;
+  } catch {
+    return null;
+  }
+}
 const ME = { params: { path: { agent_id: "me" } } } as const;
 
 export default function AgentArea() {
@@ -38,25 +50,35 @@ export default function AgentArea() {
   const stream = useStream();
   const streamStatus = useStreamStatus(stream);
   const [wasOpen, setWasOpen] = useState(false);
-  // This tab's agent session began at ``since`` (its sign-in, or the status it found at load);
-  // a sign-out after that by another client, a lost heartbeat or a supervisor is this tab's.
-  const since = useRef<number | null>(null);
+  // When this tab signed the agent in (kept in sessionStorage, so a reload keeps it and another
+  // tab has none): a sign-out after it, by another tab or device, a lost heartbeat or a
+  // supervisor, is this tab's, and it says why.
+  const [since, setSinceState] = useState<number | null>(storedSince);
+  const sinceRef = useRef(since);
+  const setSince = useCallback((value: number | null) => {
+    sinceRef.current = value;
+    setSinceState(value);
+    try {
+      if (value === null) sessionStorage.removeItem(SINCE);
+      else sessionStorage.setItem(SINCE, String(value));
+    } catch {
+      /* no storage: this tab forgets at reload */
+    }
+  }, []);
   const [signedOut, setSignedOut] = useState<string | null>(null);
+  const [takeOver, setTakeOver] = useState(false);
 
   useEffect(() => () => softphone.stop(), []);
   useEffect(() => {
     if (streamStatus === "open") setWasOpen(true);
   }, [streamStatus]);
-  useEffect(() => {
-    if (since.current === null && signedOut === null && pic.status && pic.status.state !== "offline") since.current = pic.status.since;
-  }, [pic.status, signedOut]);
   useEffect(
     () =>
       stream.on("agent.state_changed", (event) => {
         const d = event.data;
-        if (d.agent_id !== me!.agent_id || d.state !== "offline" || since.current === null) return;
-        if (epochSeconds(d.at, epochSeconds(event.at, 0)) < since.current) return;
-        since.current = null;
+        if (d.agent_id !== me!.agent_id || d.state !== "offline" || sinceRef.current === null) return;
+        if (epochSeconds(d.at, epochSeconds(event.at, 0)) < sinceRef.current) return;
+        setSince(null);
         const reason = typeof d.reason === "string" ? d.reason : "self";
         if (reason === "self") return;
         // Another tab or device took over, the heartbeat was lost, or a supervisor signed us
@@ -65,7 +87,7 @@ export default function AgentArea() {
         setDevice(null);
         setSignedOut(reason);
       }),
-    [stream, me],
+    [stream, me, setSince],
   );
 
   const guard = useCallback(async (action: () => Promise<unknown>): Promise<boolean> => {
@@ -130,27 +152,38 @@ export default function AgentArea() {
         </Alert>
       )}
       {wasOpen && streamStatus !== "open" && (
-        <Alert color="yellow" role="status" data-testid="reconnecting" title={t("agent.connection.lostTitle")}>
+        <Alert color="yellow" role="status" data-testid="reconnecting" title={t("agent.connection.lostTitle")} styles={READABLE}>
           {t("agent.connection.lost")}
         </Alert>
       )}
       {signedOut && (
-        <Alert color="orange" role="alert" data-testid="signed-out" title={t("agent.signedOut.title")}>
+        <Alert color="orange" role="alert" data-testid="signed-out" title={t("agent.signedOut.title")} styles={READABLE}>
           {t(`agent.signedOut.${signedOut}`, { defaultValue: t("agent.signedOut.other", { reason: signedOut }) })}
         </Alert>
       )}
-      {status && (status.state === "offline" || signedOut) && (
+      {status && status.state !== "offline" && since === null && !signedOut && !takeOver && (
+        <Alert color="blue" data-testid="elsewhere" title={t("agent.elsewhere.title")}>
+          <Stack gap="xs" align="flex-start">
+            <Text size="sm">{t("agent.elsewhere.text")}</Text>
+            <Button size="xs" onClick={() => setTakeOver(true)}>
+              {t("agent.elsewhere.takeOver")}
+            </Button>
+          </Stack>
+        </Alert>
+      )}
+      {status && (status.state === "offline" || signedOut || takeOver) && (
         <DeviceSignIn
           softphone={softphone}
           onSignedIn={(kind, at) => {
-            since.current = at;
+            setSince(at);
+            setTakeOver(false);
             setSignedOut(null);
             setDevice(kind);
             void refresh();
           }}
         />
       )}
-      {status && status.state !== "offline" && !signedOut && (
+      {status && status.state !== "offline" && since !== null && !signedOut && (
         <>
           <StateBar status={status} onReady={setReady} onNotReady={setNotReady} onSignOut={signOut} />
           <Grid>

@@ -142,6 +142,11 @@ export const en = {
       lostTitle: "Connection lost",
       lost: "Reconnecting… Your calls and your wrap-up notes are kept; the page catches up when the network is back.",
     },
+    elsewhere: {
+      title: "Signed in as agent elsewhere",
+      text: "You are signed in as agent in another tab or on another device. Sign in here to take over: the other one is signed out and told why.",
+      takeOver: "Use this tab instead",
+    },
     signedOut: {
       title: "You were signed out as agent",
       replaced: "You signed in from another tab or device, which took over. Sign in here again to take it back.",

@@ -143,6 +143,11 @@ export const zhCN: Messages = {
       lostTitle: "连接中断",
       lost: "正在重新连接…… 通话和话后整理备注都会保留，网络恢复后页面会自动同步。",
     },
+    elsewhere: {
+      title: "已在别处签入",
+      text: "您已在另一个标签页或设备上以坐席身份签入。在此签入即可接管：另一处将被签出并收到原因说明。",
+      takeOver: "改用此标签页",
+    },
     signedOut: {
       title: "您已被签出",
       replaced: "您在另一个标签页或设备上签入，已由其接管。在此重新签入即可收回。",
