@@ -182,7 +182,10 @@ class AgentFigures(BaseModel):
     agent_id: str
     day_start: datetime = Field(description="midnight in the tenant's time zone")
     at: datetime
-    handled: int = Field(description="contacts answered by the agent since the day's start")
+    handled: int = Field(
+        description="contacts answered and finished (wrap-up included) by the agent since the "
+        "day's start"
+    )
     average_handle_seconds: float | None = Field(
         description="talk (hold included) plus after-call work, averaged; null: none handled"
     )
@@ -216,6 +219,7 @@ async def agent_figures(actor: Authenticated, ctx: Ctx, agent_id: AgentRef) -> A
                     ContactRecord.tenant_id == actor.tenant_id,
                     ContactRecord.agent_id == aid,
                     ContactRecord.answered_at.is_not(None),
+                    ContactRecord.ended_at.is_not(None),  # not the one in progress
                     ContactRecord.created_at >= day_start,
                 )
             )
