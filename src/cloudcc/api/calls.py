@@ -6,6 +6,7 @@ import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
@@ -175,6 +176,68 @@ async def agent_status(actor: Authenticated, ctx: Ctx, agent_id: AgentRef) -> An
     if aid != actor.principal.agent_id and not actor.principal.can(Permission.AGENTS_READ):
         raise PermissionDenied("this needs agents:read")
     return await _voice(ctx).agent_status(actor.tenant_id, aid)
+
+
+class AgentFigures(BaseModel):
+    agent_id: str
+    day_start: datetime = Field(description="midnight in the tenant's time zone")
+    at: datetime
+    handled: int = Field(
+        description="contacts answered and finished (wrap-up included) by the agent since the "
+        "day's start"
+    )
+    average_handle_seconds: float | None = Field(
+        description="talk (hold included) plus after-call work, averaged; null: none handled"
+    )
+    talk_seconds: float
+    wrapup_seconds: float
+    time_in_state: dict[str, float] = Field(
+        description="seconds per state since the day's start (or since this node started, if "
+        "later), up to ``at``; signed out is left out"
+    )
+
+
+@router.get("/agents/{agent_id}/figures", response_model=AgentFigures, operation_id="agent_figures")
+async def agent_figures(actor: Authenticated, ctx: Ctx, agent_id: AgentRef) -> Any:
+    """An agent's figures of the day: contacts handled, average handle time, time per state.
+    An agent reads its own; another agent's need reports:read."""
+    aid = await _agent_in_tenant(ctx, actor, agent_id)
+    if aid != actor.principal.agent_id and not actor.principal.can(Permission.REPORTS_READ):
+        raise PermissionDenied("another agent's figures need reports:read")
+    voice = _voice(ctx)
+    now = voice.clock()
+    zone = ZoneInfo(await voice.tenant_timezone(actor.tenant_id))
+    day_start = datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    async with ctx.db.session() as s:
+        handled, talk, wrap = (
+            await s.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(ContactRecord.talk_seconds), 0.0),
+                    func.coalesce(func.sum(ContactRecord.wrapup_seconds), 0.0),
+                ).where(
+                    ContactRecord.tenant_id == actor.tenant_id,
+                    ContactRecord.agent_id == aid,
+                    ContactRecord.answered_at.is_not(None),
+                    ContactRecord.ended_at.is_not(None),  # not the one in progress
+                    ContactRecord.created_at >= day_start,
+                )
+            )
+        ).one()
+    status = await voice.agent_status(actor.tenant_id, aid)
+    times = voice.agents.state_log.time_in_state(
+        actor.tenant_id, aid, day_start.timestamp(), now, (status["since"], status["state"])
+    )
+    return {
+        "agent_id": aid,
+        "day_start": day_start,
+        "at": datetime.fromtimestamp(now, zone),
+        "handled": handled,
+        "average_handle_seconds": round((talk + wrap) / handled, 1) if handled else None,
+        "talk_seconds": round(talk, 1),
+        "wrapup_seconds": round(wrap, 1),
+        "time_in_state": times,
+    }
 
 
 # --- live contacts and call control --------------------------------------------------------
@@ -438,6 +501,11 @@ class ContactFilter(Paging):
     agent_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = None
     queue: TargetName | None = None
     disposition: Annotated[str, StringConstraints(max_length=32)] | None = None
+    customer: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        None,
+        description="the customer's number or address, exactly: an agent (calls:own) may read "
+        "every earlier contact of a customer whose contact it is offered or handling now",
+    )
     since: IsoDateTime | None = None
     until: IsoDateTime | None = None
 
@@ -480,12 +548,15 @@ class ContactOut(BaseModel):
         return with_iso_times(value)  # one time format: ISO 8601 with its zone
 
 
-def _contact_scope(actor: Actor) -> Any:
+def _contact_scope(actor: Actor, ctx: Any = None, customer: str | None = None) -> Any:
     p = actor.principal
     conds = [ContactRecord.tenant_id == actor.tenant_id]
     if p.can(Permission.REPORTS_READ) or p.can(Permission.CALLS_CONTROL):
         return conds
     if p.can(Permission.CALLS_OWN) and p.agent_id:
+        voice = ctx.extra.get("voice") if ctx is not None else None
+        if customer and voice and voice.serves_customer(actor.tenant_id, p.agent_id, customer):
+            return conds  # the customer on the agent's line: its whole history
         return [*conds, ContactRecord.agent_id == p.agent_id]
     raise PermissionDenied("reading contact records needs reports:read")
 
@@ -494,8 +565,11 @@ def _contact_scope(actor: Actor) -> Any:
 async def list_contacts(
     actor: Authenticated, ctx: Ctx, query: Annotated[ContactFilter, Query()]
 ) -> Any:
-    """Contact records (CDRs), newest first."""
-    conds = _contact_scope(actor)
+    """Contact records (CDRs), newest first. An agent reads its own, and every contact of
+    the customer (``customer``) whose contact it is offered or handling now."""
+    conds = _contact_scope(actor, ctx, query.customer)
+    if query.customer:
+        conds.append(ContactRecord.customer == query.customer)
     if query.agent_id:
         conds.append(ContactRecord.agent_id == query.agent_id)
     if query.queue:

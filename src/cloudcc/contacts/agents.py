@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from cloudcc.contacts.devices import check_device, monitoring_device, no_device, seat_of
 from cloudcc.contacts.exceptions import AgentStateConflict, UnknownReason
+from cloudcc.contacts.figures import StateLog
 from cloudcc.contacts.presence import ClientPresence
 from cloudcc.errors import Invalid, NotFound, ServiceError
 from cloudcc.routing.exceptions import (
@@ -96,6 +97,7 @@ class AgentSessions:
         self.acd = voice.acd
         self._tasks: set[asyncio.Task[None]] = set()
         self.clients = ClientPresence()
+        self.state_log = StateLog()  # the agents' figures of the day (time per state)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         voice.bus.on(lambda e: e.type == "agent.phone_unregistered", self._on_phone_lost)
@@ -199,8 +201,12 @@ class AgentSessions:
         self._watch()
 
     def _on_state(self, event: Any) -> None:
-        """A signed-out agent's session is no longer supervised, however it was signed out."""
-        if event.data.get("state") == _OFFLINE:
+        """A signed-out agent's session is no longer supervised, however it was signed out.
+        Every change is noted for the agent's figures of the day."""
+        at, state = event.data.get("at"), event.data.get("state")
+        if isinstance(at, int | float) and isinstance(state, str):
+            self.state_log.note(event.tenant_id, str(event.data.get("agent_id")), at, state)
+        if state == _OFFLINE:
             self.clients.stop((event.tenant_id, str(event.data.get("agent_id"))))
 
     async def _signed_in(self, tenant_id: str, agent_id: str) -> bool:

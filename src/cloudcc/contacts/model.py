@@ -336,4 +336,6 @@ class Contact:
             "agent_id": self.agent_id,
             "created_at": self.created_at,
             "legs": [leg.to_dict() for leg in self.legs],
+            "path": self.path,
+            "attributes": self.attributes,
         }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,7 @@ from cloudcc.contacts.voicemail import wait_for_end
 from cloudcc.ivr import (
     CallbackResult,
     FlowEvent,
+    FlowEventKind,
     FlowSession,
     Hangup,
     OfferCallback,
@@ -751,6 +753,8 @@ class ContactSession:
         return None
 
     def _flow_event(self, event: FlowEvent) -> None:
+        if event.kind is FlowEventKind.INPUT_COLLECTED:
+            self._note_choice(event)
         self.svc.bus.publish(
             self.tenant_id,
             str(event.kind),
@@ -763,6 +767,28 @@ class ContactSession:
                 "at": event.at,
             },
         )
+
+    def is_for_agent(self, agent_id: str) -> bool:
+        """Whether the agent is on this contact now or before, or being offered it."""
+        return agent_id in self._ringing or agent_id in {
+            a for a in (self.contact.agent_id, *(leg.agent_id for leg in self.contact.legs)) if a
+        }
+
+    def _note_choice(self, event: FlowEvent) -> None:
+        """The caller's answer to a menu or question, kept on the flow's step of the path
+        (what the agent's pop-up and the contact record show as the choices made)."""
+        step = next((p for p in reversed(self.contact.path) if p["type"] == "flow"), None)
+        if step is None:
+            return
+        choice = {
+            "node": event.node_id,
+            "mode": event.detail.get("mode"),
+            "value": event.detail.get("value"),
+            "at": event.at,
+        }
+        if event.flow_id != step["name"]:
+            choice["flow"] = event.flow_id
+        step.setdefault("choices", []).append(choice)
 
     async def _schedule_callback(self, offer: OfferCallback) -> CallbackResult:
         contact_id = await self.svc.schedule_callback(
@@ -807,7 +833,15 @@ class ContactSession:
                 msg = await self.mailbox.get()
                 if isinstance(msg, Offer):
                     self.contact.go(ContactState.OFFERED, self.now)
-                    self.svc.publish_contact(self, "contact.offered", agents=list(msg.agent_ids))
+                    self.svc.publish_contact(
+                        self,
+                        "contact.offered",
+                        agents=list(msg.agent_ids),
+                        # what the agent's pop-up shows beside the caller: the IVR steps
+                        # with the caller's choices, and the flow's variables
+                        path=copy.deepcopy(self.contact.path),
+                        attributes=dict(self.contact.attributes),
+                    )
                     for agent_id in msg.agent_ids:
                         self._ringing[agent_id] = asyncio.ensure_future(
                             self._ring_agent(agent_id, msg.ring_timeout)

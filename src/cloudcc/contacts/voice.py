@@ -1017,6 +1017,14 @@ class VoiceService:
     def live(self, tenant_id: str) -> list[dict[str, Any]]:
         return [s.contact.summary() for s in self.sessions.values() if s.tenant_id == tenant_id]
 
+    def serves_customer(self, tenant_id: str, agent_id: str, customer: str) -> bool:
+        """Whether a live contact of this customer is offered to or handled by the agent (an
+        agent may then read the customer's earlier contacts, whoever handled them)."""
+        return any(
+            s.tenant_id == tenant_id and s.contact.customer == customer and s.is_for_agent(agent_id)
+            for s in self.sessions.values()
+        )
+
     def session_for(self, actor: Actor, contact_id: str) -> ContactSession:
         session = self.sessions.get(contact_id)
         if session is None or session.tenant_id != actor.tenant_id:

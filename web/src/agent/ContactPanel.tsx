@@ -1,18 +1,21 @@
-import { Alert, Autocomplete, Badge, Button, Group, Modal, Paper, Popover, SegmentedControl, Select, SimpleGrid, Stack, Text, Textarea, Title } from "@mantine/core";
+import { Alert, Badge, Button, Group, Paper, Popover, Select, SimpleGrid, Stack, Text, Textarea, Title } from "@mantine/core";
 import { useEffect, useState, type FormEvent } from "react";
 import { useTranslation } from "react-i18next";
-import { api, ApiProblem, call } from "../shared/api/client";
+import { ApiProblem } from "../shared/api/client";
 import { formatDuration } from "../shared/i18n";
 import { useNow } from "../shared/time";
 import { DEFAULT_DISPOSITIONS, useDispositions } from "./codes";
+import { CustomerContext, useAgentNames } from "./CustomerContext";
 import type { LiveContact } from "./model";
+import { Transfer, type TargetType } from "./Transfer";
 
-type Op = "hold" | "unhold" | "mute" | "unmute" | "hangup";
+export type Op = "hold" | "unhold" | "mute" | "unmute" | "hangup" | "complete-transfer" | "cancel-consult" | "conference" | "leave-conference";
 
 export interface ContactActions {
-  op: (id: string, op: Op) => Promise<void>;
-  dtmf: (id: string, digits: string) => Promise<void>;
-  transfer: (id: string, targetType: "agent" | "queue" | "flow" | "external", target: string) => Promise<void>;
+  op: (id: string, op: Op) => Promise<boolean>;
+  dtmf: (id: string, digits: string) => Promise<boolean>;
+  transfer: (id: string, targetType: TargetType, target: string) => Promise<boolean>;
+  consult: (id: string, targetType: Exclude<TargetType, "flow">, target: string) => Promise<boolean>;
   wrapup: (id: string, code: string | null, notes: string) => Promise<void>;
   answer?: () => void;
   decline?: () => void;
@@ -54,6 +57,7 @@ export function ContactPanel({ contact, actions, transferOpen, setTransferOpen }
           <Field label={t("agent.contact.dialed")} value={contact.dialed ?? unknown} />
           <Field label={t("agent.contact.queue")} value={contact.queue ?? "—"} />
         </Group>
+        {contact.phase !== "wrapup" && <CustomerContext contact={contact} />}
         {contact.phase === "ringing" &&
           (actions.answer ? (
             <Group>
@@ -93,14 +97,22 @@ function InCall({ contact, actions, now, transferOpen, setTransferOpen }: { cont
           {contact.muted ? t("agent.contact.unmute") : t("agent.contact.mute")}
         </Button>
         <Keypad onDigit={(d) => void actions.dtmf(contact.id, d)} />
-        <Button variant="default" onClick={() => setTransferOpen(true)}>
-          {t("agent.contact.transfer")}
-        </Button>
+        {!contact.consult && (
+          <Button variant="default" onClick={() => setTransferOpen(true)}>
+            {t("agent.contact.transfer")}
+          </Button>
+        )}
         <Button color="red" onClick={() => void actions.op(contact.id, "hangup")}>
           {t("agent.contact.hangup")}
         </Button>
       </Group>
-      <Transfer opened={transferOpen} onClose={() => setTransferOpen(false)} onTransfer={(type, target) => actions.transfer(contact.id, type, target)} />
+      {contact.consult && <Consultation contact={contact} actions={actions} />}
+      <Transfer
+        opened={transferOpen}
+        onClose={() => setTransferOpen(false)}
+        onTransfer={(type, target) => actions.transfer(contact.id, type, target)}
+        onConsult={(type, target) => actions.consult(contact.id, type, target)}
+      />
     </Stack>
   );
 }
@@ -127,46 +139,44 @@ function Keypad({ onDigit }: { onDigit: (digit: string) => void }) {
   );
 }
 
-type TargetType = "agent" | "queue" | "flow" | "external";
-
-function Transfer({ opened, onClose, onTransfer }: { opened: boolean; onClose: () => void; onTransfer: (type: TargetType, target: string) => Promise<void> }) {
+/** A consultation under way: the consulted party, then complete, conference or cancel. */
+function Consultation({ contact, actions }: { contact: LiveContact; actions: ContactActions }) {
   const { t } = useTranslation();
-  const [type, setType] = useState<TargetType>("queue");
-  const [target, setTarget] = useState("");
-  const [directory, setDirectory] = useState<Record<TargetType, string[]>>({ agent: [], queue: [], flow: [], external: [] });
-
-  useEffect(() => {
-    if (!opened) return;
-    // The directory is what this user may read; what it may not is simply absent.
-    const names = async (p: Promise<{ items: { name: string }[] }>) => (await p.catch(() => ({ items: [] }))).items.map((i) => i.name);
-    void Promise.all([
-      names(call(api.GET("/api/v1/agents", { params: { query: { limit: 500 } } }))),
-      names(call(api.GET("/api/v1/queues", { params: { query: { limit: 500 } } }))),
-      names(call(api.GET("/api/v1/flows", { params: { query: { limit: 500 } } }))),
-    ]).then(([agent, queue, flow]) => setDirectory({ agent, queue, flow, external: [] }));
-  }, [opened]);
-
-  async function submit(e: FormEvent) {
-    e.preventDefault();
-    await onTransfer(type, target);
-    onClose();
-  }
-
+  const consult = contact.consult!;
+  const agents = useAgentNames();
+  const party = (consult.agentId && agents[consult.agentId]) || consult.peer;
+  const status = contact.conference ? t("agent.consult.conference") : consult.answered ? t("agent.consult.talking") : t("agent.consult.ringing");
   return (
-    <Modal opened={opened} onClose={onClose} title={t("agent.transfer.title")}>
-      <form onSubmit={submit}>
-        <Stack>
-          <SegmentedControl
-            aria-label={t("agent.transfer.type")}
-            value={type}
-            onChange={(v) => setType(v as TargetType)}
-            data={(["queue", "agent", "flow", "external"] as const).map((v) => ({ value: v, label: t(`agent.transfer.${v}`) }))}
-          />
-          <Autocomplete label={t("agent.transfer.target")} name="transfer-target" required data={directory[type]} value={target} onChange={setTarget} />
-          <Button type="submit">{t("agent.transfer.blind")}</Button>
-        </Stack>
-      </form>
-    </Modal>
+    <Paper withBorder p="sm" component="section" aria-label={t("agent.consult.title")} data-testid="consultation">
+      <Stack gap="xs">
+        <Text>
+          <Text span fw={600}>
+            {t("agent.consult.title")}
+          </Text>
+          {" · "}
+          {party} · {status}
+        </Text>
+        {consult.answered && (
+          <Group gap="xs">
+            {contact.conference ? (
+              <Button variant="default" onClick={() => void actions.op(contact.id, "leave-conference")}>
+                {t("agent.consult.leave")}
+              </Button>
+            ) : (
+              <>
+                <Button onClick={() => void actions.op(contact.id, "complete-transfer")}>{t("agent.consult.complete")}</Button>
+                <Button variant="default" onClick={() => void actions.op(contact.id, "conference")}>
+                  {t("agent.consult.conferenceButton")}
+                </Button>
+                <Button variant="light" color="red" onClick={() => void actions.op(contact.id, "cancel-consult")}>
+                  {t("agent.consult.cancel")}
+                </Button>
+              </>
+            )}
+          </Group>
+        )}
+      </Stack>
+    </Paper>
   );
 }
 

@@ -7,7 +7,7 @@ import { MicrophoneRefused, Softphone } from "./softphone";
 
 export type DeviceKind = "browser" | "phone" | "sip";
 
-export function DeviceSignIn({ softphone, onSignedIn }: { softphone: Softphone; onSignedIn: (kind: DeviceKind) => void }) {
+export function DeviceSignIn({ softphone, onSignedIn }: { softphone: Softphone; onSignedIn: (kind: DeviceKind, since: number) => void }) {
   const { t } = useTranslation();
   const { me } = useSession();
   // Any SIP address only with agents:device; others use the softphone, a phone registered as
@@ -47,8 +47,8 @@ export function DeviceSignIn({ softphone, onSignedIn }: { softphone: Softphone; 
       // A second tab or device takes over (the first is told "replaced"); the open event
       // stream keeps the session alive, and its loss for a minute signs the agent out.
       const device = kind === "sip" ? sip : null;
-      await call(api.POST("/api/v1/agents/{agent_id}/login", { params: { path: { agent_id: "me" } }, body: { device, ready, replace: true, heartbeat_seconds: 60 } }));
-      onSignedIn(kind);
+      const status = await call(api.POST("/api/v1/agents/{agent_id}/login", { params: { path: { agent_id: "me" } }, body: { device, ready, replace: true, heartbeat_seconds: 60 } }));
+      onSignedIn(kind, status.since);
     } catch (e) {
       if (kind === "browser") softphone.stop();
       setError(e instanceof MicrophoneRefused ? t("agent.device.micRefused") : e instanceof ApiProblem ? e.detail : String(e));

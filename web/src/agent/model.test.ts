@@ -50,4 +50,28 @@ describe("a snapshot after a reload", () => {
     expect(Object.keys(pic.contacts)).toEqual([C]);
     expect(pic.contacts[C]).toMatchObject({ phase: "wrapup", connectedAt: 12, wrapupAt: 40, queue: "sales" });
   });
+
+  it("keeps the IVR path with its choices and the attributes from the offer", () => {
+    const path = [{ type: "flow", name: "demo-main", at: "x", choices: [{ node: "main_menu", value: "sales", mode: "dtmf" }] }, { type: "queue", name: "sales" }];
+    const pic = run([ev("contact.offered", { contact_id: C, customer: "+1", queue: "sales", agents: [ME], path, attributes: { choice: "sales" } })]);
+    expect(pic.contacts[C]?.path).toEqual([
+      { type: "flow", name: "demo-main", choices: [{ node: "main_menu", value: "sales", mode: "dtmf" }] },
+      { type: "queue", name: "sales", choices: [] },
+    ]);
+    expect(pic.contacts[C]?.attributes).toEqual({ choice: "sales" });
+  });
+
+  it("follows a consultation into a conference and its end", () => {
+    const base = { contact_id: C, customer: "+1", queue: "q", agent_id: ME };
+    const leg = { id: "L2", role: "consult", peer: "sip:1002@x" };
+    let pic = run([ev("contact.connected", base, 100), ev("leg.held", { contact_id: C }, 105), ev("leg.created", { contact_id: C, leg }, 105)]);
+    expect(pic.contacts[C]?.consult).toEqual({ leg: "L2", peer: "sip:1002@x", agentId: null, answered: false });
+    pic = run([ev("leg.answered", { contact_id: C, leg }, 108), ev("contact.conferenced", base, 110)], pic);
+    expect(pic.contacts[C]).toMatchObject({ consult: { answered: true }, conference: true, heldSince: null, heldTotal: 5 });
+    const after = run([ev("leg.ended", { contact_id: C, leg }, 120)], pic);
+    expect(after.contacts[C]).toMatchObject({ consult: null, conference: false });
+    // Leaving the conference: the customer and the consulted party go on without this agent.
+    const left = run([ev("leg.ended", { contact_id: C, leg: { id: "L1", role: "agent", agent_id: ME } }, 121)], pic);
+    expect(left.contacts).toEqual({});
+  });
 });

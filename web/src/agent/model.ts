@@ -12,6 +12,28 @@ export interface Status {
 
 export type Phase = "ringing" | "talking" | "wrapup";
 
+/** A caller's answer in the IVR (docs/ivr.md events: flow.input_collected). */
+export interface Choice {
+  node: string;
+  value: string;
+  mode: string | null;
+}
+
+/** One step of the contact's way in: a flow (with the choices made there), a queue, an agent. */
+export interface PathStep {
+  type: string;
+  name: string;
+  choices: Choice[];
+}
+
+/** A party the agent consulted (a leg of role "consult"). */
+export interface Consult {
+  leg: string;
+  peer: string;
+  agentId: string | null;
+  answered: boolean;
+}
+
 export interface LiveContact {
   id: string;
   phase: Phase;
@@ -26,6 +48,10 @@ export interface LiveContact {
   muted: boolean;
   recording: boolean;
   wrapupAt: number | null;
+  path: PathStep[];
+  attributes: Record<string, unknown>;
+  consult: Consult | null;
+  conference: boolean;
   /** the time the offer was shown in the page (performance.now()), for the pop-up figure */
   shownAt?: number;
 }
@@ -56,6 +82,23 @@ function str(v: unknown): string | null {
   return typeof v === "string" ? v : null;
 }
 
+function pathOf(value: unknown): PathStep[] {
+  if (!Array.isArray(value)) return [];
+  return (value as Record<string, unknown>[]).map((step) => ({
+    type: String(step.type),
+    name: String(step.name),
+    choices: (Array.isArray(step.choices) ? (step.choices as Record<string, unknown>[]) : []).map((c) => ({
+      node: String(c.node ?? ""),
+      value: String(c.value ?? ""),
+      mode: str(c.mode),
+    })),
+  }));
+}
+
+function attributesOf(value: unknown): Record<string, unknown> {
+  return value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
 function fromData(id: string, data: Record<string, unknown>, at: number, phase: Phase): LiveContact {
   return {
     id,
@@ -71,6 +114,10 @@ function fromData(id: string, data: Record<string, unknown>, at: number, phase: 
     muted: false,
     recording: false,
     wrapupAt: null,
+    path: pathOf(data.path),
+    attributes: attributesOf(data.attributes),
+    consult: null,
+    conference: false,
   };
 }
 
@@ -115,6 +162,23 @@ export function apply(pic: AgentPicture, event: StreamEvent, agentId: string): A
       // The offer went elsewhere (ring timeout, answered by another) or the agent handed it on.
       if (current && current.phase !== "wrapup" && data.agent_id !== agentId) return { ...pic, contacts: without(pic.contacts, id) };
       return pic;
+    case "leg.created":
+    case "leg.ringing":
+    case "leg.answered": {
+      const leg = (data.leg ?? {}) as Record<string, unknown>;
+      if (!current || leg.role !== "consult") return pic;
+      return put({ ...current, consult: { leg: String(leg.id), peer: String(leg.peer ?? ""), agentId: str(leg.agent_id), answered: event.type === "leg.answered" || current.consult?.answered === true } });
+    }
+    case "leg.ended": {
+      const leg = (data.leg ?? {}) as Record<string, unknown>;
+      // The agent left a consultation or conference: the contact goes on without it.
+      if (current?.consult && leg.role === "agent" && leg.agent_id === agentId) return { ...pic, contacts: without(pic.contacts, id) };
+      if (!current || leg.role !== "consult" || current.consult?.leg !== leg.id) return pic;
+      return put({ ...current, consult: null, conference: false });
+    }
+    case "contact.conferenced":
+      // The customer comes off hold into the three-way call.
+      return current ? put({ ...current, conference: true, heldTotal: current.heldTotal + (current.heldSince ? at - current.heldSince : 0), heldSince: null }) : pic;
     case "leg.held":
       return current ? put({ ...current, heldSince: at }) : pic;
     case "leg.unheld":
@@ -160,7 +224,9 @@ export function seed(pic: AgentPicture, live: Record<string, unknown>[], agentId
     const created = epochSeconds(item.created_at, Date.now() / 1000);
     const answered = epochSeconds(agentLeg?.answered_at, created);
     const c = fromData(id, item, created, phase);
-    contacts[id] = { ...c, connectedAt: phase === "ringing" ? null : answered, wrapupAt: phase === "wrapup" ? epochSeconds(agentLeg?.ended_at, created) : null };
+    const consultLeg = legs.find((l) => l.role === "consult" && l.state !== "ended");
+    const consult = consultLeg ? { leg: String(consultLeg.id), peer: String(consultLeg.peer ?? ""), agentId: str(consultLeg.agent_id), answered: consultLeg.answered_at != null } : null;
+    contacts[id] = { ...c, consult, connectedAt: phase === "ringing" ? null : answered, wrapupAt: phase === "wrapup" ? epochSeconds(agentLeg?.ended_at, created) : null };
   }
   return { ...pic, contacts };
 }
