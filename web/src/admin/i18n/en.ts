@@ -151,6 +151,15 @@ export const adminEn = {
     play: "Play",
     uploaded: "Uploaded {{name}}.",
   },
+  recording: {
+    customer: "Customer (left channel)",
+    agent: "Agent (right channel)",
+    play: "Play",
+    pause: "Pause",
+    back: "Back {{seconds}} s",
+    forward: "Forward {{seconds}} s",
+    failed: "The recording could not be played: {{detail}}",
+  },
   contact: {
     timeline: "Timeline",
     legs: "Legs",

@@ -154,6 +154,15 @@ export const adminZhCN: Catalogue<typeof adminEn> = {
     play: "播放",
     uploaded: "已上传 {{name}}。",
   },
+  recording: {
+    customer: "客户（左声道）",
+    agent: "坐席（右声道）",
+    play: "播放",
+    pause: "暂停",
+    back: "后退 {{seconds}} 秒",
+    forward: "前进 {{seconds}} 秒",
+    failed: "无法播放录音：{{detail}}",
+  },
   contact: {
     timeline: "时间线",
     legs: "通话腿",
