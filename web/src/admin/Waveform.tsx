@@ -11,6 +11,8 @@ import { audioUrl } from "./audio";
 import { NS } from "./i18n";
 
 const SEEK_SECONDS = 5;
+const CUSTOMER = "#1864ab";
+const AGENT = "#2b8a3e";
 
 export function Waveform({ path, label }: { path: string; label: string }) {
   const { t } = useTranslation(NS);
@@ -35,8 +37,8 @@ export function Waveform({ path, label }: { path: string; label: string }) {
           height: 64,
           // One lane per channel: the customer (left) above the agent (right).
           splitChannels: [
-            { waveColor: "#1864ab", progressColor: "#0b3a66" },
-            { waveColor: "#2b8a3e", progressColor: "#14461f" },
+            { waveColor: CUSTOMER, progressColor: "#0b3a66" },
+            { waveColor: AGENT, progressColor: "#14461f" },
           ],
           cursorColor: "#c92a2a",
           normalize: true,
@@ -70,11 +72,17 @@ export function Waveform({ path, label }: { path: string; label: string }) {
   return (
     <Stack gap="xs" data-testid="waveform" data-channels={channels} data-playing={playing} data-time={time.toFixed(2)}>
       <Group gap="lg">
-        <Text size="sm" c="#1864ab">
-          ■ {t("recording.customer")}
+        <Text size="sm">
+          <span aria-hidden style={{ color: CUSTOMER }}>
+            ■
+          </span>{" "}
+          {t("recording.customer")}
         </Text>
-        <Text size="sm" c="#2b8a3e">
-          ■ {t("recording.agent")}
+        <Text size="sm">
+          <span aria-hidden style={{ color: AGENT }}>
+            ■
+          </span>{" "}
+          {t("recording.agent")}
         </Text>
       </Group>
       <div
