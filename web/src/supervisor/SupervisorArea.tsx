@@ -50,7 +50,7 @@ export default function SupervisorArea() {
     <Stack>
       <Title order={2}>{t("area.supervisor")}</Title>
       {message && (
-        <Alert color={message.ok ? "teal" : "red"} role={message.ok ? "status" : "alert"} withCloseButton onClose={() => setMessage(null)}>
+        <Alert color={message.ok ? "teal" : "red"} role={message.ok ? "status" : "alert"} withCloseButton closeButtonLabel={t("supervisor.dismiss")} onClose={() => setMessage(null)}>
           {message.text}
         </Alert>
       )}

@@ -1,6 +1,8 @@
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api, call } from "../shared/api/client";
+import { can, session, useSession } from "../shared/auth/session";
 import { useStream } from "../shared/events/context";
+import { EventStream } from "../shared/events/stream";
 import { epochSeconds } from "../shared/time";
 
 export interface QueueRow {
@@ -47,10 +49,26 @@ export interface Floor {
 const REFRESH_ON = ["contact.*", "queue.*", "leg.*", "agent.*"];
 const SERIES_SECONDS = 600;
 
+/** The tab's stream, unless the supervisor is also an agent: the node then gives that stream
+ * the agent's own events only (docs/events.md), so the wallboard opens its own with the
+ * tenant's (or the supervisor's) scope while it is shown. */
+function useFloorStream(): EventStream {
+  const shared = useStream();
+  const { me } = useSession();
+  const scope = !me?.agent_id ? null : can(me, "events:tenant") ? "tenant" : "supervisor";
+  const own = useMemo(() => (scope ? new EventStream({ token: session.token, onUnauthorized: session.expire, scope }) : null), [scope]);
+  useEffect(() => {
+    if (!own) return;
+    own.start();
+    return () => own.stop();
+  }, [own]);
+  return own ?? shared;
+}
+
 /** The floor: a snapshot from the API, refreshed when an event says something changed (at
  * most every 200 ms), agents' states included. No polling. */
 export function useFloor(): Floor {
-  const stream = useStream();
+  const stream = useFloorStream();
   const [floor, setFloor] = useState<Floor>({ queues: [], agents: [], contacts: [], byState: {}, waitingSeries: [] });
   const names = useRef<{
     queues: Record<string, { name: string; required_skills: Record<string, number> }>;

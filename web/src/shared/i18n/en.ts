@@ -147,6 +147,7 @@ export const en = {
     browserInCall: "Monitoring in this browser",
     browserNotConnected: "Connect the browser softphone first.",
     browserFailed: "The softphone could not connect: {{detail}}",
+    dismiss: "Dismiss",
     myPhone: "My phone for monitoring (SIP address; empty: my registered phone)",
     listen: "Listen",
     whisper: "Whisper",

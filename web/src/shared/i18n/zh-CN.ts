@@ -148,6 +148,7 @@ export const zhCN: Messages = {
     browserInCall: "正在本浏览器中监控",
     browserNotConnected: "请先连接浏览器软电话。",
     browserFailed: "软电话无法连接：{{detail}}",
+    dismiss: "关闭",
     myPhone: "我的监听话机（SIP 地址；留空则用我注册的话机）",
     listen: "监听",
     whisper: "密语",
