@@ -158,7 +158,8 @@ def test_the_wallboard_filters_by_queue_and_by_skill(ws_node, browser):
         agents.locator("[data-agent='1010']").wait_for()
         queues.locator("[data-queue=support]").wait_for()
 
-        page.get_by_role("combobox", name="Show queues").click()
+        page.get_by_role("combobox", name="Show queues").focus()
+        page.keyboard.press("ArrowDown")  # opens the options
         page.get_by_role("option", name="support", exact=True).click()
         page.keyboard.press("Escape")
         queues.locator("[data-queue=sales]").wait_for(state="detached")
@@ -171,7 +172,8 @@ def test_the_wallboard_filters_by_queue_and_by_skill(ws_node, browser):
         # with sales, Carol among them.
         page.reload()
         agents.locator("[data-agent='1010']").wait_for()
-        page.get_by_role("combobox", name="Show skills").click()
+        page.get_by_role("combobox", name="Show skills").focus()
+        page.keyboard.press("ArrowDown")  # opens the options
         page.get_by_role("option", name="sales", exact=True).click()
         page.keyboard.press("Escape")
         queues.locator("[data-queue=support]").wait_for(state="detached")
