@@ -8,6 +8,7 @@ import { can, useSession } from "../shared/auth/session";
 import { ContactDetail } from "./ContactDetail";
 import { NS } from "./i18n";
 import PromptsPage from "./PromptsPage";
+import SkillsPage from "./SkillsPage";
 import { RecordingDetail } from "./RecordingDetail";
 import { ResourcePage } from "./ResourcePage";
 import { RESOURCES } from "./resources";
@@ -31,6 +32,7 @@ export default function AdminArea() {
   const { me } = useSession();
   const sections = [
     ...RESOURCES.filter((r) => can(me, r.read)).map((r) => r.key),
+    ...(can(me, "agents:read") && can(me, "queues:read") ? ["skills"] : []),
     ...(can(me, "flows:read") ? ["flows", "prompts"] : []),
   ];
   const hash = useHash();
@@ -62,6 +64,7 @@ export default function AdminArea() {
       <Grid.Col span={{ base: 12, md: 10 }}>
         {resource && <ResourcePage key={resource.key} resource={resource} onOpen={opener} />}
         {section === "prompts" && <PromptsPage />}
+        {section === "skills" && <SkillsPage />}
         {section === "flows" && (
           <Suspense fallback={null}>
             <FlowDesigner />
