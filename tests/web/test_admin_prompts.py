@@ -79,7 +79,9 @@ def test_a_prompt_from_text_to_speech_and_one_recorded_in_the_page(web_node, bro
 
     zh = _admin_page(web_node, browser, "zh-CN", "prompts")
     try:
-        zh.get_by_test_id("resource-prompts").get_by_role("cell", name="tts-hold", exact=True).wait_for()
+        zh.get_by_test_id("resource-prompts").get_by_role(
+            "cell", name="tts-hold", exact=True
+        ).wait_for()
         screenshot(zh, "admin-prompts-zh-CN")
         assert axe_violations(zh) == []
     finally:
