@@ -1,13 +1,16 @@
 // One contact: its timeline (created, IVR, queue, ring, answer, end), its legs, its IVR path
 // and its recordings played in the page with a two-channel waveform.
 import { Button, Code, Group, Modal, Stack, Table, Text, Title } from "@mantine/core";
-import { useState } from "react";
+import { lazy, Suspense, useState } from "react";
 import { useTranslation } from "react-i18next";
+
 import { NS } from "./i18n";
 import type { Row } from "./rest";
-import { Waveform } from "./Waveform";
 
-function when(v: unknown): string {
+// wavesurfer.js comes with the player, in its own chunk, when a recording is opened.
+const Waveform = lazy(() => import("./Waveform"));
+
+export function when(v: unknown): string {
   if (typeof v !== "string") return "";
   const d = new Date(v);
   return Number.isNaN(d.getTime()) ? v : new Intl.DateTimeFormat(document.documentElement.lang || undefined, { dateStyle: "short", timeStyle: "medium" }).format(d);
@@ -71,7 +74,11 @@ export function ContactDetail({ contact, onClose }: { contact: Row; onClose: () 
             })}
           </Group>
         )}
-        {recording && <Waveform key={recording} path={`/api/v1/recordings/${encodeURIComponent(recording)}/audio`} label={`${t("contact.play")} ${recording}`} />}
+        {recording && (
+          <Suspense fallback={null}>
+            <Waveform key={recording} path={`/api/v1/recordings/${encodeURIComponent(recording)}/audio`} label={`${t("contact.play")} ${recording}`} />
+          </Suspense>
+        )}
         <Text size="xs" c="dimmed">
           {String(contact.end_cause ?? "")}
         </Text>

@@ -1,9 +1,14 @@
 // One recording from the recordings list: what it is and its two-channel waveform player.
 import { Modal, Stack, Table } from "@mantine/core";
+import { lazy, Suspense } from "react";
 import { useTranslation } from "react-i18next";
+
+import { when } from "./ContactDetail";
 import { NS } from "./i18n";
 import type { Row } from "./rest";
-import { Waveform } from "./Waveform";
+
+// wavesurfer.js comes with the player, in its own chunk, when a recording is opened.
+const Waveform = lazy(() => import("./Waveform"));
 
 const SHOWN = ["started_at", "contact_id", "agent_id", "duration_seconds", "channels", "state"];
 
@@ -18,12 +23,16 @@ export function RecordingDetail({ recording, onClose }: { recording: Row; onClos
             {SHOWN.filter((k) => recording[k] !== undefined && recording[k] !== null).map((k) => (
               <Table.Tr key={k}>
                 <Table.Th>{t(`fields.${k}`)}</Table.Th>
-                <Table.Td>{String(recording[k])}</Table.Td>
+                <Table.Td>{k === "started_at" ? when(recording[k]) : String(recording[k])}</Table.Td>
               </Table.Tr>
             ))}
           </Table.Tbody>
         </Table>
-        {recording.state === "complete" && <Waveform path={`/api/v1/recordings/${encodeURIComponent(id)}/audio`} label={`${t("contact.play")} ${id}`} />}
+        {recording.state === "complete" && (
+          <Suspense fallback={null}>
+            <Waveform path={`/api/v1/recordings/${encodeURIComponent(id)}/audio`} label={`${t("contact.play")} ${id}`} />
+          </Suspense>
+        )}
       </Stack>
     </Modal>
   );

@@ -14,7 +14,7 @@ const SEEK_SECONDS = 5;
 const CUSTOMER = "#1864ab";
 const AGENT = "#2b8a3e";
 
-export function Waveform({ path, label }: { path: string; label: string }) {
+export default function Waveform({ path, label }: { path: string; label: string }) {
   const { t } = useTranslation(NS);
   const container = useRef<HTMLDivElement>(null);
   const surfer = useRef<WaveSurfer | null>(null);
