@@ -115,6 +115,17 @@ def test_a_supervisor_listens_to_a_live_call_in_the_browser(ws_node, browser, tm
         screenshot(page, "supervisor-browser-listening-en")
         assert axe_violations(page) == []
 
+        # Barge in: the same browser call, another mode (no new INVITE).
+        row.get_by_role("button", name="Barge in").click()
+        page.get_by_role("status").filter(has_text="Barge in: done").wait_for()
+        (contact,) = api.live()
+        (leg,) = [leg for leg in contact["legs"] if leg["role"] == "supervisor"]
+        assert leg["monitor_mode"] == "barge" and leg["state"] == "up", leg
+        # Each supervision is in the audit log, by the supervisor, on the contact.
+        audit = api.get("/audit-log", params={"resource_type": "contact"})["items"]
+        done = {e["action"] for e in audit if e["resource_id"] == contact["contact_id"]}
+        assert {"listen", "barge"} <= done, audit
+
         # Stop: the node hangs up the browser's call.
         row.get_by_role("button", name="Stop").click()
         page.locator("[data-testid=monitor-browser-state][data-in-call=false]").wait_for(
