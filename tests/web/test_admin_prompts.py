@@ -1,7 +1,8 @@
-"""Prompts and skills in the admin console, in a real Chromium against a real node: a text
-heard through the node's TTS (espeak-ng) and kept as a prompt, a prompt recorded with the
-browser's (fake) microphone and kept, each then listed with its duration and served by the
-API as 8 kHz audio; the skills page gathers the agents' levels and the queues' minimums."""
+"""The admin console in a real Chromium against a real node: every section issue 19 lists is
+there and passes axe-core in both languages; a text heard through the node's TTS (espeak-ng)
+and kept as a prompt, a prompt recorded with the browser's (fake) microphone and kept, each
+then served by the API as 8 kHz audio; the skills page gathers the agents' levels and the
+queues' minimums."""
 
 from __future__ import annotations
 
@@ -100,5 +101,47 @@ def test_the_skills_page_gathers_agents_and_queues(web_node, browser, lang):
         assert "support (≥ 1)" in text, text
         screenshot(page, f"admin-skills-{lang}")
         assert axe_violations(page) == []
+    finally:
+        page.context.close()
+
+
+# Issue 19's admin console, section by section: (hash, the test id of what it draws).
+SECTIONS = [
+    ("agents", "resource-agents"),
+    ("users", "resource-users"),
+    ("roles", "resource-roles"),
+    ("skills", "resource-skills"),
+    ("queues", "resource-queues"),
+    ("numbers", "resource-numbers"),
+    ("trunks", "resource-trunks"),
+    ("business-hours", "resource-business-hours"),
+    ("reason-codes", "resource-reason-codes"),
+    ("disposition-codes", "resource-disposition-codes"),
+    ("prompts", "resource-prompts"),
+    ("api-keys", "resource-api-keys"),
+    ("webhooks", "resource-webhooks"),
+    ("audit-log", "resource-audit-log"),
+    ("contacts", "resource-contacts"),
+    ("recordings", "resource-recordings"),
+    ("flows", "flow-designer"),
+]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_every_section_of_the_admin_console_is_there(web_node, browser, lang):
+    page = _admin_page(web_node, browser, lang, "agents")
+    try:
+        page.get_by_test_id("resource-agents").wait_for()
+        links = page.get_by_role("navigation").get_by_role("link")
+        hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+        for section, test_id in SECTIONS:
+            assert f"#{section}" in hrefs, (section, hrefs)
+            page.goto(f"/admin#{section}")
+            page.get_by_test_id(test_id).wait_for()
+            # Lists have loaded (no table still busy) before the page is checked.
+            page.wait_for_function("() => !document.querySelector('table[aria-busy=true]')")
+            screenshot(page, f"admin-section-{section}-{lang}")
+            violations = axe_violations(page)
+            assert violations == [], (section, violations)
     finally:
         page.context.close()
