@@ -198,6 +198,7 @@ def test_a_role_sees_only_the_controls_it_may_use(web_node, browser):
             "Queues",
             "Reason codes",
             "Disposition codes",
+            "Skills",  # gathered from agents and queues, both readable
             "API documentation",
         ]
         page.goto("/admin#agents")

@@ -116,6 +116,7 @@ routers: list[APIRouter] = [
     calls.router,
     webphone.router,
     prompts.router,
+    prompts.speech,
     pool.router,
     voicemail.router,
 ]

@@ -1,7 +1,9 @@
 """Uploaded audio prompts, played by flows (``{"prompt": {"audio": "<name>"}}``).
 
 A prompt is sent as a WAV (16-bit PCM, any rate, mono or stereo) and stored converted to
-telephony audio (8 kHz mono) under ``<data>/prompts/<tenant>/<name>.wav``.
+telephony audio (8 kHz mono) under ``<data>/prompts/<tenant>/<name>.wav``. ``POST
+/tts-preview`` speaks a text with the node's TTS engine (the one flows' ``text`` prompts use),
+so an admin hears it, and may keep it as a prompt, before a caller does.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cloudcc.ai.audio import read_wav, resample
-from cloudcc.ai.exceptions import AudioFormatError
+from cloudcc.ai.exceptions import AudioFormatError, TTSError
 from cloudcc.api.crud import ERRORS
 from cloudcc.api.security import Authenticated, Ctx
 from cloudcc.errors import Invalid, NotFound, PermissionDenied
@@ -28,6 +30,7 @@ from cloudcc.tenancy import audit
 from cloudcc.tenancy.model import Actor, Permission
 
 router = APIRouter(prefix="/prompts", tags=["prompts"], responses=ERRORS)
+speech = APIRouter(tags=["prompts"], responses=ERRORS)
 
 PromptName = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 MAX_PROMPT_BYTES = 20 * 1024 * 1024
@@ -161,3 +164,29 @@ async def delete_prompt(actor: Authenticated, ctx: Ctx, name: PromptName) -> Res
     async with ctx.db.transaction() as s:
         audit.record(s, actor, "delete", "prompt", name)
     return Response(status_code=204)
+
+
+class SpeechIn(BaseModel):
+    text: str = Field(min_length=1, max_length=5000)
+    language: str | None = Field(
+        None, max_length=35, description="a BCP 47 tag (en, zh-CN); the engine's default if unset"
+    )
+
+
+@speech.post(
+    "/tts-preview",
+    operation_id="tts_preview",
+    response_class=Response,
+    responses={200: {"content": {"audio/wav": {}}, "description": "8 kHz mono WAV"}},
+)
+async def tts_preview(actor: Authenticated, ctx: Ctx, body: SpeechIn) -> Response:
+    """The text as the node's TTS engine speaks it to callers (8 kHz mono WAV)."""
+    _need(actor, Permission.FLOWS_READ)
+    voice = ctx.extra.get("voice")
+    if voice is None:
+        raise Invalid("this node runs no voice service, so it has no text to speech")
+    try:
+        audio = await voice.tts.synthesize(body.text, language=body.language)
+    except TTSError as exc:
+        raise Invalid(f"text to speech failed: {exc}") from exc
+    return Response(audio.to_wav(), media_type="audio/wav")

@@ -8,6 +8,8 @@ import { can, useSession } from "../shared/auth/session";
 import { ContactDetail } from "./ContactDetail";
 import { NS } from "./i18n";
 import PromptsPage from "./PromptsPage";
+import SkillsPage from "./SkillsPage";
+import { RecordingDetail } from "./RecordingDetail";
 import { ResourcePage } from "./ResourcePage";
 import { RESOURCES } from "./resources";
 import type { Row } from "./rest";
@@ -30,13 +32,19 @@ export default function AdminArea() {
   const { me } = useSession();
   const sections = [
     ...RESOURCES.filter((r) => can(me, r.read)).map((r) => r.key),
+    ...(can(me, "agents:read") && can(me, "queues:read") ? ["skills"] : []),
     ...(can(me, "flows:read") ? ["flows", "prompts"] : []),
   ];
   const hash = useHash();
   const section = sections.includes(hash) ? hash : sections[0];
   const resource = RESOURCES.find((r) => r.key === section);
   const [contact, setContact] = useState<Row | null>(null);
-  useEffect(() => setContact(null), [section]);
+  const [recording, setRecording] = useState<Row | null>(null);
+  useEffect(() => {
+    setContact(null);
+    setRecording(null);
+  }, [section]);
+  const opener = resource?.key === "contacts" ? setContact : resource?.key === "recordings" ? setRecording : undefined;
 
   return (
     <Grid>
@@ -54,14 +62,16 @@ export default function AdminArea() {
         </Stack>
       </Grid.Col>
       <Grid.Col span={{ base: 12, md: 10 }}>
-        {resource && <ResourcePage key={resource.key} resource={resource} onOpen={resource.key === "contacts" ? setContact : undefined} />}
+        {resource && <ResourcePage key={resource.key} resource={resource} onOpen={opener} />}
         {section === "prompts" && <PromptsPage />}
+        {section === "skills" && <SkillsPage />}
         {section === "flows" && (
           <Suspense fallback={null}>
             <FlowDesigner />
           </Suspense>
         )}
         {contact && <ContactDetail contact={contact} onClose={() => setContact(null)} />}
+        {recording && <RecordingDetail recording={recording} onClose={() => setRecording(null)} />}
       </Grid.Col>
     </Grid>
   );

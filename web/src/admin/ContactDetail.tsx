@@ -1,13 +1,16 @@
 // One contact: its timeline (created, IVR, queue, ring, answer, end), its legs, its IVR path
-// and its recordings played in the page.
+// and its recordings played in the page with a two-channel waveform.
 import { Button, Code, Group, Modal, Stack, Table, Text, Title } from "@mantine/core";
-import { useState } from "react";
+import { lazy, Suspense, useState } from "react";
 import { useTranslation } from "react-i18next";
-import { audioUrl } from "./audio";
+
 import { NS } from "./i18n";
 import type { Row } from "./rest";
 
-function when(v: unknown): string {
+// wavesurfer.js comes with the player, in its own chunk, when a recording is opened.
+const Waveform = lazy(() => import("./Waveform"));
+
+export function when(v: unknown): string {
   if (typeof v !== "string") return "";
   const d = new Date(v);
   return Number.isNaN(d.getTime()) ? v : new Intl.DateTimeFormat(document.documentElement.lang || undefined, { dateStyle: "short", timeStyle: "medium" }).format(d);
@@ -15,7 +18,7 @@ function when(v: unknown): string {
 
 export function ContactDetail({ contact, onClose }: { contact: Row; onClose: () => void }) {
   const { t } = useTranslation(NS);
-  const [audio, setAudio] = useState<string | null>(null);
+  const [recording, setRecording] = useState<string | null>(null);
   const steps: [string, unknown][] = [
     ["created_at", contact.created_at],
     ["answered_at", contact.answered_at],
@@ -64,15 +67,18 @@ export function ContactDetail({ contact, onClose }: { contact: Row; onClose: () 
             {recordings.map((r) => {
               const id = typeof r === "object" && r !== null && "id" in r ? String((r as { id: unknown }).id) : String(r);
               return (
-                <Button key={id} size="xs" variant="light" onClick={async () => setAudio(await audioUrl(`/api/v1/recordings/${encodeURIComponent(id)}/audio`))}>
+                <Button key={id} size="xs" variant="light" aria-pressed={recording === id} onClick={() => setRecording(id)}>
                   {t("contact.play")} {id}
                 </Button>
               );
             })}
           </Group>
         )}
-        {/* eslint-disable-next-line jsx-a11y/media-has-caption -- recorded calls and prompts have no captions to offer */}
-        {audio && <audio controls autoPlay src={audio} aria-label={t("contact.play")} />}
+        {recording && (
+          <Suspense fallback={null}>
+            <Waveform key={recording} path={`/api/v1/recordings/${encodeURIComponent(recording)}/audio`} label={`${t("contact.play")} ${recording}`} />
+          </Suspense>
+        )}
         <Text size="xs" c="dimmed">
           {String(contact.end_cause ?? "")}
         </Text>

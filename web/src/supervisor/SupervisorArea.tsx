@@ -1,4 +1,4 @@
-import { Alert, Badge, Button, Grid, Group, Menu, MultiSelect, Paper, Stack, Table, Text, TextInput, Title } from "@mantine/core";
+import { Alert, Badge, Button, Grid, Group, Menu, MultiSelect, Paper, Stack, Table, Text, Title } from "@mantine/core";
 import { useMemo, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Bar, BarChart, CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
@@ -6,6 +6,8 @@ import { api, ApiProblem, call } from "../shared/api/client";
 import { can, useSession } from "../shared/auth/session";
 import { formatDuration, formatTime } from "../shared/i18n";
 import { epochSeconds, useNow } from "../shared/time";
+import { filterFloor, skillsOf } from "./filter";
+import { useMonitorPhone } from "./MonitorPhone";
 import { useFloor } from "./useFloor";
 
 const pct = (v: number | null) => (v === null ? "—" : new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 }).format(v));
@@ -17,13 +19,15 @@ export default function SupervisorArea() {
   const { me } = useSession();
   const floor = useFloor();
   const now = useNow();
-  const [shown, setShown] = useState<string[]>([]);
-  const [device, setDevice] = useState("");
+  const [shownQueues, setShownQueues] = useState<string[]>([]);
+  const [shownSkills, setShownSkills] = useState<string[]>([]);
+  const { phone, panel } = useMonitorPhone();
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const monitor = can(me, "calls:monitor");
   const force = can(me, "agents:state");
 
-  const queues = useMemo(() => floor.queues.filter((q) => shown.length === 0 || shown.includes(q.id)), [floor.queues, shown]);
+  const shown = useMemo(() => filterFloor(floor, { queues: shownQueues, skills: shownSkills }), [floor, shownQueues, shownSkills]);
+  const skills = useMemo(() => skillsOf(floor), [floor]);
   const agentName = (id: string | null) => floor.agents.find((a) => a.id === id)?.name ?? "—";
   const stateData = Object.entries(floor.byState).map(([state, n]) => ({ state: t(`agent.state.${state}`, { defaultValue: state }), n }));
 
@@ -37,14 +41,16 @@ export default function SupervisorArea() {
   }
   const contactOp = (id: string, op: "intercept" | "force-release" | "stop-monitor") =>
     call(api.POST(`/api/v1/contacts/{contact_id}/${op}`, { params: { path: { contact_id: id } } }));
-  const monitorOp = (id: string, mode: Monitor) =>
-    call(api.POST("/api/v1/contacts/{contact_id}/monitor", { params: { path: { contact_id: id } }, body: { mode, device: device.trim() || null } }));
+  const monitorOp = (id: string, mode: Monitor) => {
+    const device = phone.device();
+    return phone.expect(() => call(api.POST("/api/v1/contacts/{contact_id}/monitor", { params: { path: { contact_id: id } }, body: { mode, device } })));
+  };
 
   return (
     <Stack>
       <Title order={2}>{t("area.supervisor")}</Title>
       {message && (
-        <Alert color={message.ok ? "teal" : "red"} role={message.ok ? "status" : "alert"} withCloseButton onClose={() => setMessage(null)}>
+        <Alert color={message.ok ? "teal" : "red"} role={message.ok ? "status" : "alert"} withCloseButton closeButtonLabel={t("supervisor.dismiss")} onClose={() => setMessage(null)}>
           {message.text}
         </Alert>
       )}
@@ -55,7 +61,10 @@ export default function SupervisorArea() {
           </Title>
           <Text data-testid="total-waiting">{t("supervisor.total", { waiting: floor.queues.reduce((n, q) => n + q.waiting, 0) })}</Text>
         </Group>
-        <MultiSelect label={t("supervisor.filter")} data={floor.queues.map((q) => ({ value: q.id, label: q.name }))} value={shown} onChange={setShown} clearable maw={480} mb="sm" />
+        <Group align="end" mb="sm" data-testid="filters">
+          <MultiSelect label={t("supervisor.filter")} data={floor.queues.map((q) => ({ value: q.id, label: q.name }))} value={shownQueues} onChange={setShownQueues} clearable w={320} />
+          <MultiSelect label={t("supervisor.skillFilter")} description={t("supervisor.skillFilterHelp")} data={skills} value={shownSkills} onChange={setShownSkills} clearable w={320} />
+        </Group>
         <Table striped data-testid="queues">
           <Table.Thead>
             <Table.Tr>
@@ -65,7 +74,7 @@ export default function SupervisorArea() {
             </Table.Tr>
           </Table.Thead>
           <Table.Tbody>
-            {queues.map((q) => (
+            {shown.queues.map((q) => (
               <Table.Tr key={q.id} data-queue={q.name}>
                 <Table.Td>{q.name}</Table.Td>
                 <Table.Td data-testid="waiting">{q.waiting}</Table.Td>
@@ -129,7 +138,7 @@ export default function SupervisorArea() {
             </Table.Tr>
           </Table.Thead>
           <Table.Tbody>
-            {floor.agents.map((a) => (
+            {shown.agents.map((a) => (
               <Table.Tr key={a.id} data-agent={a.extension}>
                 <Table.Td>{a.name}</Table.Td>
                 <Table.Td>{a.extension}</Table.Td>
@@ -173,8 +182,8 @@ export default function SupervisorArea() {
         <Title order={3} id="contacts-title" mb="sm">
           {t("supervisor.contacts")}
         </Title>
-        {monitor && <TextInput label={t("supervisor.myPhone")} name="monitor-device" value={device} onChange={(e) => setDevice(e.currentTarget.value)} maw={480} mb="sm" />}
-        {floor.contacts.length === 0 ? (
+        {monitor && panel}
+        {shown.contacts.length === 0 ? (
           <Text>{t("supervisor.none")}</Text>
         ) : (
           <Table striped data-testid="live-contacts">
@@ -189,7 +198,7 @@ export default function SupervisorArea() {
               </Table.Tr>
             </Table.Thead>
             <Table.Tbody>
-              {floor.contacts.map((c) => (
+              {shown.contacts.map((c) => (
                 <Table.Tr key={c.contact_id} data-contact={c.contact_id}>
                   <Table.Td>{c.customer ?? "—"}</Table.Td>
                   <Table.Td>{c.queue ?? "—"}</Table.Td>

@@ -1,6 +1,8 @@
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api, call } from "../shared/api/client";
+import { can, session, useSession } from "../shared/auth/session";
 import { useStream } from "../shared/events/context";
+import { EventStream } from "../shared/events/stream";
 import { epochSeconds } from "../shared/time";
 
 export interface QueueRow {
@@ -12,6 +14,7 @@ export interface QueueRow {
   abandon_rate: number | null;
   staffed: number;
   agents_by_state: Record<string, number>;
+  required_skills: Record<string, number>;
 }
 
 export interface AgentRow {
@@ -22,6 +25,7 @@ export interface AgentRow {
   reason: string | null;
   since: number;
   contacts: number;
+  skills: Record<string, number>;
 }
 
 export interface LiveRow {
@@ -45,12 +49,31 @@ export interface Floor {
 const REFRESH_ON = ["contact.*", "queue.*", "leg.*", "agent.*"];
 const SERIES_SECONDS = 600;
 
+/** The tab's stream, unless the supervisor is also an agent: the node then gives that stream
+ * the agent's own events only (docs/events.md), so the wallboard opens its own with the
+ * tenant's (or the supervisor's) scope while it is shown. */
+function useFloorStream(): EventStream {
+  const shared = useStream();
+  const { me } = useSession();
+  const scope = !me?.agent_id ? null : can(me, "events:tenant") ? "tenant" : "supervisor";
+  const own = useMemo(() => (scope ? new EventStream({ token: session.token, onUnauthorized: session.expire, scope }) : null), [scope]);
+  useEffect(() => {
+    if (!own) return;
+    own.start();
+    return () => own.stop();
+  }, [own]);
+  return own ?? shared;
+}
+
 /** The floor: a snapshot from the API, refreshed when an event says something changed (at
  * most every 200 ms), agents' states included. No polling. */
 export function useFloor(): Floor {
-  const stream = useStream();
+  const stream = useFloorStream();
   const [floor, setFloor] = useState<Floor>({ queues: [], agents: [], contacts: [], byState: {}, waitingSeries: [] });
-  const names = useRef<{ queues: Record<string, string>; agents: { id: string; name: string; extension: string }[] }>({ queues: {}, agents: [] });
+  const names = useRef<{
+    queues: Record<string, { name: string; required_skills: Record<string, number> }>;
+    agents: { id: string; name: string; extension: string; skills: Record<string, number> }[];
+  }>({ queues: {}, agents: [] });
   const pending = useRef<{ timer: ReturnType<typeof setTimeout> | null; events: number[] }>({ timer: null, events: [] });
 
   const load = useCallback(async () => {
@@ -66,7 +89,7 @@ export function useFloor(): Floor {
     const b = board as { at: number; queues: Record<string, Omit<QueueRow, "id" | "name">>; agents_by_state: Record<string, number>; contacts_waiting: number };
     const monitored = new Set(floorMonitored.current);
     setFloor((prev) => ({
-      queues: Object.entries(b.queues).map(([id, q]) => ({ ...q, id, name: names.current.queues[id] ?? id })),
+      queues: Object.entries(b.queues).map(([id, q]) => ({ ...q, id, name: names.current.queues[id]?.name ?? id, required_skills: names.current.queues[id]?.required_skills ?? {} })),
       agents: statuses,
       contacts: (live as Omit<LiveRow, "monitored">[]).map((c) => ({ ...c, monitored: monitored.has(c.contact_id) })),
       byState: b.agents_by_state,
@@ -85,12 +108,12 @@ export function useFloor(): Floor {
     let alive = true;
     void (async () => {
       const [queues, agents] = await Promise.all([
-        call(api.GET("/api/v1/queues", { params: { query: { limit: 500 } } })).catch(() => ({ items: [] as { id: string; name: string }[] })),
-        call(api.GET("/api/v1/agents", { params: { query: { limit: 500 } } })).catch(() => ({ items: [] as { id: string; name: string; extension: string }[] })),
+        call(api.GET("/api/v1/queues", { params: { query: { limit: 500 } } })).catch(() => ({ items: [] as { id: string; name: string; required_skills: Record<string, number> }[] })),
+        call(api.GET("/api/v1/agents", { params: { query: { limit: 500 } } })).catch(() => ({ items: [] as { id: string; name: string; extension: string; skills: Record<string, number> }[] })),
       ]);
       names.current = {
-        queues: Object.fromEntries(queues.items.map((q) => [q.id, q.name])),
-        agents: agents.items.map((a) => ({ id: a.id, name: a.name, extension: a.extension })),
+        queues: Object.fromEntries(queues.items.map((q) => [q.id, { name: q.name, required_skills: q.required_skills ?? {} }])),
+        agents: agents.items.map((a) => ({ id: a.id, name: a.name, extension: a.extension, skills: a.skills ?? {} })),
       };
       if (alive) await load().catch(() => undefined);
     })();
