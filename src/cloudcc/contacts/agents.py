@@ -98,7 +98,10 @@ class AgentSessions:
         self.clients = ClientPresence()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
-        voice.bus.on(lambda e: e.type == "agent.phone_unregistered", self._on_phone_lost)
+        # Once, on the node whose registrar saw it (on a cluster every node gets the event).
+        voice.bus.on(
+            lambda e: e.type == "agent.phone_unregistered", self._on_phone_lost, origin_only=True
+        )
         voice.bus.on(lambda e: e.type == "agent.state_changed", self._on_state)
 
     # --- signing in with a reachable device ---------------------------------------------
@@ -204,10 +207,7 @@ class AgentSessions:
             self.clients.stop((event.tenant_id, str(event.data.get("agent_id"))))
 
     async def _signed_in(self, tenant_id: str, agent_id: str) -> bool:
-        engine = await self.acd.engine(tenant_id)
-        if agent_id not in set(engine.agent_ids()):
-            return False
-        return engine.agent_stats(agent_id, self.voice.clock()).state.value != _OFFLINE
+        return bool(await self.acd.query(tenant_id, "signed_in", agent_id))
 
     async def close(self) -> None:
         if self._timer is not None:
@@ -229,7 +229,9 @@ class AgentSessions:
         closed): a signed-in agent that rings it becomes not ready, reason unreachable."""
         if self.voice.static_device(tenant_id, agent_id) is not None:
             return  # it rings a phone given at sign-in, not the registration
-        if self.acd.loaded(tenant_id) is None or not await self._signed_in(tenant_id, agent_id):
+        if self.acd.cluster is None and self.acd.loaded(tenant_id) is None:
+            return  # nothing loaded: nobody signed in
+        if not await self._signed_in(tenant_id, agent_id):
             return
         try:
             await self.acd.call(
@@ -245,7 +247,7 @@ class AgentSessions:
         log.info("agent %s of tenant %s lost its phone: not ready", agent_id, tenant_id)
 
     async def _reasons(self, tenant_id: str) -> Any:
-        return (await self.acd.engine(tenant_id)).reason_codes
+        return await self.acd.query(tenant_id, "reason_codes")
 
     async def login(
         self, tenant_id: str, agent_id: str, presence: Presence, reason: str | None
