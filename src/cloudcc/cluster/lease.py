@@ -83,7 +83,10 @@ class RoutingLeases:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self._drop_all()
+        given, self.owned = self.owned, set()
+        for tenant_id in given:
+            if self.on_lost is not None:
+                self.on_lost(tenant_id)
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._conn.close(), 5.0)
