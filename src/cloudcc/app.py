@@ -162,6 +162,7 @@ class Node:
         self.metrics.live.events = self.events
         self.cluster_calls: Any = None
         self.routing: Any = None  # cloudcc.cluster.routing.ClusterRouting on a cluster
+        self.operations: Any = None  # cloudcc.cluster.operations.ContactOperations
         self.ready = False
         self.draining = False
         self.readiness = Readiness(
@@ -253,6 +254,12 @@ class Node:
             node.sign_ins.cluster()
         await routing.start()
         self.routing = routing
+        from cloudcc.cluster.operations import ContactOperations
+
+        self.operations = ContactOperations(
+            self.bus.connection, self.bus.stream, self.name, node.voice
+        )
+        await self.operations.start()
 
     async def share_limits(self) -> None:
         """On a cluster: tenants' call quotas count every node's calls, and each node admits
@@ -425,6 +432,9 @@ class Node:
         if self.voice_node is not None:
             await self.voice_node.stop()
             self.voice_node = None
+        if self.operations is not None:
+            await self.operations.stop()
+            self.operations = None
         if self.routing is not None:  # its leases go at once to the other nodes
             await self.routing.stop()
             self.routing = None

@@ -196,6 +196,10 @@ class VoiceService:
         # and what to do once the agent signed in here with one.
         self.shared_device: Callable[[str, str], Awaitable[str | None]] | None = None
         self.device_chosen: Callable[[str, str, str | None], Awaitable[None]] | None = None
+        # On a cluster: runs an operation where the contact is (cluster/operations.py).
+        self.remote_operation: (
+            Callable[[Actor, str, str, dict[str, Any]], Awaitable[dict[str, Any]]] | None
+        ) = None
         self.trunks = Trunks(db, bus, sip, box)
         self.agents = AgentSessions(self)
         self.trunk_response_timeout = TRUNK_RESPONSE_TIMEOUT
@@ -1074,8 +1078,18 @@ class VoiceService:
         raise PermissionDenied("this contact is not yours to control (calls:control)")
 
     async def operate(
-        self, actor: Actor, contact_id: str, name: str, params: dict[str, Any]
+        self,
+        actor: Actor,
+        contact_id: str,
+        name: str,
+        params: dict[str, Any],
+        *,
+        forwarded: bool = False,
     ) -> dict[str, Any]:
+        """Run a call-control operation; on a cluster, on the node holding the contact
+        (``remote_operation``; ``forwarded``: it comes from another node, run it here)."""
+        if contact_id not in self.sessions and self.remote_operation is not None and not forwarded:
+            return await self.remote_operation(actor, contact_id, name, params)
         session = self.session_for(actor, contact_id)
         if name in ("monitor", "stop_monitor", "intercept", "force_release") and not (
             actor.principal.can(Permission.CALLS_MONITOR)
