@@ -25,16 +25,12 @@ from typing import Any
 
 from cloudcc.cluster.lease import RoutingLeases
 from cloudcc.routing import exceptions as routing_exceptions
-from cloudcc.routing.exceptions import RoutingError
+from cloudcc.routing.exceptions import RoutingError, RoutingUnavailable
 
 log = logging.getLogger("cloudcc.cluster.routing")
 
 _ALLOWED_MODULES = ("cloudcc.routing.",)
 _ALLOWED_BUILTINS = frozenset({"frozenset", "set", "tuple", "list", "dict", "getattr"})
-
-
-class RoutingUnavailable(RoutingError):
-    """No node runs the tenant's routing and this one could not take it."""
 
 
 class _Reader(pickle.Unpickler):
@@ -145,11 +141,12 @@ class ClusterRouting:
         node took the lease (nobody held it). Raises what the engine raised."""
         self.leases.want(tenant_id)
         deadline = time.monotonic() + self.give_up_after
-        body = encode((self.node, request))
+        body = b""
         while True:
             if self.owns(tenant_id):
                 assert self.handle is not None
                 return await self.handle(tenant_id, request, self.node)
+            body = body or encode((self.node, request))
             try:
                 msg = await self.nc.request(
                     f"{self.prefix}.t.{tenant_id}", body, timeout=self.request_timeout

@@ -25,6 +25,7 @@ from cloudcc.routing.exceptions import (
     IllegalTransition,
     InvalidConfig,
     RoutingError,
+    RoutingUnavailable,
     UnknownAgent,
     UnknownReasonCode,
 )
@@ -84,6 +85,8 @@ def refusals(op: str, agent_id: str, reasons: Any = None) -> Iterator[None]:
         raise NotFound(f"agent {agent_id} is not routable (disabled or deleted)") from None
     except InvalidConfig as exc:
         raise Invalid(exc.detail) from None
+    except RoutingUnavailable:
+        raise  # not the caller's to fix: a 503 (api/problems.py)
     except RoutingError as exc:  # any other refusal is still the caller's to fix
         raise AgentStateConflict(str(exc)) from None
 
