@@ -99,24 +99,31 @@ class AgentSignIns:
                 )
             )
 
-    async def note_device(self, tenant_id: str, agent_id: str, device: str | None) -> None:
-        """The agent signed in through this node with ``device`` (None: its registration)."""
+    async def note_device(
+        self, tenant_id: str, agent_id: str, device: str | None, ready: bool, replace: bool
+    ) -> None:
+        """The agent signs in through this node with ``device`` (None: its registration);
+        ``replace=False`` (before the sign-in): only when no sign-in is recorded."""
         row = {
             "agent_id": agent_id,
             "tenant_id": tenant_id,
             "device": device,
-            "ready": True,
-            "reason": None,
+            "ready": ready,
+            "reason": None if ready else "busy",
             "updated_at": datetime.now(UTC),
         }
         async with self.db.transaction() as s:
             insert = sqlite_insert if self.db.is_sqlite else pg_insert
             stmt = insert(AgentSignIn).values(row)
-            await s.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[AgentSignIn.agent_id], set_={"device": stmt.excluded.device}
+            if replace:
+                await s.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=[AgentSignIn.agent_id],
+                        set_={"device": stmt.excluded.device},
+                    )
                 )
-            )
+            else:
+                await s.execute(stmt.on_conflict_do_nothing(index_elements=[AgentSignIn.agent_id]))
 
     def _changed(self, event: Any) -> None:
         tenant_id, agent_id = event.tenant_id, event.data["agent_id"]
