@@ -161,6 +161,8 @@ class Node:
         self.metrics.watch_bus(self.bus)
         self.metrics.live.events = self.events
         self.cluster_calls: Any = None
+        self.routing: Any = None  # cloudcc.cluster.routing.ClusterRouting on a cluster
+        self.operations: Any = None  # cloudcc.cluster.operations.ContactOperations
         self.ready = False
         self.draining = False
         self.readiness = Readiness(
@@ -219,6 +221,7 @@ class Node:
         from cloudcc.voice_node import VoiceNode
 
         self.voice_node = VoiceNode(self.settings, self.ctx)
+        await self.start_routing()  # before the node signs agents in or takes calls
         await self.voice_node.start(warm_up=warm_up)
         self.ctx.extra["voice"] = self.voice_node.voice
         live = self.metrics.live
@@ -227,6 +230,36 @@ class Node:
             self.voice_node.media,
             self.voice_node.acd,
         )
+
+    async def start_routing(self) -> None:
+        """On a cluster on PostgreSQL: one node at a time runs a tenant's routing engine,
+        under a lease (cluster/lease.py); the others send it their routing work over NATS
+        (cluster/routing.py)."""
+        from cloudcc.cluster.lease import RoutingLeases, asyncpg_dsn
+        from cloudcc.cluster.routing import ClusterRouting
+
+        node = self.voice_node
+        dsn = asyncpg_dsn(self.settings.resolved_database_url)
+        if not isinstance(self.bus, NatsBus) or node is None:
+            return
+        if dsn is None:
+            log.warning("a cluster on SQLite: every node runs its own routing engines")
+            return
+        routing = ClusterRouting(
+            self.bus.connection, self.bus.stream, self.name, RoutingLeases(dsn, self.name)
+        )
+        node.acd.attach(routing)
+        routing.on_moved = node.voice.resubmit_routing
+        if node.sign_ins is not None:
+            node.sign_ins.cluster()
+        await routing.start()
+        self.routing = routing
+        from cloudcc.cluster.operations import ContactOperations
+
+        self.operations = ContactOperations(
+            self.bus.connection, self.bus.stream, self.name, node.voice
+        )
+        await self.operations.start()
 
     async def share_limits(self) -> None:
         """On a cluster: tenants' call quotas count every node's calls, and each node admits
@@ -400,6 +433,12 @@ class Node:
         if self.voice_node is not None:
             await self.voice_node.stop()
             self.voice_node = None
+        if self.operations is not None:
+            await self.operations.stop()
+            self.operations = None
+        if self.routing is not None:  # its leases go at once to the other nodes
+            await self.routing.stop()
+            self.routing = None
         await self.events.stop()
         for task in self._tasks:
             task.cancel()

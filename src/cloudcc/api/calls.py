@@ -438,17 +438,15 @@ async def queue_stats(actor: Authenticated, ctx: Ctx, queue_id: IdPath) -> dict[
         raise PermissionDenied("this needs queues:read")
     await ctx.queues.get(actor, queue_id)  # 404 across tenants
     voice = _voice(ctx)
-    engine = await voice.acd.engine(actor.tenant_id)
-    if queue_id not in set(engine.queue_ids()):
-        fault = voice.acd.fault(actor.tenant_id, queue_id)
-        why = fault.error if fault is not None else "it is not loaded yet"
+    report = await voice.acd.query(actor.tenant_id, "queue_report", queue_id)
+    if report[0] == "fault":
         raise Conflict(
-            f"this queue cannot be routed ({why}); fix it with PATCH /queues/{queue_id} "
+            f"this queue cannot be routed ({report[1]}); fix it with PATCH /queues/{queue_id} "
             "or delete it (GET /routing/status lists every such row)"
         )
-    stats: dict[str, Any] = _plain(engine.queue_stats(queue_id, voice.clock()))
-    fault = voice.acd.fault(actor.tenant_id, queue_id)
-    stats["health"] = {"ok": fault is None, "error": fault.error if fault else None}
+    _, queue, error = report
+    stats: dict[str, Any] = _plain(queue)
+    stats["health"] = {"ok": error is None, "error": error}
     return stats
 
 
@@ -459,14 +457,8 @@ async def routing_status(actor: Authenticated, ctx: Ctx) -> dict[str, Any]:
     if not actor.principal.can(Permission.QUEUES_READ):
         raise PermissionDenied("this needs queues:read")
     voice = _voice(ctx)
-    engine = await voice.acd.engine(actor.tenant_id)
-    faults = [_plain(f) for f in voice.acd.faults(actor.tenant_id)]
-    return {
-        "ok": not faults,
-        "queues": len(list(engine.queue_ids())),
-        "agents": len(list(engine.agent_ids())),
-        "faults": faults,
-    }
+    status: dict[str, Any] = await voice.acd.query(actor.tenant_id, "routing_status")
+    return {"ok": not status["faults"], **status}
 
 
 @router.get("/wallboard", operation_id="wallboard")
@@ -474,8 +466,7 @@ async def wallboard(actor: Authenticated, ctx: Ctx) -> dict[str, Any]:
     if not actor.principal.can(Permission.REPORTS_READ):
         raise PermissionDenied("this needs reports:read")
     voice = _voice(ctx)
-    engine = await voice.acd.engine(actor.tenant_id)
-    board: dict[str, Any] = _plain(engine.wallboard(voice.clock()))
+    board: dict[str, Any] = _plain(await voice.acd.query(actor.tenant_id, "wallboard"))
     return board
 
 

@@ -23,6 +23,7 @@ from cloudcc.errors import (
     RateLimited,
     ServiceError,
 )
+from cloudcc.routing.exceptions import RoutingUnavailable
 from cloudcc.store.db import DATABASE_ERRORS, is_unavailable
 
 security_log = logging.getLogger("cloudcc.security")
@@ -118,6 +119,15 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, RoutingUnavailable):  # a cluster's routing is moving between nodes
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return problem(
+            503,
+            "Service Unavailable",
+            "the tenant's routing is unreachable just now; retry after the time in Retry-After",
+            headers={"Retry-After": "2"},
+            type_="urn:cloudcc:routing_unavailable",
+        )
     if is_unavailable(exc):  # the database is down or restarting: come back later
         log.warning(
             "%s %s: the database is unavailable (%r)", request.method, request.url.path, exc
@@ -157,6 +167,7 @@ def _title(status: int) -> str:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RoutingUnavailable, _unexpected)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     # Handled here rather than by the catch-all (which re-raises to the server): errors of

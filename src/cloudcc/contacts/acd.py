@@ -5,6 +5,14 @@ from the store into it, keeps it in step with configuration changes (``agent.*``
 events), calls ``tick`` at the engine's next deadline, and hands every decision on: agent
 state changes become ``agent.state_changed`` events on the bus, decisions about a contact go
 to the contact layer's handler.
+
+On a cluster (``attach``) a tenant's engine runs only on the node holding its lease
+(cluster/lease.py): ``call``, ``query`` and ``ensure_agent`` go to that node
+(cluster/routing.py), and its decisions about a contact go back to the node that holds the
+call. A node that takes a tenant over rebuilds the engine from the store (``loaders``: the
+agents' sign-ins, the contacts agents are talking on) and every node hands it the routing
+state of its live calls (``VoiceService.resubmit_routing``); work taken from the store that
+no live node claims within ``settle_seconds`` is ended (its node died with it).
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,6 +57,24 @@ log = logging.getLogger("cloudcc.acd")
 
 RoutingEngine = routing_engine.RoutingEngine
 DecisionHandler = Callable[[str, Decision], None]
+#: Run when a tenant's engine was built from the store, before it serves (cluster takeover).
+EngineLoader = Callable[[str, RoutingEngine], Awaitable[None]]
+
+#: Engine operations that bring a contact into the engine: where its contact id is (a node
+#: that forwards one of these holds the contact; decisions about it go back there).
+_CONTACT_ARG = {
+    "contact_queued": 0,
+    "callback_requested": 0,
+    "direct_contact_started": 1,
+    "outbound_reserved": 1,
+}
+#: Engine operations that end a contact in the engine.
+_CONTACT_DONE = ("contact_abandoned", "contact_ended")
+#: What another node may read of an engine (``Acd.query``).
+_QUERIES = frozenset(
+    {"agent_ids", "queue_ids", "agent_stats", "reason_codes", "wallboard", "queue_report",
+     "routing_status", "in_wrapup", "signed_in"}
+)  # fmt: skip
 
 #: What a stored row that cannot be turned into engine configuration raises (an unknown
 #: strategy, a malformed overflow document, an out-of-range value written past the API).
@@ -179,6 +205,138 @@ class Acd:
             self._on_config_event,
         )
         bus.on(lambda e: e.type.startswith("reason_code."), self._on_reason_event)
+        #: Set by ``attach`` on a cluster: the tenant's engine runs on its lease's owner.
+        self.cluster: Any = None  # cloudcc.cluster.routing.ClusterRouting
+        self.loaders: list[EngineLoader] = []
+        self.settle_seconds = 3.0
+        self._homes: dict[tuple[str, str], str] = {}  # (tenant, contact) -> node holding it
+        self._unclaimed: dict[str, dict[str, str]] = {}  # tenant -> contact -> agent (store)
+
+    # --- the cluster ----------------------------------------------------------------------
+
+    def attach(self, cluster: Any) -> None:
+        """Run each tenant's engine only where its lease is (cloudcc.cluster.routing)."""
+        self.cluster = cluster
+        cluster.handle = self.handle_request
+        cluster.deliver = self._deliver_here
+        cluster.on_gained = self._take
+        cluster.on_lost = self._give_up
+
+    async def _take(self, tenant_id: str) -> None:
+        """This node holds the tenant's lease now: build its engine from the store."""
+        self._drop(tenant_id)
+        await self.engine(tenant_id)
+        unclaimed = self._unclaimed.get(tenant_id)
+        if unclaimed:
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.settle_seconds, self._end_unclaimed, tenant_id)
+
+    def _end_unclaimed(self, tenant_id: str) -> None:
+        """Work taken from the store that no live node claimed: its call died with its node."""
+        unclaimed = self._unclaimed.pop(tenant_id, {})
+        engine = self._engines.get(tenant_id)
+        if engine is None:
+            return
+        for contact_id, agent_id in unclaimed.items():
+            log.info("tenant %s: agent %s's contact %s is gone; ending its work",
+                     tenant_id, agent_id, contact_id)  # fmt: skip
+            with contextlib.suppress(RoutingError):
+                self.run(tenant_id, engine, "contact_ended", contact_id)
+
+    def claim_from_store(self, tenant_id: str, contact_id: str, agent_id: str) -> None:
+        """A loader marked ``agent_id`` busy with ``contact_id`` from the store: ended unless
+        a live node claims it within ``settle_seconds``."""
+        self._unclaimed.setdefault(tenant_id, {})[contact_id] = agent_id
+
+    def _give_up(self, tenant_id: str) -> None:
+        self._drop(tenant_id)
+
+    def _drop(self, tenant_id: str) -> None:
+        self._engines.pop(tenant_id, None)
+        timer = self._timers.pop(tenant_id, None)
+        if timer is not None:
+            timer.cancel()
+        self._deadlines.pop(tenant_id, None)
+        for key in [k for k in self._homes if k[0] == tenant_id]:
+            del self._homes[key]
+
+    def runs(self, tenant_id: str) -> bool:
+        """Whether this node runs the tenant's engine (always, off a cluster)."""
+        return self.cluster is None or self.cluster.owns(tenant_id)
+
+    async def handle_request(self, tenant_id: str, request: tuple[Any, ...], origin: str) -> Any:
+        """Run a routing request here (this node holds the tenant's lease)."""
+        engine = await self.engine(tenant_id)
+        kind = request[0]
+        if kind == "call":
+            _, method, args, kw = request
+            index = _CONTACT_ARG.get(method)
+            if index is not None and len(args) > index:
+                contact_id = str(args[index])
+                unclaimed = self._unclaimed.get(tenant_id, {})
+                if method == "direct_contact_started" and contact_id in unclaimed:
+                    del unclaimed[contact_id]  # a live node holds it: the store was right
+                    self._homes[(tenant_id, contact_id)] = origin
+                    return []
+                if self.cluster is not None and origin != self.cluster.node:
+                    self._homes[(tenant_id, contact_id)] = origin
+            elif method in _CONTACT_DONE and args:
+                self._homes.pop((tenant_id, str(args[0])), None)
+            return self.run(tenant_id, engine, method, *args, **kw)
+        if kind == "query":
+            return self._answer(tenant_id, engine, request[1], tuple(request[2]))
+        if kind == "ensure_agent":
+            return await self._ensure_agent_here(tenant_id, engine, str(request[1]))
+        raise RoutingError(f"unknown routing request {kind!r}")
+
+    def _answer(
+        self, tenant_id: str, engine: RoutingEngine, name: str, args: tuple[Any, ...]
+    ) -> Any:
+        if name not in _QUERIES:
+            raise RoutingError(f"unknown routing query {name!r}")
+        now = self.clock()
+        if name == "queue_report":
+            (queue_id,) = args
+            fault = self.fault(tenant_id, queue_id)
+            error = fault.error if fault is not None else None
+            if queue_id not in set(engine.queue_ids()):
+                return ("fault", error or "it is not loaded yet")
+            return ("ok", engine.queue_stats(queue_id, now), error)
+        if name == "routing_status":
+            return {
+                "queues": len(list(engine.queue_ids())),
+                "agents": len(list(engine.agent_ids())),
+                "faults": [asdict(f) for f in self.faults(tenant_id)],
+            }
+        if name in ("in_wrapup", "signed_in"):
+            (agent_id,) = args
+            if agent_id not in set(engine.agent_ids()):
+                return False
+            state = engine.agent_stats(agent_id, now).state.value
+            return state == "wrap_up" if name == "in_wrapup" else state != "offline"
+        value = getattr(engine, name)
+        if callable(value):
+            value = value(*args, now) if name in ("agent_stats", "wallboard") else value(*args)
+        if isinstance(value, Mapping):
+            return dict(value)
+        if isinstance(value, Iterator):
+            return list(value)
+        return value
+
+    async def query(self, tenant_id: str, name: str, *args: Any) -> Any:
+        """Read the tenant's engine where it runs: ``agent_ids``, ``queue_ids``,
+        ``agent_stats(agent)``, ``reason_codes``, ``wallboard()``, ``queue_report(queue)``,
+        ``routing_status()``, ``in_wrapup(agent)``, ``signed_in(agent)``."""
+        if self.cluster is not None:
+            return await self.cluster.request(tenant_id, ("query", name, args))
+        return self._answer(tenant_id, await self.engine(tenant_id), name, args)
+
+    def _deliver_here(self, tenant_id: str, decision: Decision) -> None:
+        for handler in self.handlers:
+            try:
+                handler(tenant_id, decision)
+            except Exception:
+                log.exception("handling %r failed", decision)
 
     # --- engines ------------------------------------------------------------------------
 
@@ -200,8 +358,25 @@ class Acd:
 
     async def queue_id(self, tenant_id: str, name: str) -> str | None:
         """The id of the tenant's queue called ``name`` (flows and numbers name queues)."""
-        await self.engine(tenant_id)
+        if self.runs(tenant_id):
+            await self.engine(tenant_id)
+        elif tenant_id not in self._queue_ids:
+            await self._load_queue_names(tenant_id)
         return self._queue_ids.get(tenant_id, {}).get(name)
+
+    async def _load_queue_names(self, tenant_id: str) -> None:
+        """Queue names, ids and music of a tenant whose engine runs on another node."""
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    select(SkillQueue.id, SkillQueue.name, SkillQueue.music_on_hold).where(
+                        SkillQueue.tenant_id == tenant_id
+                    )
+                )
+            ).all()
+        self._queue_ids[tenant_id] = {name: id_ for id_, name, _ in rows}
+        self._queue_names[tenant_id] = {id_: name for id_, name, _ in rows}
+        self._queue_music[tenant_id] = {id_: music for id_, _, music in rows}
 
     def queue_name(self, tenant_id: str, queue_id: str) -> str:
         return self._queue_names.get(tenant_id, {}).get(queue_id, queue_id)
@@ -278,13 +453,22 @@ class Acd:
                     engine.configure_agent(agent_config(agent), now)
                 except _BAD_ROW as exc:
                     self._fault(tenant_id, "agent", agent, exc)
+        for loader in self.loaders:
+            await loader(tenant_id, engine)
         self._engines[tenant_id] = engine
         return engine
 
     # --- inputs -------------------------------------------------------------------------
 
     async def call(self, tenant_id: str, method: str, *args: Any, **kw: Any) -> list[Decision]:
-        """Run an engine operation (``engine.<method>(*args, now=...)``) and dispatch."""
+        """Run an engine operation (``engine.<method>(*args, now=...)``) and dispatch; on a
+        cluster, where the tenant's engine runs."""
+        if self.cluster is not None:
+            kw.pop("now", None)  # the owner's clock
+            decisions: list[Decision] = await self.cluster.request(
+                tenant_id, ("call", method, args, kw)
+            )
+            return decisions
         engine = await self.engine(tenant_id)
         return self.run(tenant_id, engine, method, *args, **kw)
 
@@ -319,6 +503,13 @@ class Acd:
                 continue
             if isinstance(decision, ContactReleased):
                 self.bus.publish(tenant_id, "contact.released", asdict(decision))
+            contact_id = getattr(decision, "contact_id", None)
+            home = self._homes.get((tenant_id, contact_id)) if contact_id else None
+            if isinstance(decision, ContactReleased):
+                self._homes.pop((tenant_id, str(contact_id)), None)
+            if home is not None and self.cluster is not None and home != self.cluster.node:
+                self.cluster.send_decision(home, tenant_id, decision)
+                continue
             for handler in self.handlers:
                 try:
                     handler(tenant_id, decision)
@@ -358,6 +549,8 @@ class Acd:
 
     def _on_config_event(self, event: Any) -> None:
         if event.tenant_id not in self._engines:
+            if event.type.startswith("queue."):  # names read again on next use
+                self._queue_ids.pop(event.tenant_id, None)
             return  # loaded fresh on first use
         task = asyncio.get_running_loop().create_task(self._reconfigure(event))
         self._tasks.add(task)
@@ -411,7 +604,13 @@ class Acd:
     async def ensure_agent(self, tenant_id: str, agent_id: str) -> bool:
         """Make sure the engine knows an agent created a moment ago (its event may still be
         on its way); whether the agent is routable."""
-        engine = await self.engine(tenant_id)
+        if self.cluster is not None:
+            return bool(await self.cluster.request(tenant_id, ("ensure_agent", agent_id)))
+        return await self._ensure_agent_here(tenant_id, await self.engine(tenant_id), agent_id)
+
+    async def _ensure_agent_here(
+        self, tenant_id: str, engine: RoutingEngine, agent_id: str
+    ) -> bool:
         if agent_id not in set(engine.agent_ids()):
             await self._agent_changed(tenant_id, engine, agent_id)
         return agent_id in set(engine.agent_ids())

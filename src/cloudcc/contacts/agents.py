@@ -26,6 +26,7 @@ from cloudcc.routing.exceptions import (
     IllegalTransition,
     InvalidConfig,
     RoutingError,
+    RoutingUnavailable,
     UnknownAgent,
     UnknownReasonCode,
 )
@@ -85,6 +86,8 @@ def refusals(op: str, agent_id: str, reasons: Any = None) -> Iterator[None]:
         raise NotFound(f"agent {agent_id} is not routable (disabled or deleted)") from None
     except InvalidConfig as exc:
         raise Invalid(exc.detail) from None
+    except RoutingUnavailable:
+        raise  # not the caller's to fix: a 503 (api/problems.py)
     except RoutingError as exc:  # any other refusal is still the caller's to fix
         raise AgentStateConflict(str(exc)) from None
 
@@ -100,7 +103,10 @@ class AgentSessions:
         self.state_log = StateLog()  # the agents' figures of the day (time per state)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
-        voice.bus.on(lambda e: e.type == "agent.phone_unregistered", self._on_phone_lost)
+        # Once, on the node whose registrar saw it (on a cluster every node gets the event).
+        voice.bus.on(
+            lambda e: e.type == "agent.phone_unregistered", self._on_phone_lost, origin_only=True
+        )
         voice.bus.on(lambda e: e.type == "agent.state_changed", self._on_state)
 
     # --- signing in with a reachable device ---------------------------------------------
@@ -210,10 +216,7 @@ class AgentSessions:
             self.clients.stop((event.tenant_id, str(event.data.get("agent_id"))))
 
     async def _signed_in(self, tenant_id: str, agent_id: str) -> bool:
-        engine = await self.acd.engine(tenant_id)
-        if agent_id not in set(engine.agent_ids()):
-            return False
-        return engine.agent_stats(agent_id, self.voice.clock()).state.value != _OFFLINE
+        return bool(await self.acd.query(tenant_id, "signed_in", agent_id))
 
     async def close(self) -> None:
         if self._timer is not None:
@@ -235,7 +238,9 @@ class AgentSessions:
         closed): a signed-in agent that rings it becomes not ready, reason unreachable."""
         if self.voice.static_device(tenant_id, agent_id) is not None:
             return  # it rings a phone given at sign-in, not the registration
-        if self.acd.loaded(tenant_id) is None or not await self._signed_in(tenant_id, agent_id):
+        if self.acd.cluster is None and self.acd.loaded(tenant_id) is None:
+            return  # nothing loaded: nobody signed in
+        if not await self._signed_in(tenant_id, agent_id):
             return
         try:
             await self.acd.call(
@@ -251,7 +256,7 @@ class AgentSessions:
         log.info("agent %s of tenant %s lost its phone: not ready", agent_id, tenant_id)
 
     async def _reasons(self, tenant_id: str) -> Any:
-        return (await self.acd.engine(tenant_id)).reason_codes
+        return await self.acd.query(tenant_id, "reason_codes")
 
     async def login(
         self, tenant_id: str, agent_id: str, presence: Presence, reason: str | None

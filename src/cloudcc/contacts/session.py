@@ -211,6 +211,9 @@ class ContactSession:
         self._music_name = "default"  # while queued: the queue's music on hold
         self._announcing: asyncio.Task[None] | None = None  # a queue announcement playing
         self._queued_id: str | None = None  # the ACD queue id while queued
+        # What it asked the queue for (priority, skills, preferred agent): asked again of a
+        # new routing owner on a cluster.
+        self._queue_request: tuple[int, tuple[SkillRequirement, ...], str | None] | None = None
         # agent id -> the id under which the ACD counts the work (the contact's own id, or a
         # derived one for a consulted agent); each gets exactly one contact_ended
         self._acd_work: dict[str, str] = {}
@@ -816,6 +819,11 @@ class ContactSession:
         self._music_name = self.svc.acd.music_on_hold(self.tenant_id, queue_id)
         self.start_music()
         self._queued_id = queue_id
+        self._queue_request = (
+            target.priority,
+            tuple(SkillRequirement(s) for s in target.skills),
+            self.contact.attributes.get("preferred_agent"),
+        )
         self.svc.publish_contact(self, "contact.queued", queue=target.name)
         await self.svc.acd.call(
             self.tenant_id,
@@ -843,6 +851,9 @@ class ContactSession:
                         attributes=dict(self.contact.attributes),
                     )
                     for agent_id in msg.agent_ids:
+                        ringing = self._ringing.get(agent_id)
+                        if ringing is not None and not ringing.done():
+                            continue  # offered again by a new routing owner: rings already
                         self._ringing[agent_id] = asyncio.ensure_future(
                             self._ring_agent(agent_id, msg.ring_timeout)
                         )
@@ -1346,7 +1357,7 @@ class ContactSession:
             and not self.svc.stopping
             and contact.answered_at is not None
             and contact.state is ContactState.CONNECTED
-            and self.svc.in_wrapup(self.tenant_id, agent_wraps)
+            and await self.svc.in_wrapup(self.tenant_id, agent_wraps)
         ):
             contact.go(ContactState.WRAPUP, ended_at)
             self.svc.save(self)

@@ -15,7 +15,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,9 @@ from cloudcc.routing.events import (
     Overflow,
     QueueAction,
 )
+from cloudcc.routing.exceptions import RoutingError
 from cloudcc.routing.model import AgentState
+from cloudcc.routing.model import Channel as RoutingChannel
 from cloudcc.sip.auth import Credential
 from cloudcc.sip.call import IncomingCall, RequestInfo
 from cloudcc.sip.endpoint import Admission, SipEndpoint
@@ -190,6 +192,18 @@ class VoiceService:
         self.draining = False  # set while live calls may still end by themselves
         # The tenant's live calls on other nodes (cloudcc.cluster.calls; 0 on a lone node).
         self.remote_calls: Callable[[str], int] = lambda tenant_id: 0
+        # On a cluster: the phone an agent signed in with on any node (recovery/agents.py),
+        # and where to write the phone an agent signs in here with: (tenant, agent, device,
+        # ready, replace) before the sign-in (an offer may come at once; not replacing
+        # another sign-in's phone) and after it (replacing).
+        self.shared_device: Callable[[str, str], Awaitable[str | None]] | None = None
+        self.device_chosen: Callable[[str, str, str | None, bool, bool], Awaitable[None]] | None = (
+            None
+        )
+        # On a cluster: runs an operation where the contact is (cluster/operations.py).
+        self.remote_operation: (
+            Callable[[Actor, str, str, dict[str, Any]], Awaitable[dict[str, Any]]] | None
+        ) = None
         self.trunks = Trunks(db, bus, sip, box)
         self.agents = AgentSessions(self)
         self.trunk_response_timeout = TRUNK_RESPONSE_TIMEOUT
@@ -515,10 +529,14 @@ class VoiceService:
                     )
 
     async def agent_device(self, tenant_id: str, agent_id: str) -> str | None:
-        """Where to ring an agent: the phone it logged in with, else its registered phone."""
-        return self.static_device(tenant_id, agent_id) or self.registered_device(
+        """Where to ring an agent: the phone it logged in with, else its registered phone;
+        on a cluster, else the phone it logged in with on another node (``shared_device``)."""
+        found = self.static_device(tenant_id, agent_id) or self.registered_device(
             tenant_id, agent_id
         )
+        if found is None and self.shared_device is not None:
+            found = await self.shared_device(tenant_id, agent_id)
+        return found
 
     def static_device(self, tenant_id: str, agent_id: str) -> str | None:
         """The phone URI the agent signed in with (assigned, or given by an admin)."""
@@ -935,7 +953,12 @@ class VoiceService:
             if session.contact.state is ContactState.WRAPUP and session._wrapping == agent_id:
                 session.mailbox.put_nowait(WrapUpFinished(agent_id))
 
-    def in_wrapup(self, tenant_id: str, agent_id: str) -> bool:
+    async def in_wrapup(self, tenant_id: str, agent_id: str) -> bool:
+        if self.acd.cluster is not None:
+            try:
+                return bool(await self.acd.query(tenant_id, "in_wrapup", agent_id))
+            except RoutingError:
+                return False
         engine = self.acd.loaded(tenant_id)
         if engine is None:
             return False
@@ -943,6 +966,36 @@ class VoiceService:
             return engine.agent_stats(agent_id, self.clock()).state is AgentState.WRAP_UP
         except Exception:
             return False
+
+    async def resubmit_routing(self, tenant_id: str) -> None:
+        """The tenant's routing has a new owner (cluster): tell it which agents talk on this
+        node's calls, then which calls wait in its queues (their places start again)."""
+        sessions = [s for s in list(self.sessions.values()) if s.tenant_id == tenant_id]
+        for session in sessions:
+            for agent_id, work in list(session._acd_work.items()):
+                with contextlib.suppress(RoutingError):
+                    await self.acd.call(
+                        tenant_id, "direct_contact_started", agent_id, work, RoutingChannel.VOICE
+                    )
+        for session in sessions:
+            queue_id, asked = session._queued_id, session._queue_request
+            if queue_id is None or asked is None or session.contact.ended:
+                continue
+            priority, skills, preferred = asked
+            with contextlib.suppress(RoutingError):
+                await self.acd.call(
+                    tenant_id,
+                    "contact_queued",
+                    session.acd_id,
+                    queue_id,
+                    RoutingChannel.VOICE,
+                    priority=priority,
+                    required_skills=skills,
+                    preferred_agent=preferred,
+                )
+        if sessions:
+            log.info("tenant %s: %d live calls handed to its new routing owner",
+                     tenant_id, len(sessions))  # fmt: skip
 
     # --- callbacks --------------------------------------------------------------------
 
@@ -1037,8 +1090,18 @@ class VoiceService:
         raise PermissionDenied("this contact is not yours to control (calls:control)")
 
     async def operate(
-        self, actor: Actor, contact_id: str, name: str, params: dict[str, Any]
+        self,
+        actor: Actor,
+        contact_id: str,
+        name: str,
+        params: dict[str, Any],
+        *,
+        forwarded: bool = False,
     ) -> dict[str, Any]:
+        """Run a call-control operation; on a cluster, on the node holding the contact
+        (``remote_operation``; ``forwarded``: it comes from another node, run it here)."""
+        if contact_id not in self.sessions and self.remote_operation is not None and not forwarded:
+            return await self.remote_operation(actor, contact_id, name, params)
         session = self.session_for(actor, contact_id)
         if name in ("monitor", "stop_monitor", "intercept", "force_release") and not (
             actor.principal.can(Permission.CALLS_MONITOR)
@@ -1072,11 +1135,15 @@ class VoiceService:
         presence = Presence.READY if ready else Presence.NOT_READY
         if not await self.acd.ensure_agent(tenant_id, agent_id):
             raise BadTarget("the agent is disabled")
+        if self.device_chosen is not None:  # every node can ring it once it is offered a call
+            await self.device_chosen(tenant_id, agent_id, device, ready, False)
         await self.agents.login(tenant_id, agent_id, presence, None if ready else "busy")
         if device:
             self._static_devices[(tenant_id, agent_id)] = device
         else:
             self._static_devices.pop((tenant_id, agent_id), None)
+        if self.device_chosen is not None:
+            await self.device_chosen(tenant_id, agent_id, device, ready, True)
         return {"agent_id": agent_id, "device": await self.agent_device(tenant_id, agent_id)}
 
     def logged_in_device(self, tenant_id: str, agent_id: str) -> str | None:
@@ -1098,8 +1165,7 @@ class VoiceService:
         await self.agents.force(tenant_id, agent_id, action, by, seconds)
 
     async def agent_status(self, tenant_id: str, agent_id: str) -> dict[str, Any]:
-        engine = await self.acd.engine(tenant_id)
-        stats = engine.agent_stats(agent_id, self.clock())
+        stats = await self.acd.query(tenant_id, "agent_stats", agent_id)
         return {
             "agent_id": agent_id,
             "state": stats.state.value,

@@ -4,6 +4,11 @@ instead of signed out.
 
 Follows ``agent.state_changed`` events: a sign-out removes the row; any other change writes
 the agent's presence (what it chose, not the activity of the moment).
+
+On a cluster (``cluster()``) the rows are what a node taking a tenant's routing over builds
+its engine from (``load_tenant``), with the contacts agents are talking on; only the node
+running the tenant's engine writes presence, and the node an agent signed in through writes
+its phone, which every node then rings (``device``).
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from cloudcc.bus import LocalBus
+from cloudcc.contacts.acd import RoutingEngine
 from cloudcc.contacts.voice import VoiceService
 from cloudcc.recovery.tables import AgentSignIn
-from cloudcc.routing.model import Presence
+from cloudcc.routing.exceptions import RoutingError
+from cloudcc.routing.model import Channel, Presence
 from cloudcc.store.db import Database
+from cloudcc.store.tables import ContactRecord
 
 log = logging.getLogger("cloudcc.recovery.agents")
 
@@ -36,7 +44,86 @@ class AgentSignIns:
         self._known: dict[str, tuple[Any, ...]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.clustered = False
         bus.on(lambda e: e.type == "agent.state_changed", self._changed)
+
+    # --- on a cluster -------------------------------------------------------------------
+
+    def cluster(self) -> None:
+        """Tenants' engines move between nodes: each is built from these rows when taken."""
+        self.clustered = True
+        self.voice.acd.loaders.append(self.load_tenant)
+        self.voice.shared_device = self.device
+        self.voice.device_chosen = self.note_device
+
+    async def load_tenant(self, tenant_id: str, engine: RoutingEngine) -> None:
+        """Sign the tenant's agents into a rebuilt engine as they were, and mark busy those
+        talking on a live contact (claimed by their node, or ended: cloudcc.contacts.acd)."""
+        acd = self.voice.acd
+        async with self.db.session() as s:
+            rows = (
+                await s.scalars(select(AgentSignIn).where(AgentSignIn.tenant_id == tenant_id))
+            ).all()
+            talking = (
+                await s.execute(
+                    select(ContactRecord.id, ContactRecord.agent_id).where(
+                        ContactRecord.tenant_id == tenant_id,
+                        ContactRecord.state == "connected",
+                        ContactRecord.agent_id.is_not(None),
+                    )
+                )
+            ).all()
+        for row in rows:
+            presence = Presence.READY if row.ready else Presence.NOT_READY
+            try:
+                acd.run(tenant_id, engine, "agent_login", row.agent_id, presence=presence,
+                        reason=None if row.ready else (row.reason or "busy"))  # fmt: skip
+            except RoutingError as exc:
+                log.warning("agent %s could not be signed in again: %s", row.agent_id, exc)
+        for contact_id, agent_id in talking:
+            try:
+                acd.run(tenant_id, engine, "direct_contact_started", agent_id, contact_id,
+                        Channel.VOICE)  # fmt: skip
+            except RoutingError:
+                continue
+            acd.claim_from_store(tenant_id, contact_id, str(agent_id))
+        log.info("tenant %s: routing rebuilt with %d agents signed in, %d talking",
+                 tenant_id, len(rows), len(talking))  # fmt: skip
+
+    async def device(self, tenant_id: str, agent_id: str) -> str | None:
+        """The phone the agent signed in with, on whichever node."""
+        async with self.db.session() as s:
+            return await s.scalar(
+                select(AgentSignIn.device).where(
+                    AgentSignIn.tenant_id == tenant_id, AgentSignIn.agent_id == agent_id
+                )
+            )
+
+    async def note_device(
+        self, tenant_id: str, agent_id: str, device: str | None, ready: bool, replace: bool
+    ) -> None:
+        """The agent signs in through this node with ``device`` (None: its registration);
+        ``replace=False`` (before the sign-in): only when no sign-in is recorded."""
+        row = {
+            "agent_id": agent_id,
+            "tenant_id": tenant_id,
+            "device": device,
+            "ready": ready,
+            "reason": None if ready else "busy",
+            "updated_at": datetime.now(UTC),
+        }
+        async with self.db.transaction() as s:
+            insert = sqlite_insert if self.db.is_sqlite else pg_insert
+            stmt = insert(AgentSignIn).values(row)
+            if replace:
+                await s.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=[AgentSignIn.agent_id],
+                        set_={"device": stmt.excluded.device},
+                    )
+                )
+            else:
+                await s.execute(stmt.on_conflict_do_nothing(index_elements=[AgentSignIn.agent_id]))
 
     def _changed(self, event: Any) -> None:
         tenant_id, agent_id = event.tenant_id, event.data["agent_id"]
@@ -53,7 +140,8 @@ class AgentSignIns:
                 self._wake.set()
             return
         ready = stats.presence is not Presence.NOT_READY
-        device = self.voice.logged_in_device(tenant_id, agent_id)
+        # On a cluster the phone is written by the node the agent signed in through.
+        device = None if self.clustered else self.voice.logged_in_device(tenant_id, agent_id)
         reason = None if ready else stats.reason
         key = (tenant_id, device, ready, reason)
         if self._known.get(agent_id) == key:
@@ -70,7 +158,10 @@ class AgentSignIns:
         self._wake.set()
 
     async def restore(self) -> int:
-        """Sign in again every agent signed in when the node stopped; returns how many."""
+        """Sign in again every agent signed in when the node stopped; returns how many.
+        On a cluster the node that takes a tenant's routing does it (``load_tenant``)."""
+        if self.clustered:
+            return 0
         async with self.db.session() as s:
             rows = (await s.scalars(select(AgentSignIn))).all()
         restored = 0
@@ -126,12 +217,12 @@ class AgentSignIns:
                 if rows:
                     insert = sqlite_insert if self.db.is_sqlite else pg_insert
                     stmt = insert(AgentSignIn)
+                    columns: tuple[str, ...] = ("tenant_id", "ready", "reason", "updated_at")
+                    if not self.clustered:
+                        columns += ("device",)
                     stmt = stmt.on_conflict_do_update(
                         index_elements=[AgentSignIn.agent_id],
-                        set_={
-                            c: stmt.excluded[c]
-                            for c in ("tenant_id", "device", "ready", "reason", "updated_at")
-                        },
+                        set_={c: stmt.excluded[c] for c in columns},
                     )
                     await s.execute(stmt, rows)
         except Exception:

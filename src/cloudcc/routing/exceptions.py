@@ -7,6 +7,11 @@ class RoutingError(Exception):
     """Base class of every routing error."""
 
 
+class RoutingUnavailable(RoutingError):
+    """The engine that should take the event cannot be reached (on a cluster: no node runs
+    the tenant's routing and this one could not take it); the event was not applied."""
+
+
 class InvalidConfig(RoutingError, ValueError):
     """A queue, agent, reason code or skill setting is not acceptable."""
 
