@@ -193,13 +193,10 @@ class VoiceService:
         # The tenant's live calls on other nodes (cloudcc.cluster.calls; 0 on a lone node).
         self.remote_calls: Callable[[str], int] = lambda tenant_id: 0
         # On a cluster: the phone an agent signed in with on any node (recovery/agents.py),
-        # and where to write the phone an agent signs in here with: (tenant, agent, device,
-        # ready, replace) before the sign-in (an offer may come at once; not replacing
-        # another sign-in's phone) and after it (replacing).
+        # and where to write the phone an agent signed in here with (tenant, agent, device,
+        # ready).
         self.shared_device: Callable[[str, str], Awaitable[str | None]] | None = None
-        self.device_chosen: Callable[[str, str, str | None, bool, bool], Awaitable[None]] | None = (
-            None
-        )
+        self.device_chosen: Callable[[str, str, str | None, bool], Awaitable[None]] | None = None
         # On a cluster: runs an operation where the contact is (cluster/operations.py).
         self.remote_operation: (
             Callable[[Actor, str, str, dict[str, Any]], Awaitable[dict[str, Any]]] | None
@@ -1135,15 +1132,13 @@ class VoiceService:
         presence = Presence.READY if ready else Presence.NOT_READY
         if not await self.acd.ensure_agent(tenant_id, agent_id):
             raise BadTarget("the agent is disabled")
-        if self.device_chosen is not None:  # every node can ring it once it is offered a call
-            await self.device_chosen(tenant_id, agent_id, device, ready, False)
         await self.agents.login(tenant_id, agent_id, presence, None if ready else "busy")
         if device:
             self._static_devices[(tenant_id, agent_id)] = device
         else:
             self._static_devices.pop((tenant_id, agent_id), None)
         if self.device_chosen is not None:
-            await self.device_chosen(tenant_id, agent_id, device, ready, True)
+            await self.device_chosen(tenant_id, agent_id, device, ready)
         return {"agent_id": agent_id, "device": await self.agent_device(tenant_id, agent_id)}
 
     def logged_in_device(self, tenant_id: str, agent_id: str) -> str | None:

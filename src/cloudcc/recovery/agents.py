@@ -90,20 +90,31 @@ class AgentSignIns:
         log.info("tenant %s: routing rebuilt with %d agents signed in, %d talking",
                  tenant_id, len(rows), len(talking))  # fmt: skip
 
-    async def device(self, tenant_id: str, agent_id: str) -> str | None:
-        """The phone the agent signed in with, on whichever node."""
-        async with self.db.session() as s:
-            return await s.scalar(
-                select(AgentSignIn.device).where(
-                    AgentSignIn.tenant_id == tenant_id, AgentSignIn.agent_id == agent_id
+    async def device(self, tenant_id: str, agent_id: str, wait: float = 1.0) -> str | None:
+        """The phone the agent signed in with, on whichever node. The routing owner may
+        offer the agent a call before the node it signed in through has written its phone
+        (just after the sign-in): looked up again for up to ``wait`` seconds."""
+        deadline = time.monotonic() + wait
+        while True:
+            async with self.db.session() as s:
+                row = await s.scalar(
+                    select(AgentSignIn).where(
+                        AgentSignIn.tenant_id == tenant_id, AgentSignIn.agent_id == agent_id
+                    )
                 )
-            )
+            if row is not None and (
+                row.device is not None
+                or (datetime.now(UTC) - row.updated_at).total_seconds() > wait
+            ):
+                return row.device  # None: it rings a phone registered with one node
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.1)
 
     async def note_device(
-        self, tenant_id: str, agent_id: str, device: str | None, ready: bool, replace: bool
+        self, tenant_id: str, agent_id: str, device: str | None, ready: bool
     ) -> None:
-        """The agent signs in through this node with ``device`` (None: its registration);
-        ``replace=False`` (before the sign-in): only when no sign-in is recorded."""
+        """The agent signed in through this node with ``device`` (None: its registration)."""
         row = {
             "agent_id": agent_id,
             "tenant_id": tenant_id,
@@ -115,15 +126,11 @@ class AgentSignIns:
         async with self.db.transaction() as s:
             insert = sqlite_insert if self.db.is_sqlite else pg_insert
             stmt = insert(AgentSignIn).values(row)
-            if replace:
-                await s.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=[AgentSignIn.agent_id],
-                        set_={"device": stmt.excluded.device},
-                    )
+            await s.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[AgentSignIn.agent_id], set_={"device": stmt.excluded.device}
                 )
-            else:
-                await s.execute(stmt.on_conflict_do_nothing(index_elements=[AgentSignIn.agent_id]))
+            )
 
     def _changed(self, event: Any) -> None:
         tenant_id, agent_id = event.tenant_id, event.data["agent_id"]
