@@ -142,8 +142,8 @@ class DialogJournal:
                 index_elements=[SipDialogRecord.id],
                 set_={"dialog": upsert.excluded.dialog, "peer": upsert.excluded.peer},
             )
-            ids = bindparam("ids", expanding=True)
-            self._statements = (upsert, delete(SipDialogRecord).where(SipDialogRecord.id.in_(ids)))
+            ids = SipDialogRecord.id.in_(bindparam("ids", expanding=True))
+            self._statements = (upsert, delete(SipDialogRecord).where(ids))
         return self._statements
 
     async def _write(self) -> None:
