@@ -137,7 +137,7 @@ export default function AgentArea() {
     ["alt+A", () => actions.answer?.()],
     ["alt+H", () => current?.phase === "talking" && void actions.op(current.id, current.heldSince ? "unhold" : "hold")],
     ["alt+M", () => current?.phase === "talking" && void actions.op(current.id, current.muted ? "unmute" : "mute")],
-    ["alt+T", () => current?.phase === "talking" && setTransferOpen(true)],
+    ["alt+T", () => current?.phase === "talking" && !current.consult && setTransferOpen(true)],
     ["alt+X", () => current?.phase === "talking" && void actions.op(current.id, "hangup")],
     ["alt+R", () => void setReady()],
     ["alt+N", () => void setNotReady("busy")],
