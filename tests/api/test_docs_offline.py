@@ -60,7 +60,7 @@ def test_swagger_ui_renders_the_api_in_chromium_with_no_request_leaving_the_node
 
                 page.route("**/*", route)
                 page.goto(node.base + "/api/docs")
-                page.wait_for_selector(".opblock", timeout=20_000)  # operations rendered
+                page.wait_for_selector(".opblock", timeout=60_000)  # operations rendered
                 operations = page.locator(".opblock").count()
                 title = page.locator(".info .title").inner_text()
             finally:

@@ -42,6 +42,9 @@ _H = "tests/contacts/test_call_settings.py::"
 _M = "tests/voice/test_voicemail.py::"
 
 EFFECTS: dict[str, str] = {
+    # --- the admin's text-to-speech preview (prompts.SpeechIn)
+    "Speech.text": "tests/voice/test_tts_preview.py::test_the_preview_speaks_the_text_in_the_language_asked",
+    "Speech.language": "tests/voice/test_tts_preview.py::test_the_preview_speaks_the_text_in_the_language_asked",
     # --- sign-in (auth.LoginIn) and the agent's sign-in (calls.LoginIn)
     "Login.tenant": _S + "test_a_new_tenant_signs_in_by_its_slug_with_its_admin_username",
     "Login.username": _S + "test_a_new_tenant_signs_in_by_its_slug_with_its_admin_username",
