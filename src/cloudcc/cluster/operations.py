@@ -133,11 +133,13 @@ class ContactOperations:
         contacts: list[dict[str, Any]] = []
         silent: list[str] = []
         for node, answer in zip(nodes, answers, strict=True):
-            if isinstance(answer, BaseException):  # no responders (it died), timeout, NATS away
-                log.warning("node %s did not list its live contacts: %r", node, answer)
-                silent.append(node)
-            else:
+            try:
+                if isinstance(answer, BaseException):  # no responders (it died), timeout, ...
+                    raise answer
                 contacts.extend(orjson.loads(answer.data)["contacts"])
+            except Exception as exc:
+                log.warning("node %s did not list its live contacts: %r", node, exc)
+                silent.append(node)
         return contacts, silent
 
     async def _on_request(self, msg: Any) -> None:

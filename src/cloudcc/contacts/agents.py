@@ -341,9 +341,10 @@ class AgentSessions:
         agent it involved; on a cluster, by the node holding the contact (``forwarded``: it
         comes from another node, run and audit it here)."""
         voice = self.voice
-        if contact_id not in voice.sessions and voice.remote_operation is not None and not forwarded:
+        remote = voice.remote_operation
+        if contact_id not in voice.sessions and remote is not None and not forwarded:
             # Held by another node: that node checks, runs and audits it (once).
-            return await voice.remote_operation(actor, contact_id, name, params)
+            return await remote(actor, contact_id, name, params)
         agent_id = voice.session_for(actor, contact_id).contact.agent_id
         result: dict[str, Any] = await voice.operate(
             actor, contact_id, name, params, forwarded=forwarded
