@@ -117,14 +117,14 @@ class ContactOperations:
     async def live(self, tenant_id: str) -> tuple[list[dict[str, Any]], list[str]]:
         """The tenant's live contacts on the other nodes, and the nodes that did not answer."""
         async with self.voice.db.session() as s:
-            nodes = set(
+            holding = set(
                 await s.scalars(
                     select(distinct(ContactRecord.node)).where(
                         ContactRecord.tenant_id == tenant_id, ContactRecord.state != "ended"
                     )
                 )
             )
-        nodes = sorted(n for n in nodes if n and n != self.node)
+        nodes = sorted(n for n in holding if n and n != self.node)
         body = orjson.dumps({"live": tenant_id})
         answers = await asyncio.gather(
             *(self.nc.request(f"{self.prefix}.{n}", body, timeout=LIVE_TIMEOUT) for n in nodes),
