@@ -239,9 +239,7 @@ class _Network:
         self.open.clear()
 
 
-def test_a_network_drop_shows_a_banner_and_a_lost_heartbeat_signs_out_with_why(
-    node, api, browser
-):
+def test_a_network_drop_shows_a_banner_and_a_lost_heartbeat_signs_out_with_why(node, api, browser):
     api.patch(f"/agents/{api.agents['1002']['id']}", {"device": "sip:desk-1002@127.0.0.1:5998"})
     agent = next(a for a in node.demo["agents"] if a["extension"] == "1002")
     page = new_page(browser, node.base)
