@@ -4,20 +4,27 @@ on a contact that another node holds is sent to that node over NATS request/repl
 
 The node holding a live contact is its row's ``node`` in the store. The forwarded request
 carries the principal the first node authenticated (NATS is the cluster's internal network):
-the holding node checks what it may do to the contact as it would for its own API.
+the holding node checks what it may do to the contact as it would for its own API, and
+writes the audit entry of a supervision (monitor, intercept, force release).
+
+The same subject answers for a tenant's live contacts: the node asked for them asks every
+node that holds one (by the store's rows, written as a contact starts), each for at most
+``LIVE_TIMEOUT`` seconds; a node that does not answer in time is named, its contacts left out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import distinct, select
 
 from cloudcc import errors
 from cloudcc.contacts import exceptions as contact_errors
+from cloudcc.contacts.agents import SUPERVISION
 from cloudcc.contacts.exceptions import ContactNotFound, OperationRefused
 from cloudcc.contacts.voice import VoiceService
 from cloudcc.errors import ServiceError
@@ -28,6 +35,8 @@ log = logging.getLogger("cloudcc.cluster.operations")
 
 #: The longest an operation may take on the holding node (VoiceService.operate waits 60 s).
 TIMEOUT = 65.0
+#: The longest a node's answer with its live contacts is waited for.
+LIVE_TIMEOUT = 2.0
 
 
 def _principal(p: Principal) -> dict[str, Any]:
@@ -60,9 +69,11 @@ class ContactOperations:
     async def start(self) -> None:
         self._sub = await self.nc.subscribe(f"{self.prefix}.{self.node}", cb=self._on_request)
         self.voice.remote_operation = self.forward
+        self.voice.remote_live = self.live
 
     async def stop(self) -> None:
         self.voice.remote_operation = None
+        self.voice.remote_live = None
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
@@ -103,9 +114,41 @@ class ContactOperations:
         result: dict[str, Any] = answer["ok"]
         return result
 
+    async def live(self, tenant_id: str) -> tuple[list[dict[str, Any]], list[str]]:
+        """The tenant's live contacts on the other nodes, and the nodes that did not answer."""
+        async with self.voice.db.session() as s:
+            holding = set(
+                await s.scalars(
+                    select(distinct(ContactRecord.node)).where(
+                        ContactRecord.tenant_id == tenant_id, ContactRecord.state != "ended"
+                    )
+                )
+            )
+        nodes = sorted(n for n in holding if n and n != self.node)
+        body = orjson.dumps({"live": tenant_id})
+        answers = await asyncio.gather(
+            *(self.nc.request(f"{self.prefix}.{n}", body, timeout=LIVE_TIMEOUT) for n in nodes),
+            return_exceptions=True,
+        )
+        contacts: list[dict[str, Any]] = []
+        silent: list[str] = []
+        for node, answer in zip(nodes, answers, strict=True):
+            try:
+                if isinstance(answer, BaseException):  # no responders (it died), timeout, ...
+                    raise answer
+                contacts.extend(orjson.loads(answer.data)["contacts"])
+            except Exception as exc:
+                log.warning("node %s did not list its live contacts: %r", node, exc)
+                silent.append(node)
+        return contacts, silent
+
     async def _on_request(self, msg: Any) -> None:
         try:
             request = orjson.loads(msg.data)
+            if "live" in request:
+                live = self.voice.live(str(request["live"]))
+                await msg.respond(orjson.dumps({"contacts": live}, default=str))
+                return
             p = request["principal"]
             principal = Principal(
                 tenant_id=p["tenant_id"],
@@ -122,7 +165,12 @@ class ContactOperations:
             log.error("unreadable contact operation: %s", exc)
             return
         try:
-            result = await self.voice.operate(actor, contact_id, name, params, forwarded=True)
+            if name in SUPERVISION:
+                result = await self.voice.agents.supervise(
+                    actor, contact_id, name, params, forwarded=True
+                )
+            else:
+                result = await self.voice.operate(actor, contact_id, name, params, forwarded=True)
             answer: dict[str, Any] = {"ok": result}
         except ServiceError as exc:
             answer = {"error": type(exc).__name__, "detail": exc.detail}

@@ -42,6 +42,9 @@ log = logging.getLogger("cloudcc.agents")
 
 _OFFLINE = Presence.OFFLINE.value
 
+#: Supervision that the audit log records (actor, contact, agent, action): ``supervise``.
+SUPERVISION = frozenset({"monitor", "intercept", "force_release"})
+
 
 def _explain(op: str, agent_id: str, exc: IllegalTransition) -> str:
     """What the caller should do instead of an illegal agent state change."""
@@ -326,12 +329,26 @@ class AgentSessions:
         return await monitoring_device(self.voice, actor, device)
 
     async def supervise(
-        self, actor: Actor, contact_id: str, name: str, params: dict[str, Any]
+        self,
+        actor: Actor,
+        contact_id: str,
+        name: str,
+        params: dict[str, Any],
+        *,
+        forwarded: bool = False,
     ) -> dict[str, Any]:
         """Listen, whisper, barge, intercept or force release a contact, audited with the
-        agent it involved."""
-        agent_id = self.voice.session_for(actor, contact_id).contact.agent_id
-        result: dict[str, Any] = await self.voice.operate(actor, contact_id, name, params)
+        agent it involved; on a cluster, by the node holding the contact (``forwarded``: it
+        comes from another node, run and audit it here)."""
+        voice = self.voice
+        remote = voice.remote_operation
+        if contact_id not in voice.sessions and remote is not None and not forwarded:
+            # Held by another node: that node checks, runs and audits it (once).
+            return await remote(actor, contact_id, name, params)
+        agent_id = voice.session_for(actor, contact_id).contact.agent_id
+        result: dict[str, Any] = await voice.operate(
+            actor, contact_id, name, params, forwarded=forwarded
+        )
         action = str(params["mode"]) if name == "monitor" else name
         details: dict[str, Any] = {"agent_id": agent_id}
         if name == "monitor":

@@ -201,6 +201,11 @@ class VoiceService:
         self.remote_operation: (
             Callable[[Actor, str, str, dict[str, Any]], Awaitable[dict[str, Any]]] | None
         ) = None
+        # On a cluster: a tenant's live contacts on the other nodes, and the nodes that did
+        # not answer in time (cluster/operations.py).
+        self.remote_live: (
+            Callable[[str], Awaitable[tuple[list[dict[str, Any]], list[str]]]] | None
+        ) = None
         self.trunks = Trunks(db, bus, sip, box)
         self.agents = AgentSessions(self)
         self.trunk_response_timeout = TRUNK_RESPONSE_TIMEOUT
@@ -1066,6 +1071,16 @@ class VoiceService:
 
     def live(self, tenant_id: str) -> list[dict[str, Any]]:
         return [s.contact.summary() for s in self.sessions.values() if s.tenant_id == tenant_id]
+
+    async def live_everywhere(self, tenant_id: str) -> tuple[list[dict[str, Any]], list[str]]:
+        """The tenant's live contacts on this node and, on a cluster, on the other nodes
+        (``remote_live``); with the nodes whose contacts are missing as they did not answer."""
+        items = self.live(tenant_id)
+        if self.remote_live is None:
+            return items, []
+        others, silent = await self.remote_live(tenant_id)
+        here = {c["contact_id"] for c in items}
+        return items + [c for c in others if c["contact_id"] not in here], silent
 
     def serves_customer(self, tenant_id: str, agent_id: str, customer: str) -> bool:
         """Whether a live contact of this customer is offered to or handled by the agent (an
