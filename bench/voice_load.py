@@ -361,7 +361,9 @@ def verify(admin: Admin, data_dir: Path, talks: dict[str, float]) -> Verdict:
         v.talk_errors.append(c["talk_seconds"] - talk)
         customer_left = c["legs"][0].get("ended_at") if c["legs"] else None
         if customer_left and c["ended_at"]:
-            v.cleanup.append(datetime.fromisoformat(c["ended_at"]).timestamp() - customer_left)
+            # Every time in the API is ISO 8601 with its zone (issue 17.17), legs' too.
+            left = datetime.fromisoformat(customer_left).timestamp()
+            v.cleanup.append(datetime.fromisoformat(c["ended_at"]).timestamp() - left)
         for leg in c["legs"]:
             quality = leg.get("quality") or {}
             v.received += quality.get("packets_received") or 0
