@@ -6,7 +6,7 @@
   changes every agent's state ``ROUNDS`` times (``PUT /agents/{id}/state``, ``RATE`` changes
   a second across the agents); each change is an ``agent.state_changed`` event that the node
   matches against every open stream and delivers to that agent's stream. Figure: p99 over all
-  receipts of receive time minus the event's own time (``at``, stamped when published).
+  receipts of receive time minus the event's own time (``at``, ISO 8601 to the millisecond, stamped when published).
 * ``web_agents_rss_mb``: the node's RSS growth from before the streams (agents created and
   signed in) to with them open (the larger of: just opened, and after the events).
 
@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,7 @@ async def fanout(node: LiveNode, api: Api, agents: list[dict[str, Any]]) -> dict
             while got < ROUNDS:
                 msg = json.loads(await asyncio.wait_for(ws.recv(), 60))
                 if msg["type"] == "agent.state_changed":
-                    delays.append(time.time() - msg["at"])
+                    delays.append(time.time() - datetime.fromisoformat(msg["at"]).timestamp())
                     got += 1
         except TimeoutError:
             missing += ROUNDS - got
