@@ -6,7 +6,8 @@
   changes every agent's state ``ROUNDS`` times (``PUT /agents/{id}/state``, ``RATE`` changes
   a second across the agents); each change is an ``agent.state_changed`` event that the node
   matches against every open stream and delivers to that agent's stream. Figure: p99 over all
-  receipts of receive time minus the event's own time (``at``, ISO 8601 to the millisecond, stamped when published).
+  receipts of receive time minus the event's own time (``at``, ISO 8601 to the millisecond,
+  stamped when published).
 * ``web_agents_rss_mb``: the node's RSS growth from before the streams (agents created and
   signed in) to with them open (the larger of: just opened, and after the events).
 
@@ -222,6 +223,9 @@ def main() -> int:
         result = asyncio.run(run(node, count))
         report.add("web_event_fanout_p99_ms", result["p99"], "ms", "<=", 200)
         report.add("web_agents_rss_mb", result["rss"], "MB", "<=", 200)
+    except Exception:
+        print(f"node exit code {node.proc.poll()}; its log ends:\n{node.log()}", flush=True)
+        raise
     finally:
         node.stop()
         shutil.rmtree(work, ignore_errors=True)
