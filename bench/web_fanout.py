@@ -112,7 +112,7 @@ async def create_agents(api: Api, count: int) -> list[dict[str, Any]]:
 async def open_stream(url: str, agent: dict[str, Any]) -> Any:
     import websockets
 
-    ws = await asyncio.wait_for(websockets.connect(url, max_size=None), 30)
+    ws = await asyncio.wait_for(websockets.connect(url, max_size=None, ping_interval=None), 30)
     await ws.send(json.dumps({"type": "auth", "access_token": agent["token"]}))
     hello = json.loads(await asyncio.wait_for(ws.recv(), 30))
     assert hello["type"] == "stream.hello", hello
