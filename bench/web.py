@@ -12,10 +12,8 @@
 * ``web_lighthouse_performance``, ``web_lighthouse_accessibility``: npm ``lighthouse`` with
   Debian's Chromium on the sign-in page (the agent's entry point), desktop preset; skipped
   without it.
-* ``web_event_fanout_p99_ms``, ``web_agents_rss_mb``: 1,000 open event streams (200 quick),
-  each authenticated with the tenant admin's token (scope tenant: every stream gets every
-  event), 20 agent state changes published; p99 of receive time minus the event's time over
-  all deliveries, and the node's RSS growth from opening the streams.
+* ``web_event_fanout_p99_ms``, ``web_agents_rss_mb`` (1,000 agents, a principal and an
+  event stream each) are measured by ``bench/web_fanout.py``.
 
 Run from the repo root in the venv: ``python bench/web.py [--quick]`` (``./dev bench web``
 builds the web app first).
@@ -23,7 +21,6 @@ builds the web app first).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -34,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _bench import ROOT, Report, parse_args, percentile, rss_bytes
+from _bench import ROOT, Report, parse_args, percentile
 
 sys.path.insert(0, ROOT)
 
@@ -125,67 +122,9 @@ def lighthouse(base: str, work: Path) -> dict[str, float] | None:
     return {name: float(cat["score"]) * 100 for name, cat in cats.items()}
 
 
-async def fanout(node: LiveNode, api: Api, streams: int, changes: int) -> tuple[float, float, int]:
-    """(p99 ms of delivery, RSS growth in MB, streams that got every change)."""
-    import httpx
-    import websockets
-
-    token = api.headers["Authorization"].split()[1]
-    url = node.base.replace("http://", "ws://") + "/api/v1/events/ws"
-    delays: list[float] = []
-    complete = 0
-    agent = api.agents["1002"]["id"]
-    rss_before = rss_bytes(node.proc.pid)
-    conns: list[Any] = []
-    for i in range(streams):
-        ws = await asyncio.wait_for(websockets.connect(url, max_size=None), 10)
-        await ws.send(json.dumps({"type": "auth", "access_token": token, "scope": "tenant",
-                                  "types": "agent.state_changed"}))  # fmt: skip
-        try:
-            hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        except (TimeoutError, websockets.ConnectionClosed) as exc:
-            print(f"stream {i} refused: {exc!r}", flush=True)
-            break
-        assert hello["type"] == "stream.hello", hello
-        conns.append(ws)
-    print(f"{len(conns)} streams open", flush=True)
-    await asyncio.sleep(1)
-    rss_growth = (rss_bytes(node.proc.pid) - rss_before) / 2**20
-
-    async def read(ws: Any) -> None:
-        nonlocal complete
-        got = 0
-        try:
-            while got < changes:
-                msg = json.loads(await asyncio.wait_for(ws.recv(), 30))
-                if msg["type"] == "agent.state_changed":
-                    delays.append(time.time() - msg["at"])
-                    got += 1
-        except TimeoutError:
-            return
-        complete += 1
-
-    readers = [asyncio.create_task(read(ws)) for ws in conns]
-    async with httpx.AsyncClient(base_url=api.base, headers=api.headers, timeout=30) as client:
-        for i in range(changes):
-            body = {"state": "not_ready", "reason": "busy" if i % 2 else "rest"}
-            r = await asyncio.wait_for(client.put(f"/agents/{agent}/state", json=body), 30)
-            if r.status_code != 200:
-                print(f"state change refused: {r.status_code} {r.text}", flush=True)
-            await asyncio.sleep(0.25)
-    print("state changes sent", flush=True)
-    _, late = await asyncio.wait(readers, timeout=45)
-    for task in late:
-        task.cancel()
-    for ws in conns:
-        await ws.close()
-    return percentile(delays, 99) * 1000, rss_growth, complete if len(conns) == streams else -1
-
-
 def main() -> int:
-    args = parse_args("web app figures (agent pop-up, wallboard, load, Lighthouse, fan-out)")
+    args = parse_args("web app figures (agent pop-up, wallboard, load, Lighthouse)")
     calls = 10 if args.quick else 50
-    streams = 200 if args.quick else 1000
     report = Report()
     from playwright.sync_api import sync_playwright
 
@@ -239,16 +178,6 @@ def main() -> int:
             report.add("web_lighthouse_performance", scores["performance"], "score", ">=", 90)
             report.add("web_lighthouse_accessibility", scores["accessibility"], "score", ">=", 95)
 
-        api.login("1002", ready=False)
-        p99, rss, complete = asyncio.run(fanout(node, api, streams, 20))
-        if complete < 0:
-            # One token opens a few streams only (the per-user limit): the figure needs a
-            # token per agent, which this benchmark does not make yet.
-            print("fan-out: the streams were refused past the per-user limit: no figure")
-        else:
-            print(f"{complete} of {streams} streams got all 20 events", flush=True)
-            report.add("web_event_fanout_p99_ms", p99, "ms", "<=", 200)
-            report.add("web_agents_rss_mb", rss, "MB", "<=", 200)
     finally:
         if callers is not None:
             kill_group(callers)

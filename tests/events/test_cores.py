@@ -14,6 +14,7 @@ from cloudcc.bus import LocalBus
 from cloudcc.errors import Invalid, PermissionDenied
 from cloudcc.events import Feed, RetryPolicy, Scope, TargetPolicy, TypeFilter, select_for
 from cloudcc.events.audience import ContactAudience
+from cloudcc.events.model import Selection
 from cloudcc.events.retry import Verdict, judge
 from cloudcc.events.stream import CutOff, poll
 from cloudcc.tenancy.model import Permission, Principal, PrincipalKind
@@ -86,6 +87,21 @@ def test_agent_audience_is_decided_when_published() -> None:
     held = bus.publish("t1", "leg.held", {**base})
     assert audience(offered) == {"a7", "a8"} and audience(ringing) == frozenset()
     assert audience(connected) == audience(held) == {"a7"}
+
+
+def test_each_agent_stream_gets_only_its_own_agents_events() -> None:
+    bus = LocalBus()
+    audience = ContactAudience()
+    audience.install(bus)
+    feeds = {}
+    for agent in ("a1", "a2", "a3"):
+        selection = Selection(Scope.AGENT, agent)
+        feeds[agent] = Feed(bus, "t1", lambda e, s=selection: s.accepts(e, audience))
+    for agent in ("a2", "a1", "a3", "a1"):
+        bus.publish("t1", "agent.state_changed", {"id": agent, "agent_id": agent})
+    got = {a: [f.ready() for _ in range(3)] for a, f in feeds.items()}
+    seqs = {a: [m.seq for m in ms if m is not None] for a, ms in got.items()}  # type: ignore[union-attr]
+    assert seqs == {"a1": [2, 4], "a2": [1], "a3": [3]}
 
 
 @settings(max_examples=60, deadline=None)

@@ -37,6 +37,9 @@ class ContactAudience:
         # tenant -> seq -> audience, for the events of contacts only (others need no memory).
         self._by_seq: dict[str, dict[int, frozenset[str]]] = {}
         self._order: ByteRing[tuple[str, int]] = ByteRing(budget_bytes // 2)
+        # The last event asked about and its audience: publishing asks once per open stream
+        # (1,000 agents: 1,000 times the same event), so it is worked out once.
+        self._last: tuple[Event | None, frozenset[str]] = (None, _NOBODY)
 
     @property
     def nbytes(self) -> int:
@@ -71,7 +74,9 @@ class ContactAudience:
 
     def __call__(self, event: Event) -> frozenset[str]:
         """The agents ``event`` concerns."""
-        recorded = self._by_seq.get(event.tenant_id, {}).get(event.seq)
-        if recorded:
-            return recorded
-        return named_agents(event)
+        last, audience = self._last
+        if last is event:
+            return audience
+        audience = self._by_seq.get(event.tenant_id, {}).get(event.seq) or named_agents(event)
+        self._last = (event, audience)
+        return audience
