@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 
 import pytest
@@ -343,3 +344,31 @@ async def test_phone_registered_through_a_proxy_is_called_through_its_path(make_
         await call.cancel()
     finally:
         proxy.close()
+
+
+async def test_an_update_read_with_the_ack_of_the_answer_is_no_glare(make_endpoint, app):
+    """RFC 3261 §14.1: the INVITE transaction is over with its ACK. An UPDATE offer (RFC 3311)
+    read in the same batch of datagrams as that ACK, before the answering coroutine resumes,
+    is answered, not refused with 491 (it was, whenever a phone sent both back to back)."""
+    app.trunk_sources.add("127.0.0.1")
+    ep = await make_endpoint(app)
+    peer = await UdpPeer.open()
+    common = {"user": "pstn", "host": "127.0.0.1", "port": peer.port, "call_id": "ack-update"}
+    try:
+        invite = sip_request("INVITE", "sip:1000@127.0.0.1", **common,
+                             headers=["Content-Type: application/sdp"], body=SDP_OFFER)  # fmt: skip
+        peer.send(invite, ep.ports["UDP"])
+        while not (answer := await peer.recv(3)).startswith(b"SIP/2.0 200"):
+            pass
+        to_tag = re.search(rb"^To:.*;tag=([^;\r\n]+)", answer, re.M | re.I)
+        assert to_tag
+        tag = to_tag.group(1).decode()
+        ack = sip_request("ACK", "sip:1000@127.0.0.1", **common, to_tag=tag)
+        hold = SDP_OFFER.replace("a=sendrecv", "a=sendonly")
+        update = sip_request("UPDATE", "sip:1000@127.0.0.1", **common, cseq=2, to_tag=tag,
+                             headers=["Content-Type: application/sdp"], body=hold)  # fmt: skip
+        peer.send(ack, ep.ports["UDP"])  # both in the socket before the endpoint reads
+        peer.send(update, ep.ports["UDP"])
+        assert await peer.recv_status(3) == 200
+    finally:
+        peer.close()

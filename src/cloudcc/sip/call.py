@@ -732,17 +732,16 @@ class Call:
             self.remote_sdp = offer
         if isinstance(tx, ServerInviteTransaction):
             self._accepted_tx = tx
-            self._ack_waiter = asyncio.get_running_loop().create_future()
+            waiter = self._ack_waiter = asyncio.get_running_loop().create_future()
             self._endpoint._respond(tx, response)
             try:
-                ack = await asyncio.shield(self._ack_waiter)
+                ack = await asyncio.shield(waiter)
                 if ack.body and offer is None:
                     self.remote_sdp = _sdp_of(ack)
             except (CallEnded, SdpError):
                 pass
             finally:
-                self._ack_waiter = None
-                self._invite_busy = False
+                self._ack_done(waiter)
         else:
             self._endpoint._respond(tx, response)
             self._invite_busy = False
@@ -862,7 +861,20 @@ class Call:
                         self.dialog.confirm(now)
                 if self._ack_waiter is not None and not self._ack_waiter.done():
                     self._ack_waiter.set_result(ack)
+                    # §14.1: with its ACK the INVITE transaction is over, now: an offer read
+                    # in the same batch of datagrams, before the waiting coroutine resumes,
+                    # is no glare (it got 491 under load).
+                    self._invite_busy = False
         self._endpoint._process(tx, actions)
+
+    def _ack_done(self, waiter: asyncio.Future[Request]) -> None:
+        """The wait for the ACK of our 2xx is over: the transaction's guard is lifted, unless
+        the ACK already lifted it (a new offer may be under way since)."""
+        if self._ack_waiter is waiter:
+            self._ack_waiter = None
+        acked = waiter.done() and not waiter.cancelled() and waiter.exception() is None
+        if not acked:
+            self._invite_busy = False
 
     def _on_invite_timeout(self, tx: ServerInviteTransaction) -> None:
         """No ACK for our 2xx within 64*T1 (§13.3.1.4): end the session with a BYE."""
@@ -1088,8 +1100,7 @@ class IncomingCall(Call):
         try:
             ack = await asyncio.shield(waiter)
         finally:
-            self._ack_waiter = None
-            self._invite_busy = False
+            self._ack_done(waiter)
         self._endpoint._schedule_session(self)
         if self.offer is None and ack.body:
             try:
