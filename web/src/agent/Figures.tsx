@@ -19,23 +19,29 @@ export function Figures({ status }: { status: Status }) {
 
   useEffect(() => {
     let timer: ReturnType<typeof setTimeout> | null = null;
+    let settle: ReturnType<typeof setTimeout> | null = null;
+    const fetchFigures = () =>
+      call(api.GET("/api/v1/agents/{agent_id}/figures", { params: { path: { agent_id: "me" } } }))
+        .then(setFigures)
+        .catch(() => undefined);
     const read = () => {
+      // Once more 3 s after the last event: a contact's record is written in batches, after
+      // its events, and a busy node may not have it yet at the first read.
+      if (settle) clearTimeout(settle);
+      settle = setTimeout(fetchFigures, 3000);
       // At most one read per 500 ms however many events come together.
       if (timer) return;
       timer = setTimeout(() => {
         timer = null;
-        call(api.GET("/api/v1/agents/{agent_id}/figures", { params: { path: { agent_id: "me" } } }))
-          .then(setFigures)
-          .catch(() => undefined);
+        void fetchFigures();
       }, 500);
     };
     const offs = CHANGES.map((type) => stream.on(type, read));
-    call(api.GET("/api/v1/agents/{agent_id}/figures", { params: { path: { agent_id: "me" } } }))
-      .then(setFigures)
-      .catch(() => undefined);
+    void fetchFigures();
     return () => {
       offs.forEach((off) => off());
       if (timer) clearTimeout(timer);
+      if (settle) clearTimeout(settle);
     };
   }, [stream]);
 
