@@ -285,3 +285,17 @@ async def test_seat_quota_is_enforced(client, node):
     # A tenant admin cannot raise its own quota.
     r = await client.patch("/api/v1/tenant", json={"max_seats": 100}, headers=admin)
     assert r.status_code == 403
+
+
+async def test_an_agents_user_is_deleted_with_its_agent_not_on_its_own(client, node):
+    """Deleting the user behind an agent would drop the agent row without the agent's own
+    checks and its agent.deleted event (the routing engine would keep a ghost agent)."""
+    admin = await demo_admin(client, node)
+    body = {"name": "Ghost", "extension": "2099", "sip_password": "secret-2099"}
+    agent = (await client.post("/api/v1/agents", json=body, headers=admin)).json()
+    r = await client.delete(f"/api/v1/users/{agent['user_id']}", headers=admin)
+    assert r.status_code == 409 and f"/agents/{agent['id']}" in r.json()["detail"]
+    assert (await client.get(f"/api/v1/agents/{agent['id']}", headers=admin)).status_code == 200
+    assert (await client.delete(f"/api/v1/agents/{agent['id']}", headers=admin)).status_code == 204
+    r = await client.get(f"/api/v1/users/{agent['user_id']}", headers=admin)
+    assert r.status_code == 404

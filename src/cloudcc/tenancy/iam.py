@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudcc.bus import LocalBus
 from cloudcc.store.db import Database
-from cloudcc.store.tables import ApiKey, Role, User
+from cloudcc.store.tables import Agent, ApiKey, Role, User
 from cloudcc.tenancy.credentials import (
     SecretBox,
     hash_password_off_loop,
@@ -151,6 +151,14 @@ class UserResource(Resource):
         if actor.principal.id == row.id:
             raise Invalid("you cannot delete yourself")
         await check_control(s, actor, "user", row.role_id)
+        # An agent's sign-in user goes with its agent: deleted here, the agent would vanish
+        # without its own checks and its agent.deleted event (routing would keep it).
+        agent = await s.scalar(select(Agent.id).where(Agent.user_id == row.id))
+        if agent is not None:
+            raise Conflict(
+                f"this user is agent {agent}'s sign-in: delete the agent "
+                f"(DELETE /agents/{agent}), which deletes its user too"
+            )
 
 
 class ApiKeyResource(Resource):
