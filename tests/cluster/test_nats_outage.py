@@ -4,8 +4,6 @@ every call leaves a closed record, and the event stream of the other node gets e
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -13,39 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cluster.conftest import _reachable
+from tests.cluster.conftest import NatsServer
 from tests.cluster.edge import start_callers, start_cluster, wait_for
 from tests.cluster.routing import contact_rows
-from tests.conftest import free_port
 from tests.voice.conftest import Api
 from tests.voice.peers import SippAgentPhone, kill_group
 
 pytestmark = [pytest.mark.peer, pytest.mark.slow, pytest.mark.postgres]
 
 CALLS_PER_NODE = 6
-
-
-class NatsServer:
-    def __init__(self, store: Path) -> None:
-        binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
-        if not Path(binary).exists():
-            pytest.skip("nats-server is not installed (Debian package nats-server)")
-        self.binary, self.store, self.port = binary, store, free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        assert wait_for(lambda: _reachable("127.0.0.1", self.port), 10, 0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
 
 def test_nats_down_for_10_s_under_calls_loses_no_record(tmp_path: Path, cluster_db: str) -> None:
