@@ -18,7 +18,7 @@ Not measured yet: cluster_scale_ratio (3 nodes against 1 on the same machine; on
 cores it is bounded by the cores, not by the nodes).
 
 Run from the repo root in the venv: ``python bench/cluster.py [--quick]``. Needs kamailio,
-sipp, nats-server (the local one on 4222 or started here) and PostgreSQL (CLOUDCC_TEST_PG).
+sipp, nats-server (the local one on 4222 or started here) and PostgreSQL (CCTEST_PG).
 """
 
 from __future__ import annotations

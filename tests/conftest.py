@@ -36,8 +36,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.serial)
 
 
-PG_ADMIN_DSN = os.environ.get("CLOUDCC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REQUIRE_PG = os.environ.get("CLOUDCC_REQUIRE_POSTGRES") == "1"
+PG_ADMIN_DSN = os.environ.get("CCTEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REQUIRE_PG = os.environ.get("CCTEST_REQUIRE_POSTGRES") == "1"
 
 
 def _pg_reachable() -> bool:
@@ -63,7 +63,7 @@ def pg_available() -> bool:
         _PG = _pg_reachable()
         if not _PG and REQUIRE_PG:
             raise RuntimeError(
-                f"PostgreSQL is required (CLOUDCC_REQUIRE_POSTGRES=1) at {PG_ADMIN_DSN}"
+                f"PostgreSQL is required (CCTEST_REQUIRE_POSTGRES=1) at {PG_ADMIN_DSN}"
             )
     return _PG
 
@@ -94,7 +94,7 @@ def fresh_pg_database(prefix: str = "cloudcc_test") -> Iterator[str]:
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session; its async URL."""
     if not pg_available():
-        pytest.skip("PostgreSQL is not reachable (set CLOUDCC_REQUIRE_POSTGRES=1 to fail instead)")
+        pytest.skip("PostgreSQL is not reachable (set CCTEST_REQUIRE_POSTGRES=1 to fail instead)")
     with fresh_pg_database() as url:
         yield url
 

@@ -97,6 +97,6 @@ def cluster_db() -> Iterator[str]:
     from tests.conftest import fresh_pg_database, pg_available
 
     if not pg_available():
-        pytest.skip("PostgreSQL is not reachable (set CLOUDCC_REQUIRE_POSTGRES=1 to fail instead)")
+        pytest.skip("PostgreSQL is not reachable (set CCTEST_REQUIRE_POSTGRES=1 to fail instead)")
     with fresh_pg_database("cloudcc_cluster") as url:
         yield url
