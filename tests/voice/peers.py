@@ -140,14 +140,24 @@ def sipp_caller_args(
 def sipp_call(
     workdir: Path, sip_port: int, *args: Any, **kw: Any
 ) -> subprocess.CompletedProcess[str]:
-    """Run SIPp customer(s) to the end (see ``sipp_caller_args``)."""
-    return subprocess.run(
-        sipp_caller_args(workdir, sip_port, *args, **kw),
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    """Run SIPp customer(s) to the end (see ``sipp_caller_args``). A SIPp that could not
+    bind its ports (another test's process took one between ``free_port`` and SIPp's bind:
+    tests run in parallel) is started again on new ports."""
+    for _ in range(3):
+        done = subprocess.run(
+            sipp_caller_args(workdir, sip_port, *args, **kw),
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode == 0 or not _bind_failed(done.stdout + done.stderr):
+            return done
+    return done
+
+
+def _bind_failed(output: str) -> bool:
+    return any(s in output for s in ("Unable to bind", "Address already in use", "bind"))
 
 
 def start_sipp_call(workdir: Path, sip_port: int, **kw: Any) -> subprocess.Popen[bytes]:

@@ -65,7 +65,8 @@ def test_an_agent_reads_the_history_and_choices_of_the_customer_on_its_line(
     phone = SippAgentPhone(tmp_path / "phone-1002").start()
     try:
         api.login("1002", phone.uri)
-        sipp_call(tmp_path / "first", voice_node.sip_port, digit="1", caller=prefix)
+        done = sipp_call(tmp_path / "first", voice_node.sip_port, digit="1", caller=prefix)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:] + phone.errors()
     finally:
         phone.stop()
     first = wait_until_cdr(api, lambda c: c["disposition"] == "answered")
