@@ -197,6 +197,17 @@ async def test_business_hours_validate_times_and_zones(client, admin):
     assert r.status_code == 422 and "Mars" in r.json()["detail"]
 
 
+async def test_business_hours_without_a_zone_take_the_tenants(client, admin):
+    r = await client.patch("/api/v1/tenant", json={"timezone": "Europe/Berlin"}, headers=admin)
+    assert r.status_code == 200, r.text
+    body = {"name": "berlin-desk", "weekly": {"mon": [["09:00", "17:00"]]}}
+    r = await client.post("/api/v1/business-hours", json=body, headers=admin)
+    assert r.status_code == 201 and r.json()["timezone"] == "Europe/Berlin", r.text
+    named = {**body, "name": "utc-desk", "timezone": "UTC"}
+    r = await client.post("/api/v1/business-hours", json=named, headers=admin)
+    assert r.json()["timezone"] == "UTC"
+
+
 async def test_every_change_is_in_the_audit_log_with_who_and_where(client, admin):
     r = await client.post(
         "/api/v1/queues", json={"name": "billing"}, headers={**admin, "User-Agent": "pytest-ua"}

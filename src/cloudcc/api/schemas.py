@@ -513,7 +513,9 @@ class Holiday(Body):
 
 class HoursCreate(Body):
     name: Slug
-    timezone: str = Field("UTC", max_length=64)
+    timezone: str = Field(
+        UNSET, max_length=64, description="IANA time zone of the ranges; the tenant's if omitted"
+    )
     weekly: dict[Day, Ranges] = Field(default_factory=dict)
     holidays: list[Holiday] = Field(default_factory=list, max_length=1000)
 

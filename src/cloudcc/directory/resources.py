@@ -284,7 +284,10 @@ class BusinessHoursResource(Resource):
         await self.ensure_unique(s, actor.tenant_id, ["name"], data)
         if "timezone" in data:
             validate_timezone(data["timezone"])
-        return dict(data)
+            return dict(data)
+        # Opening hours are read in the tenant's own time zone unless they name another.
+        tenant_zone = await s.scalar(select(Tenant.timezone).where(Tenant.id == actor.tenant_id))
+        return {**data, "timezone": tenant_zone or "UTC"}
 
     async def prepare_update(
         self, s: AsyncSession, actor: Actor, row: Any, data: dict[str, Any]
