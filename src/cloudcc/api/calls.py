@@ -293,7 +293,20 @@ class OperationOut(BaseModel):
     model_config = {"extra": "allow"}
 
 
-@router.get("/contacts/live", operation_id="live_contacts")
+_MISSING_NODES = {
+    "Cloudcc-Missing-Nodes": {
+        "description": "cluster nodes that did not answer within 2 s (their contacts are left "
+        "out); absent when every node answered",
+        "schema": {"type": "string"},
+    }
+}
+
+
+@router.get(
+    "/contacts/live",
+    operation_id="live_contacts",
+    responses={200: {"description": "the live contacts", "headers": _MISSING_NODES}},
+)
 async def live_contacts(actor: Authenticated, ctx: Ctx, response: Response) -> list[dict[str, Any]]:
     """Contacts in progress (IVR, queued, ringing, talking, wrap-up), on every node of a
     cluster. Nodes that do not answer within 2 s are named in the ``Cloudcc-Missing-Nodes``
