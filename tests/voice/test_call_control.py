@@ -93,6 +93,35 @@ async def test_hold_plays_music_to_the_customer_and_silence_to_the_agent(voice_n
     assert cdr["legs"][0]["hold_count"] == 1
 
 
+async def test_hold_plays_the_queues_own_music_on_hold(voice_node, api, tmp_path):
+    import httpx
+
+    from tests.api.test_prompts import wav_bytes
+
+    r = httpx.put(
+        f"{api.base}/prompts/hold-tone",
+        content=wav_bytes(8000, 1, 2.0, freq=700),
+        headers={**api.headers, "content-type": "audio/wav"},
+    )
+    assert r.status_code == 200, r.text
+    api.patch(
+        f"/queues/{api.queue_id('support')}",
+        {"music_on_hold": "hold-tone", "announce_position": False},
+    )
+    async with phones(api, voice_node, tmp_path, ("1001",)) as p:
+        api.login("1001")
+        cid = await connect_caller(api, voice_node, p)  # key 2: the support queue
+        await asyncio.sleep(1.5)
+        assert level(p["caller"].heard_since(1.0), 700) < SILENT  # talking: no music
+        api.post(f"/contacts/{cid}/hold")
+        await asyncio.sleep(2.0)
+        assert level(p["caller"].heard_since(1.5), 700) > HEARD, "the queue's music, on hold"
+        api.post(f"/contacts/{cid}/unhold")
+        await asyncio.sleep(1.5)
+        assert level(p["caller"].heard_since(1.0), 700) < SILENT
+        await hang_up(api, p["caller"])
+
+
 async def test_mute_and_dtmf_to_the_customer(voice_node, api, tmp_path):
     async with phones(api, voice_node, tmp_path, ("1001",)) as p:
         api.login("1001")

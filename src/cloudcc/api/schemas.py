@@ -389,7 +389,8 @@ MusicOnHold = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"),
     Field(
-        description="what waiting callers hear: 'default' (the built-in music, tracks in "
+        description="what the queue's callers hear while waiting, on hold and while a "
+        "transfer rings: 'default' (the built-in music, tracks in "
         "turn) or the name of one of the tenant's uploaded prompts (PUT /prompts/{name}), "
         "played in a loop"
     ),

@@ -43,7 +43,7 @@ class CallControl:
         self._require_agent()
         if self.s.customer.leg.state is LegState.HELD:
             return {"held": True}
-        self.s.svc.media.hold(self.s.customer.media)
+        self.s.svc.media.hold(self.s.customer.media, self.s.hold_music())
         self.s.customer.leg.go(LegState.HELD, self.s.now)
         self.s.svc.publish_leg(self.s, self.s.customer.leg, "leg.held")
         return {"held": True}

@@ -52,6 +52,7 @@ from cloudcc.media.engine import Leg as MediaLeg
 from cloudcc.media.engine import Playback, Recording
 from cloudcc.media.exceptions import MediaError
 from cloudcc.media.mixer import ParticipantMode
+from cloudcc.media.player import AudioSource
 from cloudcc.routing.events import (
     AnnounceWait,
     Offer,
@@ -208,7 +209,8 @@ class ContactSession:
         self.finished = asyncio.Event()
         self._ringing: dict[str, asyncio.Task[None]] = {}
         self._moh: Playback | None = None
-        self._music_name = "default"  # while queued: the queue's music on hold
+        # The last queue's music on hold: heard while queued, on hold and while transferred.
+        self._music_name = "default"
         self._announcing: asyncio.Task[None] | None = None  # a queue announcement playing
         self._queued_id: str | None = None  # the ACD queue id while queued
         # What it asked the queue for (priority, skills, preferred agent): asked again of a
@@ -633,8 +635,12 @@ class ContactSession:
 
     def start_music(self) -> None:
         self.stop_music()
-        source = self.svc.music_source(self.tenant_id, self._music_name)
-        self._moh = self.svc.media.play(self.customer.media, source, loop=True, barge_in=False)
+        self._moh = self.svc.media.play(
+            self.customer.media, self.hold_music(), loop=True, barge_in=False
+        )
+
+    def hold_music(self) -> AudioSource:
+        return self.svc.music_source(self.tenant_id, self._music_name)
 
     def stop_music(self) -> None:
         if self._moh is not None:
@@ -896,8 +902,7 @@ class ContactSession:
             if self._announcing is not None:
                 self._announcing.cancel()
                 self._announcing = None
-            self.stop_music()
-            self._music_name = "default"
+            self.stop_music()  # the queue's music stays the contact's: hold plays it
 
     async def _ring_agent(self, agent_id: str, ring_timeout: float) -> None:
         device = await self.svc.agent_device(self.tenant_id, agent_id)
