@@ -163,3 +163,64 @@ async def test_opus_is_transcoded_only_when_it_is_all_the_browser_offers(
         await _judge(browser, peer)
     finally:
         await browser.close()
+
+
+def _check(transport_ufrag: str, browser_ufrag: str, pwd: str) -> bytes:
+    from aioice import stun
+
+    check = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+    check.attributes["USERNAME"] = f"{transport_ufrag}:{browser_ufrag}"
+    check.attributes["PRIORITY"] = 1853817087
+    check.attributes["ICE-CONTROLLING"] = 1
+    check.attributes["USE-CANDIDATE"] = None
+    check.add_message_integrity(pwd.encode())
+    check.add_fingerprint()
+    return bytes(check)
+
+
+async def test_an_ice_restart_offer_is_answered_with_new_credentials_and_keeps_the_keys(
+    engine: MediaEngine,
+) -> None:
+    browser = BrowserPeer(500.0)
+    try:
+        offer_text = await browser.offer()
+        leg = await engine.open_leg()
+        first = glue.answer_for(parse_sdp(offer_text), leg, "127.0.0.1")
+        await browser.accept(str(first))
+        transport = transport_of(leg)
+        assert transport is not None
+        await asyncio.wait_for(transport.connected, 5)
+        phone, peer = await _phone(engine)
+        engine.bridge(leg, phone)
+        old = transport.ice.local
+        keys = transport._protect
+        # The browser's re-offer after its network dropped (RFC 8445 §9): new ufrag and pwd,
+        # the same certificate, setup actpass as JSEP re-offers say.
+        ufrag = re.search(r"a=ice-ufrag:(\S+)", offer_text)
+        assert ufrag is not None
+        restart = re.sub(r"a=ice-ufrag:\S+", "a=ice-ufrag:rst1", offer_text)
+        restart = re.sub(r"a=ice-pwd:\S+", "a=ice-pwd:restartrestartrestart1234", restart)
+        answer = str(glue.answer_for(parse_sdp(restart), leg, "127.0.0.1"))
+        assert transport.ice_restarts == 1
+        new = transport.ice.local
+        assert new.ufrag != old.ufrag and new.pwd != old.pwd
+        assert f"a=ice-ufrag:{new.ufrag}" in answer and f"a=ice-pwd:{new.pwd}" in answer
+        assert "a=setup:passive" in answer  # the DTLS association and its roles are kept
+        assert transport._protect is keys
+        # Until a check of the new generation comes, media goes where it went (§9): the
+        # browser (still on its old path) and the phone hear each other.
+        await _judge(browser, peer)
+        checker = await RtpPeer.open(codec="PCMU")
+        _OPEN.append(checker)
+        checker.connect((leg.host, leg.port))
+        checker.send_raw(_check(old.ufrag, ufrag.group(1), old.pwd))  # the old generation
+        await asyncio.sleep(0.1)
+        assert transport.ice.refused == 1 and transport.ice.selected is None
+        checker.send_raw(_check(new.ufrag, "rst1", new.pwd))
+        await asyncio.sleep(0.1)
+        assert transport.ice.selected == checker.address and transport.ice.nominated
+        # the same re-offer again (a hold, say) is no new restart
+        glue.answer_for(parse_sdp(restart), leg, "127.0.0.1")
+        assert transport.ice_restarts == 1 and transport.ice.local == new
+    finally:
+        await browser.close()
