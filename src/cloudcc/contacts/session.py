@@ -1059,6 +1059,7 @@ class ContactSession:
             return False
         if party is self.agent:
             self.agent = None
+            work = self._acd_work.get(party.agent_id or "")
             await self._release_agent(party)
             if self.consult is not None and self.consult.leg.active:
                 # The transferring agent left a three-way call: the two others stay.
@@ -1066,29 +1067,35 @@ class ContactSession:
                 self.rejoin()
                 return False
             if cause in AGENT_LOST and self._queue_target is not None:
-                return await self._agent_lost(party, cause)
+                return await self._agent_lost(party, cause, work)
             self.contact.end_cause = EndCause.AGENT_HANGUP
             await self.hangup_party(self.customer, "agent_hangup")
             return None
         return False
 
-    async def _agent_lost(self, party: Party, cause: str) -> Target:
+    async def _agent_lost(self, party: Party, cause: str, work: str | None) -> Target:
         """The agent's leg was lost, not hung up (its browser tab closed or crashed, its
-        phone vanished): the agent is made not ready (unreachable) and the customer goes
-        back to its queue at the place it had, so the next agent takes it first."""
+        phone vanished): the agent is made not ready (unreachable) with no wrap-up (there
+        is nobody to do it) and the customer goes back to its queue at the place it had,
+        so the next agent takes it first."""
         agent_id = party.agent_id or ""
         self.contact.note_path("agent_lost", agent_id, self.now, cause=cause)
         if agent_id:
+            acd, tenant = self.svc.acd, self.tenant_id
             try:
-                await self.svc.acd.call(
-                    self.tenant_id,
+                await acd.call(
+                    tenant,
                     "agent_state_changed",
                     agent_id,
                     Presence.NOT_READY,
                     reason=REASON_UNREACHABLE,
                 )
+                if work is not None:
+                    await acd.call(tenant, "wrapup_done", agent_id, work)
             except RoutingError as exc:  # signed out meanwhile: nothing to make not ready
                 log.info("contact %s: lost agent %s: %s", self.contact.id, agent_id, exc)
+            if self._wrapping == agent_id:
+                self._wrapping = None
         self.contact.agent_id = None
         self.svc.publish_contact(self, "contact.agent_lost", agent_id=agent_id, cause=cause)
         log.info("contact %s: agent %s lost (%s), back to its queue", self.contact.id,

@@ -24,6 +24,7 @@ from .ice import IceCredentials, IceLite, is_stun
 log = logging.getLogger(__name__)
 Address = tuple[str, int]
 _EARLY_DTLS = 8  # DTLS datagrams kept while the remote fingerprint is not known yet
+_VALID_PATHS = 16  # browser addresses that passed an ICE check, kept to take media from
 
 
 class _RtcpSender:
@@ -61,6 +62,10 @@ class WebRtcTransport(asyncio.DatagramProtocol):
         self.rtcp_sender = _RtcpSender(self, rtcp_socket)
         self._client_started = False
         self._dest: Address | None = None  # the ICE-selected address
+        # where valid checks came from (RFC 8445 §7.3.1.4): the browser may move its media
+        # to any of these pairs (Chromium switches pairs without a new nomination)
+        self._valid: set[Address] = set()
+        self.path_moves = 0
         self._send = self._udp.sendto
         self._on_rtp = leg._on_rtp
         # bound once the keys exist (the per-packet path reads only these)
@@ -93,6 +98,8 @@ class WebRtcTransport(asyncio.DatagramProtocol):
                 except pylibsrtp.Error:
                     self.srtp_failures += 1  # forged, replayed or another key: dropped
                     return
+                if addr != self._dest:
+                    self._media_moved(addr)
                 self._on_rtp(plain, addr)
             else:
                 self._on_other(data, addr)
@@ -108,13 +115,30 @@ class WebRtcTransport(asyncio.DatagramProtocol):
             response = self.ice.receive(data, addr)
             if response is not None:
                 self._udp.sendto(response, addr)
+                if len(self._valid) < _VALID_PATHS:
+                    self._valid.add(addr)
                 if self.ice.selected == addr and self._dest != addr:
-                    self._dest = addr
-                    self.leg.pin_remote(addr)
-                    self._bind_sender()
+                    self._use_path(addr)
                     self._start_client()
         elif is_dtls(data):
             self._on_dtls(data, addr)
+
+    def _use_path(self, addr: Address) -> None:
+        self._dest = addr
+        self.leg.pin_remote(addr)
+        self._bind_sender()
+
+    def _media_moved(self, addr: Address) -> None:
+        """Authentic SRTP from another address than the one in use: the browser moved its
+        media to another pair. Every pair that passed a check may carry media (RFC 8445
+        §12.1); the node follows it there when that pair was validated by a check (never
+        to an address that only sent media: SRTP alone would let a replayer steer it)."""
+        if addr not in self._valid or self._dest is None:
+            return
+        self.path_moves += 1
+        log.info("leg %s: the browser's media moved to %s:%d", self.leg.id, addr[0], addr[1])
+        self.ice.selected = addr
+        self._use_path(addr)
 
     def sendto(self, data: bytes, addr: Address | None = None) -> None:
         """Send an RTP packet of the leg (dropped until the keys exist)."""
