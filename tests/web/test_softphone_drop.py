@@ -73,6 +73,14 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
         live.stop()
 
 
+@pytest.fixture
+def api(node: LiveNode) -> Iterator[Api]:
+    client = Api(node)
+    yield client
+    for agent in client.agents.values():  # each test leaves every agent signed out
+        client.post(f"/agents/{agent['id']}/force", {"action": "sign_out"}, expect=(200, 409))
+
+
 @pytest.fixture(scope="module")
 def toned_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Chromium whose fake microphone plays a tone (looped from a WAV file)."""
@@ -180,10 +188,9 @@ class _Loop:
         self.thread.join(5)
 
 
-def test_a_call_survives_a_network_drop_by_an_ice_restart(node, toned_browser, tmp_path):
+def test_a_call_survives_a_network_drop_by_an_ice_restart(node, api, toned_browser, tmp_path):
     if subprocess.run(["iptables", "-L", "INPUT", "-n"], capture_output=True).returncode:
         pytest.skip("iptables is not usable here (the test drops the leg's UDP with it)")
-    api = Api(node)
     page = _softphone_page(toned_browser, node, "1003")
     bg = _Loop()
     caller = bg.run(Baresip(tmp_path / "caller", user="customer", tone_hz=CALLER_TONE).start())
@@ -242,9 +249,8 @@ def test_a_call_survives_a_network_drop_by_an_ice_restart(node, toned_browser, t
 
 
 def test_a_closed_tab_sends_the_customer_back_to_the_front_of_its_queue(
-    node, toned_browser, tmp_path
+    node, api, toned_browser, tmp_path
 ):
-    api = Api(node)
     alice, bob = api.agents["1003"]["id"], api.agents["1002"]["id"]
     phone = SippAgentPhone(tmp_path / "bob", scenario="agent_uas_talking.xml").start()
     page = _softphone_page(toned_browser, node, "1003")
@@ -304,5 +310,3 @@ def test_a_closed_tab_sends_the_customer_back_to_the_front_of_its_queue(
             if proc is not None:
                 kill_group(proc)
         phone.stop()
-        for agent in (alice, bob):
-            api.post(f"/agents/{agent}/force", {"action": "sign_out"}, expect=(200, 409, 422))
