@@ -165,14 +165,15 @@ async def test_opus_is_transcoded_only_when_it_is_all_the_browser_offers(
         await browser.close()
 
 
-def _check(transport_ufrag: str, browser_ufrag: str, pwd: str) -> bytes:
+def _check(transport_ufrag: str, browser_ufrag: str, pwd: str, nominate: bool = True) -> bytes:
     from aioice import stun
 
     check = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
     check.attributes["USERNAME"] = f"{transport_ufrag}:{browser_ufrag}"
     check.attributes["PRIORITY"] = 1853817087
     check.attributes["ICE-CONTROLLING"] = 1
-    check.attributes["USE-CANDIDATE"] = None
+    if nominate:
+        check.attributes["USE-CANDIDATE"] = None
     check.add_message_integrity(pwd.encode())
     check.add_fingerprint()
     return bytes(check)
@@ -222,5 +223,52 @@ async def test_an_ice_restart_offer_is_answered_with_new_credentials_and_keeps_t
         # the same re-offer again (a hold, say) is no new restart
         glue.answer_for(parse_sdp(restart), leg, "127.0.0.1")
         assert transport.ice_restarts == 1 and transport.ice.local == new
+    finally:
+        await browser.close()
+
+
+async def test_media_moves_only_to_a_pair_that_passed_a_check(engine: MediaEngine) -> None:
+    """Chromium moves its media to another valid pair without nominating it again: authentic
+    SRTP from an address that passed an ICE check moves the leg there (RFC 8445 §12.1);
+    from an address that never passed one it does not."""
+    import struct
+
+    browser = BrowserPeer(500.0)
+    try:
+        offer_text = await browser.offer()
+        leg = await engine.open_leg()
+        await browser.accept(str(glue.answer_for(parse_sdp(offer_text), leg, "127.0.0.1")))
+        transport = transport_of(leg)
+        assert transport is not None
+        await asyncio.wait_for(transport.connected, 5)
+        first = transport._dest
+        ufrag = re.search(r"a=ice-ufrag:(\S+)", offer_text)
+        assert ufrag is not None
+        # the browser's own outbound SRTP key (aiortc's DTLS transport keeps it), on a
+        # stream of its own; aiortc itself stops sending so that only these packets count
+        sender = browser.pc.getTransceivers()[0].sender
+        sender.replaceTrack(None)
+        await asyncio.sleep(0.2)
+        tx = sender.transport._tx_srtp
+
+        def srtp(seq: int) -> bytes:
+            header = struct.pack("!BBHII", 0x80, 0, seq, seq * 160, 0x5EC0DE)
+            return bytes(tx.protect(header + b"\xff" * 160))
+
+        stranger, other = await RtpPeer.open(codec="PCMU"), await RtpPeer.open(codec="PCMU")
+        _OPEN.extend((stranger, other))
+        for peer in (stranger, other):
+            peer.connect((leg.host, leg.port))
+        stranger.send_raw(srtp(1))  # authentic, but from where no check came
+        await asyncio.sleep(0.1)
+        assert transport._dest == first and transport.path_moves == 0
+        local = transport.ice.local
+        other.send_raw(_check(local.ufrag, ufrag.group(1), local.pwd, nominate=False))
+        await asyncio.sleep(0.1)
+        assert transport._dest == first  # a check without USE-CANDIDATE selects nothing
+        other.send_raw(srtp(2))
+        await asyncio.sleep(0.1)
+        assert transport._dest == other.address and transport.path_moves == 1
+        assert leg.stats().packets_received > 0
     finally:
         await browser.close()

@@ -65,6 +65,7 @@ class WebRtcTransport(asyncio.DatagramProtocol):
         # where valid checks came from (RFC 8445 §7.3.1.4): the browser may move its media
         # to any of these pairs (Chromium switches pairs without a new nomination)
         self._valid: set[Address] = set()
+        self._valid_ice = self.ice  # the ICE generation they passed checks of
         self.path_moves = 0
         self._send = self._udp.sendto
         self._on_rtp = leg._on_rtp
@@ -115,6 +116,10 @@ class WebRtcTransport(asyncio.DatagramProtocol):
             response = self.ice.receive(data, addr)
             if response is not None:
                 self._udp.sendto(response, addr)
+                if self._valid_ice is not self.ice:
+                    # the first valid check after an ICE restart: the old generation's pairs
+                    # are done with (RFC 8445 §9)
+                    self._valid, self._valid_ice = set(), self.ice
                 if len(self._valid) < _VALID_PATHS:
                     self._valid.add(addr)
                 if self.ice.selected == addr and self._dest != addr:
