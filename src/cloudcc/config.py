@@ -80,6 +80,10 @@ class MediaSettings(_Section):
     port_max: int = 29999
     jitter_ms: int = 40
     inactivity_timeout: float = 60.0  # seconds without RTP before a call is cleared; 0: never
+    # seconds without media from a browser (WebRTC) agent leg before the agent is lost (a
+    # closed tab, a crashed browser): the customer goes back to the front of its queue;
+    # 0: as inactivity_timeout. Longer than a short network drop the page restarts ICE for.
+    browser_lost_after: float = 10.0
 
 
 class RecoverySettings(_Section):

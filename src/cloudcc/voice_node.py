@@ -109,6 +109,7 @@ class VoiceNode:
             default_tenant=sip_cfg.default_tenant,
             node=self.contacts.node,
             media_timeout=settings.media.inactivity_timeout,
+            browser_lost_after=settings.media.browser_lost_after,
             url_policy=TargetPolicy(settings.webhook_allowed_networks),
         )
         self.sign_ins: AgentSignIns | None = None

@@ -71,6 +71,26 @@ def test_rona_contact_goes_back_at_the_head_of_its_queue() -> None:
     assert offers(e.agent_state_changed("b", Presence.READY, 17)) == [("first", ("b",))]
 
 
+def test_a_contact_whose_agent_was_lost_comes_back_ahead_of_later_arrivals() -> None:
+    e = engine_with([QueueConfig("q")], agents={"a": {}, "b": {}})
+    e.agent_state_changed("b", Presence.NOT_READY, 0)
+    e.contact_queued("first", "q", VOICE, 1)  # rings at a
+    e.offer_accepted("first", "a", 2)
+    e.contact_queued("second", "q", VOICE, 3)
+    e.contact_queued("third", "q", VOICE, 4)
+    e.contact_ended("first", 10)  # a's browser vanished: the contact comes back
+    e.agent_state_changed("a", Presence.NOT_READY, 10)
+    e.contact_queued("first", "q", VOICE, 10, arrived_at=1)
+    assert e.position("first") == 1 and e.position("second") == 2
+    assert offers(e.agent_state_changed("b", Presence.READY, 11)) == [("first", ("b",))]
+    # without its first arrival it would wait behind the others
+    e2 = engine_with([QueueConfig("q")], agents={"b": {}})
+    e2.agent_state_changed("b", Presence.NOT_READY, 0)
+    e2.contact_queued("second", "q", VOICE, 3)
+    e2.contact_queued("first", "q", VOICE, 10)
+    assert e2.position("first") == 2
+
+
 def test_rona_contact_is_offered_to_the_next_free_agent_at_once() -> None:
     e = engine_with([QueueConfig("q", ring_timeout=15)], agents={"a": {}, "b": {}})
     e.contact_queued("c", "q", VOICE, 0)  # a

@@ -12,6 +12,7 @@ from cloudcc.sip import sdp
 from cloudcc.sip.exceptions import OfferAnswerError
 from cloudcc.sip.sdp import SessionDescription
 from cloudcc.webrtc import sdp as webrtc_sdp
+from cloudcc.webrtc.dtls import Role
 from cloudcc.webrtc.exceptions import NotWebRtc
 from cloudcc.webrtc.transport import attach, transport_of
 
@@ -57,6 +58,14 @@ def answer_for(
     SRTP (SDES) as the offer, the signalling's transport and the tenant's policy say."""
     if webrtc_sdp.is_webrtc(offer):
         transport = attach(leg)
+        keep: Role | None = None
+        try:
+            remote = webrtc_sdp.remote_parameters(offer)
+        except NotWebRtc as exc:
+            raise OfferAnswerError(str(exc)) from None
+        transport.restart_ice(remote.ice)  # new credentials of ours when the browser's changed
+        if remote.fingerprint == transport.remote_fingerprint:
+            keep = transport.dtls_role  # the same association: the same roles
         answer = webrtc_sdp.make_answer(
             offer,
             address,
@@ -65,6 +74,7 @@ def answer_for(
             transport.certificate.fingerprint,
             cname=f"{leg.id}@cloudcc",
             ssrc=leg.session.sender.ssrc,
+            role=keep,
         )
     else:
         answer = sdp.answer(offer, address, {"audio": leg.port})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -60,8 +61,9 @@ from cloudcc.routing.events import (
     Overflow,
     QueueAction,
 )
+from cloudcc.routing.exceptions import RoutingError
+from cloudcc.routing.model import REASON_UNREACHABLE, Presence, SkillRequirement, TreatmentKind
 from cloudcc.routing.model import Channel as RoutingChannel
-from cloudcc.routing.model import SkillRequirement, TreatmentKind
 from cloudcc.sip.call import (
     Answered,
     Call,
@@ -77,6 +79,7 @@ from cloudcc.sip.call import (
     EndCause as SipEndCause,
 )
 from cloudcc.sip.exceptions import CallFailed, OfferAnswerError, SipError
+from cloudcc.webrtc.transport import transport_of
 
 if TYPE_CHECKING:
     from cloudcc.contacts.trunks import TrunkInfo
@@ -87,6 +90,9 @@ log = logging.getLogger("cloudcc.contacts.session")
 
 #: BYEs still waiting for their answer after their contact ended (kept from the collector).
 _BYES: set[asyncio.Future[None]] = set()
+#: how an agent's leg ends when the agent did not hang up: its media stopped (a closed or
+#: crashed browser tab, a phone gone), its transport failed
+AGENT_LOST = frozenset({"media_timeout", "transport_error", "timeout"})
 
 
 @dataclass
@@ -107,6 +113,9 @@ class Target:
     #: else ``name`` names it (a flow's voicemail node). ``max_seconds`` may shorten it.
     mailbox: tuple[str, str] | None = None
     max_seconds: int | None = None
+    #: queue: when the contact first came to it; a contact that comes back (its agent was
+    #: lost) keeps its place, ahead of those who came after it
+    arrived_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +222,8 @@ class ContactSession:
         self._music_name = "default"
         self._announcing: asyncio.Task[None] | None = None  # a queue announcement playing
         self._queued_id: str | None = None  # the ACD queue id while queued
+        self._queue_target: Target | None = None  # the last queue, where a lost agent's
+        self._queued_since = 0.0  # customer goes back, at its place (its first arrival)
         # What it asked the queue for (priority, skills, preferred agent): asked again of a
         # new routing owner on a cluster.
         self._queue_request: tuple[int, tuple[SkillRequirement, ...], str | None] | None = None
@@ -282,17 +293,30 @@ class ContactSession:
         finally:
             watchdog.cancel()  # a cancel or a failure goes on to ``_main``, which finishes
 
+    def _media_timeout(self, party: Party) -> float:
+        """How long a party may send no media: a browser agent leg (WebRTC) less long than
+        a phone (a closed tab sends no BYE, and its SIP WebSocket is gone with it)."""
+        timeout = self.svc.media_timeout
+        lost_after = self.svc.browser_lost_after
+        if lost_after and party is not self.customer and transport_of(party.media) is not None:
+            return min(lost_after, timeout) if timeout else lost_after
+        return timeout
+
     async def _media_watchdog(self) -> None:
         """End a party whose RTP stopped (a phone that vanished without a BYE)."""
-        timeout = self.svc.media_timeout
-        if not timeout:
+        if not self.svc.media_timeout and not self.svc.browser_lost_after:
             return
         seen: dict[str, tuple[int, float]] = {}
         while True:
-            await asyncio.sleep(min(5.0, timeout / 2))
+            parties = [p for p in (self.customer, self.agent) if p is not None]
+            timeouts = [t for t in map(self._media_timeout, parties) if t]
+            await asyncio.sleep(min(5.0, min(timeouts, default=10.0) / 4))
             now = self.now
             for party in (self.customer, self.agent):
                 if party is None or party.media is None or party.leg.state is not LegState.UP:
+                    continue
+                timeout = self._media_timeout(party)
+                if not timeout:
                     continue
                 received = party.media.stats().packets_received
                 count, since = seen.get(party.leg.id, (-1, now))
@@ -821,6 +845,8 @@ class ContactSession:
         self.contact.queue = target.name
         self.contact.go(ContactState.QUEUED, self.now)
         self.contact.note_path("queue", target.name, self.now)
+        self._queue_target = target
+        self._queued_since = target.arrived_at or self.now
         self.svc.save(self)
         self._music_name = self.svc.acd.music_on_hold(self.tenant_id, queue_id)
         self.start_music()
@@ -840,6 +866,7 @@ class ContactSession:
             priority=target.priority,
             required_skills=tuple(SkillRequirement(s) for s in target.skills),
             preferred_agent=self.contact.attributes.get("preferred_agent"),
+            arrived_at=target.arrived_at,
         )
         announcement = target.announcement
         try:
@@ -1010,7 +1037,7 @@ class ContactSession:
             while True:
                 msg = await self.mailbox.get()
                 if isinstance(msg, PartyEnded):
-                    nxt = await self._after_party_ended(msg.party)
+                    nxt = await self._after_party_ended(msg.party, msg.cause)
                     if nxt is not False:
                         return nxt  # type: ignore[return-value]
                 elif isinstance(msg, Operation):
@@ -1024,7 +1051,7 @@ class ContactSession:
             if not self.customer_gone.is_set():  # else finish() does it, after the BYEs
                 await self.stop_recording()
 
-    async def _after_party_ended(self, party: Party) -> Target | bool | None:
+    async def _after_party_ended(self, party: Party, cause: str = "") -> Target | bool | None:
         if party is self.consult:
             self.consult = None
             self.rejoin()
@@ -1037,16 +1064,49 @@ class ContactSession:
             return False
         if party is self.agent:
             self.agent = None
+            work = self._acd_work.get(party.agent_id or "")
             await self._release_agent(party)
             if self.consult is not None and self.consult.leg.active:
                 # The transferring agent left a three-way call: the two others stay.
                 self._promote_consult()
                 self.rejoin()
                 return False
+            if cause in AGENT_LOST and self._queue_target is not None:
+                return await self._agent_lost(party, cause, work)
             self.contact.end_cause = EndCause.AGENT_HANGUP
             await self.hangup_party(self.customer, "agent_hangup")
             return None
         return False
+
+    async def _agent_lost(self, party: Party, cause: str, work: str | None) -> Target:
+        """The agent's leg was lost, not hung up (its browser tab closed or crashed, its
+        phone vanished): the agent is made not ready (unreachable) with no wrap-up (there
+        is nobody to do it) and the customer goes back to its queue at the place it had,
+        so the next agent takes it first."""
+        agent_id = party.agent_id or ""
+        self.contact.note_path("agent_lost", agent_id, self.now, cause=cause)
+        if agent_id:
+            acd, tenant = self.svc.acd, self.tenant_id
+            try:
+                await acd.call(
+                    tenant,
+                    "agent_state_changed",
+                    agent_id,
+                    Presence.NOT_READY,
+                    reason=REASON_UNREACHABLE,
+                )
+                if work is not None:
+                    await acd.call(tenant, "wrapup_done", agent_id, work)
+            except RoutingError as exc:  # signed out meanwhile: nothing to make not ready
+                log.info("contact %s: lost agent %s: %s", self.contact.id, agent_id, exc)
+            if self._wrapping == agent_id:
+                self._wrapping = None
+        self.contact.agent_id = None
+        self.svc.publish_contact(self, "contact.agent_lost", agent_id=agent_id, cause=cause)
+        log.info("contact %s: agent %s lost (%s), back to its queue", self.contact.id,
+                 agent_id, cause)  # fmt: skip
+        assert self._queue_target is not None
+        return dataclasses.replace(self._queue_target, arrived_at=self._queued_since)
 
     def _promote_consult(self) -> None:
         consult = self.consult

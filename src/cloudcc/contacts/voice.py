@@ -150,6 +150,7 @@ class VoiceService:
         default_tenant: str | None = "demo",
         node: str = "",
         media_timeout: float = 60.0,
+        browser_lost_after: float = 10.0,
         url_policy: TargetPolicy | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -174,6 +175,7 @@ class VoiceService:
         self.media_address = sip.config.public_host or sip.config.host
         self.max_wrapup_seconds = 3600.0
         self.media_timeout = media_timeout
+        self.browser_lost_after = browser_lost_after
         self.sessions: dict[str, ContactSession] = {}
         # ACD contact id -> session, where they differ (a callback of an earlier call)
         self.acd_index: dict[str, ContactSession] = {}

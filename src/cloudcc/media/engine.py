@@ -346,10 +346,13 @@ class Leg:
     def use_transport(self, secure: SecureTransport, rtcp_sender: Any) -> None:
         """Route this leg's datagrams through ``secure`` (which decrypts them for the leg)
         and send its RTP through it and its RTCP through ``rtcp_sender`` (``sendto`` and
-        ``close`` like a datagram transport); closing the leg closes both."""
+        ``close`` like a datagram transport); closing the leg closes both. A ``secure``
+        that is itself a datagram protocol (one that never raises) gets the socket's
+        datagrams directly, without a wrapper's call per packet."""
         self._secure = secure
         self._secure_rtcp = getattr(secure, "rtcp_datagram_received", None)
-        self._rtp.set_protocol(_SecureProtocol(self, secure))
+        protocol = secure if isinstance(secure, asyncio.DatagramProtocol) else None
+        self._rtp.set_protocol(protocol or _SecureProtocol(self, secure))
         self._rtp = secure  # type: ignore[assignment]
         self._rtcp = rtcp_sender
         self._fast_addr = None

@@ -738,12 +738,15 @@ class RoutingEngine:
         priority: int = 0,
         required_skills: tuple[SkillRequirement, ...] = (),
         preferred_agent: str | None = None,
+        arrived_at: float | None = None,
     ) -> list[Decision]:
         """A contact enters a queue (from the IVR, a transfer, a chat widget...).
 
         ``required_skills`` are added to the queue's; ``preferred_agent`` (e.g. the last
         agent who served this customer) gets it first for the queue's preferred wait; an
-        unknown preferred agent is ignored (it may have been deleted since)."""
+        unknown preferred agent is ignored (it may have been deleted since). ``arrived_at``
+        (earlier than ``now``) puts a contact that comes back (its agent was lost) at the
+        place it had: ahead of every contact that came after it."""
         out = self._advance(now)
         try:
             contacts = self._contacts
@@ -760,6 +763,8 @@ class RoutingEngine:
             raise
         self._seq = order = self._seq + 1
         c = QueuedContact(contact_id, channel, priority, extra, preferred_agent, now, order)
+        if arrived_at is not None and arrived_at < now:
+            c.arrived_at = arrived_at
         contacts[contact_id] = c
         self._enter(c, q, now, out)
         return out

@@ -167,8 +167,10 @@ def make_answer(
     cname: str,
     ssrc: int,
     opus: bool = True,
+    role: Role | None = None,
 ) -> SessionDescription:
-    """The answer to a browser's offer: its first audio stream; others rejected (port 0)."""
+    """The answer to a browser's offer: its first audio stream; others rejected (port 0).
+    ``role``: our side of a DTLS association already up, which a re-offer keeps."""
     audio = offer.audio
     if audio is None:
         raise OfferAnswerError("the offer has no audio stream")
@@ -187,6 +189,8 @@ def make_answer(
     mid = audio.attribute("mid") or "0"
     offered_setup = (_attr(offer, audio, "setup") or "actpass").strip().lower()
     setup = "active" if offered_setup == "passive" else "passive"  # RFC 5763 §5
+    if role is not None and offered_setup == "actpass":
+        setup = "active" if role is Role.CLIENT else "passive"  # RFC 8842 §5.5
     media: list[MediaDescription] = []
     for offered in offer.media:
         if offered is audio:

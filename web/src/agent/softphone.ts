@@ -14,6 +14,13 @@ export interface SoftphoneConfig {
 
 type Listener = () => void;
 
+// A short network drop: after this long "disconnected" (at once when "failed"), the page
+// restarts ICE (RFC 8445 §9): a re-INVITE whose offer has new ice-ufrag/ice-pwd (RFC 8839
+// §4.4.1.1.2); the node answers with new credentials of its own and keeps DTLS-SRTP.
+const ICE_RESTART_AFTER_MS = 1000;
+// While the connection is not back, the restart is tried again this often.
+const ICE_RESTART_RETRY_MS = 4000;
+
 export class MicrophoneRefused extends Error {}
 
 export class Softphone {
@@ -34,6 +41,34 @@ export class Softphone {
 
   private changed() {
     this.listeners.forEach((l) => l());
+  }
+
+  /** How many ICE restarts this page asked for (shown nowhere; read by tests and logs). */
+  iceRestarts = 0;
+
+  private watchIce(session: RTCSession, pc: RTCPeerConnection) {
+    let timer: number | undefined;
+    const down = () => pc.iceConnectionState === "disconnected" || pc.iceConnectionState === "failed";
+    const restart = () => {
+      timer = undefined;
+      if (session.isEnded() || !down()) return;
+      // false while another offer/answer is in progress: tried again below
+      const sent = session.isEstablished() && session.renegotiate({ rtcOfferConstraints: { iceRestart: true } });
+      if (sent) this.iceRestarts += 1;
+      timer = window.setTimeout(restart, sent ? ICE_RESTART_RETRY_MS : ICE_RESTART_AFTER_MS);
+    };
+    pc.addEventListener("iceconnectionstatechange", () => {
+      if (down()) {
+        if (timer === undefined) {
+          timer = window.setTimeout(restart, pc.iceConnectionState === "failed" ? 0 : ICE_RESTART_AFTER_MS);
+        }
+      } else if (timer !== undefined) {
+        window.clearTimeout(timer);
+        timer = undefined;
+      }
+    });
+    session.on("ended", () => window.clearTimeout(timer));
+    session.on("failed", () => window.clearTimeout(timer));
   }
 
   /** Ask for the microphone first: without it the agent cannot go ready on this device. */
@@ -62,6 +97,7 @@ export class Softphone {
         peerconnection.addEventListener("track", (ev: RTCTrackEvent) => {
           this.audio.srcObject = ev.streams[0] ?? new MediaStream([ev.track]);
         });
+        this.watchIce(session, peerconnection);
       });
       const end = () => {
         if (this.session === session) this.session = null;
