@@ -75,18 +75,56 @@ async def test_the_agent_who_transferred_wraps_up_its_own_part(voice_node, api, 
         )
         assert r.status_code == 200, r.text
         await hang_up(api, p["caller"])
-    # Bob's wrap-up of the end (by the admin here, for him), when he is in after-call work.
-    live = [c for c in api.live() if c["contact_id"] == cid and c["state"] == "wrapup"]
-    if live:
-        api.post(f"/contacts/{cid}/wrapup", {"code": "resolved", "notes": "done"})
+    # Bob took the consultation directly (no queue): the ACD gives him no after-call work
+    # (a queue's wrap-up time), so the contact ends with the caller and has no last wrap-up.
     cdr = wait_until_cdr(api, lambda c: c["id"] == cid and c["state"] == "ended")
     legs = {leg["agent_id"]: leg for leg in cdr["legs"] if leg["agent_id"]}
     assert legs[alice_id]["wrapup"] == {
         "code": "follow_up",
         "notes": "sent to Bob, call back Friday",
     }
-    if live:
-        assert legs[bob_id]["wrapup"] == {"code": "resolved", "notes": "done"}
-        assert cdr["wrapup_code"] == "resolved"
-    else:
-        assert cdr["wrapup_code"] is None  # the record's own is the last agent's
+    assert legs[bob_id]["wrapup"] is None
+    assert cdr["wrapup_code"] is None  # the record's own is the last agent's
+    assert cdr["agent_id"] == bob_id
+
+
+async def test_the_contact_stays_live_until_every_agent_has_wrapped_up(voice_node, api, tmp_path):
+    """A blind transfer back to the queue: Bob takes it and wraps up its end, while Alice's
+    part is still open; the contact waits for hers, then the record has both."""
+    alice_id, bob_id = api.agents["1001"]["id"], api.agents["1002"]["id"]
+    alice = _agent_headers(api, "1001")
+    async with phones(api, voice_node, tmp_path, ("1001", "1002")) as p:
+        api.login("1001")
+        cid = await connect_caller(api, voice_node, p)
+        queue = next(c["queue"] for c in api.live() if c["contact_id"] == cid)
+        api.login("1002")  # Bob is ready only now: the queue offers him the transfer
+        api.post(f"/contacts/{cid}/transfer", {"target_type": "queue", "target": queue})
+        await wait_until(
+            lambda: any(c["agent_id"] == bob_id and c["state"] == "connected" for c in api.live()),
+            20,
+        )
+        mine = httpx.get(f"{api.base}/contacts/live", headers=alice).json()
+        assert [c["wrapping"] for c in mine if c["contact_id"] == cid] == [[alice_id]]
+        await asyncio.sleep(1)
+        await hang_up(api, p["caller"])
+    # Bob's end of it (the admin for him): the contact is in wrap-up for him.
+    await wait_until(
+        lambda: any(c["contact_id"] == cid and c["state"] == "wrapup" for c in api.live()), 10
+    )
+    api.post(f"/contacts/{cid}/wrapup", {"code": "resolved", "notes": "fixed"})
+    # Alice's part is still open: the contact stays live for it.
+    await asyncio.sleep(1)
+    (contact,) = [c for c in api.live() if c["contact_id"] == cid]
+    assert contact["wrapping"] == [alice_id]
+    r = httpx.post(
+        f"{api.base}/contacts/{cid}/wrapup",
+        json={"code": "follow_up", "notes": "passed on"},
+        headers=alice,
+    )
+    assert r.status_code == 200, r.text
+    cdr = wait_until_cdr(api, lambda c: c["id"] == cid and c["state"] == "ended")
+    legs = {leg["agent_id"]: leg for leg in cdr["legs"] if leg["agent_id"]}
+    assert legs[alice_id]["wrapup"] == {"code": "follow_up", "notes": "passed on"}
+    assert legs[bob_id]["wrapup"] == {"code": "resolved", "notes": "fixed"}
+    assert (cdr["wrapup_code"], cdr["wrapup_notes"]) == ("resolved", "fixed")
+    assert [t["kind"] for t in cdr["transfers"]] == ["blind"]

@@ -219,8 +219,8 @@ class ContactSession:
         self._acd_work: dict[str, str] = {}
         self._consults = 0
         self._wrapping: str | None = None  # the last agent released from the main contact
-        # Each agent released from the contact -> its last agent leg, where its wrap-up goes.
-        self._parts: dict[str, Leg] = {}
+        # The agents released from the contact while it went on or at its end.
+        self._parts: set[str] = set()
         self._ended_work: dict[str, str] = {}  # agent id -> the ACD's id of its ended work
         # Agents whose part is over while the contact went on (a transfer, leaving a
         # conference, an intercept) and whose wrap-up of their part is still to come.
@@ -1067,7 +1067,7 @@ class ContactSession:
         """The agent's part is over: ACD wrap-up starts for it."""
         await self.hangup_party(party, "released")
         if party.agent_id:
-            self._parts[party.agent_id] = party.leg
+            self._parts.add(party.agent_id)
             await self._end_work(party.agent_id)
 
     async def hand_on(self, party: Party) -> None:
@@ -1102,7 +1102,9 @@ class ContactSession:
     ) -> dict[str, Any]:
         """The wrap-up of an agent whose part is over while the contact goes on: on its own
         leg; ``done`` ends its after-call work."""
-        leg = self._parts[agent_id]
+        leg = self._agent_leg(agent_id)
+        if leg is None:
+            raise OperationRefused("the agent has no part in this contact")
         wrapup = dict(leg.wrapup or {})
         if code is not None:
             wrapup["code"] = code
@@ -1116,6 +1118,10 @@ class ContactSession:
                 await self.svc.acd.call(self.tenant_id, "wrapup_done", agent_id, work)
         self.svc.save(self)
         return {"ok": True}
+
+    def _agent_leg(self, agent_id: str) -> Leg | None:
+        """The agent's last leg of the contact (its wrap-up goes there)."""
+        return next((leg for leg in reversed(self.contact.legs) if leg.agent_id == agent_id), None)
 
     def part_wrapped(self, agent_id: str) -> None:
         """The agent's after-call work for its part ended (by it, or the ACD's timer)."""
@@ -1477,7 +1483,7 @@ class ContactSession:
                         self.contact.wrapup_code = msg.params["code"]
                     if msg.params.get("notes") is not None:
                         self.contact.wrapup_notes = msg.params["notes"]
-                    leg = self._parts.get(agent_id)
+                    leg = self._agent_leg(agent_id)
                     if leg is not None:  # the final agent's leg carries its wrap-up too
                         leg.wrapup = {
                             k: v
