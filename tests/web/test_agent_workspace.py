@@ -61,6 +61,21 @@ def _sign_in_with_phone(page: Any) -> None:
     page.get_by_test_id("agent-state").filter(has_text="Ready").wait_for()
 
 
+def _answered_call(page: Any, node: LiveNode, tmp_path: Any) -> Any:
+    """The agent signs in with its phone (a SIPp phone that answers); a SIPp customer presses
+    1 (sales) and talks until killed; returns it once the page shows the call answered."""
+    _sign_in_with_phone(page)
+    caller = start_sipp_call(
+        tmp_path / "sipp", node.sip_port, digit="1", dtmf_after_ms=2500, talk_ms=60_000
+    )
+    try:
+        page.locator("[data-testid=contact][data-phase=talking]").wait_for(timeout=40_000)
+    except BaseException:
+        kill_group(caller)
+        raise
+    return caller
+
+
 def test_the_pop_up_shows_the_way_in_the_choices_and_the_customers_earlier_contacts(
     node, api, browser, tmp_path
 ):
@@ -149,11 +164,7 @@ def test_the_agent_consults_a_colleague_from_the_directory_then_conferences(
     page = _agent_page(browser, node, "1001")
     caller = None
     try:
-        _sign_in_with_phone(page)
-        caller = start_sipp_call(
-            tmp_path / "sipp", node.sip_port, digit="1", dtmf_after_ms=2500, talk_ms=60_000
-        )
-        page.locator("[data-testid=contact][data-phase=talking]").wait_for(timeout=40_000)
+        caller = _answered_call(page, node, tmp_path)
         page.keyboard.press("Alt+T")  # the transfer shortcut opens the directory
         dialog = page.get_by_role("dialog", name="Transfer")
         dialog.wait_for()
@@ -224,11 +235,7 @@ def test_the_agent_pauses_the_recording_and_a_reload_keeps_its_state(node, api, 
     page = _agent_page(browser, node, "1001")
     caller = None
     try:
-        _sign_in_with_phone(page)
-        caller = start_sipp_call(
-            tmp_path / "sipp", node.sip_port, digit="1", dtmf_after_ms=2500, talk_ms=60_000
-        )
-        page.locator("[data-testid=contact][data-phase=talking]").wait_for(timeout=40_000)
+        caller = _answered_call(page, node, tmp_path)
         # The way in: the agent's step added from the event, no reload.
         page.get_by_test_id("ivr-path").filter(has_text="Agent: Alice Agent").wait_for()
         badge = page.get_by_test_id("recording")

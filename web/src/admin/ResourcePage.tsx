@@ -305,11 +305,11 @@ function JsonField({ field, label, value, error, disabled, onChange }: { field: 
       name={field.name}
       description={t("form.jsonHint")}
       error={typed ?? error}
-      styles={ERROR_STYLES}
+      // monospace for the JSON only, not the label and messages
+      styles={{ ...ERROR_STYLES, input: { ...ERROR_STYLES.input, fontFamily: "var(--mantine-font-family-monospace)" } }}
       disabled={disabled}
       autosize
       minRows={3}
-      ff="monospace"
       spellCheck={false}
       value={value}
       onChange={(e) => onChange(e.currentTarget.value)}
