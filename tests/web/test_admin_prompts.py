@@ -121,6 +121,7 @@ SECTIONS = [
     ("api-keys", "resource-api-keys"),
     ("webhooks", "resource-webhooks"),
     ("audit-log", "resource-audit-log"),
+    ("tenant", "resource-tenant"),  # the tenant's settings, nested ones as JSON
     ("contacts", "resource-contacts"),
     ("recordings", "resource-recordings"),
     ("flows", "flow-designer"),

@@ -61,6 +61,21 @@ def _sign_in_with_phone(page: Any) -> None:
     page.get_by_test_id("agent-state").filter(has_text="Ready").wait_for()
 
 
+def _answered_call(page: Any, node: LiveNode, tmp_path: Any) -> Any:
+    """The agent signs in with its phone (a SIPp phone that answers); a SIPp customer presses
+    1 (sales) and talks until killed; returns it once the page shows the call answered."""
+    _sign_in_with_phone(page)
+    caller = start_sipp_call(
+        tmp_path / "sipp", node.sip_port, digit="1", dtmf_after_ms=2500, talk_ms=60_000
+    )
+    try:
+        page.locator("[data-testid=contact][data-phase=talking]").wait_for(timeout=40_000)
+    except BaseException:
+        kill_group(caller)
+        raise
+    return caller
+
+
 def test_the_pop_up_shows_the_way_in_the_choices_and_the_customers_earlier_contacts(
     node, api, browser, tmp_path
 ):
@@ -145,14 +160,11 @@ def test_the_agent_consults_a_colleague_from_the_directory_then_conferences(
     # Bob is signed in but not ready: the customer goes to Alice, Bob only takes the consult.
     api.login("1002", bob_phone.uri, ready=False)
     api.patch(f"/agents/{api.agents['1001']['id']}", {"device": alice_phone.uri})
+    alice = api.agents["1001"]["id"]
     page = _agent_page(browser, node, "1001")
     caller = None
     try:
-        _sign_in_with_phone(page)
-        caller = start_sipp_call(
-            tmp_path / "sipp", node.sip_port, digit="1", dtmf_after_ms=2500, talk_ms=60_000
-        )
-        page.locator("[data-testid=contact][data-phase=talking]").wait_for(timeout=40_000)
+        caller = _answered_call(page, node, tmp_path)
         page.keyboard.press("Alt+T")  # the transfer shortcut opens the directory
         dialog = page.get_by_role("dialog", name="Transfer")
         dialog.wait_for()
@@ -175,19 +187,113 @@ def test_the_agent_consults_a_colleague_from_the_directory_then_conferences(
         assert not on_hold.is_visible()
         screenshot(page, "agent-conference-en")
         page.get_by_role("button", name="Leave the conference").click()
-        # Alice leaves: the customer and Bob talk on without her; her state is wrap-up.
-        page.get_by_test_id("contact").wait_for(state="detached")
+        # Alice leaves: the customer and Bob talk on without her; she wraps up her own part.
+        page.locator("[data-testid=contact][data-phase=wrapup]").wait_for()
+        page.get_by_test_id("wrapup-part").wait_for()
         page.get_by_test_id("agent-state").filter(has_text="Wrap-up").wait_for()
         live = api.live()
-        assert any(
-            c["agent_id"] == api.agents["1002"]["id"] and c["state"] == "connected" for c in live
-        ), live
+        (contact,) = [c for c in live if c["agent_id"] == api.agents["1002"]["id"]]
+        assert contact["state"] == "connected" and contact["wrapping"] == [alice], live
+        # A reload finds her part's wrap-up from the live contact, not from this tab's events.
+        page.reload()
+        page.get_by_test_id("wrapup-part").wait_for()
+        screenshot(page, "agent-wrapup-part-en")
+        assert axe_violations(page) == []
+        page.get_by_role("combobox", name="Disposition").click()
+        page.get_by_role("option", name="Follow-up needed").click()
+        page.get_by_label("Notes").fill("handed to Bob")
+        page.get_by_role("button", name="Finish wrap-up").click()
+        page.get_by_test_id("contact").wait_for(state="detached")
+        page.get_by_test_id("agent-state").filter(has_text="Ready").wait_for()
+        # The contact goes on with Bob; its end is his (and his wrap-up, here by the admin).
+        cid = contact["contact_id"]
+        assert any(c["contact_id"] == cid for c in api.live())
+        api.post(f"/contacts/{cid}/hangup")
+        deadline = time.monotonic() + 20
+        while any(c["contact_id"] == cid and c["state"] != "wrapup" for c in api.live()):
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        if any(c["contact_id"] == cid for c in api.live()):
+            api.post(f"/contacts/{cid}/wrapup", {"code": "resolved"})
+        cdr = wait_until_cdr(api, lambda c: c["id"] == cid and c["state"] == "ended")
+        alice_legs = [leg for leg in cdr["legs"] if leg["agent_id"] == alice]
+        assert alice_legs[-1]["wrapup"] == {"code": "follow_up", "notes": "handed to Bob"}, cdr
     finally:
         page.context.close()
         if caller is not None:
             kill_group(caller)
         bob_phone.stop()
         alice_phone.stop()
+
+
+def test_the_agent_pauses_the_recording_and_a_reload_keeps_its_state(node, api, browser, tmp_path):
+    """The RECORDING badge and pause/resume in the call view; the state after a reload comes
+    from the live contact; the paused span is left out of the recording; each change audited.
+    The way in gains the agent's step live, when the call is answered."""
+    phone = SippAgentPhone(tmp_path / "alice").start()
+    api.patch(f"/agents/{api.agents['1001']['id']}", {"device": phone.uri})
+    page = _agent_page(browser, node, "1001")
+    caller = None
+    try:
+        caller = _answered_call(page, node, tmp_path)
+        # The way in: the agent's step added from the event, no reload.
+        page.get_by_test_id("ivr-path").filter(has_text="Agent: Alice Agent").wait_for()
+        badge = page.get_by_test_id("recording")
+        page.locator("[data-testid=recording][data-state=recording]").wait_for()
+        assert badge.inner_text().lower() == "recording"
+        (contact,) = api.live()
+        cid = contact["contact_id"]
+        assert contact["recording"] == "recording"
+        time.sleep(2)
+        page.get_by_role("button", name="Pause recording").click()
+        page.locator("[data-testid=recording][data-state=paused]").wait_for()
+        paused_at = time.monotonic()
+        assert api.live()[0]["recording"] == "paused"
+        # A reload mid-call: the badge comes from the server's live contact.
+        page.reload()
+        page.locator("[data-testid=recording][data-state=paused]").wait_for()
+        screenshot(page, "agent-recording-paused-en")
+        assert axe_violations(page) == []
+        time.sleep(max(0.0, 4 - (time.monotonic() - paused_at)))
+        page.get_by_role("button", name="Resume recording").click()
+        page.locator("[data-testid=recording][data-state=recording]").wait_for()
+        paused = time.monotonic() - paused_at
+        # In Chinese after a reload: still recording, the controls in Chinese.
+        page.evaluate("localStorage.setItem('cloudcc.lang', 'zh-CN')")
+        page.reload()
+        page.locator("[data-testid=recording][data-state=recording]").filter(
+            has_text="录音中"
+        ).wait_for()
+        page.get_by_role("button", name="暂停录音").wait_for()
+        screenshot(page, "agent-recording-zh-CN")
+        assert axe_violations(page) == []
+        time.sleep(2)
+        page.get_by_role("button", name="挂断").click()
+        page.locator("[data-testid=contact][data-phase=wrapup]").wait_for()
+        assert page.get_by_test_id("recording").count() == 0
+        page.get_by_role("button", name="完成整理").click()
+        page.get_by_test_id("contact").wait_for(state="detached")
+        page.evaluate("localStorage.setItem('cloudcc.lang', 'en')")
+    finally:
+        page.context.close()
+        if caller is not None:
+            kill_group(caller)
+        phone.stop()
+    cdr = wait_until_cdr(api, lambda c: c["id"] == cid and c["state"] == "ended")
+    (rid,) = cdr["recordings"]
+    deadline = time.monotonic() + 20
+    while (recording := api.get(f"/recordings/{rid}"))["state"] != "complete":
+        assert time.monotonic() < deadline, recording
+        time.sleep(0.3)
+    # The file leaves the pause out: it is shorter than the talk by about the pause.
+    talk = cdr["talk_seconds"]
+    assert recording["duration_seconds"] <= talk - paused + 1.5, (recording, talk, paused)
+    assert recording["duration_seconds"] >= talk - paused - 3, (recording, talk, paused)
+    # Who paused and resumed it: the audit log.
+    actions = [
+        e["action"] for e in api.get("/audit-log?limit=50")["items"] if e["resource_id"] == cid
+    ]
+    assert {"recording_pause", "recording_resume"} <= set(actions), actions
 
 
 def test_a_second_tab_takes_over_and_the_first_says_why(node, api, browser):

@@ -319,7 +319,9 @@ async def live_contacts(actor: Authenticated, ctx: Ctx, response: Response) -> l
     if missing:
         response.headers["Cloudcc-Missing-Nodes"] = ", ".join(missing)
     items: list[dict[str, Any]] = with_iso_times(live)
-    return items if every else [c for c in items if c["agent_id"] == p.agent_id]
+    # an agent's own: the contacts it handles, and those it handed on and still wraps up
+    mine = [c for c in items if c["agent_id"] == p.agent_id or p.agent_id in c.get("wrapping", ())]
+    return items if every else mine
 
 
 async def _op(actor: Actor, ctx: Any, contact_id: str, name: str, **params: Any) -> Any:
@@ -396,7 +398,10 @@ async def record(actor: Authenticated, ctx: Ctx, contact_id: ContactId, body: Re
 @router.post("/contacts/{contact_id}/wrapup", response_model=OperationOut, operation_id="wrapup")
 async def wrapup(actor: Authenticated, ctx: Ctx, contact_id: ContactId, body: WrapupIn) -> Any:
     """Disposition code and notes; ``done`` ends the agent's after-call work. Once the tenant
-    has disposition codes, ``code`` must be one of them."""
+    has disposition codes, ``code`` must be one of them. Each agent who handled the contact
+    wraps up its own part: one who handed it on (a transfer, leaving a conference) while the
+    contact goes on, the last one once it is in wrap-up; each agent leg of the record carries
+    its agent's ``wrapup``, the record's ``wrapup_code`` and ``wrapup_notes`` the last one's."""
     await _voice(ctx).agents.check_disposition(actor.tenant_id, body.code)
     return await _op(
         actor, ctx, contact_id, "wrapup", code=body.code, notes=body.notes, done=body.done

@@ -321,7 +321,7 @@ class AgentSessions:
         details: dict[str, Any] = {"action": action}
         if seconds is not None:
             details["seconds"] = seconds
-        await self._audit(actor, f"force_{action}", "agent", agent_id, details)
+        await self.audit(actor, f"force_{action}", "agent", agent_id, details)
 
     async def monitoring_device(self, actor: Actor, device: str | None) -> str:
         """The supervisor's phone to monitor with (contacts/devices.py): 403 or 422 with what
@@ -353,10 +353,10 @@ class AgentSessions:
         details: dict[str, Any] = {"agent_id": agent_id}
         if name == "monitor":
             details["device"] = params.get("device")
-        await self._audit(actor, action, "contact", contact_id, details)
+        await self.audit(actor, action, "contact", contact_id, details)
         return result
 
-    async def _audit(
+    async def audit(
         self, actor: Actor, action: str, kind: str, target: str, details: dict[str, Any]
     ) -> None:
         async with self.voice.db.transaction() as s:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 from typing import TYPE_CHECKING, Any
 
 from cloudcc.contacts.exceptions import BadTarget, OperationRefused
 from cloudcc.contacts.model import EndCause, LegRole, LegState, MonitorMode
 from cloudcc.media.engine import Recording
+from cloudcc.media.recorder import RecordingState
 from cloudcc.routing.events import Decision, Offer, QueueAction
 from cloudcc.routing.model import Channel as RoutingChannel
 from cloudcc.sip.call import ReferReceived
@@ -83,6 +85,7 @@ class CallControl:
         if self.s.consult is not None and self.s.consult.leg.active:
             self.s._promote_consult()
             self.s.rejoin()
+            await self.s.hand_on(agent)
             return {"ok": True}, False
         self.s.contact.end_cause = EndCause.AGENT_HANGUP
         await self.s.hangup_party(self.s.customer, "agent_hangup")
@@ -117,6 +120,7 @@ class CallControl:
         )
         self.s.agent = None
         await self.s._release_agent(agent)
+        await self.s.hand_on(agent)
         self.s.svc.publish_contact(self.s, "contact.transferred", to_type=target_type, to=target)
         return {"transferred": True}, nxt
 
@@ -243,8 +247,12 @@ class CallControl:
         self.s._promote_consult()
         await self.op_unhold()
         self.s.rejoin()
+        await self.s.hand_on(agent)
         self.s.svc.publish_contact(
-            self.s, "contact.transferred", to=self.s.agent.leg.peer if self.s.agent else None
+            self.s,
+            "contact.transferred",
+            to=self.s.agent.leg.peer if self.s.agent else None,
+            path=copy.deepcopy(self.s.contact.path),
         )
         if self.s.recording is not None:
             await self.s.stop_recording()
@@ -291,9 +299,17 @@ class CallControl:
             if self.s.recording is None:
                 await self.s.start_recording()
         elif action == "pause":
-            self._need_recording().pause()
+            recording = self._need_recording()
+            if recording.state is RecordingState.PAUSED:
+                raise OperationRefused("the recording is paused already")
+            recording.pause()
+            self.s.contact.recording = "paused"
         elif action == "resume":
-            self._need_recording().resume()
+            recording = self._need_recording()
+            if recording.state is not RecordingState.PAUSED:
+                raise OperationRefused("the recording is not paused")
+            recording.resume()
+            self.s.contact.recording = "recording"
         elif action == "stop":
             await self.s.stop_recording()
         else:
@@ -351,6 +367,7 @@ class CallControl:
             {"at": self.s.now, "kind": "intercept", "to": supervisor.leg.peer}
         )
         self.s.rejoin()
+        await self.s.hand_on(agent)
         return {"intercepted": True}, False
 
     async def op_refer(self, event: ReferReceived) -> tuple[dict[str, Any], Target | bool | None]:

@@ -162,6 +162,9 @@ class Leg:
     monitor_mode: MonitorMode | None = None
     quality: dict[str, Any] = field(default_factory=dict)
     trunk: str | None = None  # the trunk that carried it (its name)
+    # An agent leg's wrap-up by its agent ({"code", "notes"}): each agent who handled the
+    # contact (before a transfer, in a conference, or to its end) records its own part.
+    wrapup: dict[str, Any] | None = None
     # Trunks tried before, in order, with their answer (a status, or "busy", "no_response")
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
@@ -210,6 +213,7 @@ class Leg:
             "quality": self.quality,
             "trunk": self.trunk,
             "attempts": self.attempts,
+            "wrapup": self.wrapup,
         }
 
 
@@ -234,6 +238,7 @@ class Contact:
     end_cause: EndCause | None = None
     wrapup_code: str | None = None
     wrapup_notes: str | None = None
+    recording: str | None = None  # the live recording's state: recording, paused, or none
     # Phase timestamps (seconds since the epoch) the CDR is built from.
     ivr_started_at: float | None = None
     ivr_seconds: float = 0.0
@@ -338,4 +343,5 @@ class Contact:
             "legs": [leg.to_dict() for leg in self.legs],
             "path": self.path,
             "attributes": self.attributes,
+            "recording": self.recording,
         }

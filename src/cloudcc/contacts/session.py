@@ -232,6 +232,13 @@ class ContactSession:
         self._acd_work: dict[str, str] = {}
         self._consults = 0
         self._wrapping: str | None = None  # the last agent released from the main contact
+        # The agents released from the contact while it went on or at its end.
+        self._parts: set[str] = set()
+        self._ended_work: dict[str, str] = {}  # agent id -> the ACD's id of its ended work
+        # Agents whose part is over while the contact went on (a transfer, leaving a
+        # conference, an intercept) and whose wrap-up of their part is still to come.
+        self.wrapping_parts: set[str] = set()
+        self._parts_changed = asyncio.Event()
         self._ivr: Any = None
         self._finished = False
         # True while the running phase reads operations from the mailbox: the talk with an
@@ -1029,7 +1036,8 @@ class ContactSession:
         self.stop_music()
         self.rejoin()
         self.svc.save(self)
-        self.svc.publish_contact(self, "contact.connected")
+        # the way in with the agent's step, for a pop-up opened before it was taken
+        self.svc.publish_contact(self, "contact.connected", path=copy.deepcopy(self.contact.path))
         if await self.svc.records_calls(self.tenant_id):
             await self.start_recording()
         self.reads_operations = True
@@ -1124,7 +1132,71 @@ class ContactSession:
         """The agent's part is over: ACD wrap-up starts for it."""
         await self.hangup_party(party, "released")
         if party.agent_id:
+            self._parts.add(party.agent_id)
             await self._end_work(party.agent_id)
+
+    async def hand_on(self, party: Party) -> None:
+        """The agent's part is over while the contact goes on (transfer, leaving a conference,
+        intercept): when the ACD put it in after-call work, its own wrap-up starts, for its
+        part (recorded on its leg, ``wrap_up_part``)."""
+        agent_id = party.agent_id
+        if agent_id is None or not await self.svc.in_wrapup(self.tenant_id, agent_id):
+            return
+        self.wrapping_parts.add(agent_id)
+        self.svc.publish_contact(
+            self,
+            "contact.wrapup_started",
+            agent_id=agent_id,
+            part=True,
+            path=copy.deepcopy(self.contact.path),
+            attributes=dict(self.contact.attributes),
+        )
+
+    def handed_on(self, agent_id: str) -> bool:
+        """Whether the agent's part of the contact is over while the contact is not its own:
+        another agent has it, or it is past the agent (a queue, an IVR), and the contact's
+        wrap-up phase is not this agent's."""
+        if agent_id not in self._parts:
+            return False
+        if self.agent is not None and self.agent.agent_id == agent_id:
+            return False  # it talks with the customer again (transferred back)
+        return not (self.contact.state is ContactState.WRAPUP and self._wrapping == agent_id)
+
+    async def wrap_up_part(
+        self, agent_id: str, code: str | None, notes: str | None, done: bool
+    ) -> dict[str, Any]:
+        """The wrap-up of an agent whose part is over while the contact goes on: on its own
+        leg; ``done`` ends its after-call work."""
+        leg = self._agent_leg(agent_id)
+        if leg is None:
+            raise OperationRefused("the agent has no part in this contact")
+        wrapup = dict(leg.wrapup or {})
+        if code is not None:
+            wrapup["code"] = code
+        if notes is not None:
+            wrapup["notes"] = notes
+        leg.wrapup = wrapup
+        if done:
+            self.part_wrapped(agent_id)
+            work = self._ended_work.get(agent_id, self.contact.id)
+            with contextlib.suppress(Exception):
+                await self.svc.acd.call(self.tenant_id, "wrapup_done", agent_id, work)
+        self.svc.save(self)
+        return {"ok": True}
+
+    def _agent_leg(self, agent_id: str) -> Leg | None:
+        """The agent's last leg of the contact (its wrap-up goes there)."""
+        return next((leg for leg in reversed(self.contact.legs) if leg.agent_id == agent_id), None)
+
+    def part_wrapped(self, agent_id: str) -> None:
+        """The agent's after-call work for its part ended (by it, or the ACD's timer)."""
+        self.wrapping_parts.discard(agent_id)
+        self._parts_changed.set()
+
+    async def _wait_parts(self) -> None:
+        while self.wrapping_parts and not self.svc.stopping:
+            self._parts_changed.clear()
+            await self._parts_changed.wait()
 
     async def _end_work(self, agent_id: str) -> None:
         work = self._acd_work.pop(agent_id, None)
@@ -1133,6 +1205,7 @@ class ContactSession:
         with contextlib.suppress(Exception):
             await self.svc.acd.call(self.tenant_id, "contact_ended", work)
         self._wrapping = agent_id
+        self._ended_work[agent_id] = work
 
     async def _operate(self, op: Operation) -> Target | bool | None:
         if op.future.done():
@@ -1188,11 +1261,13 @@ class ContactSession:
             return
         self.recording = recording
         self.recording_id = rid
+        self.contact.recording = "recording"
         recording.on_failure = lambda reason: self._recording_failed(rid, reason)
         self.svc.publish_contact(self, "recording.started", recording_id=rid)
 
     def _recording_failed(self, rid: str, reason: str, ended: bool = False) -> None:
         """Mark the recording failed, say so (event, log); the call itself goes on."""
+        self.contact.recording = None
         log.warning(
             "tenant %s contact %s: recording %s failed: %s",
             self.tenant_id,
@@ -1207,6 +1282,7 @@ class ContactSession:
         recording, rid = self.recording, self.recording_id
         self.recording = None
         self.recording_id = None
+        self.contact.recording = None
         if recording is None or rid is None:
             return
         info = await recording.stop()
@@ -1429,6 +1505,11 @@ class ContactSession:
             self.svc.publish_contact(self, "contact.wrapup_started", agent_id=agent_wraps)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wait_wrapup(agent_wraps), self.svc.max_wrapup_seconds)
+        if self.wrapping_parts and not self.svc.stopping:
+            # Agents who handed the contact on are still wrapping up their part: the contact
+            # stays live (their wrap-up goes on its record) until they are done.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wait_parts(), self.svc.max_wrapup_seconds)
         if contact.state is not ContactState.ENDED:
             contact.go(
                 ContactState.ENDED,
@@ -1467,12 +1548,22 @@ class ContactSession:
                         self.contact.wrapup_code = msg.params["code"]
                     if msg.params.get("notes") is not None:
                         self.contact.wrapup_notes = msg.params["notes"]
+                    leg = self._agent_leg(agent_id)
+                    if leg is not None:  # the final agent's leg carries its wrap-up too
+                        leg.wrapup = {
+                            k: v
+                            for k, v in (
+                                ("code", self.contact.wrapup_code),
+                                ("notes", self.contact.wrapup_notes),
+                            )
+                            if v is not None
+                        }
                     msg.future.set_result({"ok": True})
                     if msg.params.get("done", True):
+                        # the ACD's id of the agent's work (a consulted agent's is its own)
+                        work = self._ended_work.get(agent_id, self.contact.id)
                         with contextlib.suppress(Exception):
-                            await self.svc.acd.call(
-                                self.tenant_id, "wrapup_done", agent_id, self.contact.id
-                            )
+                            await self.svc.acd.call(self.tenant_id, "wrapup_done", agent_id, work)
                         return
                 else:
                     msg.future.set_exception(OperationRefused("the call has ended"))

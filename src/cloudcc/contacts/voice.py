@@ -258,6 +258,7 @@ class VoiceService:
         await self.agents.close()
         sessions = list(self.sessions.values())
         for session in sessions:
+            session.part_wrapped("")  # a finish waiting for handed-on wrap-ups sees the stop
             if session.contact.state is ContactState.WRAPUP:
                 session.mailbox.put_nowait(WrapUpFinished("*"))  # after-call work is cut short
                 continue
@@ -954,7 +955,9 @@ class VoiceService:
             return
         agent_id = event.data["agent_id"]
         for session in self.sessions.values():
-            if session.contact.state is ContactState.WRAPUP and session._wrapping == agent_id:
+            if agent_id in session.wrapping_parts:
+                session.part_wrapped(agent_id)
+            elif session.contact.state is ContactState.WRAPUP and session._wrapping == agent_id:
                 session.mailbox.put_nowait(WrapUpFinished(agent_id))
 
     async def in_wrapup(self, tenant_id: str, agent_id: str) -> bool:
@@ -1072,7 +1075,11 @@ class VoiceService:
     # --- API ----------------------------------------------------------------------------
 
     def live(self, tenant_id: str) -> list[dict[str, Any]]:
-        return [s.contact.summary() for s in self.sessions.values() if s.tenant_id == tenant_id]
+        return [
+            s.contact.summary() | {"wrapping": sorted(s.wrapping_parts)}
+            for s in self.sessions.values()
+            if s.tenant_id == tenant_id
+        ]
 
     async def live_everywhere(self, tenant_id: str) -> tuple[list[dict[str, Any]], list[str]]:
         """The tenant's live contacts on this node and, on a cluster, on the other nodes
@@ -1121,6 +1128,13 @@ class VoiceService:
             actor.principal.can(Permission.CALLS_MONITOR)
         ):
             raise PermissionDenied(f"{name} needs calls:monitor")
+        agent_id = actor.principal.agent_id
+        if name == "wrapup" and agent_id is not None and session.handed_on(agent_id):
+            # The wrap-up of an agent's part of a contact that went on without it (also after
+            # its after-call time ran out: the disposition is not lost).
+            return await session.wrap_up_part(
+                agent_id, params.get("code"), params.get("notes"), params.get("done", True)
+            )
         state = session.contact.state
         if name in _RELEASES and state in _RELEASABLE and not session.reads_operations:
             # No talk with an agent (the IVR, a queue, a dial in progress, an outside
@@ -1135,7 +1149,17 @@ class VoiceService:
             raise OperationRefused(f"cannot {name.replace('_', '-')} a contact that is {state}")
         op = Operation(name, params, actor.principal.id)
         session.mailbox.put_nowait(op)
-        return await asyncio.wait_for(op.future, 60.0)
+        result: dict[str, Any] = await asyncio.wait_for(op.future, 60.0)
+        if name == "record":
+            # Who started, paused, resumed or stopped a recording: a compliance question.
+            await self.agents.audit(
+                actor,
+                f"recording_{params['action']}",
+                "contact",
+                contact_id,
+                {"recording_id": result.get("recording_id"), "agent_id": session.contact.agent_id},
+            )
+        return result
 
     # --- agent sessions -----------------------------------------------------------------
 

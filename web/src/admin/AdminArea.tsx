@@ -10,7 +10,7 @@ import { NS } from "./i18n";
 import PromptsPage from "./PromptsPage";
 import SkillsPage from "./SkillsPage";
 import { RecordingDetail } from "./RecordingDetail";
-import { ResourcePage } from "./ResourcePage";
+import { ResourcePage, SettingsPage } from "./ResourcePage";
 import { RESOURCES } from "./resources";
 import type { Row } from "./rest";
 
@@ -62,7 +62,7 @@ export default function AdminArea() {
         </Stack>
       </Grid.Col>
       <Grid.Col span={{ base: 12, md: 10 }}>
-        {resource && <ResourcePage key={resource.key} resource={resource} onOpen={opener} />}
+        {resource && (resource.single ? <SettingsPage key={resource.key} resource={resource} /> : <ResourcePage key={resource.key} resource={resource} onOpen={opener} />)}
         {section === "prompts" && <PromptsPage />}
         {section === "skills" && <SkillsPage />}
         {section === "flows" && (

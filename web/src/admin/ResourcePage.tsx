@@ -1,14 +1,14 @@
 // A resource of the API as a list (TanStack Table: sorting, pages of the API's
 // limit/offset, the API's filters) and a form (create / change / delete) drawn from its
 // description. The API's RFC 9457 problems show at their field.
-import { Alert, Button, Checkbox, Code, Group, Modal, NumberInput, PasswordInput, Select, Stack, Table, Text, TextInput, Textarea, Title, UnstyledButton } from "@mantine/core";
+import { Alert, Button, Checkbox, Code, Group, Modal, NumberInput, Paper, PasswordInput, Select, Stack, Table, Text, TextInput, Textarea, Title, UnstyledButton } from "@mantine/core";
 import { flexRender, getCoreRowModel, getSortedRowModel, useReactTable, type ColumnDef, type SortingState } from "@tanstack/react-table";
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { ApiProblem } from "../shared/api/client";
 import { can, useSession } from "../shared/auth/session";
 import { NS } from "./i18n";
-import { FormError, toBody, toForm, type Field, type Resource } from "./resources";
+import { FormError, jsonProblem, toBody, toForm, type Field, type Resource } from "./resources";
 import { fieldErrors, list, request, type Row } from "./rest";
 
 const LIMIT = 25;
@@ -251,7 +251,88 @@ export function ResourcePage({ resource, onOpen }: { resource: Resource; onOpen?
   );
 }
 
-function ResourceForm({ resource, row, onClose, onSaved }: { resource: Resource; row: Row | null; onClose: () => void; onSaved: (saved: Row) => void }) {
+/** A resource that is one object (the tenant's settings): its form on the page, no list. */
+export function SettingsPage({ resource }: { resource: Resource }) {
+  const { t } = useTranslation(NS);
+  const { me } = useSession();
+  const [row, setRow] = useState<Row | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [saved, setSaved] = useState(false);
+  useEffect(() => {
+    request<Row>("GET", resource.path).then(setRow, (e: unknown) => setError(e instanceof Error ? e.message : String(e)));
+  }, [resource]);
+  const what = t(`resources.${resource.key}`);
+  return (
+    <Stack data-testid={`resource-${resource.key}`}>
+      <Title order={3}>{what}</Title>
+      {error && (
+        <Alert color="red" role="alert">
+          {error}
+        </Alert>
+      )}
+      {saved && (
+        <Alert color="teal" role="status" withCloseButton onClose={() => setSaved(false)} closeButtonLabel={t("form.cancel")}>
+          {t("form.saved")}
+        </Alert>
+      )}
+      {row && (
+        <ResourceForm
+          key={String(row.updated_at ?? "")}
+          resource={resource}
+          row={row}
+          inline
+          readOnly={!resource.write || !can(me, resource.write)}
+          onClose={() => setSaved(false)}
+          onSaved={(next) => {
+            setRow(next);
+            setSaved(true);
+          }}
+        />
+      )}
+    </Stack>
+  );
+}
+
+/** A nested setting as JSON text, checked as it is typed (syntax, object or list); the API's
+ * schema errors for it show at the field after a save. */
+function JsonField({ field, label, value, error, disabled, onChange }: { field: Field; label: string; value: string; error?: string; disabled?: boolean; onChange: (v: string) => void }) {
+  const { t } = useTranslation(NS);
+  const problem = jsonProblem(field.kind, value);
+  const typed = problem ? t(problem.key) + (problem.detail ? ` ${problem.detail}` : "") : undefined;
+  return (
+    <Textarea
+      label={label}
+      name={field.name}
+      description={t("form.jsonHint")}
+      error={typed ?? error}
+      // monospace for the JSON only, not the label and messages
+      styles={{ ...ERROR_STYLES, input: { ...ERROR_STYLES.input, fontFamily: "var(--mantine-font-family-monospace)" } }}
+      disabled={disabled}
+      autosize
+      minRows={3}
+      spellCheck={false}
+      value={value}
+      onChange={(e) => onChange(e.currentTarget.value)}
+      data-testid={`json-${field.name}`}
+    />
+  );
+}
+
+function ResourceForm({
+  resource,
+  row,
+  onClose,
+  onSaved,
+  inline,
+  readOnly,
+}: {
+  resource: Resource;
+  row: Row | null;
+  onClose: () => void;
+  onSaved: (saved: Row) => void;
+  inline?: boolean;
+  readOnly?: boolean;
+}) {
   const { t } = useTranslation(NS);
   const { me } = useSession();
   const allowed = (f: Field) => !f.permission || can(me, f.permission);
@@ -268,12 +349,11 @@ function ResourceForm({ resource, row, onClose, onSaved }: { resource: Resource;
     setProblem(null);
     try {
       const body = toBody(resource, values, row, allowed);
-      const saved = row
-        ? await request<Row>("PATCH", `${resource.path}/${encodeURIComponent(String(row.id))}`, body)
-        : await request<Row>("POST", resource.path, body);
+      const target = resource.single ? resource.path : `${resource.path}/${encodeURIComponent(String(row?.id))}`;
+      const saved = row ? await request<Row>("PATCH", target, body) : await request<Row>("POST", resource.path, body);
       onSaved(saved);
     } catch (e) {
-      if (e instanceof FormError) setErrors({ [e.field]: t(e.key) });
+      if (e instanceof FormError) setErrors({ [e.field]: t(e.key) + (e.detail ? ` ${e.detail}` : "") });
       else if (e instanceof ApiProblem) {
         const at = fieldErrors(e.body);
         setErrors(at);
@@ -285,8 +365,7 @@ function ResourceForm({ resource, row, onClose, onSaved }: { resource: Resource;
     }
   }
 
-  return (
-    <Modal opened onClose={onClose} size="lg" title={row ? t("form.change", { what }) : t("form.create", { what })} closeButtonProps={{ "aria-label": t("form.cancel") }}>
+  const form = (
       <form
         onSubmit={(e) => {
           e.preventDefault();
@@ -296,7 +375,7 @@ function ResourceForm({ resource, row, onClose, onSaved }: { resource: Resource;
         <Stack>
           {resource.fields.filter(allowed).map((f) => {
             const label = t(`fields.${f.name}`);
-            const common = { label, error: errors[f.name], styles: ERROR_STYLES, name: f.name, withAsterisk: !row && f.required, disabled: !!row && f.createOnly };
+            const common = { label, error: errors[f.name], styles: ERROR_STYLES, name: f.name, withAsterisk: !row && f.required, disabled: readOnly || (!!row && f.createOnly) };
             const v = values[f.name];
             switch (f.kind.type) {
               case "bool":
@@ -336,6 +415,7 @@ function ResourceForm({ resource, row, onClose, onSaved }: { resource: Resource;
                   />
                 );
               case "json":
+                return <JsonField key={f.name} field={f} label={label} value={String(v)} error={errors[f.name]} disabled={common.disabled} onChange={(text) => set(f.name, text)} />;
               case "list":
                 return (
                   <Textarea
@@ -343,7 +423,6 @@ function ResourceForm({ resource, row, onClose, onSaved }: { resource: Resource;
                     {...common}
                     autosize
                     minRows={2}
-                    ff={f.kind.type === "json" ? "monospace" : undefined}
                     value={String(v)}
                     onChange={(e) => set(f.name, e.currentTarget.value)}
                   />
@@ -357,16 +436,30 @@ function ResourceForm({ resource, row, onClose, onSaved }: { resource: Resource;
               {problem}
             </Alert>
           )}
-          <Group justify="end">
-            <Button variant="default" onClick={onClose}>
-              {t("form.cancel")}
-            </Button>
-            <Button type="submit" loading={busy} data-testid="resource-save">
-              {t("form.save")}
-            </Button>
-          </Group>
+          {!readOnly && (
+            <Group justify="end">
+              {!inline && (
+                <Button variant="default" onClick={onClose}>
+                  {t("form.cancel")}
+                </Button>
+              )}
+              <Button type="submit" loading={busy} data-testid="resource-save">
+                {t("form.save")}
+              </Button>
+            </Group>
+          )}
         </Stack>
       </form>
+  );
+  if (inline)
+    return (
+      <Paper withBorder p="md" maw={720}>
+        {form}
+      </Paper>
+    );
+  return (
+    <Modal opened onClose={onClose} size="lg" title={row ? t("form.change", { what }) : t("form.create", { what })} closeButtonProps={{ "aria-label": t("form.cancel") }}>
+      {form}
     </Modal>
   );
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FormError, RESOURCES, toBody, toForm } from "./resources";
+import { FormError, jsonProblem, RESOURCES, toBody, toForm } from "./resources";
 import { fieldErrors } from "./rest";
 
 const queues = RESOURCES.find((r) => r.key === "queues")!;
@@ -27,9 +27,24 @@ describe("resource forms", () => {
     expect(() => toBody(queues, values, null)).toThrow(FormError);
   });
 
+  it("check a nested setting's JSON and its shape as it is typed", () => {
+    const kind = { type: "json", shape: "object" } as const;
+    expect(jsonProblem(kind, "")).toBeNull();
+    expect(jsonProblem(kind, '{"national": false}')).toBeNull();
+    expect(jsonProblem(kind, "[1]")).toEqual({ key: "form.jsonObject" });
+    expect(jsonProblem(kind, "{nope")?.key).toBe("form.badJson");
+    const tenant = RESOURCES.find((r) => r.key === "tenant")!;
+    const row = { name: "Acme", dial_plan: { national: true, international: [], blocked: ["+881"] }, sip_destinations: [] };
+    const values = { ...toForm(tenant, row), dial_plan: '{"national": false, "international": ["+44"], "blocked": ["+881"]}' };
+    expect(toBody(tenant, values, row)).toEqual({ dial_plan: { national: false, international: ["+44"], blocked: ["+881"] } });
+    expect(() => toBody(tenant, { ...values, dial_plan: '["+44"]' }, row)).toThrow(FormError);
+  });
+
   it("place an RFC 9457 problem's errors at their fields", () => {
     const body = { type: "urn:cloudcc:validation", errors: [{ location: "body.priority", message: "at most 10" }, { location: "body.overflow.no_agents.target", message: "no such queue" }] };
-    expect(fieldErrors(body)).toEqual({ priority: "at most 10", overflow: "no such queue" });
+    expect(fieldErrors(body)).toEqual({ priority: "at most 10", overflow: "no_agents.target: no such queue" });
+    const two = { errors: [{ location: "body.dial_plan.international.0", message: "bad prefix" }, { location: "body.dial_plan.national", message: "not a boolean" }] };
+    expect(fieldErrors(two)).toEqual({ dial_plan: "international.0: bad prefix; national: not a boolean" });
     expect(fieldErrors({ detail: "x" })).toEqual({});
   });
 });

@@ -9,7 +9,7 @@ export type FieldKind =
   | { type: "bool" }
   | { type: "select"; options: string[] }
   | { type: "list" } // a list of strings, one per line
-  | { type: "json" }; // an object or list the API documents (skills, overflow, weekly hours)
+  | { type: "json"; shape?: "object" | "array" }; // nested settings the API documents (skills, overflow, dial plan)
 
 export interface Field {
   name: string;
@@ -36,12 +36,15 @@ export interface Resource {
   filters?: Filter[];
   /** A list the API answers as a bare array rather than a page. */
   bare?: boolean;
+  /** One object (GET and PATCH at `path`), not a list: a settings form, no list. */
+  single?: boolean;
 }
 
 const text = { type: "text" } as const;
 const num = (min?: number, max?: number) => ({ type: "number", min, max }) as const;
 const bool = { type: "bool" } as const;
 const json = { type: "json" } as const;
+const jsonObject = { type: "json", shape: "object" } as const;
 const select = (...options: string[]) => ({ type: "select", options }) as const;
 
 export const RESOURCES: Resource[] = [
@@ -56,7 +59,7 @@ export const RESOURCES: Resource[] = [
       { name: "name", kind: text, required: true },
       { name: "extension", kind: text, required: true },
       { name: "sip_password", kind: { type: "secret" }, required: true },
-      { name: "skills", kind: json },
+      { name: "skills", kind: jsonObject },
       { name: "username", kind: text, nullable: true },
       { name: "password", kind: { type: "secret" } },
       { name: "email", kind: text, nullable: true },
@@ -105,7 +108,7 @@ export const RESOURCES: Resource[] = [
       { name: "name", kind: text, required: true },
       { name: "description", kind: text },
       { name: "strategy", kind: select("longest_idle", "most_skilled", "least_occupied", "round_robin", "ring_all", "preferred_agent") },
-      { name: "required_skills", kind: json },
+      { name: "required_skills", kind: jsonObject },
       { name: "priority", kind: num(1, 10) },
       { name: "ring_timeout_seconds", kind: num(1) },
       { name: "wrapup_seconds", kind: num(0) },
@@ -115,7 +118,7 @@ export const RESOURCES: Resource[] = [
       { name: "announce_position", kind: bool },
       { name: "announce_interval_seconds", kind: num(0) },
       { name: "music_on_hold", kind: text },
-      { name: "overflow", kind: json },
+      { name: "overflow", kind: jsonObject },
     ],
   },
   {
@@ -226,6 +229,24 @@ export const RESOURCES: Resource[] = [
     ],
   },
   {
+    // The tenant's own settings, nested ones (the dial plan) included; quotas are the
+    // platform operator's (the API refuses them to a tenant admin), so they are not here.
+    key: "tenant",
+    path: "/api/v1/tenant",
+    read: "tenant:read",
+    write: "tenant:write",
+    single: true,
+    columns: [],
+    fields: [
+      { name: "name", kind: text },
+      { name: "timezone", kind: text },
+      { name: "recording_retention_days", kind: num(1, 3650) },
+      { name: "srtp_policy", kind: select("off", "optional", "required") },
+      { name: "sip_destinations", kind: { type: "list" } },
+      { name: "dial_plan", kind: jsonObject },
+    ],
+  },
+  {
     key: "contacts",
     path: "/api/v1/contacts",
     read: "calls:control",
@@ -289,10 +310,26 @@ export function toForm(resource: Resource, row: Record<string, unknown> | null):
   return out;
 }
 
+/** What is wrong with a JSON field's text (a catalogue key and its values), or null: checked as
+ * it is typed and again before sending; the API's own schema errors come back at the field. */
+export function jsonProblem(kind: FieldKind, text: string): { key: string; detail?: string } | null {
+  if (kind.type !== "json" || text.trim() === "") return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    return { key: "form.badJson", detail: e instanceof Error ? e.message : String(e) };
+  }
+  if (kind.shape === "object" && (typeof value !== "object" || value === null || Array.isArray(value))) return { key: "form.jsonObject" };
+  if (kind.shape === "array" && !Array.isArray(value)) return { key: "form.jsonArray" };
+  return null;
+}
+
 export class FormError extends Error {
   constructor(
     readonly field: string,
     readonly key: string,
+    readonly detail?: string,
   ) {
     super(key);
   }
@@ -332,11 +369,9 @@ export function toBody(
         .map((x) => x.trim())
         .filter(Boolean);
     else if (f.kind.type === "json") {
-      try {
-        body[f.name] = JSON.parse(s);
-      } catch {
-        throw new FormError(f.name, "form.badJson");
-      }
+      const problem = jsonProblem(f.kind, s);
+      if (problem) throw new FormError(f.name, problem.key, problem.detail);
+      body[f.name] = JSON.parse(s);
     } else body[f.name] = s;
   }
   return body;

@@ -14,16 +14,19 @@ export interface Page<T> {
 
 export type Row = Record<string, unknown>;
 
-/** The field a problem's error points at: `body.overflow.no_agents.target` -> `overflow`. */
+/** The field a problem's error points at: `body.overflow.no_agents.target` -> `overflow`, with
+ * the place inside a nested setting before the message (`no_agents.target: ...`); several
+ * errors of one field are joined. */
 export function fieldErrors(body: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (typeof body !== "object" || body === null) return out;
   const errors = (body as { errors?: unknown }).errors;
   if (!Array.isArray(errors)) return out;
   for (const e of errors as { location?: string; field?: string; message?: string }[]) {
-    const where = (e.location ?? e.field ?? "").split(".").filter((p) => p !== "body" && p !== "");
-    const field = where[0];
-    if (field && !out[field]) out[field] = String(e.message ?? "");
+    const [field, ...inside] = (e.location ?? e.field ?? "").split(".").filter((p) => p !== "body" && p !== "");
+    if (!field) continue;
+    const message = (inside.length ? `${inside.join(".")}: ` : "") + String(e.message ?? "");
+    out[field] = out[field] ? `${out[field]}; ${message}` : message;
   }
   return out;
 }

@@ -118,6 +118,7 @@ export default function AgentArea() {
       done(id);
       await refresh();
     },
+    record: (id, action) => guard(() => call(api.POST("/api/v1/contacts/{contact_id}/record", { params: { path: { contact_id: id } }, body: { action } }))),
     answer: canAnswer ? () => softphone.answer() : undefined,
     decline: canAnswer ? () => softphone.decline() : undefined,
   };

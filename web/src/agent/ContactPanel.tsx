@@ -17,6 +17,7 @@ export interface ContactActions {
   transfer: (id: string, targetType: TargetType, target: string) => Promise<boolean>;
   consult: (id: string, targetType: Exclude<TargetType, "flow">, target: string) => Promise<boolean>;
   wrapup: (id: string, code: string | null, notes: string) => Promise<void>;
+  record: (id: string, action: "pause" | "resume") => Promise<boolean>;
   answer?: () => void;
   decline?: () => void;
 }
@@ -50,7 +51,11 @@ export function ContactPanel({ contact, actions, transferOpen, setTransferOpen }
           <Title order={3} id={`contact-${contact.id}`}>
             {title}
           </Title>
-          {contact.recording && <Badge color="red">{t("agent.contact.recording")}</Badge>}
+          {contact.phase === "talking" && contact.recording && (
+            <Badge color={contact.recording === "paused" ? "gray" : "red"} variant={contact.recording === "paused" ? "outline" : "filled"} data-testid="recording" data-state={contact.recording}>
+              {contact.recording === "paused" ? t("agent.contact.recordingPaused") : t("agent.contact.recording")}
+            </Badge>
+          )}
         </Group>
         <Group gap="xl">
           <Field label={t("agent.contact.customer")} value={contact.customer ?? unknown} />
@@ -97,6 +102,12 @@ function InCall({ contact, actions, now, transferOpen, setTransferOpen }: { cont
           {contact.muted ? t("agent.contact.unmute") : t("agent.contact.mute")}
         </Button>
         <Keypad onDigit={(d) => void actions.dtmf(contact.id, d)} />
+        {contact.recording && (
+          // Pausing leaves the span out of the file (e.g. while a card number is read out).
+          <Button variant="default" onClick={() => void actions.record(contact.id, contact.recording === "paused" ? "resume" : "pause")} aria-pressed={contact.recording === "paused"}>
+            {contact.recording === "paused" ? t("agent.contact.resumeRecording") : t("agent.contact.pauseRecording")}
+          </Button>
+        )}
         {!contact.consult && (
           <Button variant="default" onClick={() => setTransferOpen(true)}>
             {t("agent.contact.transfer")}
@@ -212,6 +223,7 @@ function WrapUp({ contact, actions, now }: { contact: LiveContact; actions: Cont
   return (
     <form onSubmit={submit}>
       <Stack>
+        {contact.part && <Text data-testid="wrapup-part">{t("agent.wrapup.part")}</Text>}
         <Text role="timer" aria-live="off">
           {t("agent.wrapup.elapsed", { time: formatDuration(now - (contact.wrapupAt ?? now)) })}
         </Text>

@@ -75,3 +75,48 @@ describe("a snapshot after a reload", () => {
     expect(left.contacts).toEqual({});
   });
 });
+
+describe("recording, the way in and the agent's own part", () => {
+  const base = { contact_id: C, customer: "+1", queue: "sales", agent_id: ME };
+
+  it("follows the recording through a pause and back, and takes it from a snapshot", () => {
+    let pic = run([ev("contact.connected", base, 100), ev("recording.started", base, 100)]);
+    expect(pic.contacts[C]?.recording).toBe("recording");
+    pic = run([ev("contact.recording", { ...base, action: "pause", state: "paused" }, 105)], pic);
+    expect(pic.contacts[C]?.recording).toBe("paused");
+    pic = run([ev("contact.recording", { ...base, action: "resume", state: "recording" }, 108), ev("recording.stopped", base, 120)], pic);
+    expect(pic.contacts[C]?.recording).toBeNull();
+    // A reload mid-call: the live contact says it is recorded (paused here).
+    const live = [{ ...base, state: "connected", created_at: 10, recording: "paused", legs: [{ role: "agent", agent_id: ME, answered_at: 12 }] }];
+    expect(seed(EMPTY, live, ME).contacts[C]).toMatchObject({ phase: "talking", recording: "paused" });
+  });
+
+  it("adds the agent's step to the way in when it answers", () => {
+    const queued = [{ type: "flow", name: "demo-main", choices: [] }, { type: "queue", name: "sales" }];
+    let pic = run([ev("contact.offered", { ...base, agent_id: null, agents: [ME], path: queued })]);
+    expect(pic.contacts[C]?.path.map((s) => s.type)).toEqual(["flow", "queue"]);
+    pic = run([ev("contact.connected", { ...base, path: [...queued, { type: "agent", name: ME }] })], pic);
+    expect(pic.contacts[C]?.path.map((s) => s.type)).toEqual(["flow", "queue", "agent"]);
+  });
+
+  it("wraps up its own part after a consultative transfer while the contact goes on", () => {
+    const leg = { id: "L2", role: "consult", peer: "sip:1002@x", agent_id: OTHER };
+    let pic = run([ev("contact.connected", base, 100), ev("leg.created", { contact_id: C, leg }, 105), ev("leg.answered", { contact_id: C, leg }, 108)]);
+    pic = run(
+      [
+        ev("leg.ended", { contact_id: C, leg: { id: "L1", role: "agent", agent_id: ME } }, 110),
+        ev("contact.wrapup_started", { ...base, agent_id: ME, part: true, path: [{ type: "queue", name: "sales" }] }, 110),
+        ev("contact.transferred", { ...base, agent_id: OTHER }, 110),
+        ev("contact.connected", { ...base, agent_id: OTHER }, 111),
+      ],
+      pic,
+    );
+    expect(pic.contacts[C]).toMatchObject({ phase: "wrapup", part: true, wrapupAt: 110, consult: null });
+    // The colleague's own wrap-up later is not this agent's.
+    pic = run([ev("contact.wrapup_started", { ...base, agent_id: OTHER }, 150)], pic);
+    expect(pic.contacts[C]?.wrapupAt).toBe(110);
+    // After a reload: the live contact names this agent among those still wrapping up.
+    const live = [{ ...base, agent_id: OTHER, state: "connected", created_at: 10, wrapping: [ME], legs: [{ role: "agent", agent_id: ME, answered_at: 12, ended_at: 110 }, { ...leg, answered_at: 108 }] }];
+    expect(seed(EMPTY, live, ME).contacts[C]).toMatchObject({ phase: "wrapup", part: true, wrapupAt: 110, consult: null });
+  });
+});

@@ -12,6 +12,9 @@ export interface Status {
 
 export type Phase = "ringing" | "talking" | "wrapup";
 
+/** The contact's live recording: being written, paused (the pause is left out of the file). */
+export type RecordingState = "recording" | "paused";
+
 /** A caller's answer in the IVR (docs/ivr.md events: flow.input_collected). */
 export interface Choice {
   node: string;
@@ -46,12 +49,14 @@ export interface LiveContact {
   heldSince: number | null;
   heldTotal: number;
   muted: boolean;
-  recording: boolean;
+  recording: RecordingState | null;
   wrapupAt: number | null;
   path: PathStep[];
   attributes: Record<string, unknown>;
   consult: Consult | null;
   conference: boolean;
+  /** in wrap-up for this agent's own part: it handed the contact on, which goes on without it */
+  part: boolean;
   /** the time the offer was shown in the page (performance.now()), for the pop-up figure */
   shownAt?: number;
 }
@@ -95,6 +100,10 @@ function pathOf(value: unknown): PathStep[] {
   }));
 }
 
+function recordingOf(value: unknown): RecordingState | null {
+  return value === "recording" || value === "paused" ? value : null;
+}
+
 function attributesOf(value: unknown): Record<string, unknown> {
   return value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
 }
@@ -112,12 +121,13 @@ function fromData(id: string, data: Record<string, unknown>, at: number, phase: 
     heldSince: null,
     heldTotal: 0,
     muted: false,
-    recording: false,
+    recording: recordingOf(data.recording),
     wrapupAt: null,
     path: pathOf(data.path),
     attributes: attributesOf(data.attributes),
     consult: null,
     conference: false,
+    part: false,
   };
 }
 
@@ -154,9 +164,14 @@ export function apply(pic: AgentPicture, event: StreamEvent, agentId: string): A
       if (!offered.includes(agentId) || current) return pic;
       return put(fromData(id, data, at, "ringing"));
     }
-    case "contact.connected":
-      if (data.agent_id !== agentId) return current ? { ...pic, contacts: without(pic.contacts, id) } : pic;
-      return put({ ...(current ?? fromData(id, data, at, "talking")), phase: "talking", connectedAt: current?.connectedAt ?? at });
+    case "contact.connected": {
+      // Answered by another (or, after this agent handed it on, taken by the next one): gone,
+      // unless this agent is wrapping up its own part of it.
+      if (data.agent_id !== agentId) return current && current.phase !== "wrapup" ? { ...pic, contacts: without(pic.contacts, id) } : pic;
+      // The way in gains the agent's step: the event carries the path as it is now.
+      const path = Array.isArray(data.path) ? { path: pathOf(data.path) } : {};
+      return put({ ...(current ?? fromData(id, data, at, "talking")), ...path, phase: "talking", connectedAt: current?.connectedAt ?? at });
+    }
     case "contact.queued":
     case "contact.transferred":
       // The offer went elsewhere (ring timeout, answered by another) or the agent handed it on.
@@ -188,12 +203,18 @@ export function apply(pic: AgentPicture, event: StreamEvent, agentId: string): A
     case "leg.unmuted":
       return current ? put({ ...current, muted: false }) : pic;
     case "recording.started":
-      return current ? put({ ...current, recording: true }) : pic;
+      return current ? put({ ...current, recording: "recording" }) : pic;
     case "recording.stopped":
-      return current ? put({ ...current, recording: false }) : pic;
+    case "recording.failed":
+      return current ? put({ ...current, recording: null }) : pic;
+    case "contact.recording":
+      // paused / resumed (or started, stopped) through the API, by this tab or anyone
+      return current ? put({ ...current, recording: recordingOf(data.state) }) : pic;
     case "contact.wrapup_started":
+      // This agent's after-call work: the contact's end, or its own part once it handed the
+      // contact on (a transfer, leaving a conference) while the contact goes on.
       if (data.agent_id !== undefined && data.agent_id !== agentId) return pic;
-      return put({ ...(current ?? fromData(id, data, at, "wrapup")), phase: "wrapup", wrapupAt: at, heldSince: null });
+      return put({ ...(current ?? fromData(id, data, at, "wrapup")), phase: "wrapup", wrapupAt: at, heldSince: null, consult: null, conference: false, recording: null, part: data.part === true });
     case "contact.released":
     case "contact.ended":
       // A contact in wrap-up stays until the agent finishes it; anything else is gone.
@@ -217,16 +238,18 @@ export function seed(pic: AgentPicture, live: Record<string, unknown>[], agentId
   const contacts = { ...pic.contacts };
   for (const item of live) {
     const id = str(item.contact_id);
-    const phase = PHASE_OF[String(item.state)];
-    if (!id || !phase || item.agent_id !== agentId || contacts[id]) continue;
+    // A contact this agent handed on and still wraps up its part of is in wrap-up for it.
+    const wrapping = Array.isArray(item.wrapping) && item.wrapping.includes(agentId) && item.agent_id !== agentId;
+    const phase = wrapping ? "wrapup" : PHASE_OF[String(item.state)];
+    if (!id || !phase || (item.agent_id !== agentId && !wrapping) || contacts[id]) continue;
     const legs = Array.isArray(item.legs) ? (item.legs as Record<string, unknown>[]) : [];
-    const agentLeg = legs.find((l) => l.role === "agent" && l.agent_id === agentId);
+    const agentLeg = legs.findLast((l) => l.agent_id === agentId);
     const created = epochSeconds(item.created_at, Date.now() / 1000);
     const answered = epochSeconds(agentLeg?.answered_at, created);
     const c = fromData(id, item, created, phase);
-    const consultLeg = legs.find((l) => l.role === "consult" && l.state !== "ended");
+    const consultLeg = wrapping ? undefined : legs.find((l) => l.role === "consult" && l.state !== "ended");
     const consult = consultLeg ? { leg: String(consultLeg.id), peer: String(consultLeg.peer ?? ""), agentId: str(consultLeg.agent_id), answered: consultLeg.answered_at != null } : null;
-    contacts[id] = { ...c, consult, connectedAt: phase === "ringing" ? null : answered, wrapupAt: phase === "wrapup" ? epochSeconds(agentLeg?.ended_at, created) : null };
+    contacts[id] = { ...c, consult, part: wrapping, connectedAt: phase === "ringing" ? null : answered, wrapupAt: phase === "wrapup" ? epochSeconds(agentLeg?.ended_at, created) : null };
   }
   return { ...pic, contacts };
 }

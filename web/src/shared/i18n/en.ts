@@ -78,6 +78,9 @@ export const en = {
       transfer: "Transfer",
       hangup: "Hang up",
       recording: "Recording",
+      recordingPaused: "Recording paused",
+      pauseRecording: "Pause recording",
+      resumeRecording: "Resume recording",
       notify: "Call from {{number}}",
     },
     transfer: {
@@ -160,6 +163,7 @@ export const en = {
       notes: "Notes",
       done: "Finish wrap-up",
       elapsed: "After-call work {{time}}",
+      part: "Your part of this contact: it goes on with someone else; record how your part went.",
       disposition: { resolved: "Resolved", follow_up: "Follow-up needed", callback: "Call back", other: "Other" },
     },
     dialler: {

@@ -79,6 +79,9 @@ export const zhCN: Messages = {
       transfer: "转接",
       hangup: "挂断",
       recording: "录音中",
+      recordingPaused: "录音已暂停",
+      pauseRecording: "暂停录音",
+      resumeRecording: "恢复录音",
       notify: "来电：{{number}}",
     },
     transfer: {
@@ -161,6 +164,7 @@ export const zhCN: Messages = {
       notes: "备注",
       done: "完成整理",
       elapsed: "话后处理 {{time}}",
+      part: "您在此联络中的部分：联络已转由他人继续，请记录您这部分的处理结果。",
       disposition: { resolved: "已解决", follow_up: "需跟进", callback: "需回电", other: "其他" },
     },
     dialler: {
