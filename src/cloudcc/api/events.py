@@ -223,7 +223,11 @@ async def event_stream(websocket: WebSocket) -> None:
         since = _since(params, websocket.headers.get("last-event-id"))
         _rate_limit(ctx, creds.principal)
         feed = service.open(
-            creds.principal.tenant_id, selection, since, principal=creds.principal.id
+            creds.principal.tenant_id,
+            selection,
+            since,
+            principal=creds.principal.id,
+            seats=creds.principal.tenant_seats,
         )
     except AuthenticationError as exc:
         await _close(websocket, CLOSE_UNAUTHENTICATED, exc.detail)
@@ -299,7 +303,7 @@ class _Pump:
     async def send(self, message: Any, seq: int) -> None:
         async with self.lock:
             async with asyncio.timeout(self.service.send_timeout):
-                await self.ws.send_text(model.encode(message))
+                await self.ws.send_text(self.service.encode(message))
             self.sent = seq
 
     async def write(self) -> None:
