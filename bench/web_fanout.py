@@ -1,6 +1,6 @@
 """Event fan-out to signed-in agents on one node (issue 19): a real node, one principal per agent.
 
-* ``web_event_fanout_p99_ms``: 1,000 agents (150 with ``--quick``; ``--agents N``), each its
+* ``web_event_fanout_p99_ms``: 1,000 agents (100 with ``--quick``; ``--agents N``), each its
   own web user, signed in (``POST /auth/login`` then ``POST /agents/{id}/login``) and holding
   its own WebSocket event stream (scope agent, as the agent workspace opens it), and beside
   them a supervisor's wallboard stream (scope supervisor). The tenant admin then changes every
@@ -48,7 +48,7 @@ from tests.voice.conftest import Api
 
 ROUNDS = 3  # state changes per agent
 RATE = 200.0  # state changes a second across all agents
-SENDERS = 32  # admin connections sending them
+SENDERS = 8  # admin connections sending them (a node behind the pace is not flooded)
 PASSWORD = "fanout-bench-pw-1"
 
 
@@ -150,7 +150,8 @@ async def fanout(node: LiveNode, api: Api, agents: list[dict[str, Any]]) -> dict
 
     delays: list[float] = []
     board_delays: list[float] = []
-    deadline = time.monotonic() + ROUNDS * len(agents) / RATE + 60
+    # Until 30 s after the last change was answered (the node may fall behind the pace).
+    deadline = time.monotonic() + 3600.0
 
     async def read(ws: Any, expect: int, into: list[float]) -> None:
         got = 0
@@ -218,6 +219,7 @@ async def fanout(node: LiveNode, api: Api, agents: list[dict[str, Any]]) -> dict
 
         await asyncio.gather(*(sender() for _ in range(SENDERS)))
         sent = time.perf_counter() - start
+        deadline = time.monotonic() + 30
     print(f"the senders were at most {late * 1000:.0f} ms behind the {RATE:g}/s pace")
     print(
         f"{ROUNDS * len(agents)} state changes sent in {sent:.1f} s "
@@ -273,9 +275,9 @@ async def run(node: LiveNode, count: int) -> dict[str, float]:
 def main() -> int:
     args = parse_args(
         "event fan-out to signed-in agents, one principal and stream each",
-        [("--agents", {"type": int, "help": "how many (default 1,000; 150 with --quick)"})],
+        [("--agents", {"type": int, "help": "how many (default 1,000; 100 with --quick)"})],
     )
-    count = args.agents or (150 if args.quick else 1000)
+    count = args.agents or (100 if args.quick else 1000)
     report = Report()
     with live_node("bench-fanout-") as (node, _):
         result = asyncio.run(run(node, count))

@@ -13,9 +13,9 @@ from websockets.asyncio.client import connect
 from cloudcc.bus import Event, LocalBus
 from tests.api.helpers import demo_admin
 from tests.events.conftest import EventsNode
+from tests.events.test_stream_caps import refused_after
 from tests.events.test_stream_ws import (
     agent_login,
-    closed_with,
     events_until,
     hello,
     through,
@@ -126,10 +126,6 @@ async def test_a_tenants_stream_cap_grows_with_its_seats(events_node: EventsNode
     service.streams_per_seat = 0.04
     admin = token_of(await demo_admin(en.client, en.node))
     async with contextlib.AsyncExitStack() as stack:
-        for _ in range(2):
-            ws = await stack.enter_async_context(connect(url(en, access_token=admin)))
-            await hello(ws)
-        third = await stack.enter_async_context(connect(url(en, access_token=admin)))
-        code, reason = await closed_with(third)
+        code, reason = await refused_after(stack, en, admin, 2)
         assert code == 4429
         assert reason == "the tenant has 2 event streams open, its most for 50 seats; close some"

@@ -8,6 +8,7 @@ Thin: authenticates, turns query parameters into a ``Selection``, and moves mess
 
 import asyncio
 import contextlib
+import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -320,7 +321,9 @@ class _Pump:
             },
         )
         await self.send(hello, feed.started_at)
-        checked = time.monotonic()
+        # The first check comes a random part of the period early: streams opened together
+        # (1,000 agents signing in at the start of a shift) do not all ask at once.
+        checked = time.monotonic() - random.uniform(0, 0.5) * self.service.revalidate_seconds
         while True:
             message = await feed.next(heartbeat)
             # Busy or idle, the credentials are asked again every revalidate_seconds.
