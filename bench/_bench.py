@@ -11,17 +11,48 @@ with one line per figure::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
+import shutil
 import socket
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
+sys.path.insert(0, ROOT)  # tests.conftest.LiveNode, the peers in tests/
+
+
+@contextlib.contextmanager
+def live_node(prefix: str, **options: Any) -> Iterator[tuple[Any, Path]]:
+    """A real node (``tests.conftest.LiveNode``, ``options`` passed on) in a fresh work folder,
+    ready; yields it and the folder. On an error the node's exit code and log end are printed;
+    the node is stopped and the folder removed in any case."""
+    from tests.conftest import LiveNode
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    node = LiveNode(work / "data", **options)
+    try:
+        node.wait_ready()
+        yield node, work
+    except Exception:
+        node.log()  # flushed
+        lines = node.log_path.read_text(errors="replace").splitlines()
+        # Not the access lines of every event stream (1,000 of them in web_fanout)
+        lines = [x for x in lines if "WebSocket /api" not in x and "connection " not in x]
+        tail = "\n".join(lines[-60:])
+        print(f"node exit code {node.proc.poll()}; its log ends:\n{tail}", flush=True)
+        raise
+    finally:
+        node.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @dataclass
@@ -123,6 +154,19 @@ def cpu_seconds(pid: int | None = None) -> float:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def cpu_wait_seconds(pid: int) -> float:
+    """Seconds the threads of ``pid`` spent runnable but waiting for a CPU (schedstat): on a
+    shared machine, the part of a latency that other processes' load caused."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with (
+            contextlib.suppress(OSError, IndexError, ValueError),
+            open(f"/proc/{pid}/task/{tid}/schedstat") as f,
+        ):
+            total += int(f.read().split()[1])
+    return total / 1e9
 
 
 def rss_bytes(pid: int | None = None) -> int:

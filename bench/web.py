@@ -23,18 +23,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _bench import ROOT, Report, parse_args, percentile
-
-sys.path.insert(0, ROOT)
-
+from _bench import ROOT, Report, live_node, parse_args, percentile
 from tests.conftest import LiveNode
 from tests.voice.conftest import Api
 from tests.voice.peers import SippAgentPhone, kill_group, sipp_caller_args
@@ -122,18 +117,12 @@ def lighthouse(base: str, work: Path) -> dict[str, float] | None:
     return {name: float(cat["score"]) * 100 for name, cat in cats.items()}
 
 
-def main() -> int:
-    args = parse_args("web app figures (agent pop-up, wallboard, load, Lighthouse)")
-    calls = 10 if args.quick else 50
-    report = Report()
+def measure(node: LiveNode, work: Path, calls: int, report: Report) -> None:
     from playwright.sync_api import sync_playwright
 
-    work = Path(tempfile.mkdtemp(prefix="bench-web-"))
-    node = LiveNode(work / "data")
     phone = SippAgentPhone(work / "phone", calls=calls)
     callers = None
     try:
-        node.wait_ready()
         api = Api(node)
         phone.start()
         prepare(api, phone.uri)
@@ -182,8 +171,13 @@ def main() -> int:
         if callers is not None:
             kill_group(callers)
         phone.stop()
-        node.stop()
-        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    args = parse_args("web app figures (agent pop-up, wallboard, load, Lighthouse)")
+    report = Report()
+    with live_node("bench-web-") as (node, work):
+        measure(node, work, 10 if args.quick else 50, report)
     report.print()
     return 0
 

@@ -156,6 +156,9 @@ class Node:
             self.ctx,
             allowed_networks=settings.webhook_allowed_networks,
             audience_bytes=settings.limits.audience_bytes,
+            max_streams_per_tenant=settings.limits.streams_per_tenant,
+            streams_per_seat=settings.limits.streams_per_seat,
+            max_streams_per_principal=settings.limits.streams_per_principal,
         )
         self.metrics = NodeMetrics(self.name)
         self.metrics.watch_bus(self.bus)

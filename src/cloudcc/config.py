@@ -50,6 +50,12 @@ class LimitsSettings(_Section):
     # event_history_bytes: events kept for resumes; audience_bytes: whom recent events concern.
     event_history_bytes: int = Field(default=32 * 1024 * 1024, ge=65_536)
     audience_bytes: int = Field(default=16 * 1024 * 1024, ge=65_536)
+    # Event streams (WebSocket /events/ws) open at a time. A tenant may hold the larger of
+    # streams_per_tenant and streams_per_seat x its max_seats (an agent's tab, its takeover
+    # tab, the supervisors' wallboards); one user or API key streams_per_principal.
+    streams_per_tenant: int = Field(default=1000, ge=1)
+    streams_per_seat: float = Field(default=2.0, ge=0)
+    streams_per_principal: int = Field(default=16, ge=1)
 
 
 class SipSettings(_Section):

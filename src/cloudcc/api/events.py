@@ -8,6 +8,7 @@ Thin: authenticates, turns query parameters into a ``Selection``, and moves mess
 
 import asyncio
 import contextlib
+import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -223,7 +224,11 @@ async def event_stream(websocket: WebSocket) -> None:
         since = _since(params, websocket.headers.get("last-event-id"))
         _rate_limit(ctx, creds.principal)
         feed = service.open(
-            creds.principal.tenant_id, selection, since, principal=creds.principal.id
+            creds.principal.tenant_id,
+            selection,
+            since,
+            principal=creds.principal.id,
+            seats=creds.principal.tenant_seats,
         )
     except AuthenticationError as exc:
         await _close(websocket, CLOSE_UNAUTHENTICATED, exc.detail)
@@ -299,7 +304,7 @@ class _Pump:
     async def send(self, message: Any, seq: int) -> None:
         async with self.lock:
             async with asyncio.timeout(self.service.send_timeout):
-                await self.ws.send_text(model.encode(message))
+                await self.ws.send_text(self.service.encode(message))
             self.sent = seq
 
     async def write(self) -> None:
@@ -316,7 +321,9 @@ class _Pump:
             },
         )
         await self.send(hello, feed.started_at)
-        checked = time.monotonic()
+        # The first check comes a random part of the period early: streams opened together
+        # (1,000 agents signing in at the start of a shift) do not all ask at once.
+        checked = time.monotonic() - random.uniform(0, 0.5) * self.service.revalidate_seconds
         while True:
             message = await feed.next(heartbeat)
             # Busy or idle, the credentials are asked again every revalidate_seconds.

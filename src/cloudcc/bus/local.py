@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,15 +40,25 @@ class Event:
 
 
 Filter = Callable[[Event], bool]
+# The keys an event is routed to (the agents it concerns); see ``LocalBus.route_by``.
+Router = Callable[[Event], Iterable[str]]
 
 
 class Subscription:
     """A consumer's queue; slow consumers are cut off rather than stalling the publisher."""
 
-    def __init__(self, bus: LocalBus, tenant_id: str | None, accept: Filter | None, maxsize: int):
+    def __init__(
+        self,
+        bus: LocalBus,
+        tenant_id: str | None,
+        accept: Filter | None,
+        maxsize: int,
+        key: str | None = None,
+    ):
         self._bus = bus
         self.tenant_id = tenant_id
         self.accept = accept
+        self.key = key
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
         self.overflowed = False
 
@@ -87,7 +97,12 @@ class LocalBus:
         # node-wide byte budget pushes out the oldest, whoever's they are.
         self._kept: ByteRing[tuple[str, int]] = ByteRing(history_bytes)
         self._seq: dict[str, int] = {}
-        self._subs: set[Subscription] = set()
+        # Subscriptions by tenant (None: every tenant), and those with a key by (tenant, key):
+        # publishing asks only the subscriptions that can want the event, not every open one
+        # (1,000 agents' streams: one lookup, not 1,000 filters, per agent event).
+        self._subs: dict[str | None, set[Subscription]] = {}
+        self._keyed: dict[tuple[str, str], set[Subscription]] = {}
+        self._router: Router | None = None
         self._hooks: list[tuple[Filter, Callable[[Event], None], bool]] = []
 
     def publish(self, tenant_id: str, type: str, data: dict[str, Any]) -> Event:
@@ -126,18 +141,41 @@ class LocalBus:
         return self._kept.nbytes
 
     def _fan_out(self, event: Event) -> None:
-        for sub in list(self._subs):
-            if sub.tenant_id is not None and sub.tenant_id != event.tenant_id:
-                continue
+        # Copies: a subscription that overflows unsubscribes itself while we go.
+        wanting = [*self._subs.get(event.tenant_id, ()), *self._subs.get(None, ())]
+        if self._keyed and self._router is not None:
+            for key in self._router(event):
+                wanting.extend(self._keyed.get((event.tenant_id, key), ()))
+        for sub in wanting:
             if sub.accept is None or sub.accept(event):
                 sub.offer(event)
 
+    def route_by(self, router: Router) -> None:
+        """How events find keyed subscriptions: ``router(event)`` names the keys it goes to."""
+        self._router = router
+
     def subscribe(
-        self, tenant_id: str | None, accept: Filter | None = None, maxsize: int = 10_000
+        self,
+        tenant_id: str | None,
+        accept: Filter | None = None,
+        maxsize: int = 10_000,
+        *,
+        key: str | None = None,
     ) -> Subscription:
-        """Events of one tenant (None: every tenant, for internal consumers only)."""
-        sub = Subscription(self, tenant_id, accept, maxsize)
-        self._subs.add(sub)
+        """Events of one tenant (None: every tenant, for internal consumers only).
+
+        With a ``key`` (and a router, see ``route_by``), only the events the router sends to
+        that key are offered to ``accept``; ``accept`` must refuse every other event anyway,
+        so that the history replayed to the same consumer matches what the key lets through.
+        """
+        if key is not None and (tenant_id is None or self._router is None):
+            raise ValueError("a keyed subscription needs a tenant and a router (route_by)")
+        sub = Subscription(self, tenant_id, accept, maxsize, key)
+        if key is None:
+            self._subs.setdefault(tenant_id, set()).add(sub)
+        else:
+            assert tenant_id is not None
+            self._keyed.setdefault((tenant_id, key), set()).add(sub)
         return sub
 
     def on(
@@ -151,7 +189,10 @@ class LocalBus:
         self._hooks.append((accept, hook, origin_only))
 
     def unsubscribe(self, sub: Subscription) -> None:
-        self._subs.discard(sub)
+        if sub.key is None:
+            _discard(self._subs, sub.tenant_id, sub)
+        elif sub.tenant_id is not None:
+            _discard(self._keyed, (sub.tenant_id, sub.key), sub)
 
     def since(self, tenant_id: str, seq: int) -> tuple[list[Event], bool]:
         """Events after ``seq`` kept in history, and whether nothing was lost in between."""
@@ -163,3 +204,11 @@ class LocalBus:
 
     def last_seq(self, tenant_id: str) -> int:
         return self._seq.get(tenant_id, 0)
+
+
+def _discard(groups: dict[Any, set[Subscription]], where: Any, sub: Subscription) -> None:
+    group = groups.get(where)
+    if group is not None:
+        group.discard(sub)
+        if not group:
+            del groups[where]

@@ -207,3 +207,27 @@ def encode(message: Event | dict[str, Any]) -> str:
     """A message as JSON text."""
     body = message.to_dict() if isinstance(message, Event) else message
     return orjson.dumps(body, default=str).decode()
+
+
+class WireText:
+    """Each event's JSON text, made once however many streams it goes to (every supervisor's
+    wallboard gets every agent event). Keeps the last ``size`` events' texts."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.made = 0  # events encoded (control messages, made per stream, are not counted)
+        self._texts: dict[tuple[str, int], tuple[Event, str]] = {}
+
+    def __call__(self, message: Event | dict[str, Any]) -> str:
+        if not isinstance(message, Event):
+            return encode(message)
+        key = (message.tenant_id, message.seq)
+        hit = self._texts.get(key)
+        if hit is not None and hit[0] is message:
+            return hit[1]
+        text = encode(message)
+        self.made += 1
+        self._texts[key] = (message, text)
+        if len(self._texts) > self.size:
+            del self._texts[next(iter(self._texts))]
+        return text

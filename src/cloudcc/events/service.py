@@ -9,7 +9,7 @@ from cloudcc.bus import Event, LocalBus
 from cloudcc.errors import RateLimited
 from cloudcc.events.audience import ContactAudience
 from cloudcc.events.delivery import WebhookDispatcher
-from cloudcc.events.model import Selection
+from cloudcc.events.model import Scope, Selection, WireText
 from cloudcc.events.retry import RetryPolicy
 from cloudcc.events.stream import Feed, poll
 from cloudcc.events.targets import Resolver, TargetPolicy, system_resolver
@@ -36,6 +36,7 @@ class EventsService:
         auth_timeout: float = 10.0,
         stream_buffer: int = 1000,
         max_streams_per_tenant: int = 1000,
+        streams_per_seat: float = 2.0,
         max_streams_per_principal: int = 16,
         audience_bytes: int = 16 * 1024 * 1024,
         **dispatcher_options: Any,
@@ -50,10 +51,16 @@ class EventsService:
         self.send_timeout = send_timeout
         self.auth_timeout = auth_timeout
         self.stream_buffer = stream_buffer
+        self.encode = WireText()  # what the streams send, each event encoded once
+        # A tenant's streams: the larger of max_streams_per_tenant and streams_per_seat times
+        # its seats, so that a tenant of 1,000 agents is not refused its wallboards.
         self.max_streams_per_tenant = max_streams_per_tenant
+        self.streams_per_seat = streams_per_seat
         self.max_streams_per_principal = max_streams_per_principal
         self.audience = ContactAudience(audience_bytes)
         self.audience.install(bus)
+        # An agent's stream is found from the event's audience, not by asking every stream.
+        bus.route_by(self.audience)
         self.policy = TargetPolicy(allowed_networks, resolver)
         self.webhooks = WebhookResource(db, bus, self.policy, max_webhooks_per_tenant)
         self.dispatcher = WebhookDispatcher(
@@ -78,20 +85,36 @@ class EventsService:
         return accept
 
     def open(
-        self, tenant_id: str, selection: Selection, since: int | None, principal: str | None = None
+        self,
+        tenant_id: str,
+        selection: Selection,
+        since: int | None,
+        principal: str | None = None,
+        seats: int | None = None,
     ) -> Feed:
-        """A stream cursor; RateLimited when the tenant, or the principal (a user or key id),
-        has too many streams open."""
-        if self._streams.get(tenant_id, 0) >= self.max_streams_per_tenant:
+        """A stream cursor; RateLimited when the tenant (with ``seats``, its max_seats), or
+        the principal (a user or key id), has too many streams open."""
+        cap = self.tenant_cap(seats)
+        if self._streams.get(tenant_id, 0) >= cap:
             raise RateLimited(
-                f"the tenant has {self.max_streams_per_tenant} event streams open", 5.0
+                f"the tenant has {cap} event streams open, its most"
+                + (f" for {seats} seats" if seats else "")
+                + "; close some",
+                5.0,
             )
         who = f"{tenant_id}/{principal}" if principal else None
         if who and self._principal_streams.get(who, 0) >= self.max_streams_per_principal:
             raise RateLimited(
                 f"you have {self.max_streams_per_principal} event streams open; close one", 5.0
             )
-        feed = Feed(self.bus, tenant_id, self.accept(selection), since, maxsize=self.stream_buffer)
+        feed = Feed(
+            self.bus,
+            tenant_id,
+            self.accept(selection),
+            since,
+            maxsize=self.stream_buffer,
+            key=_key(selection),
+        )
         self._streams[tenant_id] = self._streams.get(tenant_id, 0) + 1
         if who:
             self._principal_streams[who] = self._principal_streams.get(who, 0) + 1
@@ -113,6 +136,11 @@ class EventsService:
             else:
                 self._principal_streams.pop(who, None)
 
+    def tenant_cap(self, seats: int | None) -> int:
+        """How many streams a tenant with ``seats`` (its max_seats; None: unknown) may hold."""
+        by_seats = int(self.streams_per_seat * seats) if seats else 0
+        return max(self.max_streams_per_tenant, by_seats)
+
     def streams_open(self, tenant_id: str) -> int:
         return self._streams.get(tenant_id, 0)
 
@@ -126,8 +154,19 @@ class EventsService:
         limit: int = 100,
     ) -> tuple[list[Any], int]:
         return await poll(
-            self.bus, tenant_id, self.accept(selection), since, wait=wait, limit=limit
+            self.bus,
+            tenant_id,
+            self.accept(selection),
+            since,
+            wait=wait,
+            limit=limit,
+            key=_key(selection),
         )
+
+
+def _key(selection: Selection) -> str | None:
+    """The bus key of a selection: its agent's id for an agent's stream (see route_by)."""
+    return selection.agent_id if selection.scope is Scope.AGENT else None
 
 
 def install(ctx: Any, **options: Any) -> EventsService:

@@ -35,11 +35,13 @@ class Feed:
         since: int | None = None,
         *,
         maxsize: int = 1000,
+        key: str | None = None,
     ) -> None:
         self.bus = bus
         self.tenant_id = tenant_id
         self.accept = accept
-        self._sub = bus.subscribe(tenant_id, accept, maxsize)
+        # An agent's stream is keyed by its agent: the bus offers it only that agent's events.
+        self._sub = bus.subscribe(tenant_id, accept, maxsize, key=key)
         last = bus.last_seq(tenant_id)
         self._backlog: deque[Event | dict[str, Any]] = deque()
         self.gap: dict[str, Any] | None = None
@@ -123,12 +125,13 @@ async def poll(
     *,
     wait: float = 0.0,
     limit: int = 100,
+    key: str | None = None,
 ) -> tuple[list[Event | dict[str, Any]], int]:
     """Up to ``limit`` events after ``since`` (waiting up to ``wait`` s for the first one).
 
     Returns the messages and the position to poll from next time.
     """
-    with Feed(bus, tenant_id, accept, since, maxsize=max(limit, 100)) as feed:
+    with Feed(bus, tenant_id, accept, since, maxsize=max(limit, 100), key=key) as feed:
         messages: list[Event | dict[str, Any]] = []
         events = 0
         try:

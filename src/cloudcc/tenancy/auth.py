@@ -186,7 +186,14 @@ class AuthService:
             async with self.db.session() as s:
                 row = (
                     await s.execute(
-                        select(User, Role, Tenant.status, Tenant.rate_limit_rps, Agent.id)
+                        select(
+                            User,
+                            Role,
+                            Tenant.status,
+                            Tenant.rate_limit_rps,
+                            Tenant.max_seats,
+                            Agent.id,
+                        )
                         .join(Role, Role.id == User.role_id)
                         .join(Tenant, Tenant.id == User.tenant_id)
                         .outerjoin(Agent, Agent.user_id == User.id)
@@ -195,7 +202,7 @@ class AuthService:
                 ).first()
             if row is None:
                 raise AuthenticationError("the token's user no longer exists")
-            user, role, tenant_status, tenant_rps, agent_id = row
+            user, role, tenant_status, tenant_rps, seats, agent_id = row
             if user.status != "active" or tenant_status != "active":
                 raise AuthenticationError("the account is disabled")
             principal = Principal(
@@ -207,6 +214,7 @@ class AuthService:
                 role=role.name,
                 agent_id=agent_id,
                 tenant_rps=tenant_rps,
+                tenant_seats=seats,
             )
             current_version = user.token_version
             self._users[(tenant_id, user_id)] = (principal, current_version, now)
@@ -264,7 +272,7 @@ class AuthService:
         async with self.db.session() as s:
             row = (
                 await s.execute(
-                    select(ApiKey, Role, Tenant.status, Tenant.rate_limit_rps)
+                    select(ApiKey, Role, Tenant.status, Tenant.rate_limit_rps, Tenant.max_seats)
                     .join(Role, Role.id == ApiKey.role_id)
                     .join(Tenant, Tenant.id == ApiKey.tenant_id)
                     .where(ApiKey.access_key == access_key)
@@ -272,7 +280,7 @@ class AuthService:
             ).first()
         if row is None:
             raise AuthenticationError("unknown API key")
-        key, role, tenant_status, tenant_rps = row
+        key, role, tenant_status, tenant_rps, seats = row
         if key.status != "active" or tenant_status != "active":
             raise AuthenticationError("the API key is disabled")
         principal = Principal(
@@ -284,6 +292,7 @@ class AuthService:
             role=role.name,
             rate_limit_rps=key.rate_limit_rps,
             tenant_rps=tenant_rps,
+            tenant_seats=seats,
         )
         cached = _CachedKey(
             principal,

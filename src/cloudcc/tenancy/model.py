@@ -95,6 +95,7 @@ class Principal:
     agent_id: str | None = None
     rate_limit_rps: float | None = None  # the API key's own limit
     tenant_rps: float | None = None  # the tenant's limit when it differs from the default
+    tenant_seats: int | None = None  # the tenant's max_seats (what its event streams scale with)
 
     def can(self, permission: Permission) -> bool:
         return permission.value in self.permissions
