@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -214,6 +215,8 @@ class ContactSession:
         # What it asked the queue for (priority, skills, preferred agent): asked again of a
         # new routing owner on a cluster.
         self._queue_request: tuple[int, tuple[SkillRequirement, ...], str | None] | None = None
+        # Since when it waits in that queue (wall clock): a new routing owner keeps its place.
+        self._queued_at: float | None = None
         # agent id -> the id under which the ACD counts the work (the contact's own id, or a
         # derived one for a consulted agent); each gets exactly one contact_ended
         self._acd_work: dict[str, str] = {}
@@ -819,6 +822,7 @@ class ContactSession:
         self._music_name = self.svc.acd.music_on_hold(self.tenant_id, queue_id)
         self.start_music()
         self._queued_id = queue_id
+        self._queued_at = time.time()
         self._queue_request = (
             target.priority,
             tuple(SkillRequirement(s) for s in target.skills),
@@ -876,6 +880,7 @@ class ContactSession:
                         )
                 elif isinstance(msg, Overflow):
                     self._queued_id = msg.to_queue
+                    self._queued_at = time.time()
                     name = self.svc.acd.queue_name(self.tenant_id, msg.to_queue)
                     self.contact.queue = name
                     self.contact.note_path("queue", name, self.now, overflow=True)
