@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cluster.edge import EDGE_HOST, Kamailio, kamailio_binary, start_cluster
+from tests.cluster.edge import EDGE_HOST
 from tests.cluster.routing import call_queue, contact_rows
 from tests.voice.conftest import Api
 from tests.voice.peers import Baresip, kill_group
@@ -42,22 +42,6 @@ async def _until(predicate: Any, timeout: float, interval: float = 0.2) -> Any:
         if value or time.monotonic() > deadline:
             return value
         await asyncio.sleep(interval)
-
-
-@pytest.fixture
-def edge_cluster(tmp_path: Path, cluster_db: str, nats_url: str, stream_name: str):
-    if kamailio_binary() is None:
-        pytest.skip("kamailio is not installed (Debian package kamailio)")
-    nodes = start_cluster(tmp_path, cluster_db, nats_url, stream_name)
-    edge = Kamailio(tmp_path / "kamailio", nodes)
-    try:
-        time.sleep(2)  # the first OPTIONS probes
-        assert edge.proc.poll() is None, edge.log()
-        yield nodes, edge
-    finally:
-        edge.stop()
-        for node in nodes:
-            node.stop()
 
 
 async def test_a_phone_registered_with_one_node_is_rung_by_another(
