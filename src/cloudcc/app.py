@@ -166,6 +166,7 @@ class Node:
         self.cluster_calls: Any = None
         self.routing: Any = None  # cloudcc.cluster.routing.ClusterRouting on a cluster
         self.operations: Any = None  # cloudcc.cluster.operations.ContactOperations
+        self.registrations: Any = None  # cloudcc.cluster.registrations.SharedRegistrations
         self.ready = False
         self.draining = False
         self.readiness = Readiness(
@@ -255,6 +256,7 @@ class Node:
         routing.on_moved = node.voice.resubmit_routing
         if node.sign_ins is not None:
             node.sign_ins.cluster()
+        await self.share_registrations()
         await routing.start()
         self.routing = routing
         from cloudcc.cluster.operations import ContactOperations
@@ -263,6 +265,28 @@ class Node:
             self.bus.connection, self.bus.stream, self.name, node.voice
         )
         await self.operations.start()
+
+    async def share_registrations(self) -> None:
+        """Agents' phones registered with another node (through the SIP edge, with a Path)
+        are rung from this one (cluster/registrations.py)."""
+        from cloudcc.cluster.registrations import SharedRegistrations
+
+        node = self.voice_node
+        assert node is not None
+        voice = node.voice
+        registrations = SharedRegistrations(voice.db, self.name, voice.sip)
+        await registrations.start()
+        self.registrations = registrations
+        signed_in_with = voice.shared_device
+
+        async def shared_device(tenant_id: str, agent_id: str) -> str | None:
+            found = None
+            if signed_in_with is not None:
+                found = await signed_in_with(tenant_id, agent_id)
+            return found or await registrations.device(tenant_id, agent_id)
+
+        voice.shared_device = shared_device
+        voice.shared_registration = registrations.device
 
     async def share_limits(self) -> None:
         """On a cluster: tenants' call quotas count every node's calls, and each node admits
@@ -442,6 +466,9 @@ class Node:
         if self.routing is not None:  # its leases go at once to the other nodes
             await self.routing.stop()
             self.routing = None
+        if self.registrations is not None:
+            await self.registrations.stop()
+            self.registrations = None
         await self.events.stop()
         for task in self._tasks:
             task.cancel()

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,22 @@ def cluster_db() -> Iterator[str]:
         pytest.skip("PostgreSQL is not reachable (set CCTEST_REQUIRE_POSTGRES=1 to fail instead)")
     with fresh_pg_database("cloudcc_cluster") as url:
         yield url
+
+
+@pytest.fixture
+def edge_cluster(tmp_path: Path, cluster_db: str, nats_url: str, stream_name: str) -> Iterator[Any]:
+    """Three nodes (tests/cluster/edge.py) behind Kamailio: (nodes, edge)."""
+    from tests.cluster.edge import Kamailio, kamailio_binary, start_cluster
+
+    if kamailio_binary() is None:
+        pytest.skip("kamailio is not installed (Debian package kamailio)")
+    nodes = start_cluster(tmp_path, cluster_db, nats_url, stream_name)
+    edge = Kamailio(tmp_path / "kamailio", nodes)
+    try:
+        time.sleep(2)  # the first OPTIONS probes
+        assert edge.proc.poll() is None, edge.log()
+        yield nodes, edge
+    finally:
+        edge.stop()
+        for node in nodes:
+            node.stop()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from cloudcc.cluster.lease import NAMESPACE
@@ -51,3 +52,24 @@ async def _rows(db_url: str) -> list[dict[str, Any]]:
 
 def contact_rows(db_url: str) -> list[dict[str, Any]]:
     return asyncio.run(_rows(db_url))
+
+
+def call_queue(workdir: Path, node: Any, number: str, talk_ms: int) -> Any:
+    """A SIPp caller straight to ``node`` dialing ``number`` (a queue), talking ``talk_ms``
+    once answered."""
+    from tests.cluster.edge import start_callers
+
+    return start_callers(
+        workdir, 0, number=number, talk_ms=talk_ms, timeout=talk_ms / 1000 + 60,
+        target=f"{node.host}:{node.sip_port}",
+    )  # fmt: skip
+
+
+def new_row(db_url: str, seen: set[str]) -> dict[str, Any] | None:
+    """The first contact row not in ``seen``, or None."""
+    fresh = [r for r in contact_rows(db_url) if r["id"] not in seen]
+    return fresh[0] if fresh else None
+
+
+def row(db_url: str, contact_id: str) -> dict[str, Any]:
+    return next(r for r in contact_rows(db_url) if r["id"] == contact_id)

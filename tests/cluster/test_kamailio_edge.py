@@ -11,12 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.edge import (
-    Kamailio,
     contacts_now,
-    kamailio_binary,
     run_callers,
     start_callers,
-    start_cluster,
     wait_for,
 )
 from tests.voice.peers import kill_group
@@ -25,19 +22,8 @@ pytestmark = [pytest.mark.peer, pytest.mark.slow]
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, cluster_db: str, nats_url: str, stream_name: str):
-    if kamailio_binary() is None:
-        pytest.skip("kamailio is not installed (Debian package kamailio)")
-    nodes = start_cluster(tmp_path, cluster_db, nats_url, stream_name)
-    edge = Kamailio(tmp_path / "kamailio", nodes)
-    try:
-        time.sleep(2)  # the first OPTIONS probes
-        assert edge.proc.poll() is None, edge.log()
-        yield nodes, edge
-    finally:
-        edge.stop()
-        for node in nodes:
-            node.stop()
+def cluster(edge_cluster):
+    return edge_cluster
 
 
 def test_calls_through_kamailio_and_failover(tmp_path: Path, cluster, cluster_db: str) -> None:

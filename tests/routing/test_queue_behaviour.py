@@ -80,7 +80,7 @@ def test_a_contact_whose_agent_was_lost_comes_back_ahead_of_later_arrivals() -> 
     e.contact_queued("third", "q", VOICE, 4)
     e.contact_ended("first", 10)  # a's browser vanished: the contact comes back
     e.agent_state_changed("a", Presence.NOT_READY, 10)
-    e.contact_queued("first", "q", VOICE, 10, arrived_at=1)
+    e.contact_queued("first", "q", VOICE, 10, enqueued_at=1)
     assert e.position("first") == 1 and e.position("second") == 2
     assert offers(e.agent_state_changed("b", Presence.READY, 11)) == [("first", ("b",))]
     # without its first arrival it would wait behind the others

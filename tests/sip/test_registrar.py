@@ -94,3 +94,34 @@ def test_bindings_of_a_closed_connection_are_dropped():
     r.register("sip:a@b", [contact("sip:a@h2")], 600, "d", 1, 0.0)
     assert r.drop_flow(flow) == ["sip:a@b"]
     assert [b.contact for b in r.lookup("sip:a@b")] == ["sip:a@h2"]
+
+
+def test_bindings_of_other_nodes_are_adopted_beside_this_nodes_own():
+    from cloudcc.sip.registrar import Binding
+
+    r = Registrar(min_expires=10)
+    registered: list[tuple[str, int]] = []
+    r.on_register = lambda aor, bindings: registered.append((aor, len(bindings)))
+    r.register("sip:1001@pbx", [contact("sip:1001@10.0.0.1")], 60, "c1", 1, 0.0)
+    r.register("sip:1001@pbx", [contact("sip:1001@10.0.0.1")], 60, "c1", 2, 5.0)  # refresh
+    assert registered == [("sip:1001@pbx", 1), ("sip:1001@pbx", 1)]  # refreshes heard too
+
+    def remote(uri: str, expires_at: float) -> Binding:
+        return Binding("x", uri, expires_at, "", 0, 0.0, path=("<sip:edge;lr>",), node="n2")
+
+    path = ("<sip:edge;lr>",)
+    r.adopt("sip:1001@pbx", [remote("sip:1001@10.0.0.9", 50.0), remote("sip:1001@10.0.0.1", 50.0)],
+            6.0)  # fmt: skip
+    live = {b.contact: b for b in r.lookup("sip:1001@pbx", 7.0)}
+    assert set(live) == {"sip:1001@10.0.0.1", "sip:1001@10.0.0.9"}
+    assert live["sip:1001@10.0.0.1"].node is None  # this node's own binding wins
+    assert live["sip:1001@10.0.0.9"].node == "n2" and live["sip:1001@10.0.0.9"].path == path
+    # Adopting again replaces the remote ones (gone on the other node), never its own.
+    r.adopt("sip:1001@pbx", [], 8.0)
+    assert [b.contact for b in r.lookup("sip:1001@pbx", 8.0)] == ["sip:1001@10.0.0.1"]
+    # A remote one expires like any other; a REGISTER here for its contact replaces it.
+    r.adopt("sip:2002@pbx", [remote("sip:2002@10.0.0.5", 20.0)], 8.0)
+    assert r.lookup("sip:2002@pbx", 21.0) == []
+    r.adopt("sip:2002@pbx", [remote("sip:2002@10.0.0.5", 90.0)], 21.0)
+    r.register("sip:2002@pbx", [contact("sip:2002@10.0.0.5")], 60, "c9", 1, 22.0)
+    assert [b.node for b in r.lookup("sip:2002@pbx", 23.0)] == [None]

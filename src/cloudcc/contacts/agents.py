@@ -136,7 +136,10 @@ class AgentSessions:
         seat = await seat_of(self.voice, tenant_id, agent_id)
         if device is not None:
             await check_device(self.voice, actor, seat, device)
-        elif self.voice.registered_device(tenant_id, agent_id) is None:
+        elif self.voice.registered_device(tenant_id, agent_id) is None and (
+            self.voice.shared_registration is None  # on a cluster: a phone of another node's
+            or await self.voice.shared_registration(tenant_id, agent_id) is None
+        ):
             if seat.assigned is None:
                 raise no_device(seat)
             device = seat.assigned

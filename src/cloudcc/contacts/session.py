@@ -14,6 +14,7 @@ import contextlib
 import copy
 import dataclasses
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -115,7 +116,7 @@ class Target:
     max_seconds: int | None = None
     #: queue: when the contact first came to it; a contact that comes back (its agent was
     #: lost) keeps its place, ahead of those who came after it
-    arrived_at: float | None = None
+    enqueued_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -223,10 +224,13 @@ class ContactSession:
         self._announcing: asyncio.Task[None] | None = None  # a queue announcement playing
         self._queued_id: str | None = None  # the ACD queue id while queued
         self._queue_target: Target | None = None  # the last queue, where a lost agent's
-        self._queued_since = 0.0  # customer goes back, at its place (its first arrival)
+        # customer goes back, at its place (``_queued_at``)
         # What it asked the queue for (priority, skills, preferred agent): asked again of a
         # new routing owner on a cluster.
         self._queue_request: tuple[int, tuple[SkillRequirement, ...], str | None] | None = None
+        # Since when it waits in that queue (wall clock): a new routing owner, or the queue
+        # it goes back to when its agent is lost, keeps its place.
+        self._queued_at: float | None = None
         # agent id -> the id under which the ACD counts the work (the contact's own id, or a
         # derived one for a consulted agent); each gets exactly one contact_ended
         self._acd_work: dict[str, str] = {}
@@ -853,11 +857,11 @@ class ContactSession:
         self.contact.go(ContactState.QUEUED, self.now)
         self.contact.note_path("queue", target.name, self.now)
         self._queue_target = target
-        self._queued_since = target.arrived_at or self.now
         self.svc.save(self)
         self._music_name = self.svc.acd.music_on_hold(self.tenant_id, queue_id)
         self.start_music()
         self._queued_id = queue_id
+        self._queued_at = target.enqueued_at or time.time()
         self._queue_request = (
             target.priority,
             tuple(SkillRequirement(s) for s in target.skills),
@@ -873,7 +877,7 @@ class ContactSession:
             priority=target.priority,
             required_skills=tuple(SkillRequirement(s) for s in target.skills),
             preferred_agent=self.contact.attributes.get("preferred_agent"),
-            arrived_at=target.arrived_at,
+            enqueued_at=target.enqueued_at,
         )
         announcement = target.announcement
         try:
@@ -916,6 +920,7 @@ class ContactSession:
                         )
                 elif isinstance(msg, Overflow):
                     self._queued_id = msg.to_queue
+                    self._queued_at = time.time()
                     name = self.svc.acd.queue_name(self.tenant_id, msg.to_queue)
                     self.contact.queue = name
                     self.contact.note_path("queue", name, self.now, overflow=True)
@@ -1114,7 +1119,7 @@ class ContactSession:
         log.info("contact %s: agent %s lost (%s), back to its queue", self.contact.id,
                  agent_id, cause)  # fmt: skip
         assert self._queue_target is not None
-        return dataclasses.replace(self._queue_target, arrived_at=self._queued_since)
+        return dataclasses.replace(self._queue_target, enqueued_at=self._queued_at)
 
     def _promote_consult(self) -> None:
         consult = self.consult

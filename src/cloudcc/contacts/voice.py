@@ -198,6 +198,9 @@ class VoiceService:
         # and where to write the phone an agent signed in here with (tenant, agent, device,
         # ready).
         self.shared_device: Callable[[str, str], Awaitable[str | None]] | None = None
+        #: On a cluster: the AOR of the agent's phone registered with another node (through
+        #: the SIP edge), reachable from this one (cluster/registrations.py).
+        self.shared_registration: Callable[[str, str], Awaitable[str | None]] | None = None
         self.device_chosen: Callable[[str, str, str | None, bool], Awaitable[None]] | None = None
         # On a cluster: runs an operation where the contact is (cluster/operations.py).
         self.remote_operation: (
@@ -976,7 +979,9 @@ class VoiceService:
 
     async def resubmit_routing(self, tenant_id: str) -> None:
         """The tenant's routing has a new owner (cluster): tell it which agents talk on this
-        node's calls, then which calls wait in its queues (their places start again)."""
+        node's calls, then which calls wait in its queues, each with the time it joined its
+        queue (it keeps its place among the waiting calls of every node, and its wait counts
+        from then)."""
         sessions = [s for s in list(self.sessions.values()) if s.tenant_id == tenant_id]
         for session in sessions:
             for agent_id, work in list(session._acd_work.items()):
@@ -984,7 +989,7 @@ class VoiceService:
                     await self.acd.call(
                         tenant_id, "direct_contact_started", agent_id, work, RoutingChannel.VOICE
                     )
-        for session in sessions:
+        for session in sorted(sessions, key=lambda s: s._queued_at or 0.0):
             queue_id, asked = session._queued_id, session._queue_request
             if queue_id is None or asked is None or session.contact.ended:
                 continue
@@ -999,6 +1004,7 @@ class VoiceService:
                     priority=priority,
                     required_skills=skills,
                     preferred_agent=preferred,
+                    enqueued_at=session._queued_at,
                 )
         if sessions:
             log.info("tenant %s: %d live calls handed to its new routing owner",

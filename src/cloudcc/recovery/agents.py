@@ -73,6 +73,7 @@ class AgentSignIns:
                     )
                 )
             ).all()
+        wrapping = 0
         for row in rows:
             presence = Presence.READY if row.ready else Presence.NOT_READY
             try:
@@ -80,6 +81,18 @@ class AgentSignIns:
                         reason=None if row.ready else (row.reason or "busy"))  # fmt: skip
             except RoutingError as exc:
                 log.warning("agent %s could not be signed in again: %s", row.agent_id, exc)
+                continue
+            # In wrap-up on the owner before: for the time it has left (past ones are over).
+            for contact_id, channel, queue_id, until in row.wrap_up or ():
+                try:
+                    acd.run(tenant_id, engine, "wrapup_resumed", row.agent_id, contact_id,
+                            Channel(channel), queue_id,
+                            None if until is None else float(until))  # fmt: skip
+                except (RoutingError, ValueError, TypeError) as exc:
+                    log.warning("agent %s's wrap-up of %s not kept: %s",
+                                row.agent_id, contact_id, exc)  # fmt: skip
+                    continue
+                wrapping += 1
         for contact_id, agent_id in talking:
             try:
                 acd.run(tenant_id, engine, "direct_contact_started", agent_id, contact_id,
@@ -87,8 +100,8 @@ class AgentSignIns:
             except RoutingError:
                 continue
             acd.claim_from_store(tenant_id, contact_id, str(agent_id))
-        log.info("tenant %s: routing rebuilt with %d agents signed in, %d talking",
-                 tenant_id, len(rows), len(talking))  # fmt: skip
+        log.info("tenant %s: routing rebuilt with %d agents signed in, %d talking, "
+                 "%d in wrap-up", tenant_id, len(rows), len(talking), wrapping)  # fmt: skip
 
     async def device(self, tenant_id: str, agent_id: str, wait: float = 1.0) -> str | None:
         """The phone the agent signed in with, on whichever node. The routing owner may
@@ -150,7 +163,12 @@ class AgentSignIns:
         # On a cluster the phone is written by the node the agent signed in through.
         device = None if self.clustered else self.voice.logged_in_device(tenant_id, agent_id)
         reason = None if ready else stats.reason
-        key = (tenant_id, device, ready, reason)
+        # Its wrap-ups, with when each ends: a new routing owner keeps them (``load_tenant``).
+        wrap_up = [
+            [contact_id, channel.value, queue_id, None if until is None else round(until, 3)]
+            for contact_id, channel, queue_id, until in engine.wrap_ups(agent_id)
+        ] or None
+        key = (tenant_id, device, ready, reason, repr(wrap_up))
         if self._known.get(agent_id) == key:
             return
         self._known[agent_id] = key
@@ -160,6 +178,7 @@ class AgentSignIns:
             "device": device,
             "ready": ready,
             "reason": reason,
+            "wrap_up": wrap_up,
             "updated_at": datetime.now(UTC),
         }
         self._wake.set()
@@ -224,7 +243,9 @@ class AgentSignIns:
                 if rows:
                     insert = sqlite_insert if self.db.is_sqlite else pg_insert
                     stmt = insert(AgentSignIn)
-                    columns: tuple[str, ...] = ("tenant_id", "ready", "reason", "updated_at")
+                    columns: tuple[str, ...] = (
+                        "tenant_id", "ready", "reason", "wrap_up", "updated_at",
+                    )  # fmt: skip
                     if not self.clustered:
                         columns += ("device",)
                     stmt = stmt.on_conflict_do_update(

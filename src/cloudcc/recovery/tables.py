@@ -52,3 +52,6 @@ class AgentSignIn(Base):
     ready: Mapped[bool] = mapped_column(Boolean, default=True)
     reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    #: In wrap-up (after-call work): [[contact id, channel, queue id or null, ends at (epoch
+    #: seconds)], ...]; a node taking the tenant's routing over keeps it for the time left.
+    wrap_up: Mapped[list[Any] | None] = mapped_column(nullable=True)

@@ -32,7 +32,7 @@ cdef class RoutingEngine:
     cdef public object tenant_id
 
     @cython.locals(c=QueuedContact, q=QueueRecord, contacts=dict)
-    cpdef list contact_queued(self, contact_id, queue_id, channel, double now, priority=*, required_skills=*, preferred_agent=*, arrived_at=*)
+    cpdef list contact_queued(self, contact_id, queue_id, channel, double now, priority=*, required_skills=*, preferred_agent=*, enqueued_at=*)
     @cython.locals(c=QueuedContact)
     cpdef list contact_abandoned(self, contact_id, double now)
     @cython.locals(c=QueuedContact, a=AgentRecord, o=AgentRecord, w=WorkItem)

@@ -738,15 +738,17 @@ class RoutingEngine:
         priority: int = 0,
         required_skills: tuple[SkillRequirement, ...] = (),
         preferred_agent: str | None = None,
-        arrived_at: float | None = None,
+        enqueued_at: float | None = None,
     ) -> list[Decision]:
         """A contact enters a queue (from the IVR, a transfer, a chat widget...).
 
         ``required_skills`` are added to the queue's; ``preferred_agent`` (e.g. the last
         agent who served this customer) gets it first for the queue's preferred wait; an
-        unknown preferred agent is ignored (it may have been deleted since). ``arrived_at``
-        (earlier than ``now``) puts a contact that comes back (its agent was lost) at the
-        place it had: ahead of every contact that came after it."""
+        unknown preferred agent is ignored (it may have been deleted since).
+
+        ``enqueued_at``: the contact has been waiting in this queue since then (its routing
+        moved to this engine, a cluster takeover): it keeps its place among the others by
+        that time, its wait and its queue timers count from it."""
         out = self._advance(now)
         try:
             contacts = self._contacts
@@ -762,9 +764,8 @@ class RoutingEngine:
             self._carry = out
             raise
         self._seq = order = self._seq + 1
-        c = QueuedContact(contact_id, channel, priority, extra, preferred_agent, now, order)
-        if arrived_at is not None and arrived_at < now:
-            c.arrived_at = arrived_at
+        since = now if enqueued_at is None or enqueued_at > now else enqueued_at
+        c = QueuedContact(contact_id, channel, priority, extra, preferred_agent, since, order)
         contacts[contact_id] = c
         self._enter(c, q, now, out)
         return out
@@ -960,6 +961,60 @@ class RoutingEngine:
         self._publish(a, now, out)
         if a.presence is _READY:
             self._serve(a, now, out)  # a text agent on a direct chat may still take more
+        return out
+
+    def wrapup_resumed(
+        self,
+        agent_id: str,
+        contact_id: str,
+        channel: Channel,
+        queue_id: str | None,
+        until: float | None,
+        now: float,
+    ) -> list[Decision]:
+        """The agent is in wrap-up after ``contact_id`` until ``until`` (None: until it says
+        done), begun on another engine (its routing moved here, a cluster takeover): it stays
+        in wrap-up for the time left, no offers meanwhile; ``wrapup_done`` ends it early.
+        ``queue_id``: the queue of the contact (None: a direct one). Already over: nothing."""
+        out = self._advance(now)
+        try:
+            a = self._agent(agent_id)
+            self._check_new_work(a, contact_id, channel)
+            q = self._queues.get(queue_id) if queue_id is not None else None
+        except RoutingError:
+            self._carry = out
+            raise
+        if until is not None and until <= now:
+            return out
+        w = WorkItem(a, contact_id, channel, WorkPhase.ACTIVE, q, None, now)
+        self._add_item(a, w)
+        self._set_phase(a, w, _PH_WRAP)
+        wrap = self._wrap_seconds(a, w)
+        if until is not None:
+            w.since = until - wrap if wrap is not None else now
+            w.wrap_seq = self._timer(until, _T_WRAP, w, until - now)
+        self._publish(a, now, out)
+        return out
+
+    @staticmethod
+    def _wrap_seconds(a: AgentRecord, w: WorkItem) -> float | None:
+        """The wrap-up time after ``w`` (None: until the agent says done)."""
+        wrap = a.cfg.wrap_up_seconds
+        if wrap is None:
+            wrap = w.queue.cfg.wrap_up_seconds if w.queue is not None else 0.0
+        return wrap
+
+    def wrap_ups(self, agent_id: str) -> list[tuple[str, Channel, str | None, float | None]]:
+        """The agent's contacts in wrap-up: (contact, channel, queue or None, when it ends or
+        None when it lasts until the agent says done)."""
+        a = self._agent(agent_id)
+        out = []
+        for cid, w in a.items.items():
+            if w.phase is not _PH_WRAP:
+                continue
+            wrap = self._wrap_seconds(a, w)
+            until = None if wrap is None or w.wrap_seq == -1 else w.since + wrap
+            out.append((cid, w.channel, w.queue.queue_id if w.queue is not None else None, until))
         return out
 
     def outbound_reserved(
@@ -1896,17 +1951,27 @@ class RoutingEngine:
         """Enter ``q`` (place, position, timers); returns the contacts ahead of it."""
         c.queue = q
         c.in_queue = True
-        c.entered_at = at
+        # A contact handed over from another engine arrived before ``at`` (contact_queued's
+        # ``enqueued_at``) and has been in this queue since; any other joins now.
+        entered = c.arrived_at if c.hops == 0 and c.arrived_at < at else at
+        c.entered_at = entered
         c.stage = 0
         c.vkey = vkey = _place_of(c, q.cfg)
         q.waiting += 1
         c.rkey = key = (vkey, c.order)
         rank = q.ranked.add(key)
-        q.entries.append((at, c.order, c))
+        entries = q.entries
+        if not entries or entries[-1][0] <= entered:
+            entries.append((entered, c.order, c))
+        else:  # handed over: the entries stay in time order (the longest wait is the first)
+            i = len(entries)
+            while i and entries[i - 1][0] > entered:
+                i -= 1
+            entries.insert(i, (entered, c.order, c))
         # Timers armed by a previous queue (before an overflow) must not fire here.
         c.stage_seq = c.wait_seq = c.preferred_seq = c.announce_seq = -1
         if q.timed or c.preferred is not None:
-            self._schedule_contact(c, q, at, at)
+            self._schedule_contact(c, q, entered, at)
         else:  # no timer to arm (most queues): ``_schedule_contact``'s outcome, inline
             c.preferred_until = 0.0
         return rank

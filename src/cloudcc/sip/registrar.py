@@ -5,6 +5,10 @@
 ordering); ``lookup`` returns live bindings best first; ``expire(now)`` drops the
 expired ones. Listeners hear when an AOR's set of contacts changes, so the app can
 mark a phone reachable or unreachable. Nothing here knows who the owner is.
+
+On a cluster, ``adopt`` sets the contacts an AOR registered with other nodes (shared through
+the store, cloudcc.cluster.registrations): they are reached through their Path (RFC 3327,
+the SIP edge), never over a flow of this node, and a REGISTER here replaces none of them.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class Binding:
     user_agent: str | None = None
     params: dict[str, str | None] = field(default_factory=dict)
     path: tuple[str, ...] = ()  # Path values (RFC 3327): the proxies to reach it through
+    node: str | None = None  # registered with another node of a cluster (``adopt``)
 
     def expires_in(self, now: float) -> int:
         return max(0, round(self.expires_at - now))
@@ -110,6 +115,8 @@ class Registrar:
         self._bindings: dict[str, dict[tuple[object, ...], Binding]] = {}
         self._heap: list[tuple[float, str]] = []
         self._listeners: list[BindingListener] = []
+        #: Called with (aor, bindings) after every REGISTER applied, a refresh included.
+        self.on_register: BindingListener | None = None
 
     # ---------------------------------------------------------------- queries
     def lookup(self, aor: str | SipUri, now: float | None = None) -> list[Binding]:
@@ -181,7 +188,12 @@ class Registrar:
             expires = min(expires, self.max_expires)
             bkey = contact_key(contact.parsed or contact.uri)
             existing = current.get(bkey)
-            if existing is not None and existing.call_id == call_id and cseq <= existing.cseq:
+            if (
+                existing is not None
+                and existing.node is None  # one registered with another node: replaced
+                and existing.call_id == call_id
+                and cseq <= existing.cseq
+            ):
                 raise RegistrationError("out-of-order REGISTER", 500)  # step 8
             plan.append((bkey, contact, expires))
         added = sum(1 for bkey, _, exp in plan if exp and bkey not in current)
@@ -215,7 +227,32 @@ class Registrar:
         if current:
             self._bindings[key] = current
         self._changed(key, current, before)
-        return self._live(key, now)
+        live = self._live(key, now)
+        if self.on_register is not None:
+            self.on_register(key, live)
+        return live
+
+    def adopt(self, aor: str | SipUri, bindings: Sequence[Binding], now: float) -> None:
+        """Make ``bindings`` (registered with other nodes, each with its ``node``) the AOR's
+        remote contacts: those it had from other nodes before are replaced; its own stay,
+        and win over a remote one with the same contact."""
+        key = aor_key(aor)
+        current = self._bindings.get(key, {})
+        before = set(current)
+        for bkey in [k for k, b in current.items() if b.node is not None]:
+            del current[bkey]
+        for binding in bindings:
+            if binding.node is None or binding.expires_at <= now:
+                continue
+            bkey = contact_key(binding.contact)
+            if bkey in current:
+                continue
+            binding.aor = key
+            current[bkey] = binding
+            heapq.heappush(self._heap, (binding.expires_at, key))
+        if current:
+            self._bindings[key] = current
+        self._changed(key, current, before)
 
     def expire(self, now: float) -> list[str]:
         """Drop expired bindings; returns the AORs whose contact set changed."""

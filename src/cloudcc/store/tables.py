@@ -380,6 +380,7 @@ class RecordingRecord(Base):
 # The event layer's tables (webhook subscriptions and deliveries), a tenant's not-ready reason
 # and disposition codes, node recovery's (heartbeats, SIP dialogs, agents' sign-ins), the
 # authentication guards' and voicemail's (mailboxes and messages) live with their packages.
+import cloudcc.cluster.tables  # noqa: E402
 import cloudcc.events.tables  # noqa: E402
 import cloudcc.recovery.tables  # noqa: E402
 import cloudcc.store.codes  # noqa: E402
