@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _bench import Report, free_port, parse_args
+from _bench import Report, cpu_seconds, free_port, parse_args
 
 
 def start_node(data: Path, port: int) -> subprocess.Popen[bytes]:
@@ -63,12 +63,6 @@ def start_node(data: Path, port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
     proc.kill()
     raise SystemExit("node did not start: " + (data.parent / "node.log").read_text()[-2000:])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (/proc/PID/stat, fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float, float, int, int]:

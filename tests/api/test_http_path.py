@@ -19,29 +19,12 @@ import pytest
 from cloudcc.api import dispatch
 from cloudcc.tenancy import credentials
 from tests.api.helpers import demo_admin, new_tenant
-
-
-def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
-    raw, _, query = path.partition("?")
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": raw,
-        "raw_path": raw.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"cc.test"), *headers],
-        "client": ("203.0.113.9", 5000),
-        "server": ("cc.test", 80),
-        "state": {},
-    }
+from tests.api.test_admission import _scope
 
 
 async def _call(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> Any:
-    scope = _scope(method, path, headers)
+    raw, _, query = path.partition("?")
+    scope = _scope(method, raw, headers, "203.0.113.9", query.encode())
     sent: list[dict[str, Any]] = []
     answered = asyncio.Event()
     read = False
