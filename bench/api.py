@@ -1,7 +1,9 @@
 """Admin API throughput: authenticated ``GET /api/v1/agents?limit=50`` on one worker.
 
 Starts a node (``cloudcc serve``, SQLite, 50+ agents) pinned to CPU 0 and drives it with wrk
-(a C load generator, in its own process) pinned to CPU 1. Prints requests/s and latency p99.
+(a C load generator, in its own process) pinned to CPU 1. Prints requests/s and latency p99,
+and the node's CPU time per request (user + system, from /proc): on a shared machine the
+requests/s follow the CPU share the node gets, the CPU time per request much less so.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,7 +22,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _bench import Report, free_port, parse_args
+from _bench import Report, cpu_seconds, free_port, parse_args
 
 
 def start_node(data: Path, port: int) -> subprocess.Popen[bytes]:
@@ -62,8 +65,8 @@ def start_node(data: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("node did not start: " + (data.parent / "node.log").read_text()[-2000:])
 
 
-def wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float, float, int]:
-    """(requests/s, p99 ms, non-2xx) from one wrk run."""
+def wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float, float, int, int]:
+    """(requests/s, p99 ms, non-2xx, requests) from one wrk run."""
     out = subprocess.run(
         [
             "taskset",
@@ -90,7 +93,9 @@ def wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float, fl
     assert p99, out
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return rps, float(p99.group(1)) * scale, int(bad.group(1)) if bad else 0
+    total = re.search(r"(\d+) requests in", out)
+    assert total, out
+    return rps, float(p99.group(1)) * scale, int(bad.group(1)) if bad else 0, int(total.group(1))
 
 
 def main() -> None:
@@ -143,16 +148,24 @@ def main() -> None:
             page = httpx.get(url, headers=headers).json()
             assert len(page["items"]) == 50, page
             wrk(url, token, 2, 32)  # warm-up
-            results = [wrk(url, token, seconds, 32) for _ in range(rounds)]
+            results = []
+            cpu_per_request = []
+            for _ in range(rounds):
+                cpu = cpu_seconds(node.pid)
+                rps, p99, bad, total = wrk(url, token, seconds, 32)
+                cpu_per_request.append((cpu_seconds(node.pid) - cpu) / max(total, 1) * 1e6)
+                results.append((rps, p99, bad))
         finally:
             node.terminate()
             node.wait(20)
     results.sort()
     rps, p99, _ = results[len(results) // 2]
     print(f"rounds (rps, p99 ms, non-2xx): {results}")
+    print(f"node CPU per request, each round: {[round(c) for c in cpu_per_request]} us")
     report = Report()
     report.add("api_agents_list_rps", rps, "requests/s", ">=", 1500)
     report.add("api_agents_list_p99", p99, "ms")
+    report.add("api_agents_list_cpu_per_request", statistics.median(cpu_per_request), "us")
     report.add("api_non_2xx", sum(r[2] for r in results), "responses", "<=", 0)
     report.print()
 

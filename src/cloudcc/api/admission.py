@@ -5,8 +5,10 @@ A raw ASGI guard in front of the API (microseconds, not a task per request), in 
 1. ``/healthz`` and ``/readyz`` pass untouched: no tenant's work ever stands in front of them.
 2. The caller is authenticated from the headers alone (a bearer token, or an API key looked
    up by its access key) before one byte of the body is read: an unknown key is a 401 at
-   once, not after a 19 MB upload. The per-key bucket is charged here, the tenant's bucket
-   only once the request is known good (``security.authenticate``).
+   once, not after a 19 MB upload. The per-key bucket is charged here; the tenant's bucket
+   once the request is known good: here for a bearer token (verified from the headers), so
+   that a tenant over its rate is refused before any routing or dependency work; in
+   ``security.authenticate`` for a signed request (its signature covers the body).
 3. Slots are counted per tenant, per principal and per source, not only per node:
    - ordinary requests: ``tenant_max_in_flight`` per tenant, ``max_in_flight`` per node;
    - long-polls (``GET /events?wait=...``): their own pool, ``waiting_per_principal`` and
@@ -48,6 +50,7 @@ ANONYMOUS = frozenset({"/api/v1/auth/login"})
 _CHALLENGE = [(b"www-authenticate", b'Bearer realm="cloudcc"')]
 LONG_POLL_PATHS = frozenset({"/api/v1/events"})
 PRINCIPAL_STATE = "cc.principal"  # scope["state"] key: the principal admitted from headers
+TENANT_CHARGED = "cc.tenant_charged"  # scope["state"] key: the tenant's bucket was charged
 
 
 class _Refused(Exception):
@@ -143,6 +146,19 @@ class Admission:
                     close=True,
                 )
             slots = self._admit(scope, principal, long_poll, limit, has_body)
+            charged = False
+            if principal is not None and principal.kind is not PrincipalKind.API_KEY:
+                wait = self.ctx.tenant_limiter.check(
+                    principal.tenant_id,
+                    time.monotonic(),
+                    principal.tenant_rps or self.limits.tenant_rps,
+                )
+                if wait:
+                    slots.release()
+                    raise _Refused(
+                        429, "Too Many Requests", "the tenant's request rate limit is reached", wait
+                    )
+                charged = True
         except _Refused as refused:
             self.refused[refused.status] += 1
             await send_problem(
@@ -156,7 +172,9 @@ class Admission:
             )
             return
         try:
-            scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
+            state = scope.setdefault("state", {})
+            state[PRINCIPAL_STATE] = principal
+            state[TENANT_CHARGED] = charged
             if has_body:
                 timeout = self.limits.body_timeout if principal else self.limits.anonymous_timeout
                 try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from cloudcc import __version__
-from cloudcc.api import admin, problems, prompts
+from cloudcc.api import admin, dispatch, problems, prompts
 from cloudcc.api import events as api_events
 from cloudcc.api.admission import Admission
 from cloudcc.api.context import ApiContext
@@ -29,6 +29,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         app.include_router(router, prefix=admin.PREFIX)
     for router in api_events.routers:
         app.include_router(router, prefix=api_events.PREFIX)
+    # Requests go straight to the routes of their resource, not through every router.
+    dispatch.install(app)
 
     # /healthz and /readyz are answered in front of this app (cloudcc.health).
     app.add_middleware(Admission, ctx=ctx, larger={"/api/v1/prompts/": prompts.MAX_PROMPT_BYTES})

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from cloudcc.api.admission import PRINCIPAL_STATE
+from cloudcc.api.admission import PRINCIPAL_STATE, TENANT_CHARGED
 from cloudcc.api.context import ApiContext
 from cloudcc.errors import AuthenticationError, RateLimited
 from cloudcc.tenancy.credentials import (
@@ -30,11 +30,13 @@ Ctx = Annotated[ApiContext, Depends(context)]
 
 async def authenticate(request: Request) -> Actor:
     """The caller. ``Admission`` has already found the principal from the headers (and
-    charged an API key's own bucket); a signed request's signature is checked here, over the
-    body, and only a request known good is charged to its tenant's bucket."""
+    charged an API key's own bucket, and a bearer token's tenant bucket); a signed request's
+    signature is checked here, over the body, and only a request known good is charged to
+    its tenant's bucket."""
     ctx: ApiContext = request.app.state.ctx
     headers = request.headers
-    admitted = request.scope.get("state", {}).get(PRINCIPAL_STATE)
+    state = request.scope.get("state", {})
+    admitted = state.get(PRINCIPAL_STATE)
     authorization = headers.get("authorization")
     if authorization:
         if admitted is not None:
@@ -74,11 +76,12 @@ async def authenticate(request: Request) -> Actor:
         )
         if wait:
             raise RateLimited("this API key's request rate limit is reached", wait)
-    wait = ctx.tenant_limiter.check(
-        principal.tenant_id, now, principal.tenant_rps or limits.tenant_rps
-    )
-    if wait:
-        raise RateLimited("the tenant's request rate limit is reached", wait)
+    if not state.get(TENANT_CHARGED):
+        wait = ctx.tenant_limiter.check(
+            principal.tenant_id, now, principal.tenant_rps or limits.tenant_rps
+        )
+        if wait:
+            raise RateLimited("the tenant's request rate limit is reached", wait)
     client = request.client
     return Actor(principal, client.host if client else None, headers.get("user-agent"))
 

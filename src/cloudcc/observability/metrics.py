@@ -222,11 +222,15 @@ def _family(name: str, doc: str, values: dict[str, Any]) -> GaugeMetricFamily:
 
 
 class ApiLatency:
-    """Pure ASGI middleware: observe each HTTP request's duration by its route template."""
+    """Pure ASGI middleware: observe each HTTP request's duration by its route template.
+
+    The histogram's children are kept by (method, template, status): ``labels()`` takes a
+    lock and checks its arguments on every call, a dict lookup does not."""
 
     def __init__(self, app: Any, metrics: NodeMetrics) -> None:
         self.app = app
         self.histogram = metrics.api_latency
+        self._children: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -244,10 +248,12 @@ class ApiLatency:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            template = route_template(scope)
-            self.histogram.labels(scope["method"], template, str(status)).observe(
-                time.perf_counter() - start
-            )
+            elapsed = time.perf_counter() - start
+            key = (scope["method"], route_template(scope), status)
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = self.histogram.labels(key[0], key[1], str(status))
+            child.observe(elapsed)
 
 
 def route_template(scope: Any) -> str:

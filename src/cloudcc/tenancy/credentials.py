@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import re
 import secrets
+import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -51,14 +54,41 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, _unb64(digest))
 
 
+HASH_THREADS = 2
+HASH_NICENESS = 5  # below the event loop's thread (0): see _hashing_thread
+
+
+def _hashing_thread() -> None:
+    """A hashing thread runs at a lower priority than the event loop's thread (Linux
+    schedules threads one by one): ~60 ms of scrypt for each login, and a brute force
+    makes many, must not take the CPU from the loop, where every tenant's requests and the
+    media wait. It only ever lowers its own priority, which needs no privilege."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICENESS)
+
+
+_hashing: ThreadPoolExecutor | None = None
+
+
+def _hash_pool() -> ThreadPoolExecutor:
+    global _hashing
+    if _hashing is None:
+        _hashing = ThreadPoolExecutor(
+            HASH_THREADS, thread_name_prefix="cc-hash", initializer=_hashing_thread
+        )
+    return _hashing
+
+
 async def hash_password_off_loop(password: str) -> str:
     """``hash_password`` in a worker thread: scrypt takes ~60 ms of CPU, too long for the
     event loop that also moves RTP."""
-    return await asyncio.to_thread(hash_password, password)
+    return await asyncio.get_running_loop().run_in_executor(_hash_pool(), hash_password, password)
 
 
 async def verify_password_off_loop(password: str, stored: str) -> bool:
-    return await asyncio.to_thread(verify_password, password, stored)
+    return await asyncio.get_running_loop().run_in_executor(
+        _hash_pool(), verify_password, password, stored
+    )
 
 
 def sip_ha1(username: str, realm: str, password: str) -> tuple[str, str]:
