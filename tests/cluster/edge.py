@@ -41,13 +41,16 @@ class ClusterNode(LiveNode):
         stream: str,
         demo: bool,
         env: dict[str, str] | None = None,
+        **ports: int,
     ) -> None:
         args = ["--host", host, "--node-id", name, "--database-url", db, "--nats-url", nats_url]
         if not demo:
             args.append("--no-demo")
+        self._joined = (workdir, name, host, db, nats_url, stream, env)
         super().__init__(
             workdir / name,
             args,
+            **ports,
             env={
                 "CLOUDCC_CLUSTER__STREAM": stream,
                 "CLOUDCC_AI__ASR_ENABLED": "false",
@@ -60,6 +63,14 @@ class ClusterNode(LiveNode):
         self.name = name
         self.host = host
         self.base = f"http://{host}:{self.http_port}"
+
+    def restarted(self) -> ClusterNode:
+        """The same node started again (same name, addresses, ports and data dir) once
+        this process has ended; not yet ready."""
+        assert self.proc.poll() is not None, "stop the node first"
+        workdir, name, host, db, nats_url, stream, env = self._joined
+        return ClusterNode(workdir, name, host, db, nats_url, stream, False, env,
+                           http_port=self.http_port, sip_port=self.sip_port)  # fmt: skip
 
     def kill(self) -> None:
         """kill -9."""
