@@ -18,23 +18,26 @@ def create_agents(api: Api, count: int, phone_port: int, queue: str = "support")
     """``count`` new agents with skill ``queue``, signed in ready with a device on the SIPp
     phone listening on ``phone_port`` (one UAS answers them all); the queue's wrap-up is
     set to 0 so that an agent takes the next call at once. Returns their ids."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
     qid = api.queue_id(queue)
     api.patch(f"/queues/{qid}", {"wrapup_seconds": 0})
-    ids = []
-    for i in range(count):
+
+    def create(i: int) -> str:
         ext = f"{7000 + i}"
         agent = api.post(
             "/agents",
             {"name": f"Chaos {ext}", "extension": ext, "sip_password": f"pw-{ext}-chaos",
              "skills": {queue: 5}},
         )  # fmt: skip
-        ids.append(agent["id"])
-    for i, agent_id in enumerate(ids):
+        return str(agent["id"])
+
+    def login(i: int, agent_id: str) -> None:
         device = f"sip:agent{7000 + i}@127.0.0.1:{phone_port}"
         # The ACD learns of a new agent from the bus: a login just after the POST may be early.
         for attempt in range(50):
-            import httpx
-
             r = httpx.post(
                 f"{api.base}/agents/{agent_id}/login",
                 json={"device": device, "ready": True},
@@ -42,9 +45,13 @@ def create_agents(api: Api, count: int, phone_port: int, queue: str = "support")
                 timeout=30,
             )
             if r.status_code == 200:
-                break
+                return
             assert attempt < 49 and "unknown to routing" in r.text, r.text
             time.sleep(0.1)
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = list(pool.map(create, range(count)))
+        list(pool.map(login, range(count), ids))
     return ids
 
 

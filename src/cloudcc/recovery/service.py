@@ -71,6 +71,10 @@ class NodeRecovery:
         #: only once this node has beaten for ``dead_after`` seconds again: a store outage
         #: makes every heartbeat old, the live nodes' too.
         self._beating_since: float | None = 0.0
+        #: In a cluster: whether a node was heard from lately on another channel (NATS). A
+        #: node whose heartbeat is old but that is still heard from is not dead (stalled on
+        #: the store, or its writes slow): its calls are not closed.
+        self.still_heard: Callable[[str], bool] | None = None
         self.recovered: dict[str, int] = {"contacts": 0, "recordings": 0, "dialogs": 0}
 
     # --- start and stop -------------------------------------------------------------
@@ -142,9 +146,7 @@ class NodeRecovery:
                     beats = 0
                     await self.adopt_dead()
             except Exception as exc:
-                if self._beating_since is not None:
-                    log.warning("node heartbeat failed (the store is unreachable?): %r", exc)
-                self._beating_since = None
+                log.warning("node heartbeat failed (the store is unreachable?): %r", exc)
 
     async def checkpoint(self) -> None:
         """Record that this node is alive now, with every live contact's times so far."""
@@ -153,10 +155,14 @@ class NodeRecovery:
             if not contact.ended:
                 self.contacts.checkpoint(contact, now)
         self.journal.refresh()
-        async with self.db.transaction() as s:
-            await s.execute(
-                update(NodeRecord).where(NodeRecord.name == self.node).values(alive_at=_dt(now))
-            )
+        try:
+            async with self.db.transaction() as s:
+                await s.execute(
+                    update(NodeRecord).where(NodeRecord.name == self.node).values(alive_at=_dt(now))
+                )
+        except Exception:
+            self._beating_since = None  # a gap: others' heartbeats are not to be judged
+            raise
         if self._beating_since is None:
             self._beating_since = now
 
@@ -182,6 +188,9 @@ class NodeRecovery:
             ).all()
         adopted = []
         for name in names:
+            if self.still_heard is not None and self.still_heard(name):
+                log.warning("node %s beats no more in the store but is still heard from", name)
+                continue
             async with self.db.transaction() as s:
                 dead = await s.get(NodeRecord, name)
                 if dead is None:
