@@ -80,7 +80,9 @@ class ClusterNode(LiveNode):
 
 
 class Kamailio:
-    def __init__(self, workdir: Path, nodes: list[ClusterNode]) -> None:
+    def __init__(
+        self, workdir: Path, nodes: list[ClusterNode], defines: dict[str, str] | None = None
+    ) -> None:
         binary = kamailio_binary()
         assert binary is not None
         workdir.mkdir(parents=True, exist_ok=True)
@@ -95,6 +97,7 @@ class Kamailio:
                 "-A", f"EDGE_LISTEN=udp:{EDGE_HOST}:{self.port}",
                 "-A", f'DISPATCHER_LIST="{listing}"',
                 "-A", "PIKE_REQS=2000",
+                *(f"-A{k}={v}" for k, v in (defines or {}).items()),
             ],
             cwd=workdir,
             stdout=self._log,
