@@ -190,19 +190,25 @@ def contacts_now(db_url: str) -> list[dict[str, Any]]:
 
 
 def start_cluster(
-    workdir: Path, db: str, nats_url: str, stream: str, count: int = 3, **kw: Any
+    workdir: Path,
+    db: str,
+    nats_url: str,
+    stream: str,
+    count: int = 3,
+    ready_timeout: float = 90,
+    **kw: Any,
 ) -> list[ClusterNode]:
     """Nodes n1..nN: the first seeds the demo tenant, the others join it."""
     first = ClusterNode(workdir, "n1", NODE_HOSTS[0], db, nats_url, stream, demo=True, **kw)
     nodes = [first]
     try:
-        first.wait_ready(90)
+        first.wait_ready(ready_timeout)
         for i in range(1, count):
             nodes.append(
                 ClusterNode(workdir, f"n{i + 1}", NODE_HOSTS[i], db, nats_url, stream, False, **kw)
             )
         for node in nodes[1:]:
-            node.wait_ready(90)
+            node.wait_ready(ready_timeout)
             # The demo's credentials are the first node's (one database).
             (node.data_dir / "demo-credentials.json").write_bytes(
                 (first.data_dir / "demo-credentials.json").read_bytes()
