@@ -318,6 +318,9 @@ class Node:
         await calls.start()
         if node is not None:
             node.voice.remote_calls = calls.remote
+            # A node still announcing itself is alive, however old its heartbeat in the store.
+            dead_after = self.settings.recovery.dead_after_seconds
+            node.node_recovery.still_heard = lambda name: calls.heard_within(name, dead_after)
         self.bus.on(
             lambda e: e.type in ("contact.created", "contact.ended"),
             lambda e: calls.changed(),

@@ -41,13 +41,16 @@ class ClusterNode(LiveNode):
         stream: str,
         demo: bool,
         env: dict[str, str] | None = None,
+        **ports: int,
     ) -> None:
         args = ["--host", host, "--node-id", name, "--database-url", db, "--nats-url", nats_url]
         if not demo:
             args.append("--no-demo")
+        self._joined = (workdir, name, host, db, nats_url, stream, env)
         super().__init__(
             workdir / name,
             args,
+            **ports,
             env={
                 "CLOUDCC_CLUSTER__STREAM": stream,
                 "CLOUDCC_AI__ASR_ENABLED": "false",
@@ -61,6 +64,14 @@ class ClusterNode(LiveNode):
         self.host = host
         self.base = f"http://{host}:{self.http_port}"
 
+    def restarted(self) -> ClusterNode:
+        """The same node started again (same name, addresses, ports and data dir) once
+        this process has ended; not yet ready."""
+        assert self.proc.poll() is not None, "stop the node first"
+        workdir, name, host, db, nats_url, stream, env = self._joined
+        return ClusterNode(workdir, name, host, db, nats_url, stream, False, env,
+                           http_port=self.http_port, sip_port=self.sip_port)  # fmt: skip
+
     def kill(self) -> None:
         """kill -9."""
         if self.proc.poll() is None:
@@ -69,7 +80,9 @@ class ClusterNode(LiveNode):
 
 
 class Kamailio:
-    def __init__(self, workdir: Path, nodes: list[ClusterNode]) -> None:
+    def __init__(
+        self, workdir: Path, nodes: list[ClusterNode], defines: dict[str, str] | None = None
+    ) -> None:
         binary = kamailio_binary()
         assert binary is not None
         workdir.mkdir(parents=True, exist_ok=True)
@@ -84,6 +97,7 @@ class Kamailio:
                 "-A", f"EDGE_LISTEN=udp:{EDGE_HOST}:{self.port}",
                 "-A", f'DISPATCHER_LIST="{listing}"',
                 "-A", "PIKE_REQS=2000",
+                *(f"-A{k}={v}" for k, v in (defines or {}).items()),
             ],
             cwd=workdir,
             stdout=self._log,
@@ -176,19 +190,25 @@ def contacts_now(db_url: str) -> list[dict[str, Any]]:
 
 
 def start_cluster(
-    workdir: Path, db: str, nats_url: str, stream: str, count: int = 3, **kw: Any
+    workdir: Path,
+    db: str,
+    nats_url: str,
+    stream: str,
+    count: int = 3,
+    ready_timeout: float = 90,
+    **kw: Any,
 ) -> list[ClusterNode]:
     """Nodes n1..nN: the first seeds the demo tenant, the others join it."""
     first = ClusterNode(workdir, "n1", NODE_HOSTS[0], db, nats_url, stream, demo=True, **kw)
     nodes = [first]
     try:
-        first.wait_ready(90)
+        first.wait_ready(ready_timeout)
         for i in range(1, count):
             nodes.append(
                 ClusterNode(workdir, f"n{i + 1}", NODE_HOSTS[i], db, nats_url, stream, False, **kw)
             )
         for node in nodes[1:]:
-            node.wait_ready(90)
+            node.wait_ready(ready_timeout)
             # The demo's credentials are the first node's (one database).
             (node.data_dir / "demo-credentials.json").write_bytes(
                 (first.data_dir / "demo-credentials.json").read_bytes()

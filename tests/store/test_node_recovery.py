@@ -147,3 +147,53 @@ async def test_a_replacement_node_closes_the_dead_nodes_contacts_only(
         assert nodes["replacement"].alive_at > datetime.now(UTC) - timedelta(seconds=30)
     finally:
         await replacement.close()
+
+
+async def test_no_node_is_judged_dead_just_after_the_store_was_away(
+    tmp_path: Path, database_url: str
+) -> None:
+    """After a store outage every heartbeat is old, the live nodes' too: a node adopts others
+    only once its own heartbeats have reached the store for ``dead_after`` seconds again, and
+    never a node still heard from on another channel (NATS in a cluster)."""
+    from cloudcc.store.db import Database
+
+    node = Node(make_settings(tmp_path / "a", database_url))
+    await node.prepare()
+    away = Database(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'no.db'}")  # cannot open
+    try:
+        other = await _seed(node, "other", alive_ago=20, root=tmp_path / "recordings")
+        now = [time.time()]
+        contacts = ContactStore(node.db, node="me")
+        recovery = NodeRecovery(
+            node.db,
+            "me",
+            contacts,
+            RecordingStore(node.db, tmp_path / "recordings", contacts),
+            DialogJournal(node.db, "me"),
+            list,
+            dead_after_seconds=10,
+            clock=lambda: now[0],
+        )
+        await recovery.recover_own()
+        recovery.db = away  # the store goes away: this node's heartbeat fails
+        try:
+            await recovery.checkpoint()
+        except Exception:
+            pass
+        else:
+            raise AssertionError("the heartbeat reached a store that is away")
+        recovery.db = node.db  # back
+        await recovery.checkpoint()
+        now[0] += 5
+        assert await recovery.adopt_dead() == []  # 5 s of heartbeats since the gap: too early
+        recovery.still_heard = lambda name: name == "other"
+        now[0] += 6
+        assert await recovery.adopt_dead() == []  # still heard from: alive
+        recovery.still_heard = None
+        assert await recovery.adopt_dead() == ["other"]
+        async with node.db.session() as s:
+            row = await s.get(ContactRecord, other[0])
+        assert row is not None and row.state == "ended" and row.end_cause == "node_failure"
+    finally:
+        await away.close()
+        await node.close()

@@ -80,6 +80,12 @@ class ClusterCalls:
         now = time.monotonic()
         return 1 + sum(1 for at, _ in self._remote.values() if now - at < self.stale_after)
 
+    def heard_within(self, node: str, seconds: float) -> bool:
+        """Whether ``node`` announced itself within ``seconds``: alive, whatever the store
+        says of its heartbeat."""
+        seen = self._remote.get(node)
+        return seen is not None and time.monotonic() - seen[0] < seconds
+
     def changed(self) -> None:
         """A call started or ended here: announce soon (announcements close together merge)."""
         if self._soon is None:

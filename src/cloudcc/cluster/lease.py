@@ -73,7 +73,8 @@ class RoutingLeases:
         return f"cloudcc-routing:{self.node}"[:63]
 
     async def start(self) -> None:
-        await self._ensure_connection()
+        async with self._lock:
+            await self._ensure_connection()
         self._task = asyncio.create_task(self._run(), name="routing-leases")
 
     async def stop(self) -> None:
@@ -85,6 +86,7 @@ class RoutingLeases:
             self._task = None
         given, self.owned = self.owned, set()
         for tenant_id in given:
+            log.info("node %s gave up the routing of tenant %s (stopping)", self.node, tenant_id)
             if self.on_lost is not None:
                 self.on_lost(tenant_id)
         if self._conn is not None:
@@ -113,6 +115,7 @@ class RoutingLeases:
             return
         self.owned.discard(tenant_id)
         self.wanted.discard(tenant_id)
+        log.info("node %s gave up the routing of tenant %s", self.node, tenant_id)
         if self.on_lost is not None:
             self.on_lost(tenant_id)
         with contextlib.suppress(Exception):
@@ -124,9 +127,14 @@ class RoutingLeases:
     # --- inside -------------------------------------------------------------------------
 
     async def _ensure_connection(self) -> None:
+        """Connect when the connection is gone. Called with ``_lock`` held: two tasks
+        connecting at once would leave one connection unreferenced, holding the locks taken
+        on it until it is collected (then free for another node while this one believes it
+        still owns them: two owners)."""
         if self._conn is not None and not self._conn.is_closed():
             return
         if self._conn is not None:
+            self._conn = None
             self._drop_all()  # the session is gone, and its locks with it
         connect = self._connect
         if connect is None:
@@ -146,6 +154,17 @@ class RoutingLeases:
             },
         )
 
+    def _broken(self, what: str, exc: Exception) -> None:
+        """The connection failed (``_lock`` held): end the session, so the server frees its
+        locks, and give every tenant up."""
+        if self._conn is not None or self.owned:
+            log.warning("routing leases: %s (%s)", what, exc)
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.terminate()
+            self._conn = None
+        self._drop_all()
+
     def _drop_all(self) -> None:
         lost, self.owned = self.owned, set()
         for tenant_id in lost:
@@ -156,22 +175,18 @@ class RoutingLeases:
     async def _try(self, tenants: list[str]) -> list[str]:
         """Try the locks of ``tenants``; those newly held. A broken connection gives every
         held tenant up."""
-        try:
-            await self._ensure_connection()
-            async with self._lock:
+        async with self._lock:
+            try:
+                await self._ensure_connection()
                 rows = await asyncio.wait_for(self._conn.fetch(_TRY, tenants, NAMESPACE), 5.0)
-        except Exception as exc:
-            log.warning("routing leases: the store is unreachable (%s)", exc)
-            if self._conn is not None:
-                with contextlib.suppress(Exception):
-                    self._conn.terminate()
-            self._drop_all()
-            return []
-        gained = []
-        for tenant_id, held in rows:
-            if held and tenant_id not in self.owned:
-                self.owned.add(tenant_id)
-                gained.append(tenant_id)
+            except Exception as exc:
+                self._broken("the store is unreachable", exc)
+                return []
+            gained = []
+            for tenant_id, held in rows:
+                if held and tenant_id not in self.owned:
+                    self.owned.add(tenant_id)
+                    gained.append(tenant_id)
         return gained
 
     async def _gained(self, tenants: list[str]) -> None:
@@ -194,11 +209,10 @@ class RoutingLeases:
                 await self._check()
 
     async def _check(self) -> None:
-        try:
-            async with self._lock:
+        async with self._lock:
+            try:
+                if self._conn is None:
+                    raise ConnectionError("no connection")
                 await asyncio.wait_for(self._conn.fetchval("SELECT 1"), 5.0)
-        except Exception as exc:
-            log.warning("routing leases: connection check failed (%s)", exc)
-            with contextlib.suppress(Exception):
-                self._conn.terminate()
-            self._drop_all()
+            except Exception as exc:
+                self._broken("connection check failed", exc)

@@ -66,6 +66,15 @@ class NodeRecovery:
         self._task: asyncio.Task[None] | None = None
         self._releases: set[asyncio.Task[tuple[int, int]]] = set()
         self._left: list[SipDialogRecord] = []
+        #: Since when this node's heartbeats have reached the store without a gap (None: the
+        #: last one failed; 0: no gap since the start). After a gap, others are judged dead
+        #: only once this node has beaten for ``dead_after`` seconds again: a store outage
+        #: makes every heartbeat old, the live nodes' too.
+        self._beating_since: float | None = 0.0
+        #: In a cluster: whether a node was heard from lately on another channel (NATS). A
+        #: node whose heartbeat is old but that is still heard from is not dead (stalled on
+        #: the store, or its writes slow): its calls are not closed.
+        self.still_heard: Callable[[str], bool] | None = None
         self.recovered: dict[str, int] = {"contacts": 0, "recordings": 0, "dialogs": 0}
 
     # --- start and stop -------------------------------------------------------------
@@ -136,8 +145,8 @@ class NodeRecovery:
                 if beats * self.checkpoint_seconds >= self.dead_after_seconds / 3:
                     beats = 0
                     await self.adopt_dead()
-            except Exception:
-                log.exception("node heartbeat failed (the store is unreachable?)")
+            except Exception as exc:
+                log.warning("node heartbeat failed (the store is unreachable?): %r", exc)
 
     async def checkpoint(self) -> None:
         """Record that this node is alive now, with every live contact's times so far."""
@@ -146,14 +155,26 @@ class NodeRecovery:
             if not contact.ended:
                 self.contacts.checkpoint(contact, now)
         self.journal.refresh()
-        async with self.db.transaction() as s:
-            await s.execute(
-                update(NodeRecord).where(NodeRecord.name == self.node).values(alive_at=_dt(now))
-            )
+        try:
+            async with self.db.transaction() as s:
+                await s.execute(
+                    update(NodeRecord).where(NodeRecord.name == self.node).values(alive_at=_dt(now))
+                )
+        except Exception:
+            self._beating_since = None  # a gap: others' heartbeats are not to be judged
+            raise
+        if self._beating_since is None:
+            self._beating_since = now
 
     async def adopt_dead(self) -> list[str]:
-        """Close what nodes that died without a clean stop left open; returns their names."""
+        """Close what nodes that died without a clean stop left open; returns their names.
+
+        Not within ``dead_after`` seconds of a gap in this node's own heartbeats: when the
+        store was away (a PostgreSQL restart) every node's heartbeat is old, and a live
+        node's calls must not be closed and sent BYEs."""
         now = self.clock()
+        if self._beating_since is None or now - self._beating_since < self.dead_after_seconds:
+            return []
         threshold = _dt(now) - timedelta(seconds=self.dead_after_seconds)
         async with self.db.session() as s:
             names = (
@@ -167,6 +188,9 @@ class NodeRecovery:
             ).all()
         adopted = []
         for name in names:
+            if self.still_heard is not None and self.still_heard(name):
+                log.warning("node %s beats no more in the store but is still heard from", name)
+                continue
             async with self.db.transaction() as s:
                 dead = await s.get(NodeRecord, name)
                 if dead is None:
