@@ -186,6 +186,8 @@ class _Loop:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        if not self.thread.is_alive():
+            self.loop.close()  # else a ResourceWarning when it is collected, in another test
 
 
 def test_a_call_survives_a_network_drop_by_an_ice_restart(node, api, toned_browser, tmp_path):
