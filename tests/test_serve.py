@@ -14,9 +14,12 @@ import websockets
 
 from tests.conftest import LiveNode, free_port
 
+#: The first OpenAPI document is built on request: seconds on a machine busy with other tests.
+WAIT = 30.0
+
 
 def test_serve_creates_the_demo_tenant_and_answers_health(live_node):
-    assert httpx.get(live_node.base + "/healthz").json()["status"] == "ok"
+    assert httpx.get(live_node.base + "/healthz", timeout=WAIT).json()["status"] == "ok"
     demo = live_node.demo
     assert demo["tenant"] == "demo" and demo["number"] == "4000"
     assert [a["extension"] for a in demo["agents"]] == ["1001", "1002", "1003"]
@@ -27,10 +30,14 @@ def test_serve_creates_the_demo_tenant_and_answers_health(live_node):
     r = httpx.post(
         live_node.base + "/api/v1/auth/login",
         json={"tenant": "demo", "username": "admin", "password": demo["admin"]["password"]},
+        timeout=WAIT,
     )
     assert r.status_code == 200
-    assert httpx.get(live_node.base + "/api/openapi.json").json()["info"]["title"] == "cloudcc"
-    assert httpx.get(live_node.base + "/api/docs").status_code == 200
+    assert (
+        httpx.get(live_node.base + "/api/openapi.json", timeout=WAIT).json()["info"]["title"]
+        == "cloudcc"
+    )
+    assert httpx.get(live_node.base + "/api/docs", timeout=WAIT).status_code == 200
 
 
 def test_a_token_in_a_websocket_url_stays_out_of_the_log(live_node):
