@@ -37,7 +37,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 PG_ADMIN_DSN = os.environ.get("CCTEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REQUIRE_PG = os.environ.get("CCTEST_REQUIRE_POSTGRES") == "1"
 
 
 def _pg_reachable() -> bool:
@@ -61,11 +60,18 @@ def pg_available() -> bool:
     global _PG
     if _PG is None:
         _PG = _pg_reachable()
-        if not _PG and REQUIRE_PG:
-            raise RuntimeError(
-                f"PostgreSQL is required (CCTEST_REQUIRE_POSTGRES=1) at {PG_ADMIN_DSN}"
-            )
     return _PG
+
+
+def require_peer(present: bool, what: str) -> None:
+    """A peer the tests drive is missing: the test fails (``./dev test`` installs and starts
+    every one), it is never skipped."""
+    if not present:
+        pytest.fail(f"{what} is missing: ./dev test installs and starts it", pytrace=False)
+
+
+def require_postgres() -> None:
+    require_peer(pg_available(), f"PostgreSQL at {PG_ADMIN_DSN}")
 
 
 @contextlib.contextmanager
@@ -93,8 +99,7 @@ def fresh_pg_database(prefix: str = "cloudcc_test") -> Iterator[str]:
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session; its async URL."""
-    if not pg_available():
-        pytest.skip("PostgreSQL is not reachable (set CCTEST_REQUIRE_POSTGRES=1 to fail instead)")
+    require_postgres()
     with fresh_pg_database() as url:
         yield url
 

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import pytest
 
-from tests.conftest import LiveNode, free_port
+from tests.conftest import LiveNode, free_port, require_peer
 from tests.voice.peers import sipp_call
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -48,8 +48,8 @@ def test_the_readme_names_what_a_newcomer_needs() -> None:
 @pytest.mark.peer
 @pytest.mark.slow
 def test_the_first_call_steps_work_as_written(tmp_path: Path) -> None:
-    if shutil.which("baresip") is None or shutil.which("sipp") is None:
-        pytest.skip("baresip (baresip-core) and SIPp (sip-tester) are needed")
+    require_peer(shutil.which("baresip") is not None, "baresip (Debian package baresip-core)")
+    require_peer(shutil.which("sipp") is not None, "SIPp (Debian package sip-tester)")
     section = first_call_section()
     sign_in, look = shell_blocks(section)
     account = re.search(r"`(<sip:1001@127\.0\.0\.1:5060>;[^`]*)`", section)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LiveNode
+from tests.conftest import LiveNode, require_peer
 
 CHROMIUM = "/usr/bin/chromium"
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|url\s*:\s*["'](?:https?:)?//""")
@@ -33,8 +33,7 @@ async def test_the_docs_page_references_only_the_nodes_own_assets(client: Any) -
 def test_swagger_ui_renders_the_api_in_chromium_with_no_request_leaving_the_node(
     tmp_path: Path,
 ) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
+    require_peer(Path(CHROMIUM).exists(), "Debian's chromium")
     from playwright.sync_api import sync_playwright
 
     node = LiveNode(tmp_path / "data")

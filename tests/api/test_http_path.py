@@ -137,8 +137,6 @@ async def test_a_tenant_over_its_rate_is_refused_before_routing(node, client):
 
 
 async def test_password_hashing_runs_below_the_event_loops_priority():
-    if not hasattr(os, "getpriority"):
-        pytest.skip("no thread priorities on this OS")
     loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     def nice_here() -> int:

@@ -95,10 +95,9 @@ def stream_name(nats_url: str) -> Iterator[str]:
 @pytest.fixture
 def cluster_db() -> Iterator[str]:
     """A fresh PostgreSQL database for the nodes of one test; its async URL."""
-    from tests.conftest import fresh_pg_database, pg_available
+    from tests.conftest import fresh_pg_database, require_postgres
 
-    if not pg_available():
-        pytest.skip("PostgreSQL is not reachable (set CCTEST_REQUIRE_POSTGRES=1 to fail instead)")
+    require_postgres()
     with fresh_pg_database("cloudcc_cluster") as url:
         yield url
 
@@ -107,9 +106,9 @@ def cluster_db() -> Iterator[str]:
 def edge_cluster(tmp_path: Path, cluster_db: str, nats_url: str, stream_name: str) -> Iterator[Any]:
     """Three nodes (tests/cluster/edge.py) behind Kamailio: (nodes, edge)."""
     from tests.cluster.edge import Kamailio, kamailio_binary, start_cluster
+    from tests.conftest import require_peer
 
-    if kamailio_binary() is None:
-        pytest.skip("kamailio is not installed (Debian package kamailio)")
+    require_peer(kamailio_binary() is not None, "kamailio (Debian package kamailio)")
     nodes = start_cluster(tmp_path, cluster_db, nats_url, stream_name)
     edge = Kamailio(tmp_path / "kamailio", nodes)
     try:

@@ -31,6 +31,7 @@ from tests.cluster.chaos import (
 from tests.cluster.edge import Kamailio, kamailio_binary, start_callers, start_cluster, wait_for
 from tests.cluster.postgres import PrivatePostgres
 from tests.cluster.routing import contact_rows, routing_owner
+from tests.conftest import require_peer
 from tests.voice.conftest import Api
 from tests.voice.peers import SippAgentPhone, kill_group
 
@@ -72,8 +73,7 @@ def probe_api(nodes: list[Any], headers: dict[str, str], stop: threading.Event,
 def test_postgres_restart_under_calls_loses_nothing(
     tmp_path: Path, nats_url: str, stream_name: str
 ) -> None:
-    if kamailio_binary() is None:
-        pytest.skip("kamailio is not installed (Debian package kamailio)")
+    require_peer(kamailio_binary() is not None, "kamailio (Debian package kamailio)")
     pg = PrivatePostgres()
     nodes: list[Any] = []
     edge = None

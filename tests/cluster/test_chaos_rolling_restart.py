@@ -21,6 +21,7 @@ import pytest
 from tests.cluster.chaos import call_records, create_agents, lease_overlaps, routing_events
 from tests.cluster.edge import Kamailio, kamailio_binary, start_callers, start_cluster, wait_for
 from tests.cluster.routing import routing_owner
+from tests.conftest import require_peer
 from tests.voice.conftest import Api
 from tests.voice.peers import SippAgentPhone, kill_group
 
@@ -37,8 +38,7 @@ AGENTS = 10
 def test_rolling_restart_under_calls_drops_none(
     tmp_path: Path, cluster_db: str, nats_url: str, stream_name: str
 ) -> None:
-    if kamailio_binary() is None:
-        pytest.skip("kamailio is not installed (Debian package kamailio)")
+    require_peer(kamailio_binary() is not None, "kamailio (Debian package kamailio)")
     # A node just restarted loads its API in a thread for up to a minute on this shared
     # 2-core machine (load average 15-20 measured), and its loop stalls for seconds at a
     # time: the 4 s dead_after of the other cluster tests took it for dead, and a 1 s

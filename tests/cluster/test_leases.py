@@ -15,13 +15,12 @@ from cloudcc.cluster.routing import decode, decode_error, encode, encode_error
 from cloudcc.routing.events import Offer
 from cloudcc.routing.exceptions import IllegalTransition, NotOffered
 from cloudcc.routing.model import Channel, Presence
-from tests.conftest import PG_ADMIN_DSN, pg_available
+from tests.conftest import PG_ADMIN_DSN, require_postgres
 
 
 @pytest.fixture
 def dsn() -> str:
-    if not pg_available():
-        pytest.skip("PostgreSQL is not reachable")
+    require_postgres()
     return PG_ADMIN_DSN
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cloudcc.web.serve import STATIC_DIR
-from tests.conftest import LiveNode
+from tests.conftest import LiveNode, require_peer
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
@@ -32,10 +32,8 @@ CHROMIUM_ARGS = [
 
 
 def require_build() -> None:
-    if not (STATIC_DIR / "index.html").is_file():
-        pytest.skip("the web app is not built: ./dev test builds it (npm ci, npm run build)")
-    if not AXE.is_file():
-        pytest.skip("web/node_modules is missing: ./dev test installs it (npm ci)")
+    require_peer((STATIC_DIR / "index.html").is_file(), "the built web app (npm run build)")
+    require_peer(AXE.is_file(), "web/node_modules (npm ci)")
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +50,7 @@ def web_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     require_build()
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (./dev setup test installs it)")
+    require_peer(Path(CHROMIUM).exists(), "Debian's chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

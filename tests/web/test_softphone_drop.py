@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from cloudcc.media.testing import sine
-from tests.conftest import LiveNode, free_port
+from tests.conftest import LiveNode, free_port, require_peer
 from tests.voice.conftest import Api
 from tests.voice.peers import (
     Baresip,
@@ -85,8 +85,7 @@ def api(node: LiveNode) -> Iterator[Api]:
 def toned_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Chromium whose fake microphone plays a tone (looped from a WAV file)."""
     require_build()
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (./dev setup test installs it)")
+    require_peer(Path(CHROMIUM).exists(), "Debian's chromium")
     from playwright.sync_api import sync_playwright
 
     wav = write_wav(tmp_path_factory.mktemp("mic") / "mic.wav", sine(AGENT_TONE, 10.0, -12.0))
@@ -191,8 +190,8 @@ class _Loop:
 
 
 def test_a_call_survives_a_network_drop_by_an_ice_restart(node, api, toned_browser, tmp_path):
-    if subprocess.run(["iptables", "-L", "INPUT", "-n"], capture_output=True).returncode:
-        pytest.skip("iptables is not usable here (the test drops the leg's UDP with it)")
+    usable = not subprocess.run(["iptables", "-L", "INPUT", "-n"], capture_output=True).returncode
+    require_peer(usable, "a usable iptables (the test drops the leg's UDP with it; root)")
     page = _softphone_page(toned_browser, node, "1003")
     bg = _Loop()
     caller = bg.run(Baresip(tmp_path / "caller", user="customer", tone_hz=CALLER_TONE).start())

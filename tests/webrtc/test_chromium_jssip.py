@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from cloudcc.media.testing import rms_dbfs
-from tests.conftest import LiveNode, free_port
+from tests.conftest import LiveNode, free_port, require_peer
 from tests.voice.conftest import Api
 from tests.voice.peers import kill_group, read_wav, start_sipp_call
 
@@ -44,8 +44,8 @@ def _jssip_bundle() -> Path:
     if bundle.exists():
         return bundle
     npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is needed to fetch JsSIP")
+    require_peer(npm is not None, "npm (to fetch JsSIP)")
+    assert npm is not None
     build = cache / "jssip-build"
     build.mkdir(parents=True, exist_ok=True)
     subprocess.run([npm, "install", "--no-save", "--prefix", str(build),
@@ -60,8 +60,7 @@ def _jssip_bundle() -> Path:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[str]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
+    require_peer(Path(CHROMIUM).exists(), "Debian's chromium")
     root = tmp_path / "site"
     root.mkdir()
     shutil.copy(PAGE, root / "softphone.html")
