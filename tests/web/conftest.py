@@ -14,7 +14,7 @@ from tests.conftest import LiveNode, require_peer
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
-ARTIFACTS = Path(os.environ.get("CLOUDCC_ARTIFACTS", ROOT / "build" / "artifacts")) / "web"
+ARTIFACTS = Path(os.environ.get("CCTEST_ARTIFACTS", ROOT / "build" / "artifacts")) / "web"
 CHROMIUM = "/usr/bin/chromium"
 # TOOLS.md §9: the flags that make Debian's browser run headless here, with fake media devices.
 CHROMIUM_ARGS = [
